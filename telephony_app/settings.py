@@ -1,0 +1,214 @@
+"""Settings from the environment, with safe embedded defaults.
+
+With no environment at all the product runs on SQLite, a filesystem Celery broker and
+file-based coordination (locks, rate limiter), so a newcomer needs no servers. With
+``DATABASE_URL`` (PostgreSQL, psycopg 3) and ``REDIS_URL`` it runs as in production.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("APP_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+# development | test | production. Production refuses unsafe defaults at start-up.
+APP_ENV = env_str("APP_ENV", "development")
+if APP_ENV not in {"development", "test", "production"}:
+    raise ImproperlyConfigured(f"APP_ENV must be development, test or production, got {APP_ENV!r}")
+IS_PRODUCTION = APP_ENV == "production"
+
+_DEV_SECRET_KEY = "dev-insecure-secret-key-do-not-use-in-production"
+SECRET_KEY = env_str("SECRET_KEY", _DEV_SECRET_KEY)
+DEBUG = env_bool("DEBUG", default=not IS_PRODUCTION)
+
+APP_BASE_URL = env_str("APP_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver,app.test")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+
+# --- Bitrix24 ---------------------------------------------------------------------------
+BITRIX24_CLIENT_ID = env_str("BITRIX24_CLIENT_ID", "local.sandbox-app" if not IS_PRODUCTION else "")
+BITRIX24_CLIENT_SECRET = env_str(
+    "BITRIX24_CLIENT_SECRET", "sandbox-client-secret" if not IS_PRODUCTION else ""
+)
+BITRIX24_OAUTH_SERVER = env_str("BITRIX24_OAUTH_SERVER", "https://oauth.bitrix.info").rstrip("/")
+# OAuth hosts that may receive our client_secret. A portal's server_endpoint outside this list
+# is never trusted: an attacker-controlled install POST could otherwise name any host.
+BITRIX24_OAUTH_HOSTS = env_list("BITRIX24_OAUTH_HOSTS", "oauth.bitrix.info,oauth.bitrix24.tech")
+BITRIX24_ALLOW_HTTP = env_bool("BITRIX24_ALLOW_HTTP", default=False)
+BITRIX24_APP_SCOPES = env_list("BITRIX24_APP_SCOPES", "telephony,crm,user_basic,placement")
+BITRIX24_HTTP_TIMEOUT = float(env_str("BITRIX24_HTTP_TIMEOUT", "15"))
+# Head-room under Bitrix24's own leaky bucket: other apps and browsers share the portal's budget.
+BITRIX24_RATE_HEADROOM = float(env_str("BITRIX24_RATE_HEADROOM", "0.8"))
+BITRIX24_REST_LOG_DAYS = env_int("BITRIX24_REST_LOG_DAYS", 7)
+
+# --- Secrets at rest -----------------------------------------------------------------------
+# Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
+TOKEN_ENCRYPTION_KEYS = env_list("TOKEN_ENCRYPTION_KEYS", "")
+if not TOKEN_ENCRYPTION_KEYS and not IS_PRODUCTION:
+    # A fixed development key: anything encrypted with it is worthless outside a dev box.
+    TOKEN_ENCRYPTION_KEYS = ["ZGV2LW9ubHktdG9rZW4ta2V5LTMyLWJ5dGVzLWxvbmc="]
+
+if IS_PRODUCTION:
+    _problems = []
+    if DEBUG:
+        _problems.append("DEBUG must be off")
+    if SECRET_KEY == _DEV_SECRET_KEY or len(SECRET_KEY) < 32:
+        _problems.append("SECRET_KEY must be set to a long random value")
+    if not TOKEN_ENCRYPTION_KEYS:
+        _problems.append("TOKEN_ENCRYPTION_KEYS must be set")
+    if not BITRIX24_CLIENT_ID or not BITRIX24_CLIENT_SECRET:
+        _problems.append("BITRIX24_CLIENT_ID and BITRIX24_CLIENT_SECRET must be set")
+    if BITRIX24_ALLOW_HTTP:
+        _problems.append("BITRIX24_ALLOW_HTTP must be off")
+    if _problems:
+        raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(_problems))
+
+# --- Django ----------------------------------------------------------------------------------
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "portals",
+    "calls",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+]
+
+ROOT_URLCONF = "telephony_app.urls"
+WSGI_APPLICATION = "telephony_app.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env_str("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": VAR_DIR / "db.sqlite3",
+            # The worker is a separate process; a file test DB lets it see what the test wrote.
+            "TEST": {"NAME": str(VAR_DIR / "test_db.sqlite3")},
+            "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
+        }
+    }
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env_str("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
+    }
+# Cross-process coordination (distributed locks, per-portal rate limiter): Redis when
+# configured, otherwise file locks under var/ (one machine, many processes).
+COORDINATION_URL = REDIS_URL or f"file://{VAR_DIR / 'coord'}"
+
+LANGUAGE_CODE = "ru"
+LANGUAGES = [("ru", "Русский"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+TIME_ZONE = "UTC"
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# Bitrix24 frames our pages; framing protection is applied per view (frame-ancestors).
+X_FRAME_OPTIONS = "SAMEORIGIN"
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+if IS_PRODUCTION:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000)
+
+# PBX recordings may be uploaded raw; the view streams them, Django must not buffer 2.5 MB caps.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+RECORDINGS_DIR = Path(env_str("RECORDINGS_DIR", str(VAR_DIR / "recordings")))
+RECORDING_MAX_BYTES = env_int("RECORDING_MAX_BYTES", 500 * 1024 * 1024)
+# Recording URLs on private/loopback addresses are refused unless this is on (sandbox, tests).
+RECORDINGS_ALLOW_PRIVATE_HOSTS = env_bool("RECORDINGS_ALLOW_PRIVATE_HOSTS", False)
+
+REST_FRAMEWORK = {
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "PBX API",
+    "DESCRIPTION": "How a PBX or contact centre talks to the Bitrix24 connector (version 1).",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# --- Celery ------------------------------------------------------------------------------------
+if REDIS_URL:
+    CELERY_BROKER_URL = REDIS_URL
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+else:
+    _broker_dir = VAR_DIR / "broker"
+    _broker_dir.mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(_broker_dir),
+        "data_folder_out": str(_broker_dir),
+        "store_processed": False,
+    }
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", CELERY_BROKER_URL)
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BEAT_SCHEDULE: dict = {}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"redact": {"()": "b24client.redact.RedactingFilter"}},
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # urllib3 logs full URLs, and Bitrix24's OAuth GET carries secrets in the query string.
+    "loggers": {"urllib3": {"level": "WARNING"}, "requests_oauthlib": {"level": "WARNING"}},
+}
