@@ -1,0 +1,1 @@
+"""Framework-free Bitrix24 REST client (see docs/architecture.md)."""
