@@ -1,0 +1,25 @@
+# Production image: the Django app (gunicorn), the Celery worker and beat all run from it.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    APP_ENV=production \
+    APP_VAR_DIR=/var/lib/telephony
+
+WORKDIR /app
+COPY requirements.txt ./
+RUN pip install -r requirements.txt
+
+COPY . .
+# collectstatic needs settings to load; production checks are satisfied by throw-away values
+# for this one build step only (nothing is encrypted or signed during it).
+RUN APP_ENV=development python manage.py collectstatic --no-input \
+    && useradd --system --home /app telephony \
+    && mkdir -p /var/lib/telephony \
+    && chown telephony /var/lib/telephony
+
+USER telephony
+EXPOSE 8000
+CMD ["gunicorn", "telephony_app.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60", "--access-logfile", "-"]
