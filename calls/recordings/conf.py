@@ -1,0 +1,40 @@
+"""Recording settings with their defaults in one place (telephony_app.settings may override)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+
+@dataclass(frozen=True)
+class RecordingSettings:
+    work_dir: Path
+    max_bytes: int
+    allow_private_hosts: bool
+    allow_http: bool
+    ffmpeg: str                 # command name or path; "" switches conversion off
+    connect_timeout: float
+    read_timeout: float
+    download_deadline: float    # whole transfer, against a PBX that trickles bytes forever
+    max_redirects: int
+    convert_timeout: float
+    upload_timeout: float
+
+
+def recording_settings() -> RecordingSettings:
+    allow_private = bool(getattr(settings, "RECORDINGS_ALLOW_PRIVATE_HOSTS", False))
+    return RecordingSettings(
+        work_dir=Path(settings.RECORDINGS_DIR),
+        max_bytes=int(settings.RECORDING_MAX_BYTES),
+        allow_private_hosts=allow_private,
+        allow_http=bool(getattr(settings, "RECORDINGS_ALLOW_HTTP", allow_private)),
+        ffmpeg=str(getattr(settings, "RECORDINGS_FFMPEG", "ffmpeg")),
+        connect_timeout=float(getattr(settings, "RECORDING_CONNECT_TIMEOUT", 10)),
+        read_timeout=float(getattr(settings, "RECORDING_READ_TIMEOUT", 60)),
+        download_deadline=float(getattr(settings, "RECORDING_DOWNLOAD_DEADLINE", 1800)),
+        max_redirects=int(getattr(settings, "RECORDING_MAX_REDIRECTS", 3)),
+        convert_timeout=float(getattr(settings, "RECORDING_CONVERT_TIMEOUT", 900)),
+        upload_timeout=float(getattr(settings, "RECORDING_UPLOAD_TIMEOUT", 600)),
+    )
