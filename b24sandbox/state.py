@@ -11,14 +11,18 @@ from typing import Any
 
 
 def _new_crm_state() -> Any:
-    from b24sandbox import crm
-
+    try:
+        from b24sandbox import crm
+    except ImportError:  # the CRM module is written separately; a portal still works without it
+        return None
     return crm.CrmState()
 
 
 def _new_telephony_state() -> Any:
-    from b24sandbox import telephony
-
+    try:
+        from b24sandbox import telephony
+    except ImportError:
+        return None
     return telephony.TelephonyState()
 
 
@@ -43,6 +47,11 @@ class User:
     personal_phone: str | None = None
     timeman_status: str = "OPENED"  # OPENED|CLOSED|PAUSED|EXPIRED|UNAVAILABLE|NOT_INSTALLED
     time_zone: str = "Europe/Moscow"
+    user_type: str = "employee"  # employee|extranet|email|bot: user.get returns employees and extranet only
+    gender: str = ""  # M|F|""
+    work_position: str = ""
+    department_ids: tuple[int, ...] = (1,)
+    is_online: bool = False
 
 
 @dataclass
@@ -57,9 +66,20 @@ class Token:
     scope: tuple[str, ...]
     access_expires_at: float
     refresh_expires_at: float
-    access_revoked: bool = False
-    refresh_used: bool = False
+    access_revoked: bool = False  # killed by a refresh (option) or uninstall
+    refresh_used: bool = False  # refresh tokens work once (§1.9)
     revoked: bool = False  # whole chain revoked (uninstall)
+    revoked_reason: str = ""
+
+
+@dataclass
+class AuthCode:
+    code: str
+    member_id: str
+    user_id: int
+    client_id: str
+    expires_at: float
+    used: bool = False
 
 
 @dataclass
@@ -72,16 +92,22 @@ class AppInstall:
     installed: bool = False  # flipped by installFinish; no events before it
     version: int = 1
     installed_by: int | None = None
+    status: str = "F"  # L local, F free, D demo, T trial, P paid
+    payment_expired: bool = False
+    days: int | None = None
+    id: int = 1
 
 
 @dataclass
 class EventBinding:
+    id: int
     event: str  # upper-case
     handler: str
     auth_type: int = 0  # user id whose auth goes in the event, 0 = the installing/acting user
     event_type: str = "online"
     client_id: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    bound_by: int | None = None  # non-admins see only their own bindings in event.get
 
 
 @dataclass
@@ -92,6 +118,9 @@ class PlacementBinding:
     description: str = ""
     client_id: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    user_id: int = 0
+    group_name: str = ""
+    lang_all: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -118,9 +147,9 @@ class Limits:
     updated_at: float = 0.0
     operating_enabled: bool = True
     operating_budget: float = 480.0  # seconds of method time per 10-minute window
-    # method -> list of (bucket_start_minute, seconds)
-    operating_usage: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-    blocked_until: dict[str, float] = field(default_factory=dict)
+    # "<principal>|<method>" -> buckets [minute index, first call time, seconds]
+    operating_usage: dict[str, list[list[float]]] = field(default_factory=dict)
+    durations: dict[str, float] = field(default_factory=dict)  # fake method durations for this portal
 
 
 @dataclass
@@ -139,10 +168,14 @@ class Portal:
     deliveries: list[Delivery] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
     webhooks: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)  # code -> (user_id, scope)
-    renamed_to: str | None = None  # old domains keep a Portal stub that answers 302
+    old_domains: list[str] = field(default_factory=list)  # previous addresses answer 302 to the current one
     deleted: bool = False
     lang: str = "en"
-    protocol: int = 1  # 1 = https
+    country: str = "RU"  # default region for phone numbers without a country code
+    time_zone: str = "Europe/Moscow"
+    event_auth: str | None = None  # per-portal override of Sandbox.event_auth
+    app_is_default_line: bool = True  # ONEXTERNALCALLSTART goes to this app only when it is the default line
+    next_binding_id: int = 1000
 
     def find_user(self, *, user_id: int | None = None, phone_inner: str | None = None) -> User | None:
         if user_id is not None:
@@ -153,15 +186,32 @@ class Portal:
                     return user
         return None
 
+    def add_user(self, name: str, last_name: str = "", **fields: Any) -> User:
+        user_id = int(fields.pop("id", max(self.users, default=0) + 1))
+        email = fields.pop("email", f"{name.lower()}.{last_name.lower() or user_id}@example.com")
+        user = User(id=user_id, name=name, last_name=last_name, email=email, **fields)
+        self.users[user_id] = user
+        return user
+
+    def admin(self) -> User:
+        """The first active administrator (installs the app in the test hooks)."""
+        for user in sorted(self.users.values(), key=lambda u: u.id):
+            if user.is_admin and user.active:
+                return user
+        raise LookupError(f"portal {self.domain} has no active administrator")
+
     def cards_visible(self, call_id: str) -> set[int]:
         """Users who currently see the call card for ``call_id`` (delegates to the telephony module)."""
         from b24sandbox import telephony
 
+        visible = getattr(telephony, "cards_visible", None)
+        if visible is not None:
+            return set(visible(self, call_id))
         snap = telephony.snapshot(self)
+        cards = snap.get("visible_cards", snap.get("cards", {}))
+        if isinstance(cards, dict):
+            return {int(u) for u in cards.get(call_id, [])}
         for call in snap.get("calls", []):
-            if call.get("call_id") == call_id:
+            if call.get("call_id", call.get("CALL_ID")) == call_id:
                 return {int(u) for u in call.get("visible_to", call.get("cards_visible", []))}
-        visible = snap.get("visible_cards", snap.get("cards", {}))
-        if isinstance(visible, dict):
-            return {int(u) for u in visible.get(call_id, [])}
         return set()
