@@ -165,6 +165,16 @@ RECORDINGS_DIR = Path(env_str("RECORDINGS_DIR", str(VAR_DIR / "recordings")))
 RECORDING_MAX_BYTES = env_int("RECORDING_MAX_BYTES", 500 * 1024 * 1024)
 # Recording URLs on private/loopback addresses are refused unless this is on (sandbox, tests).
 RECORDINGS_ALLOW_PRIVATE_HOSTS = env_bool("RECORDINGS_ALLOW_PRIVATE_HOSTS", False)
+# Private ranges allowed even with the flag off (an on-premise PBX on a known subnet), CIDRs.
+RECORDINGS_ALLOWED_PRIVATE_NETWORKS = env_list("RECORDINGS_ALLOWED_PRIVATE_NETWORKS", "")
+# Plain-http recording URLs would expose the PBX credentials; allowed with private hosts (sandbox).
+RECORDINGS_ALLOW_HTTP = env_bool("RECORDINGS_ALLOW_HTTP", RECORDINGS_ALLOW_PRIVATE_HOSTS)
+# ffmpeg converts non-wav/mp3 recordings; a command name or path, "" switches conversion off.
+RECORDINGS_FFMPEG = env_str("RECORDINGS_FFMPEG", "ffmpeg")
+RECORDING_CONNECT_TIMEOUT = float(env_str("RECORDING_CONNECT_TIMEOUT", "10"))
+RECORDING_READ_TIMEOUT = float(env_str("RECORDING_READ_TIMEOUT", "60"))
+RECORDING_DOWNLOAD_DEADLINE = float(env_str("RECORDING_DOWNLOAD_DEADLINE", "1800"))
+RECORDING_UPLOAD_TIMEOUT = float(env_str("RECORDING_UPLOAD_TIMEOUT", "600"))
 
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

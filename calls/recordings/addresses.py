@@ -77,8 +77,18 @@ def address_is_public(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def pick_address(host: str, port: int, *, allow_private: bool, resolver: Resolver) -> str:
-    """Resolve once and return the address to connect to, or refuse."""
+def _in_networks(address: str, networks: Iterable[str]) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)
+
+
+def pick_address(host: str, port: int, *, allow_private: bool, resolver: Resolver,
+                 private_networks: Iterable[str] = ()) -> str:
+    """Resolve once and return the address to connect to, or refuse.
+
+    ``private_networks`` are non-public ranges allowed anyway (an on-premise PBX on a known
+    subnet) without opening every private address.
+    """
     host = normalise_host(host)
     if _is_ip_literal(host):
         addresses = [host]
@@ -92,7 +102,7 @@ def pick_address(host: str, port: int, *, allow_private: bool, resolver: Resolve
     if not allow_private:
         # Every answer must be public: refusing only the chosen one would let a mixed answer
         # through on a different resolver order next time.
-        bad = [a for a in addresses if not address_is_public(a)]
+        bad = [a for a in addresses if not address_is_public(a) and not _in_networks(a, private_networks)]
         if bad:
             raise SourceRefused(
                 f"recording host {host} resolves to a non-public address ({bad[0]}); refused"

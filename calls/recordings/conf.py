@@ -14,6 +14,7 @@ class RecordingSettings:
     max_bytes: int
     allow_private_hosts: bool
     allow_http: bool
+    private_networks: tuple[str, ...]   # CIDRs allowed even when private hosts are off
     ffmpeg: str                 # command name or path; "" switches conversion off
     connect_timeout: float
     read_timeout: float
@@ -30,6 +31,7 @@ def recording_settings() -> RecordingSettings:
         max_bytes=int(settings.RECORDING_MAX_BYTES),
         allow_private_hosts=allow_private,
         allow_http=bool(getattr(settings, "RECORDINGS_ALLOW_HTTP", allow_private)),
+        private_networks=tuple(getattr(settings, "RECORDINGS_ALLOWED_PRIVATE_NETWORKS", ())),
         ffmpeg=str(getattr(settings, "RECORDINGS_FFMPEG", "ffmpeg")),
         connect_timeout=float(getattr(settings, "RECORDING_CONNECT_TIMEOUT", 10)),
         read_timeout=float(getattr(settings, "RECORDING_READ_TIMEOUT", 60)),

@@ -51,6 +51,7 @@ class FetchLimits:
     read_timeout: float = 60.0
     deadline: float = 1800.0
     max_redirects: int = 3
+    private_networks: tuple[str, ...] = ()
     ca_certs: str = field(default_factory=certifi.where)
 
 
@@ -140,7 +141,8 @@ def _same_origin(a: SplitResult, b: SplitResult) -> bool:
 def _open(url: SplitResult, policy: FetchPolicy | None, limits: FetchLimits, resolver: Resolver):
     host = url.hostname or ""
     port = url.port or DEFAULT_PORTS[url.scheme]
-    address = pick_address(host, port, allow_private=limits.allow_private, resolver=resolver)
+    address = pick_address(host, port, allow_private=limits.allow_private, resolver=resolver,
+                           private_networks=limits.private_networks)
     timeout = urllib3.Timeout(connect=limits.connect_timeout, read=limits.read_timeout)
     if url.scheme == "https":
         pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(

@@ -65,6 +65,7 @@ def fetch_limits(conf: RecordingSettings) -> FetchLimits:
         max_bytes=conf.max_bytes, allow_private=conf.allow_private_hosts, allow_http=conf.allow_http,
         connect_timeout=conf.connect_timeout, read_timeout=conf.read_timeout,
         deadline=conf.download_deadline, max_redirects=conf.max_redirects,
+        private_networks=conf.private_networks,
     )
 
 
