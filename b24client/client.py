@@ -1,0 +1,404 @@
+"""``Bitrix24Client``: one portal's REST calls with refresh, rename, limits and recording built in.
+
+Every HTTP request goes ``POST {client_endpoint}{method}`` with a JSON body carrying ``auth`` (never the
+URL, so tokens stay out of access logs). Before each request the portal's shared leaky bucket is asked
+for a slot; a short wait is slept inline, a long one becomes ``RateLimited`` so a Celery task can retry
+later without holding a worker.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from . import coordination, errors, phparray, redact
+from .credentials import Credentials, TokenStore
+from .envelope import BatchResult, RestResult
+from .oauth import OAuthApp
+from .transport import Recorder, check_scheme, default_session, json_or_none, record
+
+logger = logging.getLogger("b24client")
+
+MAX_BATCH = 50
+MAX_REDIRECTS = 3
+DEFAULT_LIMITS = (40.0, 2.0)  # head-room below Bitrix24's 50 / 2 per second (shared with browsers, other apps)
+DEFAULT_METHOD_BLOCK_S = 600.0  # OPERATION_TIME_LIMIT without a known reset time: the documented 10 minutes
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_METHOD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
+_BATCH_KEY = re.compile(r"^[A-Za-z0-9_\-.]+$")
+
+Command = tuple[str, Mapping[str, Any] | None]
+Commands = Mapping[Any, Command] | Sequence[Command]
+RedirectPolicy = Callable[[str, str], bool]
+
+
+def _is_ip_or_local(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        return "." not in host or host == "localhost" or host.endswith(".localhost")
+
+
+def default_redirect_policy(old_endpoint: str, new_endpoint: str) -> bool:
+    """A rename moves a portal to another DNS name (a new ``*.bitrix24.*`` name or a custom domain).
+    IP literals and single-label hosts are only accepted when they are the host we already talk to
+    (the sandbox's path-based portals), so a redirect cannot steer our token to an internal address."""
+    old, new = urlsplit(old_endpoint), urlsplit(new_endpoint)
+    new_host = (new.hostname or "").lower()
+    if not new_host or new.username or new.password:
+        return False
+    if _is_ip_or_local(new_host):
+        return new.netloc.lower() == old.netloc.lower()
+    return True
+
+
+class Bitrix24Client:
+    def __init__(
+        self,
+        store: TokenStore,
+        oauth: OAuthApp | None = None,
+        limiter: coordination.Coordination | None = None,
+        limits: tuple[float, float] = DEFAULT_LIMITS,
+        session: requests.Session | None = None,
+        recorder: Recorder | None = None,
+        timeout: float | tuple[float, float] = 15,
+        max_inline_wait: float = 2.0,
+        allow_http: bool = False,
+        redirect_policy: RedirectPolicy = default_redirect_policy,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        capacity, drain = limits
+        if capacity < 1 or drain <= 0:
+            raise ValueError(f"limits must be (capacity >= 1, drain_per_s > 0); got {limits!r}")
+        self.store = store
+        self.oauth = oauth
+        # Without a shared backend the limits and method blocks still hold within this process.
+        self.limiter = limiter if limiter is not None else coordination.MemoryBackend()
+        self.capacity, self.drain = float(capacity), float(drain)
+        self.session = session or default_session()
+        self.recorder = recorder
+        self.timeout = timeout
+        self.max_inline_wait = max_inline_wait
+        self.allow_http = allow_http
+        self.redirect_policy = redirect_policy
+        self._sleep = sleep
+        self._reset_at: dict[str, float] = {}  # method (lower) → last seen time.operating_reset_at
+
+    @property
+    def member_id(self) -> str:
+        return self.store.member_id
+
+    # ------------------------------------------------------------------------------------- public API
+
+    def call(self, method: str, params: Mapping[str, Any] | None = None) -> RestResult:
+        _check_method(method)
+        self._raise_if_blocked(method)
+        return RestResult.from_payload(self._request(method, _params(params)))
+
+    def batch(self, commands: Commands, halt: bool = False) -> BatchResult:
+        """Up to 50 commands in one HTTP request. ``commands`` is ``{key: (method, params)}`` or a list of
+        ``(method, params)`` (keys are then 0..n-1). Params may hold ``$result[key][...]`` references.
+        Per-command failures come back in ``BatchResult.errors``; only whole-request failures raise."""
+        items = _normalise(commands)
+        if len(items) > MAX_BATCH:
+            raise ValueError(f"a batch holds at most {MAX_BATCH} commands, got {len(items)}; use batch_many")
+        return self._batch(items, halt)
+
+    def batch_many(self, commands: Commands, halt: bool = False) -> BatchResult:
+        """Any number of commands, sent 50 per request in order. A ``$result[...]`` reference must point
+        into its own chunk. With ``halt`` the first failing chunk stops the rest. If a later request fails
+        as a whole, the raised error carries ``partial_result`` with what already ran."""
+        items = _normalise(commands)
+        chunks = [items[i:i + MAX_BATCH] for i in range(0, len(items), MAX_BATCH)]
+        _check_references_stay_in_chunk(chunks)
+        merged = BatchResult()
+        for chunk in chunks:
+            try:
+                part = self._batch(chunk, halt)
+            except errors.Bitrix24Error as exc:
+                exc.partial_result = merged  # type: ignore[attr-defined]
+                raise
+            merged = merged.merged(part)
+            if halt and part.errors:
+                break
+        return merged
+
+    def list_all(self, method: str, params: Mapping[str, Any] | None = None) -> Iterator[Any]:
+        """Every item of a list method, page by page (50 each), following ``next``."""
+        _check_method(method)
+        base = _params(params)
+        start = base.pop("start", 0)
+        while True:
+            page = self.call(method, {**base, "start": start})
+            items = _page_items(page.result)
+            yield from items
+            if page.next is None or not items:
+                return
+            if _as_int(page.next) <= _as_int(start):
+                raise errors.InvalidRequest("PAGINATION_STUCK", f"next={page.next} after start={start}",
+                                            method=method)
+            start = page.next
+
+    # ---------------------------------------------------------------------------------------- batching
+
+    def _batch(self, items: list[tuple[Any, str, dict]], halt: bool) -> BatchResult:
+        methods = {key: m for key, m, _ in items}
+        local_errors: dict[Any, errors.Bitrix24Error] = {}
+        cmd: dict[str, str] = {}
+        for key, method, params in items:
+            until = self.limiter.blocked_until(self._block_key(method))
+            if until is not None:
+                local_errors[key] = errors.MethodBlocked(method, until, description="blocked locally; not sent")
+                if halt:
+                    break
+                continue
+            query = phparray.build_query(params, keep_batch_references=True)
+            cmd[str(key)] = f"{method}?{query}" if query else method
+        if not cmd:
+            return BatchResult(errors=local_errors)
+        payload = self._request("batch", {"cmd": cmd, "halt": 1 if halt else 0})
+        result = BatchResult.from_payload(payload, [k for k, _, _ in items], methods)
+        for key, exc in list(result.errors.items()):
+            if isinstance(exc, errors.MethodBlocked):
+                result.errors[key] = self._block_method(methods[key], exc.payload, exc.status)
+            elif isinstance(exc, errors.RateLimited):
+                self.limiter.fill(self._bucket_key(), self.capacity)
+        if local_errors:
+            result = replace(result, errors={**result.errors, **local_errors})
+        return result
+
+    # ------------------------------------------------------------------------------------ the request
+
+    def _request(self, method: str, params: dict[str, Any]) -> Any:
+        creds = self.store.load()
+        refreshed = False
+        visited = {creds.client_endpoint}
+        while True:
+            check_scheme(creds.client_endpoint, self.allow_http)
+            self._throttle(method)
+            status, payload, location = self._post(creds, method, params)
+
+            if status in _REDIRECT_STATUSES:
+                new_endpoint = self._redirect_target(creds.client_endpoint, method, location)
+                if new_endpoint in visited or len(visited) > MAX_REDIRECTS:
+                    raise errors.Transient("REDIRECT_LOOP", f"portal redirects keep moving ({new_endpoint})",
+                                           status, None, method)
+                visited.add(new_endpoint)
+                logger.info("portal %s moved to %s", self.member_id, new_endpoint)
+                self.store.endpoint_changed(new_endpoint)
+                creds = replace(creds, client_endpoint=new_endpoint)
+                continue
+
+            if status < 300 and isinstance(payload, Mapping) and payload.get("error") is None:
+                self._note_operating(method, payload)
+                return payload
+
+            exc = self._error(method, status, payload)
+            if isinstance(exc, errors.TokenExpired) and not refreshed and self.oauth is not None:
+                refreshed = True
+                creds = self._refresh(creds)
+                continue
+            if isinstance(exc, errors.TokenDead):
+                self.store.mark_dead(exc.code or exc.description)
+            raise exc
+
+    def _post(self, creds: Credentials, method: str, params: dict[str, Any]) -> tuple[int, Any, str | None]:
+        url = f"{creds.client_endpoint}{method}"
+        body = {**params, "auth": creds.access_token}
+        entry: dict[str, Any] = {
+            "member_id": self.member_id, "method": method, "url": redact.redact_url(url),
+            "request": redact.redact(body), "status": None, "response": None, "duration_ms": None, "error": None,
+        }
+        started = time.monotonic()
+        try:
+            resp = self.session.post(
+                url, data=json.dumps(body, default=str, ensure_ascii=False).encode("utf-8"),
+                headers={"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"},
+                timeout=self.timeout, allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            entry.update(error=f"{type(exc).__name__}", duration_ms=_ms(started))
+            record(self.recorder, entry)
+            raise errors.Transient("CONNECTION_ERROR", f"{type(exc).__name__}: {redact.redact_text(str(exc))}",
+                                   None, None, method) from exc
+        payload = json_or_none(resp)
+        entry.update(status=resp.status_code, duration_ms=_ms(started))
+        if payload is not None:
+            entry["response"] = redact.redact(payload)
+            if isinstance(payload, Mapping) and payload.get("error") is not None:
+                entry["error"] = str(payload.get("error")) or str(payload.get("error_description", ""))[:200]
+        else:
+            entry["response"] = redact.redact_text(resp.text[:2000])
+        if entry["error"] is None and resp.status_code >= 400:
+            entry["error"] = f"HTTP {resp.status_code}"
+        record(self.recorder, entry)
+        return resp.status_code, payload, resp.headers.get("Location")
+
+    def _redirect_target(self, old_endpoint: str, method: str, location: str | None) -> str:
+        """The new ``client_endpoint`` from a rename redirect, or an error if the target is not a REST
+        endpoint of the same shape (``…/rest/{method}``)."""
+        if not location:
+            raise errors.Transient("REDIRECT_WITHOUT_LOCATION", "redirect without Location", method=method)
+        target = urlsplit(urljoin(f"{old_endpoint}{method}", location))
+        idx = target.path.rfind("/rest/")
+        tail = target.path[idx + len("/rest/"):] if idx >= 0 else None
+        if tail is None or tail.lower() not in ("", method.lower()):
+            raise errors.InvalidRequest("UNSAFE_REDIRECT", f"redirect to a non-REST path {target.path!r}",
+                                        method=method)
+        new_endpoint = f"{target.scheme}://{target.netloc}{target.path[:idx]}/rest/"
+        check_scheme(new_endpoint, self.allow_http)
+        if not self.redirect_policy(old_endpoint, new_endpoint):
+            raise errors.InvalidRequest("UNSAFE_REDIRECT", f"refusing redirect to {target.netloc!r}", method=method)
+        return new_endpoint
+
+    def _refresh(self, creds: Credentials) -> Credentials:
+        assert self.oauth is not None
+        try:
+            return self.store.refresh(creds, self.oauth.refresh)
+        except errors.TokenDead as exc:
+            self.store.mark_dead(exc.code or exc.description)
+            raise
+
+    # ---------------------------------------------------------------------------------------- limits
+
+    def _bucket_key(self) -> str:
+        return self.member_id
+
+    def _block_key(self, method: str) -> str:
+        return f"{self.member_id}:{method.lower()}"  # method names are case-insensitive in Bitrix24
+
+    def _throttle(self, method: str) -> None:
+        deadline = time.monotonic() + self.max_inline_wait
+        while True:
+            wait = self.limiter.acquire(self._bucket_key(), self.capacity, self.drain, 1)
+            if wait <= 0:
+                return
+            if time.monotonic() + wait > deadline:
+                raise errors.RateLimited(wait, "LOCAL_RATE_LIMIT", f"portal request budget spent; retry in {wait:.2f}s",
+                                         method=method)
+            self._sleep(wait)
+
+    def _raise_if_blocked(self, method: str) -> None:
+        until = self.limiter.blocked_until(self._block_key(method))
+        if until is not None:
+            raise errors.MethodBlocked(method, until, description="method is over its operating-time limit")
+
+    def _note_operating(self, method: str, payload: Mapping[str, Any]) -> None:
+        reset_at = RestResult.from_payload(payload).operating_reset_at
+        if reset_at:
+            self._reset_at[method.lower()] = reset_at
+
+    def _block_method(self, method: str, payload: Any, status: int | None) -> errors.MethodBlocked:
+        now = time.time()
+        reset_at = None
+        if isinstance(payload, Mapping) and isinstance(payload.get("time"), Mapping):
+            reset_at = RestResult.from_payload(payload).operating_reset_at
+        if not reset_at or reset_at <= now:
+            reset_at = self._reset_at.get(method.lower())
+        until = reset_at if reset_at and reset_at > now else now + DEFAULT_METHOD_BLOCK_S
+        self.limiter.block(self._block_key(method), until)
+        desc = payload.get("error_description", "") if isinstance(payload, Mapping) else ""
+        return errors.MethodBlocked(method, until, "OPERATION_TIME_LIMIT", str(desc or ""), status,
+                                    payload if isinstance(payload, Mapping) else None)
+
+    def _error(self, method: str, status: int, payload: Any) -> errors.Bitrix24Error:
+        body = payload if isinstance(payload, Mapping) else None
+        if body is None and status < 300:
+            return errors.Transient("ERROR_UNEXPECTED_ANSWER", "response is not a JSON object", status, None, method)
+        exc = errors.from_payload(body, status, method, retry_after=max(1.0, 1.0 / self.drain))
+        if isinstance(exc, errors.RateLimited):
+            # Bitrix24's counter is the truth (browsers and other apps on our IP share it).
+            self.limiter.fill(self._bucket_key(), self.capacity)
+        elif isinstance(exc, errors.MethodBlocked):
+            return self._block_method(method, body, status)
+        return exc
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def _ms(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
+
+
+def _as_int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _check_method(method: str) -> None:
+    if not isinstance(method, str) or not _METHOD_NAME.match(method):
+        raise ValueError(f"not a Bitrix24 method name: {method!r}")
+
+
+def _params(params: Mapping[str, Any] | None) -> dict[str, Any]:
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise TypeError(f"params must be a mapping, got {type(params).__name__}")
+    return {k: v for k, v in params.items() if k != "auth"}
+
+
+def _normalise(commands: Commands) -> list[tuple[Any, str, dict]]:
+    if isinstance(commands, Mapping):
+        pairs = list(commands.items())
+    elif isinstance(commands, Sequence) and not isinstance(commands, str):
+        pairs = list(enumerate(commands))
+    else:
+        raise TypeError("commands must be a mapping of key → (method, params) or a list of (method, params)")
+    out: list[tuple[Any, str, dict]] = []
+    seen: set[str] = set()
+    for key, command in pairs:
+        if not (isinstance(key, int) or (isinstance(key, str) and _BATCH_KEY.match(key))):
+            raise ValueError(f"batch key {key!r} must be an int or match {_BATCH_KEY.pattern}")
+        if str(key) in seen:
+            raise ValueError(f"duplicate batch key {key!r}")
+        seen.add(str(key))
+        if isinstance(command, str):
+            method, params = command, None
+        elif isinstance(command, Sequence) and len(command) == 2:
+            method, params = command
+        else:
+            raise ValueError(f"batch command {key!r} must be (method, params)")
+        _check_method(method)
+        if method.lower() == "batch":
+            raise ValueError("nested batch is not allowed by Bitrix24")
+        out.append((key, method, _params(params)))
+    return out
+
+
+def _check_references_stay_in_chunk(chunks: list[list[tuple[Any, str, dict]]]) -> None:
+    for chunk in chunks:
+        own = {str(k) for k, _, _ in chunk}
+        for key, _, params in chunk:
+            for _, value in phparray.encode(params):
+                for ref in phparray.BATCH_REFERENCE.finditer(value):
+                    target = re.match(r"\$\w+\[([^\[\]]*)\]", ref.group(0))
+                    if target and target.group(1) not in own:
+                        raise ValueError(f"command {key!r} references {ref.group(0)!r}, which lands in "
+                                         "another batch request; keep dependent commands within 50")
+
+
+def _page_items(result: Any) -> list:
+    if isinstance(result, list):
+        return result
+    if isinstance(result, Mapping):
+        lists = [v for v in result.values() if isinstance(v, list)]
+        if len(result) == 1 and len(lists) == 1:
+            return lists[0]  # {"items": [...]}, {"tasks": [...]}
+        if result and all(isinstance(v, Mapping) for v in result.values()):
+            return list(result.values())  # keyed by ID
+        return [result] if result else []
+    return [] if result is None else [result]

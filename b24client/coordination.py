@@ -1,0 +1,347 @@
+"""Cross-process coordination: named locks, a leaky-bucket rate limiter and method blocks.
+
+``from_url(url)`` picks the backend:
+
+* ``redis://…`` / ``rediss://…`` — shared by every process on every machine using that Redis.
+  Locks are redis-py ``Lock`` (token + expiry); the bucket is one Lua script using Redis ``TIME`` so all
+  workers share one clock.
+* ``file:///abs/dir`` — shared by every process on one machine. ``fcntl.flock`` on files under ``dir``
+  (released by the kernel when a process dies, so a crash never leaves a stale lock).
+* ``memory://`` — one process only (threads); for tests and for a client built without a limiter.
+
+The bucket mirrors Bitrix24's own algorithm (contract §3.1): each admitted request adds ``cost`` to a
+level that drains by ``drain_per_s``; a request is admitted while ``level + cost <= capacity``.
+``acquire`` returns 0.0 when admitted (and records it) or the seconds to wait (and records nothing).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "b24:"
+
+
+class LockTimeout(TimeoutError):
+    """The lock could not be taken within the wait time."""
+
+
+class Coordination(Protocol):
+    def lock(self, name: str, timeout: float = 30.0, wait: float | None = None) -> contextlib.AbstractContextManager[None]:
+        """Exclusive across processes. ``timeout``: longest hold (Redis expiry); ``wait``: how long to
+        try to acquire (default ``timeout``). Raises ``LockTimeout``."""
+        ...
+
+    def acquire(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float: ...
+    def fill(self, key: str, capacity: float) -> None: ...
+    def block(self, key: str, until: float) -> None: ...
+    def blocked_until(self, key: str) -> float | None: ...
+
+
+def _check_bucket_args(capacity: float, drain_per_s: float, cost: float) -> None:
+    if capacity <= 0 or drain_per_s <= 0:
+        raise ValueError("capacity and drain_per_s must be positive")
+    if cost <= 0 or cost > capacity:
+        raise ValueError(f"cost must be in (0, capacity]; got cost={cost} capacity={capacity}")
+
+
+def leak(level: float, last_ts: float, now: float, drain_per_s: float) -> float:
+    """Bucket level at ``now``; a clock that went backwards drains nothing."""
+    return max(0.0, level - max(0.0, now - last_ts) * drain_per_s)
+
+
+def admit(level: float, last_ts: float, now: float, capacity: float, drain_per_s: float,
+          cost: float) -> tuple[float, float]:
+    """(new_level, wait_seconds): the one algorithm shared by the file and memory backends."""
+    current = leak(level, last_ts, now, drain_per_s)
+    if current + cost <= capacity:
+        return current + cost, 0.0
+    return current, (current + cost - capacity) / drain_per_s
+
+
+# ---------------------------------------------------------------------------------------------- memory
+
+
+class MemoryBackend:
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+        self._buckets: dict[str, tuple[float, float]] = {}
+        self._blocks: dict[str, float] = {}
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float = 30.0, wait: float | None = None) -> Iterator[None]:
+        with self._guard:
+            lk = self._locks.setdefault(name, threading.Lock())
+        if not lk.acquire(timeout=timeout if wait is None else wait):
+            raise LockTimeout(name)
+        try:
+            yield
+        finally:
+            lk.release()
+
+    def acquire(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+        _check_bucket_args(capacity, drain_per_s, cost)
+        with self._guard:
+            now = time.time()
+            level, ts = self._buckets.get(key, (0.0, now))
+            new_level, wait = admit(level, ts, now, capacity, drain_per_s, cost)
+            if wait == 0.0:
+                self._buckets[key] = (new_level, now)
+            return wait
+
+    def fill(self, key: str, capacity: float) -> None:
+        with self._guard:
+            self._buckets[key] = (float(capacity), time.time())
+
+    def block(self, key: str, until: float) -> None:
+        with self._guard:
+            self._blocks[key] = max(until, self._blocks.get(key, 0.0))
+
+    def blocked_until(self, key: str) -> float | None:
+        with self._guard:
+            until = self._blocks.get(key)
+            if until is None or until <= time.time():
+                self._blocks.pop(key, None)
+                return None
+            return until
+
+
+# ------------------------------------------------------------------------------------------------ file
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class FileBackend:
+    """State under one directory; every read-modify-write happens under ``flock`` on the state file."""
+
+    def __init__(self, directory: str | os.PathLike[str], poll_interval: float = 0.005) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.poll_interval = poll_interval
+
+    def _path(self, kind: str, name: str) -> Path:
+        # Readable prefix for humans, hash suffix so distinct names never collide after sanitising.
+        digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:12]
+        return self.dir / f"{kind}-{_UNSAFE.sub('_', name)[:80]}-{digest}"
+
+    @contextlib.contextmanager
+    def _flocked(self, path: Path, wait: float | None) -> Iterator[int]:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if wait is None:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            else:
+                deadline = time.monotonic() + wait
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except OSError as exc:
+                        if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                            raise
+                        if time.monotonic() >= deadline:
+                            raise LockTimeout(str(path.name)) from None
+                        time.sleep(self.poll_interval)
+            try:
+                yield fd
+            finally:
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float = 30.0, wait: float | None = None) -> Iterator[None]:
+        # ``timeout`` (maximum hold) needs no enforcement here: the kernel drops the lock if the holder dies.
+        with self._flocked(self._path("lock", name), timeout if wait is None else wait):
+            yield
+
+    @staticmethod
+    def _read(fd: int) -> dict:
+        os.lseek(fd, 0, os.SEEK_SET)
+        raw = b""
+        while chunk := os.read(fd, 4096):
+            raw += chunk
+        if not raw:
+            return {}
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            logger.warning("coordination state file was corrupt; starting from empty state")
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    @staticmethod
+    def _write(fd: int, data: dict) -> None:
+        raw = json.dumps(data).encode()
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.write(fd, raw)
+
+    def acquire(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+        _check_bucket_args(capacity, drain_per_s, cost)
+        with self._flocked(self._path("bucket", key), None) as fd:
+            state = self._read(fd)
+            now = time.time()
+            new_level, wait = admit(float(state.get("level", 0.0)), float(state.get("ts", now)), now,
+                                    capacity, drain_per_s, cost)
+            if wait == 0.0:
+                self._write(fd, {"level": new_level, "ts": now})
+            return wait
+
+    def fill(self, key: str, capacity: float) -> None:
+        with self._flocked(self._path("bucket", key), None) as fd:
+            self._write(fd, {"level": float(capacity), "ts": time.time()})
+
+    def block(self, key: str, until: float) -> None:
+        with self._flocked(self._path("block", key), None) as fd:
+            current = float(self._read(fd).get("until", 0.0))
+            if until > current:
+                self._write(fd, {"until": until})
+
+    def blocked_until(self, key: str) -> float | None:
+        path = self._path("block", key)
+        if not path.exists():
+            return None
+        with self._flocked(path, None) as fd:
+            until = self._read(fd).get("until")
+        if until is None or float(until) <= time.time():
+            return None
+        return float(until)
+
+
+# ----------------------------------------------------------------------------------------------- redis
+
+# KEYS[1]=bucket ARGV[1]=capacity ARGV[2]=drain_per_s ARGV[3]=cost → wait in microseconds (0 = admitted).
+_ACQUIRE_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local cap, rate, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local s = redis.call('HMGET', KEYS[1], 'level', 'ts')
+local level = tonumber(s[1]) or 0
+local ts = tonumber(s[2]) or now
+local elapsed = now - ts
+if elapsed < 0 then elapsed = 0 end
+level = level - elapsed * rate
+if level < 0 then level = 0 end
+if level + cost <= cap then
+  redis.call('HSET', KEYS[1], 'level', tostring(level + cost), 'ts', tostring(now))
+  redis.call('EXPIRE', KEYS[1], math.ceil(cap / rate) + 1)
+  return 0
+end
+return math.ceil((level + cost - cap) / rate * 1e6)
+"""
+
+_FILL_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+redis.call('HSET', KEYS[1], 'level', ARGV[1], 'ts', tostring(now))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"""
+
+# Keep the later of two blocks; expire the key when the block ends.
+_BLOCK_LUA = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+local untilv = tonumber(ARGV[1])
+if untilv > cur then
+  redis.call('SET', KEYS[1], ARGV[1], 'PXAT', math.ceil(untilv * 1000))
+end
+return 1
+"""
+
+
+class RedisBackend:
+    def __init__(self, client, prefix: str = DEFAULT_PREFIX) -> None:  # client: redis.Redis
+        self.redis = client
+        self.prefix = prefix
+        self._acquire = client.register_script(_ACQUIRE_LUA)
+        self._fill = client.register_script(_FILL_LUA)
+        self._block = client.register_script(_BLOCK_LUA)
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float = 30.0, wait: float | None = None) -> Iterator[None]:
+        from redis.exceptions import LockError
+
+        lk = self.redis.lock(f"{self.prefix}lock:{name}", timeout=timeout,
+                             blocking_timeout=timeout if wait is None else wait, thread_local=False)
+        if not lk.acquire():
+            raise LockTimeout(name)
+        try:
+            yield
+        finally:
+            try:
+                lk.release()
+            except LockError:
+                # Held longer than ``timeout``: someone else may have entered meanwhile. The work is done
+                # and cannot be undone, so say it loudly instead of failing the caller.
+                logger.warning("lock %s expired before release (held > %ss)", name, timeout)
+
+    def acquire(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+        _check_bucket_args(capacity, drain_per_s, cost)
+        wait_us = self._acquire(keys=[f"{self.prefix}rl:{key}"], args=[capacity, drain_per_s, cost])
+        return int(wait_us) / 1e6
+
+    def fill(self, key: str, capacity: float) -> None:
+        # The drain rate is not known here; keep the key long enough for any real drain (>= 0.1/s).
+        self._fill(keys=[f"{self.prefix}rl:{key}"], args=[float(capacity), math.ceil(capacity * 10) + 1])
+
+    def block(self, key: str, until: float) -> None:
+        if until > time.time():
+            self._block(keys=[f"{self.prefix}blk:{key}"], args=[repr(float(until))])
+
+    def blocked_until(self, key: str) -> float | None:
+        raw = self.redis.get(f"{self.prefix}blk:{key}")
+        if raw is None:
+            return None
+        until = float(raw)
+        return until if until > time.time() else None
+
+
+# -------------------------------------------------------------------------------------------- factory
+
+
+_redis_cache: dict[tuple[str, str, int], RedisBackend] = {}
+_redis_cache_guard = threading.Lock()
+
+
+def from_url(url: str, *, prefix: str = DEFAULT_PREFIX) -> Coordination:
+    """``redis://host:port/db`` | ``rediss://…`` | ``file:///abs/dir`` | ``memory://``."""
+    parts = urlsplit(url)
+    if parts.scheme in ("redis", "rediss", "unix"):
+        # One connection pool per process and URL: clients are built per call, pools must not be.
+        key = (url, prefix, os.getpid())
+        with _redis_cache_guard:
+            backend = _redis_cache.get(key)
+            if backend is None:
+                import redis
+
+                backend = _redis_cache[key] = RedisBackend(redis.Redis.from_url(url), prefix=prefix)
+        return backend
+    if parts.scheme == "file":
+        path = unquote(parts.path)
+        if parts.netloc not in ("", "localhost") or not os.path.isabs(path):
+            raise ValueError(f"file coordination URL needs an absolute path: {url!r}")
+        return FileBackend(path)
+    if parts.scheme == "memory":
+        return MemoryBackend()
+    raise ValueError(f"unsupported coordination URL scheme: {url!r}")
+
+
+def seconds_until(until: float) -> float:
+    return max(0.0, math.ceil((until - time.time()) * 1000) / 1000)

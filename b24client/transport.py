@@ -1,0 +1,59 @@
+"""Shared HTTP plumbing: one ``requests.Session`` per process, recorder calls, JSON decoding."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+logger = logging.getLogger("b24client")
+
+USER_AGENT = "telephony-app-b24client/1.0"
+
+Recorder = Callable[[dict[str, Any]], None]
+
+_session: requests.Session | None = None
+_session_pid: int | None = None
+_session_guard = threading.Lock()
+
+
+def default_session() -> requests.Session:
+    """The process-wide session (connection reuse); a forked child gets its own, never the parent's sockets."""
+    global _session, _session_pid
+    with _session_guard:
+        if _session is None or _session_pid != os.getpid():
+            _session = requests.Session()
+            _session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+            _session_pid = os.getpid()
+        return _session
+
+
+def record(recorder: Recorder | None, entry: dict[str, Any]) -> None:
+    """Hand an already-redacted entry to the recorder; a failing recorder never fails the call."""
+    if recorder is None:
+        return
+    try:
+        recorder(entry)
+    except Exception:
+        logger.exception("b24client recorder failed for %s", entry.get("method"))
+
+
+def json_or_none(response: requests.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def check_scheme(url: str, allow_http: bool) -> None:
+    scheme = urlsplit(url).scheme.lower()
+    if scheme == "https" or (allow_http and scheme == "http"):
+        return
+    from .errors import InvalidRequest
+
+    raise InvalidRequest("INSECURE_ENDPOINT", f"refusing non-HTTPS endpoint {url!r}")
