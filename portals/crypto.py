@@ -56,7 +56,13 @@ class EncryptedTextField(models.TextField):
         return decrypt(value)
 
     def get_prep_value(self, value):
+        if isinstance(value, Ciphertext):
+            return str(value)  # already encrypted (key rotation writes ciphertext as is)
         value = super().get_prep_value(value)
         if value is None or value == "":
             return value
         return encrypt(value)
+
+
+class Ciphertext(str):
+    """A value that is already encrypted; EncryptedTextField stores it unchanged."""

@@ -1,3 +1,13 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import views
+
+app_name = "portals"
+
+urlpatterns = [
+    path("bitrix24/install/", views.install, name="install"),
+    path("bitrix24/app/", views.app_page, name="app"),
+    path("bitrix24/events/", views.events, name="events"),
+    path("bitrix24/oauth/start/", views.oauth_start, name="oauth-start"),
+    path("bitrix24/oauth/callback/", views.oauth_callback, name="oauth-callback"),
+]

@@ -211,6 +211,11 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BEAT_SCHEDULE: dict = {}
+# REST request/response log: kept BITRIX24_REST_LOG_DAYS (>= 3, Marketplace rule), then pruned.
+CELERY_BEAT_SCHEDULE["portals-prune-rest-call-log"] = {
+    "task": "portals.tasks.prune_rest_call_log_task",
+    "schedule": 3600.0,
+}
 
 LOGGING = {
     "version": 1,

@@ -1,0 +1,185 @@
+"""Bitrix24 event intake (authenticate, store, hand to a worker) and processing.
+
+Bitrix24 never retries an event (contract §4.2), so the view does only cheap checks, stores the
+event durably and answers 200; the work happens in ``portals.tasks.process_bitrix24_event``.
+"""
+
+from __future__ import annotations
+
+import hmac
+import importlib
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from b24client import phparray, redact
+
+from .errors import EventRejected, InstallRejected
+from .install import offer_from_event_auth, save_install, setup_portal, verify_offer
+from .models import Bitrix24Event, Portal
+from .services import purge_credentials
+
+logger = logging.getLogger(__name__)
+
+INSTALL_EVENTS = frozenset({"ONAPPINSTALL", "ONAPPUPDATE"})
+TELEPHONY_EVENTS = frozenset({"ONEXTERNALCALLSTART", "ONEXTERNALCALLBACKSTART"})
+_AUTH_SECRETS = ("access_token", "refresh_token", "application_token")
+_MAX_BODY = 1024 * 1024
+
+
+def parse_event_body(body: bytes) -> dict[str, Any]:
+    """Form-encoded PHP-array body -> nested dict. Raises EventRejected(400) when it is not an event."""
+    if not body or len(body) > _MAX_BODY:
+        raise EventRejected("empty or oversized body", status=400)
+    try:
+        payload = phparray.parse(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise EventRejected("body is not a form-encoded Bitrix24 event", status=400) from exc
+    event = payload.get("event")
+    auth = payload.get("auth")
+    if not isinstance(event, str) or not event.strip() or not isinstance(auth, dict):
+        raise EventRejected("missing event or auth", status=400)
+    if not isinstance(auth.get("member_id"), str) or not auth["member_id"].strip():
+        raise EventRejected("missing auth[member_id]", status=400)
+    data = payload.get("data")
+    if data is not None and not isinstance(data, dict | list | str):
+        raise EventRejected("malformed data", status=400)
+    payload["event"] = event.strip().upper()
+    return payload
+
+
+def strip_secrets(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as it may be stored: no tokens, whatever Bitrix24 put in it."""
+    clean = dict(payload)
+    auth = dict(clean.get("auth") or {})
+    for key in _AUTH_SECRETS:
+        auth.pop(key, None)
+    clean["auth"] = auth
+    return redact.redact(clean)
+
+
+def authenticate(payload: dict[str, Any]) -> Portal:
+    """Constant-time application_token check against the value stored for auth[member_id]."""
+    auth = payload["auth"]
+    portal = Portal.objects.filter(member_id=auth["member_id"].strip()).first()
+    if portal is None:
+        raise EventRejected("unknown portal", status=401)
+    offered = str(auth.get("application_token") or "")
+    stored = portal.application_token or ""
+    if not offered or not stored or not hmac.compare_digest(offered.encode(), stored.encode()):
+        raise EventRejected("application_token does not match", status=403)
+    return portal
+
+
+def _store(portal: Portal, payload: dict[str, Any]) -> Bitrix24Event:
+    from .tasks import process_bitrix24_event
+
+    event = Bitrix24Event.objects.create(portal=portal, event=payload["event"], payload=strip_secrets(payload))
+    process_bitrix24_event.delay_on_commit(event.pk)
+    return event
+
+
+def accept_event(body: bytes) -> Bitrix24Event:
+    """Everything the event view does. Raises EventRejected; on rejection nothing is stored."""
+    payload = parse_event_body(body)
+    name = payload["event"]
+    auth = payload["auth"]
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+
+    if name in INSTALL_EVENTS and auth.get("access_token"):
+        # Install-class events bring (possibly new) application_token, so they cannot be checked
+        # against the stored one: the access token is verified with the OAuth server instead.
+        try:
+            verified = verify_offer(offer_from_event_auth(auth, data))
+        except InstallRejected as exc:
+            raise EventRejected(str(exc), status=exc.status) from exc
+        with transaction.atomic():
+            outcome = save_install(verified, update=name == "ONAPPUPDATE")
+            return _store(outcome.portal, payload)
+
+    portal = authenticate(payload)
+    with transaction.atomic():
+        if name == "ONAPPUNINSTALL":
+            mark_uninstalled(portal)
+        return _store(portal, payload)
+
+
+def mark_uninstalled(portal: Portal) -> None:
+    """Tokens are purged at once; other data waits for the worker (kept or purged per data[CLEAN])."""
+    now = timezone.now()
+    purge_credentials(portal)
+    Portal.objects.filter(pk=portal.pk).update(
+        status=Portal.Status.UNINSTALLED,
+        dead_reason="uninstalled by the portal",
+        status_changed_at=now,
+        uninstalled_at=now,
+        install_finished=False,
+        application_token="",
+    )
+    logger.info("portal %s (%s) uninstalled; tokens purged", portal.pk, portal.domain)
+
+
+# ------------------------------------------------------------------------------------- processing
+
+
+def _calls_hook(name: str):
+    """A function from calls.services, if the calls app provides it (imported lazily: no hard dependency)."""
+    try:
+        module = importlib.import_module("calls.services")
+    except ImportError:
+        return None
+    return getattr(module, name, None)
+
+
+def purge_portal_data(portal_id: int) -> None:
+    """data[CLEAN]=1: the admin asked to delete the app's data along with it."""
+    Portal.objects.filter(pk=portal_id).update(settings={})
+    Bitrix24Event.objects.filter(portal_id=portal_id).exclude(event="ONAPPUNINSTALL").delete()
+    hook = _calls_hook("purge_portal_data")
+    if hook is not None:
+        hook(portal_id)
+
+
+def process_event(event_id: int) -> str:
+    """Do what an event asks. Returns the final status. Exceptions propagate (the task decides retries)."""
+    with transaction.atomic():
+        event = Bitrix24Event.objects.select_for_update().filter(pk=event_id).first()
+        if event is None or event.status in (Bitrix24Event.Status.DONE, Bitrix24Event.Status.UNHANDLED):
+            return event.status if event else "missing"
+        event.status = Bitrix24Event.Status.PROCESSING
+        event.attempts += 1
+        event.save(update_fields=["status", "attempts"])
+
+    status = Bitrix24Event.Status.DONE
+    if event.event in TELEPHONY_EVENTS:
+        hook = _calls_hook("handle_bitrix24_telephony_event")
+        if hook is None:
+            status = Bitrix24Event.Status.UNHANDLED
+        else:
+            hook(event.pk)
+    elif event.event in INSTALL_EVENTS:
+        portal = Portal.objects.get(pk=event.portal_id)
+        if portal.is_callable:
+            report = setup_portal(portal.pk)
+            if not report.ok:
+                raise RuntimeError(f"event binding failed: {report.failed}")
+    elif event.event == "ONAPPUNINSTALL":
+        data = event.payload.get("data") if isinstance(event.payload.get("data"), dict) else {}
+        portal = Portal.objects.get(pk=event.portal_id)
+        # A reinstall may have happened before this ran; its data belongs to the new install.
+        if str(data.get("CLEAN") or "0") == "1" and portal.status == Portal.Status.UNINSTALLED:
+            purge_portal_data(portal.pk)
+    else:
+        status = Bitrix24Event.Status.UNHANDLED
+
+    Bitrix24Event.objects.filter(pk=event.pk).update(status=status, error="", processed_at=timezone.now())
+    return status
+
+
+def record_failure(event_id: int, error: str, *, final: bool) -> None:
+    Bitrix24Event.objects.filter(pk=event_id).update(
+        status=Bitrix24Event.Status.FAILED if final else Bitrix24Event.Status.RECEIVED,
+        error=error[:2000],
+    )

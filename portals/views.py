@@ -1,0 +1,99 @@
+"""Bitrix24-facing endpoints: installer, app page, event handler, OAuth connect. Thin: services do the work."""
+
+from __future__ import annotations
+
+import logging
+
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
+from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
+
+from . import oauth_connect
+from .errors import EventRejected, InstallRejected
+from .events import accept_event
+from .iframe import frame_for, iframe_fields, iframe_view, portal_origin
+from .install import BOUND_EVENTS, events_handler_url, install_from_iframe
+from .page import PageRejected, open_app_page
+
+logger = logging.getLogger(__name__)
+
+OAUTH_STATE_KEY = "b24_oauth_state"
+
+
+@iframe_view
+@sensitive_variables()
+def install(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        response = render(request, "portals/open_from_bitrix24.html", status=200)
+        return frame_for(response, None)
+    fields = iframe_fields(request)
+    try:
+        outcome = install_from_iframe(fields)
+    except InstallRejected as exc:
+        logger.info("installer request refused: %s", exc)
+        response = render(request, "portals/install_failed.html", {"reason": str(exc)}, status=exc.status)
+        return frame_for(response, None)
+    portal = outcome.portal
+    context = {
+        "portal": portal,
+        "setup": outcome.setup,
+        "reinstalled": outcome.reinstalled,
+        "bound_events": BOUND_EVENTS,
+    }
+    response = render(request, "portals/install.html", context)
+    return frame_for(response, portal_origin(portal.client_endpoint))
+
+
+@iframe_view
+@sensitive_variables()
+def app_page(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        response = render(request, "portals/open_from_bitrix24.html", status=200)
+        return frame_for(response, None)
+    try:
+        page = open_app_page(iframe_fields(request))
+    except PageRejected as exc:
+        response = render(request, "portals/install_failed.html", {"reason": str(exc)}, status=exc.status)
+        return frame_for(response, None)
+    response = render(request, "portals/app.html", {"page": page, "portal": page.portal})
+    return frame_for(response, portal_origin(page.portal.client_endpoint))
+
+
+@csrf_exempt
+@sensitive_post_parameters()
+@sensitive_variables()
+def events(request: HttpRequest) -> HttpResponse:
+    if request.method == "HEAD":
+        return HttpResponse(status=200)
+    if request.method != "POST":
+        return HttpResponseNotAllowed(["POST"])
+    try:
+        event = accept_event(request.body)
+    except EventRejected as exc:
+        logger.warning("Bitrix24 event refused (%s): %s", exc.status, exc)
+        return HttpResponse(str(exc), status=exc.status, content_type="text/plain; charset=utf-8")
+    return HttpResponse(f"accepted {event.pk}", content_type="text/plain; charset=utf-8")
+
+
+def oauth_start(request: HttpRequest) -> HttpResponse:
+    portal_input = request.GET.get("portal") or request.POST.get("portal") or ""
+    if not portal_input:
+        return render(request, "portals/connect.html", {"events_url": events_handler_url()})
+    try:
+        url, state = oauth_connect.authorization_url(portal_input)
+    except InstallRejected as exc:
+        return render(request, "portals/connect.html", {"error": str(exc), "portal": portal_input}, status=exc.status)
+    request.session[OAUTH_STATE_KEY] = state
+    return HttpResponseRedirect(url)
+
+
+@sensitive_variables()
+def oauth_callback(request: HttpRequest) -> HttpResponse:
+    expected = request.session.pop(OAUTH_STATE_KEY, "")
+    try:
+        outcome = oauth_connect.complete_connect(request.GET, expected)
+    except InstallRejected as exc:
+        logger.info("OAuth connect refused: %s", exc)
+        return render(request, "portals/connect.html", {"error": str(exc)}, status=exc.status)
+    return render(request, "portals/connected.html", {"portal": outcome.portal, "setup": outcome.setup})
