@@ -3,15 +3,20 @@
 from .calls import Call, DeadLetter, ExtensionDirectory
 from .connections import ConnectionSecret, ExtensionOverride, PbxConnection, PbxLine
 from .inbox import PbxEvent, PbxWebhookReceipt
+from .originate import OriginateCommand
+from .routing import LineRouting, RouteDecision
 
 __all__ = [
     "Call",
+    "ConnectionSecret",
     "DeadLetter",
     "ExtensionDirectory",
-    "ConnectionSecret",
     "ExtensionOverride",
+    "LineRouting",
+    "OriginateCommand",
     "PbxConnection",
     "PbxEvent",
     "PbxLine",
     "PbxWebhookReceipt",
+    "RouteDecision",
 ]
