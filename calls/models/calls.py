@@ -67,6 +67,9 @@ class Call(models.Model):
     b24_user_id = models.PositiveIntegerField(null=True, blank=True, help_text="USER_ID the call was registered with")
     register_attempted_at = models.DateTimeField(null=True, blank=True)
     registered_at = models.DateTimeField(null=True, blank=True)
+    # Stored with the "attempted" mark and re-sent unchanged on a retry: Bitrix24 only returns the same
+    # CALL_ID for the same USER_ID/PHONE_NUMBER/TYPE/LINE_NUMBER/EXTERNAL_CALL_ID.
+    register_params = models.JSONField(null=True, blank=True)
     register_result = models.JSONField(null=True, blank=True)
     line_registered = models.BooleanField(default=False)
     cards_shown = models.JSONField(default=list, blank=True, help_text="Users we showed the card to and not hid")
@@ -75,6 +78,7 @@ class Call(models.Model):
     finish_params = models.JSONField(null=True, blank=True)
     recording_key = models.CharField(max_length=200, blank=True, help_text="event_id of the attached recording")
     recording_attached_at = models.DateTimeField(null=True, blank=True)
+    recording_error = models.TextField(blank=True)
     unmapped_extensions = models.JSONField(default=list, blank=True)
 
     # Delivery bookkeeping.
