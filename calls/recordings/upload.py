@@ -24,7 +24,8 @@ import requests
 from requests_toolbelt import MultipartEncoder
 
 from b24client import errors as b24errors
-from b24client.redact import redact_url
+from b24client.redact import redact_text, redact_url
+from b24client.transport import record
 
 from .errors import CallNotFinished, RecordingError, UploadFailed
 
@@ -67,15 +68,32 @@ def upload_recording(client: RestClient, *, b24_call_id: str, path: Path, filena
     size = path.stat().st_size
     http = session or requests.Session()
     started = time.monotonic()
+    # The portal's REST log shows the upload step next to attachRecord, token masked.
+    entry: dict[str, Any] = {
+        "member_id": getattr(client, "member_id", None), "method": f"{METHOD} (upload)",
+        "url": redact_url(upload_url), "request": {"field": field_name, "filename": filename, "bytes": size},
+        "status": None, "response": None, "duration_ms": None, "error": None,
+    }
+    recorder = getattr(client, "recorder", None)
     with open(path, "rb") as fh:
         body = MultipartEncoder(fields={field_name: (filename, fh, mime)})
         try:
             response = http.post(upload_url, data=body, headers={"Content-Type": body.content_type},
                                  timeout=timeout, allow_redirects=False)
-        except (requests.ConnectionError, requests.Timeout) as exc:
+        except requests.RequestException as exc:
+            entry.update(error=type(exc).__name__, duration_ms=int((time.monotonic() - started) * 1000))
+            record(recorder, entry)
             raise UploadFailed(f"recording upload to Bitrix24 failed: {type(exc).__name__}",
                                retryable=True) from exc
-    result = _check_upload_response(response)
+    entry.update(status=response.status_code, duration_ms=int((time.monotonic() - started) * 1000),
+                 response=redact_text(response.text[:2000]))
+    try:
+        result = _check_upload_response(response)
+    except RecordingError as exc:
+        entry["error"] = exc.reason[:200]
+        raise
+    finally:
+        record(recorder, entry)
     logger.info("recording %s (%d bytes) uploaded to %s in %.1f s", filename, size,
                 redact_url(upload_url), time.monotonic() - started)
     return UploadResult(filename=filename, size=size, response=result)
