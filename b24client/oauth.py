@@ -85,9 +85,9 @@ class OAuthApp:
         check_scheme(url, self.allow_http)
         if urlsplit(url).scheme == "https":
             return OAuth2Session(client_id=self.client_id).authorization_url(url, state=state)
-        # oauthlib refuses http:// outright; the sandbox's http mode gets the same two parameters.
+        # oauthlib refuses http:// outright; the sandbox's http mode gets the same parameters.
         state = state or OAuth2Session(client_id=self.client_id).new_state()
-        return add_params_to_uri(url, [("client_id", self.client_id), ("state", state)]), state
+        return add_params_to_uri(url, [("response_type", "code"), ("client_id", self.client_id), ("state", state)]), state
 
     @staticmethod
     def parse_redirect(query: Mapping[str, Any], expected_state: str) -> dict[str, Any]:
