@@ -66,6 +66,7 @@ MSG_BAD_EXTENSION = "Wrong file extension. Only wav and mp3 are allowed"
 MSG_CONTENT_EMPTY = "File content is empty."
 MSG_CONTENT_NOT_BASE64 = "File content is not properly encoded. Base64 encoding is expected."
 MSG_HTTP_ERROR = "Server returns HTTP error code {status}"
+MSG_NETWORK = "NETWORK: Connection failed"  # HttpClient error "code: message"; exact text unverified
 MSG_PRIVATE_URL = "Record URL resolves to a non-public address and was blocked."
 MSG_URL_BAD_TYPE = "File type is not allowed"  # CFile::CheckFile text for RECORD_URL files; unverified
 MSG_UPLOAD_NO_FILE = "Error: required parameter file is not found"
@@ -577,14 +578,18 @@ def on_app_uninstalled(portal: Portal, client_id: str) -> None:
 
 
 def _app_name(sandbox: Any, client_id: str | None) -> str:
+    """REST_APP_NAME: the app's menu name as registered (the sandbox knows a code at least)."""
     if client_id is None or sandbox is None:
         return ""
     apps = getattr(sandbox, "apps", None)
-    app = apps.get(client_id) if isinstance(apps, dict) else None
-    for attr in ("name", "title", "menu_name"):
-        value = getattr(app, attr, None)
-        if isinstance(value, str) and value:
-            return value
+    candidates = [apps.get(client_id) if isinstance(apps, dict) else None, getattr(sandbox, "app", None)]
+    for app in candidates:
+        if app is None or getattr(app, "client_id", None) != client_id:
+            continue
+        for attr in ("name", "title", "menu_name", "code"):
+            value = getattr(app, attr, None)
+            if isinstance(value, str) and value:
+                return value
     return client_id
 
 
@@ -683,7 +688,7 @@ def _register(
             external_call_id_sent=ext_id,
         )
         if show:
-            _show(state, duplicate, [duplicate.user_id], now, op="show (register)")
+            _show(state, duplicate, [duplicate.user_id], now, by_user_id=event_user_id, reason="register")
         return _register_result(duplicate)
 
     call = ExternalCall(
@@ -765,7 +770,7 @@ def _register(
     if emit is not None:
         emit("ONVOXIMPLANTCALLSTART", {"CALL_ID": call.call_id, "USER_ID": user_id}, event_user_id)
     if show:
-        _show(state, call, [call.user_id], now, op="show (register)")
+        _show(state, call, [call.user_id], now, by_user_id=event_user_id, reason="register")
     result = _register_result(call)
     if call.lead_creation_error is not None:
         result["LEAD_CREATION_ERROR"] = call.lead_creation_error
@@ -925,7 +930,7 @@ def click_call_event_data(
     clicked = phone_number if phone_number is not None else php_str(call.phone_number_sent)
     international, extension = "", ""
     try:
-        parsed = phonenumbers.parse(clicked, state.default_country)
+        parsed = phonenumbers.parse(clicked, getattr(portal, "country", None) or state.default_country)
         international = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
         extension = parsed.extension or ""
     except phonenumbers.NumberParseException:
@@ -964,25 +969,18 @@ def _show(
     users: list[int],
     now: float,
     *,
-    op: str = "show",
-    by_user_id: int | None = None,
+    by_user_id: int | None,
+    reason: str = "show",
 ) -> None:
     state.cards.setdefault(call.call_id, set()).update(users)
-    _history(call, now, op, users=users, by_user_id=by_user_id)
+    _history(call, now, "show", users=users, by_user_id=by_user_id, reason=reason)
 
 
 def _hide(
-    state: TelephonyState,
-    call: ExternalCall,
-    users: list[int],
-    now: float,
-    *,
-    op: str = "hide",
-    by_user_id: int | None = None,
+    state: TelephonyState, call: ExternalCall, users: list[int], now: float, *, by_user_id: int | None
 ) -> None:
-    visible = state.cards.setdefault(call.call_id, set())
-    visible.difference_update(users)
-    _history(call, now, op, users=users, by_user_id=by_user_id)
+    state.cards.setdefault(call.call_id, set()).difference_update(users)
+    _history(call, now, "hide", users=users, by_user_id=by_user_id)
 
 
 @rest_method("telephony.externalcall.show", scope="telephony")
@@ -1173,11 +1171,7 @@ def _download_finish_record(ctx: CallContext, state: TelephonyState, call: Exter
     The sandbox runs the agent at once so tests stay deterministic."""
     errors: list[str] = []
     for _ in range(max(1, state.finish_record_url_attempts)):
-        try:
-            status, body = ctx.sandbox.http_get(url, state.record_url_timeout)
-        except Exception as exc:  # the agent swallows every failure
-            errors.append(f"NETWORK: {exc}")
-            continue
+        status, body = _fetch(ctx, state, url)
         if status == 200:
             _store_recording(
                 state,
@@ -1190,12 +1184,20 @@ def _download_finish_record(ctx: CallContext, state: TelephonyState, call: Exter
                 crm=ctx.portal.crm,
             )
             return
-        errors.append(MSG_HTTP_ERROR.format(status=status))
+        errors.append(MSG_NETWORK if status == 0 else MSG_HTTP_ERROR.format(status=status))
     state.failed_downloads.append({"at": ctx.now, "call_id": call.call_id, "url": url, "errors": errors})
-    _history(call, ctx.now, "record download failed", url=url, errors=errors)
+    _history(call, ctx.now, "record_download_failed", url=url, errors=errors)
 
 
 # --- recordings --------------------------------------------------------------------------------------------
+
+
+def _fetch(ctx: CallContext, state: TelephonyState, url: str) -> tuple[int, bytes]:
+    """The portal's outbound GET; status 0 when no HTTP answer came back (refused, timeout, bad URL)."""
+    try:
+        return ctx.sandbox.http_get(url, state.record_url_timeout)
+    except Exception:
+        return 0, b""
 
 
 def _extension(filename: str) -> str:
@@ -1232,7 +1234,7 @@ def _store_recording(
     _history(
         call,
         now,
-        "record attached",
+        "record",
         file_id=recording.file_id,
         filename=filename,
         size=len(content),
@@ -1321,7 +1323,7 @@ def externalcall_attachrecord(ctx: CallContext, params: dict[str, Any]) -> dict[
             raise state.error(MSG_RECORD_NOT_FINISHED)
         if params.get("FILE_CONTENT") is None:
             token = upload_token(ctx.portal, call.call_id)
-            _history(call, ctx.now, "upload url issued", filename=filename, by_user_id=ctx.user.id)
+            _history(call, ctx.now, "upload_url", filename=filename, by_user_id=ctx.user.id)
             return {
                 "uploadUrl": f"{ctx.base_url}/rest/upload.json?auth={quote(ctx.access_token, safe='')}"
                 f"&token={quote(token, safe='')}",
@@ -1354,10 +1356,9 @@ def _attach_from_url(
     name = filename if filename != "" else _basename_from_url(url)
     if state.block_private_record_urls and _is_private_host(url):
         raise state.error(MSG_PRIVATE_URL)
-    try:
-        status, body = ctx.sandbox.http_get(url, state.record_url_timeout)
-    except Exception as exc:  # connection refused, timeout, bad URL
-        raise state.error(f"NETWORK: {exc}") from exc
+    status, body = _fetch(ctx, state, url)
+    if status == 0:
+        raise state.error(MSG_NETWORK)
     if status != 200:
         raise state.error(MSG_HTTP_ERROR.format(status=status))
     if _extension(name).lower() not in URL_RECORD_EXTENSIONS:
@@ -1482,7 +1483,7 @@ def call_attachtranscription(ctx: CallContext, params: dict[str, Any]) -> dict[s
         _history(
             call,
             ctx.now,
-            "transcript attached",
+            "transcript",
             transcript_id=transcript.id,
             messages=len(transcript.messages),
         )
