@@ -1,0 +1,91 @@
+"""Standard Webhooks authentication of PBX requests, keyed by the connection in the URL.
+
+Order of checks, each answered before the next is tried: unknown connection → 404 (there is
+no secret to verify with, and the id is unguessable, so this reveals nothing useful); missing or
+malformed headers, or a timestamp more than 5 minutes off → 401; body over the size limit →
+413; no signature matching any unexpired secret of *this* connection → 401. A disabled
+connection or an uninstalled portal is refused later with 409, only to an authenticated caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import RequestDataTooBig
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+
+from calls import signing
+from calls.models import PbxConnection
+from calls.pbx_answers import PbxApiError
+from calls.pbx_connections import verification_keys
+
+
+@dataclass(frozen=True)
+class PbxPrincipal:
+    """``request.user`` of a PBX request: the connection itself, not a person."""
+
+    connection: PbxConnection
+    is_authenticated: bool = True
+    is_anonymous: bool = False
+
+
+@dataclass(frozen=True)
+class PbxAuth:
+    connection: PbxConnection
+    signed: signing.SignedHeaders
+    body: bytes | None  # the verified body; None when the view streams it
+    verifier: signing.StreamingVerifier | None  # set when the view streams the body
+
+    @property
+    def webhook_id(self) -> str:
+        return self.signed.webhook_id
+
+
+def connection_from_url(request: Request) -> PbxConnection:
+    public_id = (request.parser_context or {}).get("kwargs", {}).get("connection_id", "")
+    connection = PbxConnection.objects.select_related("portal").filter(public_id=public_id).first()
+    if connection is None:
+        raise PbxApiError(404, "unknown_connection", "No connection with this id.")
+    return connection
+
+
+class PbxSignatureAuthentication(BaseAuthentication):
+    """Verifies the whole body before the view runs (JSON endpoints)."""
+
+    stream_body = False
+
+    def authenticate(self, request: Request) -> tuple[PbxPrincipal, PbxAuth]:
+        connection = connection_from_url(request)
+        try:
+            signed = signing.parse_headers(request.headers)
+        except signing.SignatureError as exc:
+            raise PbxApiError(401, exc.code, str(exc)) from exc
+        verifier = signing.StreamingVerifier(verification_keys(connection.pk), signed)
+        if self.stream_body:
+            return PbxPrincipal(connection), PbxAuth(connection, signed, None, verifier)
+        try:
+            body = request._request.body
+        except RequestDataTooBig as exc:
+            raise PbxApiError(413, "too_large", "The body is larger than the server accepts.") from exc
+        verifier.update(body)
+        try:
+            verifier.verify()
+        except signing.SignatureError as exc:
+            raise PbxApiError(401, exc.code, str(exc)) from exc
+        return PbxPrincipal(connection), PbxAuth(connection, signed, body, None)
+
+    def authenticate_header(self, request: Request) -> str:
+        return 'Standard-Webhooks realm="pbx-api"'
+
+
+class PbxStreamingSignatureAuthentication(PbxSignatureAuthentication):
+    """Checks the headers only; the view feeds the streamed body to ``auth.verifier``."""
+
+    stream_body = True
+
+
+class HasPbxSignature(BasePermission):
+    def has_permission(self, request: Request, view: object) -> bool:
+        return isinstance(request.auth, PbxAuth)

@@ -1,0 +1,30 @@
+"""What the PBX API answers: a status with a JSON body, and the error shape of pbx-api.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    return {"error": code, "detail": detail, "fields": fields or {}}
+
+
+@dataclass(frozen=True)
+class PbxAnswer:
+    status: int
+    body: Any
+
+
+class PbxApiError(Exception):
+    """A refusal raised before a request can be answered normally (401, 404, 413, …)."""
+
+    def __init__(self, status: int, code: str, detail: str, fields: dict[str, list[str]] | None = None) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.fields: dict[str, list[str]] = fields or {}
+
+    def answer(self) -> PbxAnswer:
+        return PbxAnswer(self.status, error_body(self.code, self.detail, self.fields))
