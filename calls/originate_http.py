@@ -9,6 +9,8 @@ Policy (pbx-api.md "Connector to PBX: originate"):
   number), and the agent must see why at once.
 * 5xx, timeouts, connection errors: retried with a short backoff while the total budget (15 s)
   lasts; each attempt's timeout is cut to what is left of the budget.
+* Signed with every unexpired secret of the connection, newest first (one ``v1,`` entry each): the
+  PBX needs one match, so a PBX still holding the previous secret during a rotation keeps working.
 * Every attempt carries the same ``webhook-id`` (the command's request id), so a PBX that follows
   Standard Webhooks and saw an earlier attempt answers it again instead of dialling twice; the
   timestamp and signature are fresh on each attempt.
@@ -68,7 +70,7 @@ def _pbx_detail(response: requests.Response) -> str:
 
 def post_originate(
     url: str,
-    key: bytes,
+    keys: Sequence[bytes],
     body: dict[str, Any],
     *,
     request_id: str,
@@ -95,7 +97,7 @@ def post_originate(
         headers = {
             "Content-Type": "application/json",
             "User-Agent": "bitrix24-telephony-connector/1 originate",
-            **signing.sign_headers([key], raw, webhook_id=request_id),
+            **signing.sign_headers(keys, raw, webhook_id=request_id),
         }
         try:
             response = http.post(

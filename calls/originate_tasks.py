@@ -1,0 +1,22 @@
+"""Celery tasks of the originate command (realtime queue): thin wrappers taking ids."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import originate
+
+# The send itself retries within its 15 s budget; the task must not add retries of its own (a
+# second round would double the agent's wait). acks_late + the compare-and-set claim make a
+# redelivered message harmless.
+SEND_TIME_LIMIT = 60
+
+
+@shared_task(acks_late=True, queue="realtime", soft_time_limit=SEND_TIME_LIMIT, time_limit=SEND_TIME_LIMIT + 10)
+def send_originate_command(command_id: int) -> str:
+    return originate.send_command(command_id)
+
+
+@shared_task(acks_late=True, queue="realtime")
+def expire_originate_command(command_id: int) -> str:
+    return originate.expire_command(command_id)

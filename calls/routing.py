@@ -1,0 +1,348 @@
+"""``/route``: which agent an incoming call should ring, answered within a hard deadline.
+
+The PBX's dial plan asks while the client listens to ringing, so the answer must come fast whatever
+Bitrix24 does:
+
+* **Cache** (Django cache: Redis in production, shared by every web process and worker). What is
+  cached is the CRM lookup per portal and client number (the ``searchCrmEntities`` objects with
+  their responsible users and TIMEMAN_STATUS), not the final answer: the extension map and the
+  line's fallback are read fresh on every request, so settings changes apply at once. A hit costs
+  one cache round trip plus two small indexed queries.
+* **Invalidation**: entries live ``ROUTE_CACHE_SECONDS`` (default 120 s, short because a manager's
+  working-day status and CRM ownership change during the day). ``forget_number`` drops one number;
+  ``calls.call_sync`` calls it when a call for that number is registered in Bitrix24 with CRM data
+  (a lead may just have been created for an unknown caller, or the client re-assigned).
+  ``forget_portal`` drops a whole portal by bumping its generation; it runs when a connection's
+  extension overrides change (signal receivers in ``calls.models.routing``). The portal's
+  UF_PHONE_INNER directory itself is not cached here but read on every request, so a changed
+  extension map applies to the very next call without any invalidation.
+* **Deadline**: on a miss the lookup runs in a worker thread and the request waits at most
+  ``ROUTE_LOOKUP_DEADLINE`` (default 0.7 s). If Bitrix24 is slower, or fails, the line's fallback is
+  answered, the portal is marked slow for ``ROUTE_SLOW_SECONDS`` (so the next calls answer the
+  fallback at once instead of each waiting the deadline), and a background task warms the cache
+  with the full Bitrix24 timeout. The thread itself also stores its result if it arrives late.
+* **Decisions**: every answer is stored as a ``RouteDecision``; the call state machine
+  (``calls.call_sync``) reads the latest one for the same connection and client when the PBX's
+  ``call.started`` arrives, and registers the call with the manager it was routed to.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import close_old_connections, connections
+from django.utils import timezone
+
+from b24client import errors as b24errors
+
+from . import phones
+from .models import ExtensionDirectory, ExtensionOverride, PbxConnection, PbxLine
+from .models.routing import LineRouting, RouteDecision
+from .routing_rules import (
+    CrmCandidate,
+    LineDefault,
+    RouteChoice,
+    candidates_from_search,
+    choose,
+    merge_candidates,
+    search_spellings,
+)
+
+logger = logging.getLogger(__name__)
+
+SEARCH_METHOD = "telephony.externalcall.searchCrmEntities"
+
+SOURCE_CACHE = "cache"
+SOURCE_BITRIX24 = "bitrix24"
+SOURCE_TIMEOUT = "timeout"
+SOURCE_ERROR = "error"
+SOURCE_SLOW = "slow"
+SOURCE_NOT_ASKED = "not_asked"
+
+
+def cache_seconds() -> int:
+    return int(getattr(settings, "ROUTE_CACHE_SECONDS", 120))
+
+
+def lookup_deadline() -> float:
+    return float(getattr(settings, "ROUTE_LOOKUP_DEADLINE", 0.7))
+
+
+def slow_seconds() -> int:
+    return int(getattr(settings, "ROUTE_SLOW_SECONDS", 15))
+
+
+_executor = ThreadPoolExecutor(
+    max_workers=int(getattr(settings, "ROUTE_LOOKUP_THREADS", 8)), thread_name_prefix="route-lookup"
+)
+
+
+# --- cache ----------------------------------------------------------------------------------------
+
+
+def _generation_key(portal_id: int) -> str:
+    return f"route:gen:{portal_id}"
+
+
+def _entry_key(portal_id: int, number: str) -> str:
+    return f"route:crm:{portal_id}:{number}"
+
+
+def _slow_key(portal_id: int) -> str:
+    return f"route:slow:{portal_id}"
+
+
+def _warming_key(portal_id: int, number: str) -> str:
+    return f"route:warming:{portal_id}:{number}"
+
+
+def cached_candidates(portal_id: int, number: str) -> tuple[list[CrmCandidate] | None, bool]:
+    """(candidates or None on a miss, whether the portal is marked slow): one cache round trip."""
+    keys = [_generation_key(portal_id), _entry_key(portal_id, number), _slow_key(portal_id)]
+    found = cache.get_many(keys)
+    generation = found.get(keys[0], 0)
+    entry = found.get(keys[1])
+    slow = bool(found.get(keys[2]))
+    if not isinstance(entry, dict) or entry.get("g") != generation:
+        return None, slow
+    try:
+        return [CrmCandidate.from_json(item) for item in entry["c"]], slow
+    except (KeyError, TypeError):
+        return None, slow
+
+
+def store_candidates(portal_id: int, number: str, candidates: list[CrmCandidate]) -> None:
+    generation = cache.get(_generation_key(portal_id), 0)
+    cache.set(
+        _entry_key(portal_id, number),
+        {"g": generation, "c": [c.to_json() for c in candidates], "at": time.time()},
+        cache_seconds(),
+    )
+
+
+def forget_number(portal_id: int, number: str, default_country: str = "RU") -> None:
+    """Drop the cached CRM lookup of one client number (any format) on one portal."""
+    normalized = phones.normalize(number, default_country)
+    if normalized:
+        cache.delete(_entry_key(portal_id, normalized))
+
+
+def forget_portal(portal_id: int) -> None:
+    """Drop every cached CRM lookup of a portal (entries of older generations are ignored)."""
+    key = _generation_key(portal_id)
+    # No expiry on the generation itself: losing it would resurrect entries of generation 0.
+    if not cache.add(key, 1, None):
+        try:
+            cache.incr(key)
+        except ValueError:
+            cache.set(key, 1, None)
+
+
+def _mark_slow(portal_id: int) -> None:
+    cache.set(_slow_key(portal_id), 1, slow_seconds())
+
+
+# --- Bitrix24 lookup ---------------------------------------------------------------------------
+
+
+def search_crm(portal_id: int, number: str, default_country: str, *, timeout: float | None = None) -> list[CrmCandidate]:
+    """Ask Bitrix24 who owns ``number`` (E.164), in every spelling the CRM may hold, in one request.
+
+    ``timeout`` (the in-request path) also keeps the rate limiter from sleeping past the deadline.
+    """
+    from portals.services import bitrix24_client_for
+
+    client = bitrix24_client_for(portal_id)
+    if timeout is not None:
+        client.timeout = timeout
+        client.max_inline_wait = min(client.max_inline_wait, timeout / 2)
+    spellings = search_spellings(number, default_country)
+    if len(spellings) == 1:
+        return candidates_from_search(client.call(SEARCH_METHOD, {"PHONE_NUMBER": number}).result)
+    commands = {f"s{i}": (SEARCH_METHOD, {"PHONE_NUMBER": spelling}) for i, spelling in enumerate(spellings)}
+    batch = client.batch(commands, halt=False)
+    if len(batch.errors) == len(commands):
+        # Every spelling failed ("CRM is not installed", the method blocked): fail like one call would.
+        raise next(iter(batch.errors.values()))
+    return merge_candidates(
+        candidates_from_search(batch.result.get(key)) for key in commands if key not in batch.errors
+    )
+
+
+def _lookup_and_store(portal_id: int, number: str, default_country: str, timeout: float | None) -> list[CrmCandidate]:
+    close_old_connections()
+    try:
+        candidates = search_crm(portal_id, number, default_country, timeout=timeout)
+        store_candidates(portal_id, number, candidates)
+        cache.delete(_slow_key(portal_id))
+        return candidates
+    finally:
+        # This thread's own database connection: never leave it open in the pool thread.
+        connections.close_all()
+
+
+def warm_cache(portal_id: int, number: str, default_country: str) -> list[CrmCandidate] | None:
+    """Background refresh after a timeout: the full Bitrix24 timeout, then into the cache."""
+    candidates, _slow = cached_candidates(portal_id, number)
+    if candidates is not None:
+        return candidates
+    try:
+        candidates = search_crm(portal_id, number, default_country)
+    except Exception:
+        logger.warning("route cache warm-up failed for portal %s", portal_id, exc_info=True)
+        _mark_slow(portal_id)
+        return None
+    store_candidates(portal_id, number, candidates)
+    cache.delete(_slow_key(portal_id))
+    return candidates
+
+
+def _schedule_warm_up(portal_id: int, number: str) -> None:
+    # One warm-up per number at a time, however many calls arrive while Bitrix24 is slow.
+    if not cache.add(_warming_key(portal_id, number), 1, max(slow_seconds(), 5)):
+        return
+    from .routing_tasks import warm_route_cache
+
+    try:
+        warm_route_cache.delay(portal_id, number)
+    except Exception:
+        cache.delete(_warming_key(portal_id, number))
+        logger.warning("could not queue the route cache warm-up for portal %s", portal_id, exc_info=True)
+
+
+# --- the answer ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RouteResult:
+    choice: RouteChoice
+    source: str
+    client_number: str
+    line_number: str
+    decision_id: int | None = None
+
+    def as_response(self) -> dict[str, Any]:
+        return self.choice.as_response()
+
+
+def _extension_maps(connection: PbxConnection) -> tuple[dict[int, str], dict[str, int]]:
+    """(user -> extension, extension -> user) on this connection: UF_PHONE_INNER with overrides.
+
+    Read straight from the stored directory, never refreshed here: a refresh is a ``user.get``
+    round trip to Bitrix24, which the routing deadline cannot afford (the call state machine keeps
+    the directory fresh). Being read on every request, it needs no cache invalidation.
+    """
+    stored = (
+        ExtensionDirectory.objects.filter(portal_id=connection.portal_id)
+        .values_list("users_by_extension", flat=True)
+        .first()
+    ) or {}
+    by_extension: dict[str, int] = {}
+    for extension, user_id in stored.items():
+        try:
+            by_extension[str(extension)] = int(user_id)
+        except (TypeError, ValueError):
+            continue
+    by_user: dict[int, str] = {}
+    for extension, user_id in sorted(by_extension.items()):
+        by_user.setdefault(user_id, extension)
+    # A connection override is the admin's explicit choice of the user's extension on this PBX.
+    for extension, user_id in (
+        ExtensionOverride.objects.filter(connection=connection).order_by("-extension").values_list("extension", "user_id")
+    ):
+        by_extension[extension] = int(user_id)
+        by_user[int(user_id)] = extension
+    return by_user, by_extension
+
+
+def _line_routing(connection: PbxConnection, line_number: str) -> LineRouting | None:
+    if not line_number:
+        return None
+    line = (
+        PbxLine.objects.filter(connection=connection, number=line_number, removed_at__isnull=True)
+        .select_related("routing")
+        .first()
+    )
+    if line is None:
+        return None
+    try:
+        return line.routing
+    except LineRouting.DoesNotExist:
+        return None
+
+
+def _candidates_within_deadline(portal_id: int, number: str, default_country: str) -> tuple[list[CrmCandidate], str]:
+    candidates, slow = cached_candidates(portal_id, number)
+    if candidates is not None:
+        return candidates, SOURCE_CACHE
+    if slow:
+        _schedule_warm_up(portal_id, number)
+        return [], SOURCE_SLOW
+    deadline = lookup_deadline()
+    future: Future = _executor.submit(_lookup_and_store, portal_id, number, default_country, max(deadline, 1.0))
+    try:
+        return future.result(timeout=deadline), SOURCE_BITRIX24
+    except FutureTimeout:
+        logger.info("route lookup for portal %s missed the %.2f s deadline; answering the fallback", portal_id, deadline)
+        _mark_slow(portal_id)
+        _schedule_warm_up(portal_id, number)
+        return [], SOURCE_TIMEOUT
+    except b24errors.Bitrix24Error as exc:
+        logger.info("route lookup for portal %s failed: %s", portal_id, exc)
+        if exc.retryable:
+            _mark_slow(portal_id)
+            _schedule_warm_up(portal_id, number)
+        return [], SOURCE_ERROR
+    except Exception:
+        # Portal uninstalled, tokens dead, database trouble: the call must still be routed.
+        logger.warning("route lookup for portal %s failed", portal_id, exc_info=True)
+        return [], SOURCE_ERROR
+
+
+def route_incoming_call(connection: PbxConnection, client_number: str, line_number: str = "") -> RouteResult:
+    """Answer ``/route`` for one incoming call on ``connection`` (whose portal is loaded)."""
+    portal = connection.portal
+    country = portal.default_country
+    client = phones.normalize(client_number, country)
+    line = phones.normalize(line_number, country) if line_number else ""
+    routing = _line_routing(connection, line)
+    by_user, by_extension = _extension_maps(connection)
+    fallback = LineDefault(
+        extension=(routing.default_extension or None) if routing else None,
+        user_id=routing.default_user_id if routing else None,
+    )
+
+    if not client or phones.is_extension(client) or (routing is not None and not routing.route_to_responsible):
+        candidates, source = [], SOURCE_NOT_ASKED
+    else:
+        candidates, source = _candidates_within_deadline(portal.pk, client, country)
+
+    choice = choose(candidates, by_user.get, fallback, by_extension.get)
+    decision = RouteDecision.objects.create(
+        connection=connection,
+        client_number=client[:32],
+        line_number=line[:32],
+        reason=choice.reason,
+        user_id=choice.user_id,
+        extension=choice.extension or "",
+        crm_entity_type=choice.crm_entity[0] if choice.crm_entity else "",
+        crm_entity_id=choice.crm_entity[1] if choice.crm_entity else None,
+        source=source,
+    )
+    return RouteResult(choice=choice, source=source, client_number=client, line_number=line, decision_id=decision.pk)
+
+
+# --- housekeeping ------------------------------------------------------------------------------------
+
+
+def prune_route_decisions(older_than: timedelta = timedelta(days=3)) -> int:
+    deleted, _ = RouteDecision.objects.filter(decided_at__lt=timezone.now() - older_than).delete()
+    return deleted
