@@ -36,10 +36,12 @@ from .token_store import domain_from_client_endpoint
 logger = logging.getLogger(__name__)
 
 EVENTS_PATH = "/bitrix24/events/"
-# Events the app binds with event.bind. ONAPPINSTALL and ONAPPUPDATE are not bound: Bitrix24 posts
-# them to the version card's "installation event handler URL" (set it to /bitrix24/events/), and
-# an update deletes all bindings before ONAPPUPDATE fires, so a binding for it could never work.
-BOUND_EVENTS = ("ONEXTERNALCALLSTART", "ONEXTERNALCALLBACKSTART", "ONAPPUNINSTALL")
+# Events the app binds with event.bind (all to /bitrix24/events/). ONAPPINSTALL is not bound: it goes
+# to the version card's "installation event handler URL" (also /bitrix24/events/). ONAPPUPDATE is
+# bound although real Bitrix24 may deliver it to the installation handler without a binding: an
+# update fires it to its binding before removing every binding, so only a bound handler is sure to
+# hear it, and handling it twice is harmless (re-store application_token, bind again).
+BOUND_EVENTS = ("ONEXTERNALCALLSTART", "ONEXTERNALCALLBACKSTART", "ONAPPUNINSTALL", "ONAPPUPDATE")
 
 _DUPLICATE_BIND = re.compile(r"handler already exist|unable to set event handler", re.I)
 
