@@ -1,0 +1,179 @@
+"""Vendor admin for PBX connections. Signing secrets are never displayed after they are issued:
+a new connection's secret and a rotated one are shown once, on the page that issues them."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import admin
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from .models import ConnectionSecret, ExtensionOverride, PbxConnection, PbxEvent, PbxLine
+from .pbx_connections import DEFAULT_ROTATION_OVERLAP, IssuedSecret, rotate_secret
+from .pbx_intake import PROCESS_TASK, enqueue_after_commit
+
+ROTATE_HELP = (
+    "To rotate the signing secret, tick this connection in the list and run “Rotate signing secret”, or run "
+    "`manage.py rotate_pbx_secret --connection <id> --overlap-hours 24`. The new secret is shown once; the old "
+    "one keeps working for 24 hours."
+)
+
+
+class PbxConnectionForm(forms.ModelForm):
+    new_recording_secret = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False),
+        label="Recording password / token",
+        help_text="Write-only: leave empty to keep the stored one.",
+    )
+    clear_recording_secret = forms.BooleanField(required=False, label="Remove the stored recording password/token")
+
+    class Meta:
+        model = PbxConnection
+        fields = (
+            "portal", "name", "enabled", "is_default", "originate_url",
+            "recording_auth", "recording_username", "recording_hosts",
+        )
+
+    def save(self, commit: bool = True) -> PbxConnection:
+        connection = super().save(commit=False)
+        if self.cleaned_data.get("clear_recording_secret"):
+            connection.recording_secret = ""
+        elif self.cleaned_data.get("new_recording_secret"):
+            connection.recording_secret = self.cleaned_data["new_recording_secret"]
+        if commit:
+            connection.save()
+        return connection
+
+
+class ConnectionSecretInline(admin.TabularInline):
+    model = ConnectionSecret
+    fields = ("created_at", "expires_at", "state")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Signing secrets (values are never shown; rotate to issue a new one)"
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def state(self, obj: ConnectionSecret) -> str:
+        return "active" if obj.is_active() else "expired"
+
+
+class PbxLineInline(admin.TabularInline):
+    model = PbxLine
+    fields = ("number", "name", "bitrix_line_registered", "removed_at", "sync_error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    verbose_name_plural = "Lines (set by the PBX with PUT …/lines)"
+
+    def has_add_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+class ExtensionOverrideInline(admin.TabularInline):
+    model = ExtensionOverride
+    fields = ("extension", "user_id")
+    extra = 0
+
+
+@admin.register(PbxConnection)
+class PbxConnectionAdmin(admin.ModelAdmin):
+    form = PbxConnectionForm
+    list_display = ("name", "public_id", "portal", "enabled", "is_default", "originate_url", "created_at")
+    list_filter = ("enabled", "is_default", "portal__status")
+    search_fields = ("name", "public_id", "portal__domain", "portal__member_id")
+    list_select_related = ("portal",)
+    readonly_fields = ("public_id", "created_at", "rotation")
+    inlines = (ConnectionSecretInline, PbxLineInline, ExtensionOverrideInline)
+    actions = ("rotate_signing_secret",)
+
+    def get_fields(self, request: HttpRequest, obj: PbxConnection | None = None):  # type: ignore[no-untyped-def]
+        fields = [*list(PbxConnectionForm.Meta.fields), "new_recording_secret", "clear_recording_secret"]
+        return (["public_id", "created_at", "rotation", *fields]) if obj else fields
+
+    @admin.display(description="Secret rotation")
+    def rotation(self, obj: PbxConnection) -> str:
+        return ROTATE_HELP
+
+    def save_model(self, request: HttpRequest, obj: PbxConnection, form: forms.Form, change: bool) -> None:
+        with transaction.atomic():
+            if obj.is_default:
+                PbxConnection.objects.filter(portal=obj.portal, is_default=True).exclude(pk=obj.pk).update(
+                    is_default=False
+                )
+            super().save_model(request, obj, form, change)
+            if not change:
+                # A brand-new connection has no secret yet: issue the first one.
+                request._pbx_issued = [rotate_secret(obj, overlap=timedelta(0))]  # type: ignore[attr-defined]
+
+    def response_add(self, request: HttpRequest, obj: PbxConnection, post_url_continue: str | None = None):  # type: ignore[no-untyped-def]
+        issued = getattr(request, "_pbx_issued", None)
+        if issued:
+            return self._secrets_page(request, issued, "Connection created", overlap_hours=0)
+        return super().response_add(request, obj, post_url_continue)
+
+    @admin.action(description="Rotate signing secret (the old one stays valid 24 h)")
+    def rotate_signing_secret(self, request: HttpRequest, queryset) -> HttpResponse:  # type: ignore[no-untyped-def]
+        issued = [rotate_secret(connection) for connection in queryset]
+        return self._secrets_page(
+            request, issued, "New signing secrets",
+            overlap_hours=int(DEFAULT_ROTATION_OVERLAP.total_seconds() // 3600),
+        )
+
+    def _secrets_page(
+        self, request: HttpRequest, issued: list[IssuedSecret], heading: str, *, overlap_hours: int
+    ) -> TemplateResponse:
+        items = [
+            {
+                "connection": item.connection,
+                "secret": item.secret,
+                "events_url": reverse("pbx-events", kwargs={"connection_id": item.connection.public_id}),
+            }
+            for item in issued
+        ]
+        response = TemplateResponse(
+            request,
+            "admin/calls/pbxconnection/secrets_issued.html",
+            {
+                **self.admin_site.each_context(request),
+                "heading": heading,
+                "issued": items,
+                "overlap_hours": overlap_hours,
+                "back_url": reverse("admin:calls_pbxconnection_changelist"),
+                "opts": self.model._meta,
+            },
+        )
+        # The page holds secrets: no caching anywhere.
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+@admin.register(PbxEvent)
+class PbxEventAdmin(admin.ModelAdmin):
+    list_display = ("received_at", "connection", "type", "call_id", "event_id", "status", "attempts")
+    list_filter = ("status", "type")
+    search_fields = ("call_id", "event_id", "webhook_id", "connection__public_id")
+    list_select_related = ("connection",)
+    readonly_fields = [f.name for f in PbxEvent._meta.fields]
+    actions = ("requeue",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Process again (set pending and enqueue)")
+    def requeue(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        with transaction.atomic():
+            ids = list(queryset.values_list("pk", flat=True))
+            PbxEvent.objects.filter(pk__in=ids).update(status=PbxEvent.Status.PENDING, error="", processed_at=None)
+            enqueue_after_commit(PROCESS_TASK, ids)
+        self.message_user(request, f"{len(ids)} event(s) queued again at {timezone.now():%H:%M:%S}.")
