@@ -233,3 +233,26 @@ LOGGING = {
     # urllib3 logs full URLs, and Bitrix24's OAuth GET carries secrets in the query string.
     "loggers": {"urllib3": {"level": "WARNING"}, "requests_oauthlib": {"level": "WARNING"}},
 }
+
+# --- Click-to-call, callbacks, routing (calls.originate, calls.routing) ------------------------------
+# Originate: each attempt waits at most ATTEMPT_TIMEOUT; timeouts and 5xx are retried until BUDGET is
+# spent (pbx-api.md: within 15 s). An accepted command whose call.started has not arrived after
+# START_TIMEOUT fails its Bitrix24 call.
+ORIGINATE_BUDGET_SECONDS = float(env_str("ORIGINATE_BUDGET_SECONDS", "15"))
+ORIGINATE_ATTEMPT_TIMEOUT = float(env_str("ORIGINATE_ATTEMPT_TIMEOUT", "5"))
+ORIGINATE_START_TIMEOUT = env_int("ORIGINATE_START_TIMEOUT", 120)
+# /route: wait at most LOOKUP_DEADLINE for Bitrix24, then answer the line's fallback and mark the
+# portal slow for SLOW_SECONDS; CRM lookups stay cached CACHE_SECONDS.
+ROUTE_LOOKUP_DEADLINE = float(env_str("ROUTE_LOOKUP_DEADLINE", "0.7"))
+ROUTE_SLOW_SECONDS = env_int("ROUTE_SLOW_SECONDS", 15)
+ROUTE_CACHE_SECONDS = env_int("ROUTE_CACHE_SECONDS", 120)
+ROUTE_LOOKUP_THREADS = env_int("ROUTE_LOOKUP_THREADS", 8)
+CELERY_IMPORTS = ("calls.originate_tasks", "calls.routing_tasks")
+CELERY_BEAT_SCHEDULE["calls-sweep-originate-commands"] = {
+    "task": "calls.originate_tasks.sweep_originate_commands",
+    "schedule": 30.0,
+}
+CELERY_BEAT_SCHEDULE["calls-prune-route-decisions"] = {
+    "task": "calls.routing_tasks.prune_route_decisions_task",
+    "schedule": 3600.0,
+}
