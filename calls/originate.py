@@ -197,3 +197,32 @@ def expire_command(command_id: int) -> str:
         fail_call(command.call_id, originate_messages.PBX_NEVER_STARTED, lang=command.portal.lang)
     return command.status
 
+
+
+def sweep_commands() -> dict[str, int]:
+    """Recover commands whose task message was lost (broker restart, killed worker).
+
+    * ``pending`` for longer than a few seconds: the send task never ran → queue it again (the
+      claim keeps it single).
+    * ``sending`` with a claim older than the whole budget: the worker died mid-send → queue it again.
+    * ``accepted`` for longer than the start timeout (plus grace): the watchdog never ran → run it.
+    """
+    now = timezone.now()
+    budget = budget_seconds()
+    pending = list(
+        OriginateCommand.objects.filter(
+            Q(status=OriginateCommand.Status.PENDING, created_at__lt=now - timedelta(seconds=10))
+            | Q(status=OriginateCommand.Status.SENDING, claimed_at__lt=now - timedelta(seconds=budget * 2 + 5))
+        ).values_list("pk", flat=True)[:500]
+    )
+    for pk in pending:
+        queue_send(pk)
+    overdue = list(
+        OriginateCommand.objects.filter(
+            status=OriginateCommand.Status.ACCEPTED,
+            claimed_at__lt=now - timedelta(seconds=start_timeout() + budget + 30),
+        ).values_list("pk", flat=True)[:500]
+    )
+    for pk in overdue:
+        expire_command(pk)
+    return {"resent": len(pending), "expired_checked": len(overdue)}

@@ -20,3 +20,8 @@ def send_originate_command(command_id: int) -> str:
 @shared_task(acks_late=True, queue="realtime")
 def expire_originate_command(command_id: int) -> str:
     return originate.expire_command(command_id)
+
+
+@shared_task(queue="realtime")
+def sweep_originate_commands() -> dict[str, int]:
+    return originate.sweep_commands()

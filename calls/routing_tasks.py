@@ -18,3 +18,8 @@ def warm_route_cache(portal_id: int, client_number: str) -> int:
         return 0
     candidates = routing.warm_cache(portal_id, client_number, portal.default_country)
     return len(candidates or [])
+
+
+@shared_task(queue="bulk")
+def prune_route_decisions_task() -> int:
+    return routing.prune_route_decisions()
