@@ -81,6 +81,7 @@ class CallContext:
     app: AppInstall | None  # None when called with webhook auth
     access_token: str
     base_url: str  # how this portal is addressed in this mode, no trailing slash
+    scope: tuple[str, ...] = ()  # the caller's scopes (the token's, or the webhook's)
 
     @property
     def now(self) -> float:

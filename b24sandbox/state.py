@@ -215,3 +215,19 @@ class Portal:
             if call.get("call_id", call.get("CALL_ID")) == call_id:
                 return {int(u) for u in call.get("visible_to", call.get("cards_visible", []))}
         return set()
+
+
+@dataclass
+class RegisteredApp:
+    """The app as its vendor registered it (developer console / version card, §1.2)."""
+
+    client_id: str
+    client_secret: str
+    scopes: tuple[str, ...]
+    app_url: str  # main page, opened with PLACEMENT=DEFAULT
+    installer_url: str | None = None  # installer page; defaults to app_url
+    install_event_url: str | None = None  # server-to-server ONAPPINSTALL ("Installation event handler URL")
+    redirect_uri: str | None = None  # OAuth authorization-code redirect; defaults to app_url
+    version: int = 1
+    status: str = "F"
+    code: str = "local.sandbox-app"
