@@ -1,0 +1,168 @@
+"""/bitrix24/events/: only genuine events of the right tenant are accepted, stored and handed on."""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import pytest
+
+from portals.models import Bitrix24Event
+from portals.tasks import process_bitrix24_event
+
+
+def _telephony_event(portal, *, token: str | None = None, member_id: str | None = None) -> dict:
+    return {
+        "event": "ONEXTERNALCALLSTART",
+        "event_handler_id": "7",
+        "data": {"PHONE_NUMBER": "+74951234567", "USER_ID": "1", "CALL_ID": "externalCall.abc.1", "LINE_NUMBER": ""},
+        "ts": "1773236988",
+        "auth": {
+            "access_token": "user-access-token",
+            "domain": portal.domain,
+            "member_id": member_id or portal.member_id,
+            "application_token": token if token is not None else portal.application_token,
+        },
+    }
+
+
+@pytest.mark.django_db
+def test_a_genuine_telephony_event_is_stored_without_tokens_queued_and_answered_200(
+    sandbox, installed_portal, django_capture_on_commit_callbacks
+):
+    b24 = installed_portal.b24
+    with django_capture_on_commit_callbacks() as queued:
+        assert sandbox.fire_event(b24, "ONEXTERNALCALLSTART", {"CALL_ID": "externalCall.1.2", "USER_ID": "1"},
+                                  user_id=1, include_refresh=True) == 1
+        sandbox.flush_events()
+
+    assert sandbox.deliveries(b24, "ONEXTERNALCALLSTART")[-1].status == 200
+    event = Bitrix24Event.objects.get()
+    assert event.portal == installed_portal.portal
+    assert event.event == "ONEXTERNALCALLSTART"
+    assert event.status == Bitrix24Event.Status.RECEIVED
+    assert event.payload["data"]["CALL_ID"] == "externalCall.1.2"
+    assert event.payload["auth"]["member_id"] == b24.member_id
+    for secret in ("access_token", "refresh_token", "application_token"):
+        assert secret not in event.payload["auth"]
+    assert len(queued) == 1  # process_bitrix24_event.delay_on_commit(event.id)
+
+
+@pytest.mark.django_db
+def test_a_forged_application_token_is_refused_with_403_and_nothing_happens(
+    installed_portal, post_event, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as queued:
+        response = post_event(_telephony_event(installed_portal.portal, token="guessed-token"))
+
+    assert response.status_code == 403
+    assert not Bitrix24Event.objects.exists()
+    assert queued == []
+
+
+@pytest.mark.django_db
+def test_an_event_with_the_wrong_token_variant_from_the_sandbox_is_refused(sandbox, installed_portal):
+    b24 = installed_portal.b24
+    b24.event_auth = "wrong_application_token"
+    sandbox.fire_event(b24, "ONEXTERNALCALLSTART", {"CALL_ID": "externalCall.1.2"}, user_id=1)
+    sandbox.flush_events()
+
+    assert sandbox.deliveries(b24, "ONEXTERNALCALLSTART")[-1].status == 403
+    assert not Bitrix24Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_an_event_for_an_unknown_portal_is_refused_with_401(installed_portal, post_event):
+    response = post_event(_telephony_event(installed_portal.portal, member_id="0" * 32))
+
+    assert response.status_code == 401
+    assert not Bitrix24Event.objects.exists()
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not a form at all \xff\xfe",
+        b"event=ONEXTERNALCALLSTART",  # no auth
+        b"auth%5Bmember_id%5D=abc&auth%5Bapplication_token%5D=x",  # no event
+        b"event=ONEXTERNALCALLSTART&auth=flat-string",
+        b"event=ONEXTERNALCALLSTART&auth%5Bmember_id%5D=&auth%5Bapplication_token%5D=x",
+        b'{"event": "ONEXTERNALCALLSTART", "auth": {"member_id": "abc"}}',
+    ],
+    ids=["empty", "binary", "no-auth", "no-event", "flat-auth", "empty-member", "json"],
+)
+def test_a_malformed_body_is_refused_with_400_and_nothing_happens(installed_portal, post_event, body):
+    response = post_event(body)
+
+    assert response.status_code == 400
+    assert not Bitrix24Event.objects.exists()
+
+
+@pytest.mark.django_db
+def test_portal_a_application_token_never_authenticates_events_for_portal_b(install_portal, post_event):
+    a = install_portal("a.bitrix24.test").portal
+    b = install_portal("b.bitrix24.test").portal
+
+    forged = post_event(_telephony_event(b, token=a.application_token))
+    assert forged.status_code == 403
+    assert not Bitrix24Event.objects.exists()
+
+    # And an uninstall "from B" signed with A's token does nothing to B.
+    post_event({"event": "ONAPPUNINSTALL", "data": {"CLEAN": "1"},
+                "auth": {"member_id": b.member_id, "application_token": a.application_token}})
+    b.refresh_from_db()
+    assert b.status == "active" and b.application_token
+
+    genuine = post_event(_telephony_event(b))
+    assert genuine.status_code == 200
+    assert list(Bitrix24Event.objects.values_list("portal__member_id", flat=True)) == [b.member_id]
+
+
+@pytest.mark.django_db
+def test_telephony_events_are_handed_to_the_calls_hook(installed_portal, post_event, monkeypatch):
+    seen: list[int] = []
+    fake = types.ModuleType("calls.services")
+    fake.handle_bitrix24_telephony_event = seen.append
+    monkeypatch.setitem(sys.modules, "calls.services", fake)
+    post_event(_telephony_event(installed_portal.portal))
+    event = Bitrix24Event.objects.get()
+
+    assert process_bitrix24_event.apply(args=[event.pk]).get() == "done"
+
+    assert seen == [event.pk]
+    event.refresh_from_db()
+    assert (event.status, event.attempts) == ("done", 1)
+    # Processing again (a redelivered message) does not run the handler twice.
+    process_bitrix24_event.apply(args=[event.pk])
+    assert seen == [event.pk]
+
+
+@pytest.mark.django_db
+def test_telephony_events_are_marked_unhandled_when_the_calls_hook_is_absent(installed_portal, post_event, monkeypatch):
+    monkeypatch.setitem(sys.modules, "calls.services", None)  # import raises ImportError
+    post_event(_telephony_event(installed_portal.portal))
+    event = Bitrix24Event.objects.get()
+
+    assert process_bitrix24_event.apply(args=[event.pk]).get() == "unhandled"
+    event.refresh_from_db()
+    assert event.status == Bitrix24Event.Status.UNHANDLED
+
+
+@pytest.mark.django_db
+def test_a_failing_calls_hook_marks_the_event_failed_with_the_error(installed_portal, post_event, monkeypatch):
+    def broken(event_id: int) -> None:
+        raise ValueError("no PBX connection configured")
+
+    fake = types.ModuleType("calls.services")
+    fake.handle_bitrix24_telephony_event = broken
+    monkeypatch.setitem(sys.modules, "calls.services", fake)
+    post_event(_telephony_event(installed_portal.portal))
+    event = Bitrix24Event.objects.get()
+
+    process_bitrix24_event.apply(args=[event.pk])
+
+    event.refresh_from_db()
+    assert event.status == Bitrix24Event.Status.FAILED
+    assert "no PBX connection configured" in event.error
