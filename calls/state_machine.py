@@ -13,16 +13,19 @@ Policies (documented in one place, see also docs/architecture.md):
   depends only on the facts, never on who registered the call.
 * The registering user is the caller's agent: the ``extension`` of ``call.started`` (the dialling agent
   for outbound, the first target for inbound) if it maps to a user, else the user who asked for the
-  call (click-to-call / callback), else the portal's default user, else the missed-call owner.
-  It only decides the responsible person of CRM entities Bitrix24 creates while the call is live;
-  ``finish`` re-assigns them to the finishing user.
+  call (click-to-call / callback), else the manager ``/route`` sent the caller to, else the
+  portal's default user, else the missed-call owner. It only decides the responsible person of CRM
+  entities Bitrix24 creates while the call is live; ``finish`` re-assigns them to the finishing user.
 * Cards: while a call rings, everyone whose phone rings sees it (a later ``call.ringing`` replaces the
   ringing set: sequential ring / queue waves). When someone answers, the card stays only with the
   answering agent. A ring or answer of another extension during a conversation is a consultation
   (attended transfer): the target sees the card as well; ``call.transferred`` with ``kind=attended``
   completes it and hides the card from the transferer. A blind transfer hides the card from the
   transferer at once and shows it to the target. Outbound calls show the card to the dialling agent.
-  Once a call has ended nobody sees the card (``finish`` hides it).
+  Once a call has ended nobody sees the card: it is hidden from everyone at once, before ``finish``
+  (which closes only the finishing user's card).
+* Finish waits a few seconds after ``call.ended`` arrived (``finish_wait``): an answer or transfer the
+  PBX sent earlier may arrive just after it, and finish cannot be undone.
 * Finish user: the agent who took the call last (after transfers, the last agent who was connected
   to the client: the last to answer or the target of a completed attended transfer). For a call no
   agent answered: the dialling agent for outbound calls, else the portal's missed-call owner, else
@@ -97,6 +100,8 @@ class Fact:
     type: str
     occurred_at: datetime
     data: Mapping[str, Any] = field(default_factory=dict)
+    # When the connector received it (not part of the call's logic; used to let stragglers settle).
+    received_at: datetime | None = field(default=None, compare=False)
 
     def sort_key(self) -> tuple[datetime, int, str]:
         return (self.occurred_at, _TYPE_RANK.get(self.type, len(_TYPE_RANK)), self.event_id)
@@ -134,6 +139,7 @@ class CallInput:
     crm_entity_type: str | None = None
     crm_entity_id: int | None = None
     forced_end: ForcedEnd | None = None
+    routed_user_id: int | None = None  # the manager /route sent this caller to
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,8 @@ class Desired:
     recording: Fact | None = None
     answered_by: str | None = None
     unmapped_extensions: frozenset[str] = frozenset()
+    ended_by: Fact | None = None  # the call.ended the finish comes from (None: forced end / not ended)
+    answer_unknown: bool = False  # the PBX says "answered" but no call.answered has arrived yet
 
 
 @dataclass(frozen=True)
@@ -307,7 +315,8 @@ def derive(call: CallInput, policy: Policy) -> Desired:
 
     agent_ext = _ext(data.get("extension"))
     register_user = (
-        user_of(agent_ext) or call.origin_user_id or policy.default_user or policy.missed_call_owner
+        user_of(agent_ext) or call.origin_user_id or call.routed_user_id or policy.default_user
+        or policy.missed_call_owner
     )
 
     register: dict[str, Any] | None = None
@@ -384,6 +393,7 @@ def derive(call: CallInput, policy: Policy) -> Desired:
     return Desired(
         phase=Phase.ENDED, reason=disposition, register=register, line=line, finish=finish,
         recording=recording, answered_by=answered_by, unmapped_extensions=frozenset(unmapped),
+        ended_by=ended, answer_unknown=ended is not None and disposition == "answered" and answered_by is None,
     )
 
 
@@ -414,8 +424,22 @@ def _finish_params(*, user: int | None, duration: int, status_code: str, failed_
 # --- plan ----------------------------------------------------------------------------------------
 
 
-def plan(desired: Desired, achieved: Achieved) -> list[Step]:
-    """The Bitrix24 steps still needed, in the order they must run."""
+def finish_wait(desired: Desired, *, ended_age: float, settle: float, answer_wait: float) -> float:
+    """Seconds the finish should still wait after ``call.ended`` arrived (``ended_age`` s ago).
+
+    Events of one call may arrive out of order: a ``call.answered`` or ``call.transferred`` sent
+    before ``call.ended`` can arrive just after it, and it decides who the call belongs to. Finish is
+    final, so it waits ``settle`` seconds for such stragglers, and up to ``answer_wait`` when the PBX
+    says the call was answered but we have not heard by whom. Cards are closed without waiting.
+    """
+    if desired.phase is not Phase.ENDED or desired.ended_by is None:
+        return 0.0
+    limit = max(settle, answer_wait) if desired.answer_unknown else settle
+    return max(0.0, limit - ended_age)
+
+
+def plan(desired: Desired, achieved: Achieved, *, hold_finish: bool = False) -> list[Step]:
+    """The Bitrix24 steps still needed, in the order they must run (``hold_finish``: see finish_wait)."""
     steps: list[Step] = []
     if desired.phase in (Phase.EMPTY, Phase.WAITING_FOR_START, Phase.IGNORED):
         return steps
@@ -432,8 +456,13 @@ def plan(desired: Desired, achieved: Achieved) -> list[Step]:
         if show or hide:
             steps.append(Step(StepKind.CARDS, show=frozenset(show), hide=frozenset(hide)))
         return steps
-    # ENDED: finish hides every card, so no separate hide is needed.
+    # ENDED. Finish is only sure to close the card of the user it is finished under (who may still
+    # change while stragglers settle), so every card is hidden first.
     if not achieved.finished:
+        if achieved.cards_shown:
+            steps.append(Step(StepKind.CARDS, hide=achieved.cards_shown))
+        if hold_finish:
+            return steps
         steps.append(Step(StepKind.FINISH))
     if desired.recording is not None and desired.recording.event_id != achieved.recording_key:
         steps.append(Step(StepKind.ATTACH_RECORDING))

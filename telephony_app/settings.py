@@ -223,6 +223,33 @@ CELERY_BEAT_SCHEDULE["portals-prune-rest-call-log"] = {
     "schedule": 3600.0,
 }
 
+# --- Call state machine (calls.call_sync) ------------------------------------------------------------
+# Retries of Bitrix24 steps: exponential backoff with full jitter from BASE, capped at MAX (keep it far
+# below the Redis visibility timeout), dead letter after GIVE_UP of continuous failure (outlives a
+# Bitrix24 outage of an hour). Rate-limit waits are re-scheduled and never count as failures.
+CALLS_RETRY_BASE_SECONDS = float(env_str("CALLS_RETRY_BASE_SECONDS", "2"))
+CALLS_RETRY_MAX_SECONDS = float(env_str("CALLS_RETRY_MAX_SECONDS", "300"))
+CALLS_RETRY_MIN_SECONDS = float(env_str("CALLS_RETRY_MIN_SECONDS", "0.5"))
+CALLS_GIVE_UP_AFTER_SECONDS = float(env_str("CALLS_GIVE_UP_AFTER_SECONDS", str(6 * 3600)))
+# How long events of a call wait for its call.started before they become a dead letter.
+CALLS_START_WAIT_SECONDS = float(env_str("CALLS_START_WAIT_SECONDS", "600"))
+CALLS_SYNC_LEASE_SECONDS = float(env_str("CALLS_SYNC_LEASE_SECONDS", "120"))
+# Finish (final in Bitrix24) waits this long after call.ended for events the PBX sent before it but
+# that arrive after it; up to ANSWER_WAIT when the call was answered but we do not know by whom yet.
+CALLS_FINISH_SETTLE_SECONDS = float(env_str("CALLS_FINISH_SETTLE_SECONDS", "3"))
+CALLS_ANSWER_WAIT_SECONDS = float(env_str("CALLS_ANSWER_WAIT_SECONDS", "30"))
+# The sweeper re-dispatches inbox events and calls left untouched for longer than this.
+CALLS_SWEEP_GRACE_SECONDS = float(env_str("CALLS_SWEEP_GRACE_SECONDS", "60"))
+CALLS_SWEEP_INTERVAL_SECONDS = float(env_str("CALLS_SWEEP_INTERVAL_SECONDS", "30"))
+CALLS_EXTENSIONS_TTL = env_int("CALLS_EXTENSIONS_TTL", 600)
+CALLS_EXTENSIONS_MISS_INTERVAL = env_int("CALLS_EXTENSIONS_MISS_INTERVAL", 60)
+CALLS_EXTENSION_MAX_DIGITS = env_int("CALLS_EXTENSION_MAX_DIGITS", 5)
+CALLS_LINE_CACHE_SECONDS = env_int("CALLS_LINE_CACHE_SECONDS", 3600)
+CELERY_BEAT_SCHEDULE["calls-sweep-overdue"] = {
+    "task": "calls.tasks.sweep_overdue",
+    "schedule": CALLS_SWEEP_INTERVAL_SECONDS,
+}
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -163,7 +163,12 @@ def test_nobody_sees_the_card_after_the_call_ended():
                      fact(20, sm.ENDED, disposition="no_answer", talk_seconds=0))
     assert desired.cards == frozenset()
     steps = sm.plan(desired, Achieved(b24_call_id="c", line_registered=True, cards_shown=frozenset({11, 12})))
-    assert [s.kind for s in steps] == [StepKind.FINISH]  # finish itself closes the cards
+    # Finish closes only the finishing user's card (the missed-call owner, 99): every card is hidden
+    # first, even while the finish itself waits for stragglers.
+    assert steps == [sm.Step(StepKind.CARDS, hide=frozenset({11, 12})), sm.Step(StepKind.FINISH)]
+    held = sm.plan(desired, Achieved(b24_call_id="c", line_registered=True, cards_shown=frozenset({11, 12})),
+                   hold_finish=True)
+    assert held == [sm.Step(StepKind.CARDS, hide=frozenset({11, 12}))]
 
 
 # --- finish -----------------------------------------------------------------------------------------
@@ -339,3 +344,24 @@ def test_origin_request_waiting_for_the_pbx_does_nothing():
     desired = derive(origin=sm.ORIGIN_CLICK_TO_CALL, origin_user_id=12)
     assert desired.phase is Phase.EMPTY
     assert sm.plan(desired, Achieved(b24_call_id="externalCall.x")) == []
+
+
+def test_finish_waits_a_settle_window_after_call_ended_arrived():
+    ended = fact(60, sm.ENDED, disposition="no_answer", talk_seconds=0)
+    desired = derive(inbound_started(), ended)
+    assert sm.finish_wait(desired, ended_age=1.0, settle=3.0, answer_wait=30.0) == 2.0
+    assert sm.finish_wait(desired, ended_age=5.0, settle=3.0, answer_wait=30.0) == 0.0
+
+
+def test_answered_call_without_a_known_answerer_waits_longer_for_call_answered():
+    desired = derive(inbound_started(), fact(60, sm.ENDED, disposition="answered", talk_seconds=50))
+    assert desired.answer_unknown
+    assert sm.finish_wait(desired, ended_age=5.0, settle=3.0, answer_wait=30.0) == 25.0
+    # ...and once the wait is over it finishes under the missed-call owner rather than never.
+    assert sm.finish_wait(desired, ended_age=31.0, settle=3.0, answer_wait=30.0) == 0.0
+
+
+def test_a_forced_end_does_not_wait():
+    desired = derive(origin=sm.ORIGIN_CLICK_TO_CALL, origin_user_id=12,
+                     forced_end=ForcedEnd("404", "unknown extension", T0))
+    assert sm.finish_wait(desired, ended_age=0.0, settle=3.0, answer_wait=30.0) == 0.0

@@ -1,0 +1,87 @@
+"""Celery tasks of the calls app: thin wrappers taking ids; the logic lives in ``calls.call_sync``.
+
+Every task is idempotent and runs with ``acks_late`` + ``reject_on_worker_lost``: a worker killed
+mid-task gets the message redelivered, and the beat-driven ``sweep_overdue`` re-dispatches anything a
+lost message or a broker restart left behind. Live call work goes to the ``realtime`` queue,
+recordings to ``bulk``, the sweeper to ``default``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from django.utils import timezone
+
+from calls import call_sync, selectors
+
+logger = logging.getLogger(__name__)
+
+_RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
+
+
+@shared_task(queue="realtime", soft_time_limit=120, time_limit=150, **_RELIABLE)
+def process_pbx_event(pbx_event_pk: int) -> None:
+    """Apply one inbox event to its call, then sync the call right away (lowest latency)."""
+    call_pk = call_sync.apply_pbx_event(pbx_event_pk)
+    if call_pk is not None:
+        _sync(call_pk, allow_slow=False)
+
+
+@shared_task(queue="realtime", soft_time_limit=120, time_limit=150, **_RELIABLE)
+def sync_call(call_pk: int) -> None:
+    _sync(call_pk, allow_slow=False)
+
+
+@shared_task(queue="bulk", soft_time_limit=1800, time_limit=1900, **_RELIABLE)
+def attach_recording(call_pk: int) -> None:
+    """The slow step (download, convert, upload a recording), kept off the realtime queue."""
+    _sync(call_pk, allow_slow=True)
+
+
+def _sync(call_pk: int, *, allow_slow: bool) -> None:
+    result = call_sync.sync_call(call_pk, allow_slow=allow_slow)
+    again = attach_recording if allow_slow else sync_call
+    if result.outcome in ("retry", "busy"):
+        again.apply_async((call_pk,), countdown=max(0.0, result.delay))
+    elif result.outcome == "slow_step":
+        attach_recording.delay(call_pk)
+
+
+@shared_task(queue="bulk", **_RELIABLE)
+def sync_pbx_lines(connection_id: int) -> None:
+    """Mirror a connection's lines into Bitrix24 external lines (``calls.pbx_lines``)."""
+    from calls.pbx_lines import sync_lines_to_bitrix24
+
+    sync_lines_to_bitrix24(connection_id)
+
+
+@shared_task(queue="default", ignore_result=True)
+def sweep_overdue() -> dict[str, int]:
+    """Re-dispatch what a lost broker message, a dead worker or a restart left undone."""
+    from django.conf import settings
+
+    now = timezone.now()
+    grace = timedelta(seconds=float(getattr(settings, "CALLS_SWEEP_GRACE_SECONDS", 60)))
+    wait = timedelta(seconds=float(getattr(settings, "CALLS_START_WAIT_SECONDS", 600)))
+    events = selectors.stuck_pbx_events(now, grace)
+    for pk in events:
+        process_pbx_event.delay(pk)
+    calls = set(selectors.overdue_calls(now, grace)) | set(selectors.calls_waiting_too_long(now, wait))
+    for pk in sorted(calls):
+        sync_call.delay(pk)
+    lines = _unsynced_line_connections()
+    for connection_id in lines:
+        sync_pbx_lines.delay(connection_id)
+    if events or calls:
+        logger.info("sweeper re-dispatched %d events and %d calls", len(events), len(calls))
+    return {"events": len(events), "calls": len(calls), "line_connections": len(lines)}
+
+
+def _unsynced_line_connections() -> list[int]:
+    try:
+        from calls.pbx_lines import connections_with_unsynced_lines
+    except ImportError:
+        return []
+    return connections_with_unsynced_lines()
