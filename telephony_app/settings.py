@@ -7,6 +7,7 @@ file-based coordination (locks, rate limiter), so a newcomer needs no servers. W
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import dj_database_url
@@ -116,6 +117,7 @@ TEMPLATES = [
 DATABASE_URL = env_str("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+    DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # sqlite:///path (e.g. a test worker pointed at the test DB file): same concurrency settings.
         DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -128,7 +130,8 @@ else:
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": VAR_DIR / "db.sqlite3",
             # The worker is a separate process; a file test DB lets it see what the test wrote.
-            "TEST": {"NAME": str(VAR_DIR / "test_db.sqlite3")},
+            # Per-process name: parallel test runs on one machine never clobber each other.
+            "TEST": {"NAME": str(VAR_DIR / f"test_db_{os.getpid()}.sqlite3")},
             "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE", "init_command": "PRAGMA journal_mode=WAL;"},
         }
     }
@@ -179,7 +182,7 @@ RECORDINGS_ALLOW_HTTP = env_bool("RECORDINGS_ALLOW_HTTP", RECORDINGS_ALLOW_PRIVA
 RECORDINGS_FFMPEG = env_str("RECORDINGS_FFMPEG", "ffmpeg")
 RECORDING_CONNECT_TIMEOUT = float(env_str("RECORDING_CONNECT_TIMEOUT", "10"))
 RECORDING_READ_TIMEOUT = float(env_str("RECORDING_READ_TIMEOUT", "60"))
-RECORDING_DOWNLOAD_DEADLINE = float(env_str("RECORDING_DOWNLOAD_DEADLINE", "1800"))
+RECORDING_DOWNLOAD_DEADLINE = float(env_str("RECORDING_DOWNLOAD_DEADLINE", "900"))
 RECORDING_UPLOAD_TIMEOUT = float(env_str("RECORDING_UPLOAD_TIMEOUT", "600"))
 
 REST_FRAMEWORK = {
@@ -206,6 +209,7 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", CELERY_BROKER_URL)
