@@ -279,7 +279,8 @@ class RedisBackend:
         from redis.exceptions import LockError
 
         lk = self.redis.lock(f"{self.prefix}lock:{name}", timeout=timeout,
-                             blocking_timeout=timeout if wait is None else wait, thread_local=False)
+                             blocking_timeout=timeout if wait is None else wait, thread_local=False,
+                             sleep=0.01)
         if not lk.acquire():
             raise LockTimeout(name)
         try:
