@@ -254,6 +254,8 @@ def receive_recording(
             return PbxAnswer(400, error_body(
                 "invalid_call_id", f"call_id must be 1 to {MAX_ID_LENGTH} characters.", {"call_id": ["Invalid."]}
             ))
+        if spooled.size == 0:
+            return PbxAnswer(400, error_body("empty_recording", "The body is empty: no recording was sent."))
         media = content_type.split(";", 1)[0].strip().lower()
         if media == "multipart/form-data":
             try:

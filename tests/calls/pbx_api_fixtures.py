@@ -14,6 +14,9 @@ from calls.pbx_connections import create_connection
 from pbxsim import PbxSimulator, SimResponse
 from portals.models import Portal
 
+# Star-importing this module brings in the fixtures; helpers are imported by name.
+__all__ = ["other_tenant", "tenant"]
+
 _counter = itertools.count(1)
 
 

@@ -8,7 +8,8 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
-from pbx_api_fixtures import event, other_tenant, tenant  # noqa: F401
+from pbx_api_fixtures import *  # noqa: F403 (fixtures)
+from pbx_api_fixtures import event
 
 from calls import signing
 from calls.models import PbxEvent, PbxLine, PbxWebhookReceipt

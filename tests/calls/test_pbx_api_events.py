@@ -7,7 +7,8 @@ import json
 import pytest
 from django.db import transaction
 from django.test import override_settings
-from pbx_api_fixtures import event, other_tenant, tenant  # noqa: F401
+from pbx_api_fixtures import *  # noqa: F403 (fixtures)
+from pbx_api_fixtures import event
 
 from calls import pbx_intake
 from calls.models import PbxEvent
