@@ -199,11 +199,18 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ------------------------------------------------------------------------------------
+# A namespace keeps concurrent test runs (and a demo running beside them) from consuming each
+# other's tasks; the test worker subprocess is handed its parent's namespace explicitly.
+CELERY_BROKER_NAMESPACE = env_str("CELERY_BROKER_NAMESPACE", "") or (
+    f"test-{os.getpid()}" if os.environ.get("PYTEST_VERSION") else ""
+)
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    if CELERY_BROKER_NAMESPACE:
+        CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{CELERY_BROKER_NAMESPACE}:"
 else:
-    _broker_dir = VAR_DIR / "broker"
+    _broker_dir = VAR_DIR / "broker" / (CELERY_BROKER_NAMESPACE or "main")
     _broker_dir.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {

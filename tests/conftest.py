@@ -40,6 +40,24 @@ APP_PATH = "/bitrix24/app/"
 EVENTS_PATH = "/bitrix24/events/"
 
 
+# ------------------------------------------------------------------------------------ test database
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
+    """One test database per pytest run: several runs on one machine (developers, CI) never share or
+    delete each other's database. Worker subprocesses are pointed at it by ``child_env()``."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    test = db.setdefault("TEST", {})
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        base = Path(test.get("NAME") or Path(settings.VAR_DIR) / "test_db.sqlite3")
+        test["NAME"] = str(base.with_name(f"{base.stem}-{os.getpid()}{base.suffix}"))
+    else:
+        test["NAME"] = f"{test.get('NAME') or 'test_' + db['NAME']}_{os.getpid()}"
+
+
 # ------------------------------------------------------------------------------------ transports
 
 
@@ -104,30 +122,43 @@ def sandbox(settings) -> Iterator[Any]:
 
 
 @pytest.fixture
-def sandbox_server(settings, transactional_db) -> Iterator[Any]:
-    """The sandbox as a real HTTP server on 127.0.0.1 (ManualClock), for tests with other processes.
+def start_sandbox_server(settings, transactional_db) -> Iterator[Callable[..., Any]]:
+    """Factory: ``start_sandbox_server(clock=None)`` -> the sandbox as a real HTTP server on 127.0.0.1.
 
-    Our settings are switched to it (http allowed, OAuth server on 127.0.0.1); ``child_env()`` carries
-    the same settings to subprocesses. Events still reach our views through the test Client.
+    ``clock`` defaults to a ManualClock; pass ``RealClock()`` when the sandbox's rate-limit bucket must
+    drain in real time. Our settings are switched to it (http allowed, OAuth server on 127.0.0.1);
+    ``child_env()`` carries them to subprocesses. Events still reach our views through the test Client.
     """
     from b24sandbox.clock import ManualClock
     from b24sandbox.sandbox import Sandbox
 
-    sb = Sandbox(clock=ManualClock(), allow_http=True)
-    server = sb.serve(host="127.0.0.1", port=0)
-    settings.APP_BASE_URL = APP_BASE_URL
-    settings.BITRIX24_ALLOW_HTTP = True
-    settings.BITRIX24_OAUTH_SERVER = f"{server.base_url}/oauth"
-    settings.BITRIX24_OAUTH_HOSTS = [*settings.BITRIX24_OAUTH_HOSTS, "127.0.0.1"]
-    _register_app(sb, settings, APP_BASE_URL)
-    sb.event_transport = DjangoTransport()
-    sb.server = server
-    try:
-        yield sb
-    finally:
+    started: list[Any] = []
+
+    def start(clock: Any = None) -> Any:
+        sb = Sandbox(clock=clock or ManualClock(), allow_http=True)
+        server = sb.serve(host="127.0.0.1", port=0)
+        started.append(sb)
+        settings.APP_BASE_URL = APP_BASE_URL
+        settings.BITRIX24_ALLOW_HTTP = True
+        settings.BITRIX24_OAUTH_SERVER = f"{server.base_url}/oauth"
+        settings.BITRIX24_OAUTH_HOSTS = [*settings.BITRIX24_OAUTH_HOSTS, "127.0.0.1"]
+        _register_app(sb, settings, APP_BASE_URL)
+        sb.event_transport = DjangoTransport()
+        sb.server = server
+        return sb
+
+    yield start
+    for sb in started:
         with contextlib.suppress(Exception):
-            server.stop()
-    assert not sb.internal_errors, "the sandbox itself failed:\n" + "\n".join(sb.internal_errors)
+            sb.server.stop()
+    errors = [e for sb in started for e in sb.internal_errors]
+    assert not errors, "the sandbox itself failed:\n" + "\n".join(errors)
+
+
+@pytest.fixture
+def sandbox_server(start_sandbox_server) -> Any:
+    """The sandbox as a real HTTP server (ManualClock); ``sandbox_server.server.base_url``."""
+    return start_sandbox_server()
 
 
 # ------------------------------------------------------------------------------------ installed portals
@@ -171,6 +202,17 @@ def install_portal(sandbox, db) -> Callable[..., InstalledPortal]:
 def installed_portal(install_portal) -> InstalledPortal:
     """One portal installed through the real install flow (installer page + installFinish)."""
     return install_portal("acme.bitrix24.test")
+
+
+# ------------------------------------------------------------------------------------ call state machine
+
+
+@pytest.fixture(autouse=True)
+def _calls_finish_without_settle_window(settings):
+    """In production a finish waits CALLS_FINISH_SETTLE_SECONDS after call.ended for late events; tests
+    deliver everything at once (eager tasks would otherwise spin until the window passes). Tests of the
+    window itself set it back."""
+    settings.CALLS_FINISH_SETTLE_SECONDS = 0
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -247,6 +289,7 @@ def child_env(**extra: str) -> dict[str, str]:
         TOKEN_ENCRYPTION_KEYS=",".join(settings.TOKEN_ENCRYPTION_KEYS),
         RECORDINGS_ALLOW_PRIVATE_HOSTS="1" if getattr(settings, "RECORDINGS_ALLOW_PRIVATE_HOSTS", False) else "0",
         PYTHONUNBUFFERED="1",
+        CELERY_BROKER_NAMESPACE=settings.CELERY_BROKER_NAMESPACE,
     )
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.update(extra)
@@ -324,24 +367,37 @@ def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, interval:
         time.sleep(interval)
 
 
-def run_python_processes(script: Path, argv_list: list[list[str]], *, timeout: float = 120) -> list[dict]:
-    """Run ``python script *argv`` once per argv concurrently with ``child_env()``; each prints one JSON
-    line as its last output. Returns the parsed lines (in argv order)."""
+def run_python_processes(script: Path, argv_list: list[list[str]], *, barrier_dir: Path | None = None,
+                         timeout: float = 180) -> list[dict]:
+    """Run ``python script *argv`` once per argv, concurrently, with ``child_env()``. Each prints one JSON
+    line as its last output; the parsed lines come back in argv order.
+
+    With ``barrier_dir`` each child gets ``--barrier DIR``: it must create ``DIR/ready-<pid>`` when set
+    up and then wait for ``DIR/go``, which appears once every child is ready (a real race, not a
+    staggered start).
+    """
     env = child_env()
+    extra = ["--barrier", str(barrier_dir)] if barrier_dir else []
     procs = [
-        subprocess.Popen([sys.executable, str(script), *argv], cwd=ROOT, env=env,
+        subprocess.Popen([sys.executable, str(script), *argv, *extra], cwd=ROOT, env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for argv in argv_list
     ]
-    results = []
-    for proc in procs:
-        try:
+    try:
+        if barrier_dir is not None:
+            wait_until(lambda: len(list(barrier_dir.glob("ready-*"))) >= len(procs) or any(p.poll() is not None for p in procs),
+                       timeout=60, what="child processes to get ready")
+            (barrier_dir / "go").touch()
+        results = []
+        for proc in procs:
             out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            out, err = proc.communicate()
-        lines = [line for line in out.splitlines() if line.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            raise AssertionError(f"{script.name} {proc.args} failed ({proc.returncode}):\n{err[-4000:]}")
-        results.append(json.loads(lines[-1]))
-    return results
+            lines = [line for line in out.splitlines() if line.startswith("{")]
+            if proc.returncode != 0 or not lines:
+                raise AssertionError(f"{script.name} {proc.args[2:]} failed ({proc.returncode}):\n{err[-4000:]}")
+            results.append(json.loads(lines[-1]))
+        return results
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
