@@ -343,8 +343,10 @@ def run_batch(sb: Sandbox, ctx: CallContext, auth: Auth, params: dict[str, Any])
         sub_params.pop("auth", None)  # outer auth only
         sub_params = _substitute(sub_params, {k: {str(i): v for i, v in d.items()} for k, d in results.items()})
         try:
+            if method == "batch":
+                raise RestError("ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage", 405)
             spec = lookup(method)
-            if method == "batch" or not spec.batchable:
+            if not spec.batchable:
                 raise RestError("ERROR_BATCH_METHOD_NOT_ALLOWED", "Method is not allowed for batch usage", 405)
             body = call_method(sb, ctx, auth, spec, sub_params, with_operating=False)
         except RestError as exc:

@@ -1,0 +1,105 @@
+"""Limits: contract §3.1 (leaky bucket per portal, 503 QUERY_LIMIT_EXCEEDED) and §3.2 (per-method operating
+time, 429 OPERATION_TIME_LIMIT, 10 one-minute buckets), switchable per test."""
+
+from __future__ import annotations
+
+from b24sandbox.pytest_plugin import RestCaller
+
+
+def burst(rest: RestCaller, n: int) -> list[int]:
+    return [rest.call("profile").status_code for _ in range(n)]
+
+
+def test_standard_plan_takes_a_burst_of_50_then_503_query_limit_exceeded_3_1(sb, portal, rest):
+    portal.limits.level = 0  # forget the requests made while installing
+    statuses = burst(rest, 51)
+    assert statuses[:50] == [200] * 50
+    assert statuses[50] == 503
+    assert rest.call("profile").json() == {"error": "QUERY_LIMIT_EXCEEDED", "error_description": "Too many requests"}
+
+
+def test_the_bucket_drains_2_per_second_on_standard_3_1(sb, portal, rest, clock):
+    portal.limits.level = 0
+    burst(rest, 50)
+    assert rest.call("profile").status_code == 503
+    clock.advance(0.5)
+    assert rest.call("profile").status_code == 200
+    assert rest.call("profile").status_code == 503
+    clock.advance(10)
+    assert burst(rest, 20) == [200] * 20
+
+
+def test_enterprise_plan_takes_250_and_drains_5_per_second_3_1(sb, inbox):
+    portal = sb.create_portal("big.bitrix24.test", plan="enterprise")
+    sb.install(portal)
+    rest = RestCaller(sb, portal, inbox.pages()[-1].flat["AUTH_ID"])
+    portal.limits.level = 0
+    statuses = burst(rest, 251)
+    assert statuses.count(200) == 250 and statuses[-1] == 503
+    assert (portal.limits.capacity, portal.limits.drain) == (250, 5)
+
+
+def test_one_portals_limit_does_not_touch_another_3_1(sb, portal, rest, inbox):
+    other = sb.create_portal("other.bitrix24.test")
+    sb.install(other)
+    other_rest = RestCaller(sb, other, inbox.pages()[-1].flat["AUTH_ID"])
+    portal.limits.level = 0
+    burst(rest, 51)
+    assert rest.call("profile").status_code == 503
+    assert other_rest.call("profile").status_code == 200
+
+
+def test_limits_can_be_switched_off_or_resized_per_portal_3_1(sb, portal, rest):
+    sb.set_limits(portal, enabled=False)
+    assert set(burst(rest, 80)) == {200}
+    sb.set_limits(portal, capacity=3, drain=1, enabled=True)
+    portal.limits.level = 0
+    assert burst(rest, 4) == [200, 200, 200, 503]
+
+
+def test_operating_time_over_480_seconds_blocks_the_method_with_429_3_2(sb, portal, rest, clock):
+    sb.set_method_duration("user.get", 100)
+    statuses = [rest.call("user.get").status_code for _ in range(6)]
+    # checked before each call: the 5th call crosses 480 s and still completes, the 6th is refused
+    assert statuses == [200, 200, 200, 200, 200, 429]
+    refused = rest.call("user.get").json()
+    assert refused == {"error": "OPERATION_TIME_LIMIT", "error_description": "Method is blocked due to operation time limit."}
+    assert rest.call("user.current").status_code == 200  # other methods are unaffected
+
+
+def test_operating_and_reset_at_are_reported_and_buckets_age_out_one_by_one_3_2(sb, portal, rest, clock):
+    sb.set_method_duration("user.get", 100)
+    start = clock.now()
+    first = rest.call("user.get").json()["time"]
+    assert first["operating"] == 100 and first["operating_reset_at"] == int(start + 600)
+    for _ in range(4):  # one call a minute: minutes 1..4, 500 s in five one-minute buckets
+        clock.advance(60)
+        assert rest.call("user.get").status_code == 200
+    clock.advance(60)
+    assert rest.call("user.get").status_code == 429
+    clock.set(start + 600)  # the first bucket drops out: 400 s left, under the budget again
+    allowed = rest.call("user.get").json()["time"]
+    assert allowed["operating"] == 500 and allowed["operating_reset_at"] == int(start + 660)
+
+
+def test_operating_limit_is_per_app_and_webhook_3_2(sb, portal, rest):
+    sb.set_method_duration("user.get", 500)
+    rest.call("user.get")
+    assert rest.call("user.get").status_code == 429
+    code = sb.add_webhook(portal, 1, ["user"])
+    assert rest.call("user.get", webhook=(1, code)).status_code == 200
+
+
+def test_batch_sub_calls_count_against_their_methods_budget_3_2(sb, portal, rest):
+    sb.set_method_duration("user.get", 200)
+    rest.result("batch", {"cmd": {"a": "user.get", "b": "user.get", "c": "user.get"}})
+    assert rest.call("user.get").status_code == 429
+    assert sb.operating(portal, "batch") == 0
+
+
+def test_operating_limit_can_be_switched_off_or_resized_per_portal_3_2(sb, portal, rest):
+    sb.set_method_duration("user.get", 300, portal=portal)
+    sb.set_operating(portal, enabled=False)
+    assert [rest.call("user.get").status_code for _ in range(4)] == [200] * 4
+    sb.set_operating(portal, enabled=True, budget=10_000)
+    assert rest.call("user.get").status_code == 200
