@@ -35,7 +35,7 @@ def recording_settings() -> RecordingSettings:
         ffmpeg=str(getattr(settings, "RECORDINGS_FFMPEG", "ffmpeg")),
         connect_timeout=float(getattr(settings, "RECORDING_CONNECT_TIMEOUT", 10)),
         read_timeout=float(getattr(settings, "RECORDING_READ_TIMEOUT", 60)),
-        download_deadline=float(getattr(settings, "RECORDING_DOWNLOAD_DEADLINE", 1800)),
+        download_deadline=float(getattr(settings, "RECORDING_DOWNLOAD_DEADLINE", 900)),
         max_redirects=int(getattr(settings, "RECORDING_MAX_REDIRECTS", 3)),
         convert_timeout=float(getattr(settings, "RECORDING_CONVERT_TIMEOUT", 900)),
         upload_timeout=float(getattr(settings, "RECORDING_UPLOAD_TIMEOUT", 600)),
