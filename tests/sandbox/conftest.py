@@ -36,14 +36,22 @@ def inbox(sandbox_and_inbox: tuple[Sandbox, AppInbox]) -> AppInbox:
 
 
 @pytest.fixture
-def portal(sb: Sandbox) -> Portal:
-    """acme.bitrix24.test with the default staff and the app fully installed."""
+def installed(sb: Sandbox, inbox: AppInbox) -> tuple[Portal, str]:
+    """acme.bitrix24.test with the default staff and the app fully installed; the inbox is emptied after,
+    and the installing admin's token (AUTH_ID of the installer page) is kept."""
     portal = sb.create_portal("acme.bitrix24.test")
     sb.install(portal)
-    return portal
+    token = installer_token(inbox)
+    inbox.clear()
+    return portal, token
 
 
 @pytest.fixture
-def rest(sb: Sandbox, portal: Portal, inbox: AppInbox) -> RestCaller:
-    """REST caller holding the installing admin's token (AUTH_ID of the installer page)."""
-    return RestCaller(sb, portal, installer_token(inbox))
+def portal(installed: tuple[Portal, str]) -> Portal:
+    return installed[0]
+
+
+@pytest.fixture
+def rest(sb: Sandbox, installed: tuple[Portal, str]) -> RestCaller:
+    """REST caller holding the installing admin's token."""
+    return RestCaller(sb, installed[0], installed[1])
