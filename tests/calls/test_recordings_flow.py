@@ -1,0 +1,73 @@
+"""A recording through the whole product: PBX upload -> inbox -> call state machine -> Bitrix24.
+
+The state machine decides when to attach; this checks the recording pipeline's side of that
+contract: a recording that arrives before the call ends waits, and lands right after the finish.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from pbx_api_fixtures import DjangoClientTransport
+
+from calls import call_sync
+from calls.models import Call, PbxEvent
+from calls.pbx_connections import create_connection
+from pbxsim import PbxSimulator
+from pbxsim.wav import wav_bytes
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def quick_settle(settings, tmp_path):
+    settings.RECORDINGS_DIR = tmp_path / "recordings"
+    settings.CALLS_FINISH_SETTLE_SECONDS = 0
+    settings.CALLS_ANSWER_WAIT_SECONDS = 0
+
+
+def deliver_pending() -> Call:
+    """What the realtime and bulk tasks do, run inline: apply every stored event, then sync."""
+    call_pks = set()
+    for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).order_by("pk").values_list("pk", flat=True):
+        call_pk = call_sync.apply_pbx_event(pk)
+        if call_pk:
+            call_pks.add(call_pk)
+    for call_pk in call_pks:
+        call_sync.sync_call(call_pk, allow_slow=True)
+    return Call.objects.get(pk=call_pks.pop())
+
+
+def at(seconds: int) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat()
+
+
+def test_uploaded_recording_waits_for_the_finish_and_then_lands_byte_for_byte(installed_portal, client):
+    issued = create_connection(portal=installed_portal.portal, name="PBX")
+    sim = PbxSimulator("http://testserver", issued.connection.public_id, issued.secret,
+                       transport=DjangoClientTransport(client))
+    source = wav_bytes(2)
+
+    sim.send_events([
+        {"event_id": "e1", "type": "call.started", "call_id": "c1", "occurred_at": at(0), "direction": "inbound",
+         "client_number": "+7 495 123-45-67", "line_number": "+74950000000", "extension": "101"},
+        {"event_id": "e2", "type": "call.answered", "call_id": "c1", "occurred_at": at(5), "extension": "101"},
+    ])
+    assert sim.upload_recording("c1", source, content_type="audio/wav").response.status == 202
+    call = deliver_pending()
+    b24 = installed_portal.b24.telephony
+    assert call.b24_call_id and call.recording_attached_at is None
+    assert b24.recordings.get(call.b24_call_id) is None  # the call is live: nothing attached yet
+
+    sim.send_events([{"event_id": "e3", "type": "call.ended", "call_id": "c1", "occurred_at": at(65),
+                      "disposition": "answered", "talk_seconds": 60}])
+    call = deliver_pending()
+
+    stored = b24.recordings.get(call.b24_call_id)
+    assert stored is not None and stored.content == source
+    assert call.recording_attached_at is not None and call.recording_key.startswith("upload:")
+    ops = [h["op"] for h in b24.calls[call.b24_call_id].history]
+    assert ops.index("record") > max(i for i, op in enumerate(ops) if op.startswith("finish"))
