@@ -8,7 +8,7 @@ from . import coordination, errors, phparray, redact
 from .client import Bitrix24Client
 from .credentials import Credentials, TokenStore
 from .envelope import BatchResult, RestResult
-from .oauth import OAuthApp
+from .oauth import OAuthApp, credentials_from_token_response
 
 __all__ = [
     "BatchResult",
@@ -18,6 +18,7 @@ __all__ = [
     "RestResult",
     "TokenStore",
     "coordination",
+    "credentials_from_token_response",
     "errors",
     "phparray",
     "redact",

@@ -203,17 +203,33 @@ class OAuthApp:
         return dict(payload)
 
     def _credentials(self, data: Mapping[str, Any], previous: Credentials | None) -> Credentials:
-        access = str(data.get("access_token") or "")
-        refresh = str(data.get("refresh_token") or "")
-        member_id = str(data.get("member_id") or (previous.member_id if previous else ""))
-        client_endpoint = str(data.get("client_endpoint") or (previous.client_endpoint if previous else ""))
-        if not access or not refresh or not member_id or not client_endpoint:
-            raise errors.InvalidRequest("ERROR_UNEXPECTED_ANSWER",
-                                        "token response lacks access_token/refresh_token/member_id/client_endpoint")
-        if previous is not None and member_id != previous.member_id:
-            # Never store another tenant's tokens under this portal.
-            raise errors.InvalidRequest("member_mismatch", "refresh returned tokens for a different portal")
-        check_scheme(client_endpoint, self.allow_http)
+        return credentials_from_token_response(data, previous=previous, allow_http=self.allow_http,
+                                               default_server_endpoint=f"{self.oauth_server}/rest/")
+
+
+def credentials_from_token_response(
+    data: Mapping[str, Any],
+    *,
+    previous: Credentials | None = None,
+    allow_http: bool = False,
+    default_server_endpoint: str = "",
+) -> Credentials:
+    """``Credentials`` from a token response (§1.7/§1.8) or an install/event ``auth`` block (§4.4).
+
+    ``domain`` is ignored on purpose: in token responses it is the OAuth server, the portal is
+    ``client_endpoint``. With ``previous`` (a refresh), missing fields are kept and a different
+    ``member_id`` is refused so one tenant's tokens can never land on another."""
+    access = str(data.get("access_token") or "")
+    refresh = str(data.get("refresh_token") or "")
+    member_id = str(data.get("member_id") or (previous.member_id if previous else ""))
+    client_endpoint = str(data.get("client_endpoint") or (previous.client_endpoint if previous else ""))
+    if not access or not refresh or not member_id or not client_endpoint:
+        raise errors.InvalidRequest("ERROR_UNEXPECTED_ANSWER",
+                                    "token response lacks access_token/refresh_token/member_id/client_endpoint")
+    if previous is not None and member_id != previous.member_id:
+        raise errors.InvalidRequest("member_mismatch", "refresh returned tokens for a different portal")
+    check_scheme(client_endpoint, allow_http)
+    try:
         if data.get("expires") not in (None, ""):
             expires_at: float | None = float(data["expires"])
         elif data.get("expires_in") not in (None, ""):
@@ -221,15 +237,18 @@ class OAuthApp:
         else:
             expires_at = None
         user_id = data.get("user_id", previous.user_id if previous else None)
-        server_endpoint = str(data.get("server_endpoint") or (previous.server_endpoint if previous else "")
-                              or f"{self.oauth_server}/rest/")
-        return Credentials(
-            access_token=access,
-            refresh_token=refresh,
-            expires_at=expires_at,
-            client_endpoint=client_endpoint if client_endpoint.endswith("/") else client_endpoint + "/",
-            server_endpoint=server_endpoint,
-            member_id=member_id,
-            user_id=int(user_id) if user_id not in (None, "") else None,
-            scope=_split_scope(data.get("scope")) or (previous.scope if previous else ()),
-        )
+        user_id = int(user_id) if user_id not in (None, "") else None
+    except (TypeError, ValueError) as exc:
+        raise errors.InvalidRequest("ERROR_UNEXPECTED_ANSWER", f"malformed token response: {exc}") from None
+    server_endpoint = str(data.get("server_endpoint") or (previous.server_endpoint if previous else "")
+                          or default_server_endpoint)
+    return Credentials(
+        access_token=access,
+        refresh_token=refresh,
+        expires_at=expires_at,
+        client_endpoint=client_endpoint if client_endpoint.endswith("/") else client_endpoint + "/",
+        server_endpoint=server_endpoint,
+        member_id=member_id,
+        user_id=user_id,
+        scope=_split_scope(data.get("scope")) or (previous.scope if previous else ()),
+    )
