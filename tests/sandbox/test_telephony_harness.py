@@ -67,12 +67,14 @@ class Harness:
         token: str | None = None,
         form: bool = False,
         webhook: tuple[int, str] | None = None,
+        domain: str | None = None,
     ) -> tuple[int, Any]:
         params = dict(params or {})
+        domain = domain or self.portal.domain
         if webhook is not None:
-            url = f"https://{self.portal.domain}/rest/{webhook[0]}/{webhook[1]}/{method}.json"
+            url = f"https://{domain}/rest/{webhook[0]}/{webhook[1]}/{method}.json"
         else:
-            url = f"https://{self.portal.domain}/rest/{method}.json"
+            url = f"https://{domain}/rest/{method}.json"
             params["auth"] = token or self.token
         if form:
             response = requests.post(
@@ -121,6 +123,12 @@ class Harness:
 
     def call(self, call_id: str) -> dict[str, Any]:
         return next(c for c in self.snap()["calls"] if c["call_id"] == call_id)
+
+    def second_portal(self, domain: str = "beta.bitrix24.test") -> tuple[Any, str]:
+        """Another tenant in the same sandbox with the same app installed, and an admin token for it."""
+        portal = self.sb.create_portal(domain)
+        self.sb.install(portal)
+        return portal, self.sb.issue_token(portal, 1)["access_token"]
 
     def advance(self, seconds: float) -> None:
         self.sb.clock.advance(seconds)
