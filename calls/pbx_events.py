@@ -10,6 +10,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from .recordings.conf import recording_settings
@@ -40,6 +42,7 @@ DISPOSITIONS = (
 )
 
 
+@extend_schema_field(OpenApiTypes.DATETIME)
 class Rfc3339Field(serializers.Field):
     """A timestamp with an explicit offset: a naive time is ambiguous for delayed events."""
 

@@ -52,9 +52,8 @@ def connection_from_url(request: Request) -> PbxConnection:
 
 
 class PbxSignatureAuthentication(BaseAuthentication):
-    """Verifies the whole body before the view runs (JSON endpoints)."""
-
-    stream_body = False
+    """Verifies the whole body before the view runs; a view with ``stream_request_body = True``
+    (recording uploads) gets ``auth.verifier`` instead and feeds it the body as it streams it."""
 
     def authenticate(self, request: Request) -> tuple[PbxPrincipal, PbxAuth]:
         connection = connection_from_url(request)
@@ -63,7 +62,8 @@ class PbxSignatureAuthentication(BaseAuthentication):
         except signing.SignatureError as exc:
             raise PbxApiError(401, exc.code, str(exc)) from exc
         verifier = signing.StreamingVerifier(verification_keys(connection.pk), signed)
-        if self.stream_body:
+        view = (request.parser_context or {}).get("view")
+        if getattr(view, "stream_request_body", False):
             return PbxPrincipal(connection), PbxAuth(connection, signed, None, verifier)
         try:
             body = request._request.body
@@ -78,12 +78,6 @@ class PbxSignatureAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Standard-Webhooks realm="pbx-api"'
-
-
-class PbxStreamingSignatureAuthentication(PbxSignatureAuthentication):
-    """Checks the headers only; the view feeds the streamed body to ``auth.verifier``."""
-
-    stream_body = True
 
 
 class HasPbxSignature(BasePermission):

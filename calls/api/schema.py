@@ -28,7 +28,6 @@ SIGNATURE_HEADERS = [
 
 class StandardWebhooksScheme(OpenApiAuthenticationExtension):
     target_class = "calls.api.authentication.PbxSignatureAuthentication"
-    match_subclasses = True
     name = "StandardWebhooks"
 
     def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]

@@ -22,7 +22,9 @@ __all__ = [
 
 EVENT_SCHEMA = PolymorphicProxySerializer(
     component_name="PbxEvent",
-    serializers=list(EVENT_SERIALIZERS.values()),
+    # The explicit mapping: each sub-serializer's ``type`` is a one-value choice, which the
+    # automatic discovery cannot read a value from.
+    serializers=dict(EVENT_SERIALIZERS),
     resource_type_field_name="type",
 )
 

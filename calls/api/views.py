@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from calls.pbx_answers import PbxAnswer, PbxApiError
+from calls.pbx_answers import PbxAnswer
 from calls.pbx_intake import receive_events, receive_recording, spool_and_verify
 from calls.pbx_lines import replace_lines
 
@@ -20,7 +20,6 @@ from .authentication import (
     HasPbxSignature,
     PbxAuth,
     PbxSignatureAuthentication,
-    PbxStreamingSignatureAuthentication,
 )
 from .errors import pbx_exception_handler
 from .schema import SIGNATURE_HEADERS, EventsAutoSchema
@@ -105,7 +104,8 @@ class EventsView(PbxApiView):
 
 
 class RecordingView(PbxApiView):
-    authentication_classes = [PbxStreamingSignatureAuthentication]
+    # Recordings are large: the body is streamed to disk and verified on the way (see authentication).
+    stream_request_body = True
 
     @extend_schema(
         operation_id="upload_recording",
@@ -156,14 +156,6 @@ class LinesView(PbxApiView):
         auth = self.pbx_auth(request)
         assert auth.body is not None
         return self.answer(replace_lines(auth.connection, auth.webhook_id, auth.body))
-
-
-class RouteView(PbxApiView):
-    """Reserved: the routing helper replaces this view (URL name ``pbx-route``)."""
-
-    @extend_schema(exclude=True)
-    def post(self, request: Request, connection_id: str) -> Response:
-        raise PbxApiError(501, "not_implemented", "Routing is not available on this connector yet.")
 
 
 def _content_length(meta: dict[str, Any]) -> int | None:
