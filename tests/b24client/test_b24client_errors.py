@@ -65,3 +65,16 @@ def test_is_retryable(exc, retryable):
 def test_error_message_names_code_method_and_status():
     exc = errors.from_payload({"error": "ACCESS_DENIED", "error_description": "Access denied!"}, 403, "app.info")
     assert str(exc) == "ACCESS_DENIED in app.info (HTTP 403): Access denied!"
+
+
+def test_b24client_imports_without_django():
+    import subprocess
+    import sys
+
+    code = ("import sys, b24client, b24client.client, b24client.oauth, b24client.coordination, "
+            "b24client.memory_store; assert not [m for m in sys.modules if m.split('.')[0] == 'django'], 'django'")
+    from pathlib import Path
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={"PATH": ""},
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
