@@ -4,6 +4,7 @@ Life of a command (``OriginateCommand.status``)::
 
     pending ──send──> accepted ──call.started joins the call──> started
        │                 └──no call.started within ORIGINATE_START_TIMEOUT──> expired  (call finished as failed)
+       │   (checked every 30 s by the beat-driven sweeper)
        ├──4xx──> refused       (call finished as failed with the PBX's reason, never retried)
        └──5xx / timeouts for 15 s──> unreachable  (call finished as failed)
 
@@ -148,11 +149,10 @@ def send_command(command_id: int) -> str:
         command.request_id, command.kind, connection.pk, outcome.status, outcome.attempts, outcome.http_status,
     )
     if outcome.status == originate_http.ACCEPTED:
+        # Whether call.started follows is checked by the sweeper (``sweep_commands``), not by a
+        # countdown task: a delayed message can be lost with the broker, a beat-driven sweep cannot.
         _finish(command, OriginateCommand.Status.ACCEPTED, attempts=outcome.attempts,
                 http_status=outcome.http_status, detail="")
-        from .originate_tasks import expire_originate_command
-
-        expire_originate_command.apply_async(args=[command.pk], countdown=start_timeout(), queue="realtime")
     elif outcome.status == originate_http.REFUSED:
         _finish(command, OriginateCommand.Status.REFUSED, attempts=outcome.attempts,
                 http_status=outcome.http_status, detail=outcome.detail)
@@ -180,7 +180,8 @@ def _call_started(call: Call) -> bool:
 
 
 def expire_command(command_id: int) -> str:
-    """After ``ORIGINATE_START_TIMEOUT``: an accepted command whose call never started fails its call."""
+    """After ``ORIGINATE_START_TIMEOUT`` (run by the sweeper): an accepted command whose call never
+    started fails its call; one whose call started is marked ``started``."""
     with transaction.atomic():
         command = (
             OriginateCommand.objects.select_for_update().select_related("call", "portal").filter(pk=command_id).first()
@@ -205,7 +206,8 @@ def sweep_commands() -> dict[str, int]:
     * ``pending`` for longer than a few seconds: the send task never ran → queue it again (the
       claim keeps it single).
     * ``sending`` with a claim older than the whole budget: the worker died mid-send → queue it again.
-    * ``accepted`` for longer than the start timeout (plus grace): the watchdog never ran → run it.
+    * ``accepted`` for longer than the start timeout: if its call has started, mark it so; if not,
+      fail the Bitrix24 call ("the PBX accepted the command but never started the call").
     """
     now = timezone.now()
     budget = budget_seconds()
@@ -220,7 +222,7 @@ def sweep_commands() -> dict[str, int]:
     overdue = list(
         OriginateCommand.objects.filter(
             status=OriginateCommand.Status.ACCEPTED,
-            claimed_at__lt=now - timedelta(seconds=start_timeout() + budget + 30),
+            claimed_at__lt=now - timedelta(seconds=start_timeout()),
         ).values_list("pk", flat=True)[:500]
     )
     for pk in overdue:

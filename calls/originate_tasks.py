@@ -17,11 +17,6 @@ def send_originate_command(command_id: int) -> str:
     return originate.send_command(command_id)
 
 
-@shared_task(acks_late=True, queue="realtime")
-def expire_originate_command(command_id: int) -> str:
-    return originate.expire_command(command_id)
-
-
 @shared_task(queue="realtime")
 def sweep_originate_commands() -> dict[str, int]:
     return originate.sweep_commands()
