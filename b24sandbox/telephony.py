@@ -1251,14 +1251,13 @@ def _finished_call(state: TelephonyState, call_id: Any) -> ExternalCall | None:
 
 
 def _decode_base64(value: Any) -> bytes | None:
-    """``CRestUtil::saveFile`` decoding: spaces are pluses, padding optional; None when not Base64."""
-    text = php_str(value).replace(" ", "+")
-    text = re.sub(r"\s", "", text)
-    if "," in text and text.startswith("data:"):
-        text = text.split(",", 1)[1]
-    if not re.fullmatch(r"[A-Za-z0-9+/_-]*={0,2}", text):
+    """``CRestUtil::saveFile`` decoding: spaces are pluses (form-encoding damage), line breaks and missing
+    padding are tolerated. Anything outside the standard alphabet (URL-safe Base64, data: URIs) is refused:
+    PHP would silently skip those characters and store a corrupted file, which is worse than an error."""
+    text = re.sub(r"[\r\n\t]", "", php_str(value).replace(" ", "+"))
+    if not re.fullmatch(r"[A-Za-z0-9+/]*={0,2}", text):
         return None
-    text = text.rstrip("=").replace("-", "+").replace("_", "/")
+    text = text.rstrip("=")
     if len(text) % 4 == 1:
         return None
     try:
