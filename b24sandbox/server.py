@@ -98,7 +98,9 @@ class SandboxServer:
         self.sandbox = sandbox
         bound_host, bound_port = self.httpd.server_address[:2]
         self.base_url = f"http://{bound_host}:{bound_port}"
-        self._thread = threading.Thread(target=self.httpd.serve_forever, name="b24sandbox-http", daemon=True)
+        self._thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="b24sandbox-http", daemon=True
+        )
         self.worker = EventWorker(sandbox)
 
     def start(self) -> SandboxServer:
