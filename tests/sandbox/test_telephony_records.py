@@ -13,6 +13,7 @@ import responses
 from test_telephony_harness import Harness
 
 MP3 = b"ID3\x03\x00\x00\x00\x00\x00\x0f" + bytes(range(256)) * 4
+NOT_BASE64 = "File content is not properly encoded. Base64 encoding is expected."
 NOT_FINISHED = "Call is not found in the statistic table. Looks like it is not finished yet."
 
 
@@ -77,17 +78,16 @@ def test_neither_url_nor_filename_is_refused_first(h: Harness) -> None:
         ("call.MP3", b64(MP3), "Wrong file extension. Only wav and mp3 are allowed"),
         ("call", b64(MP3), "Wrong file extension. Only wav and mp3 are allowed"),
         ("call.wav", "", "File content is empty."),
-        (
-            "call.wav",
-            "%%% not base64 %%%",
-            "File content is not properly encoded. Base64 encoding is expected.",
-        ),
+        ("call.wav", "%%% not base64 %%%", NOT_BASE64),
+        ("call.wav", "-_--" * 8, NOT_BASE64),  # URL-safe alphabet
+        ("call.wav", "data:audio/wav;base64,UklGRg==", NOT_BASE64),
     ],
 )
 def test_bad_files_are_refused_and_nothing_is_stored(
     h: Harness, filename: str, content: str, message: str
 ) -> None:
-    """§5.5: file name, extension (wav/mp3, compared as written), empty and non-Base64 content."""
+    """§5.5: file name, extension (wav/mp3, compared as written), empty and non-Base64 content (URL-safe
+    Base64 and data: URIs too: PHP would skip the odd characters and store a corrupted file)."""
     call_id = h.finished_call()
     assert h.fail(
         "telephony.externalcall.attachrecord",
