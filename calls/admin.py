@@ -107,6 +107,8 @@ class PbxConnectionAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: PbxConnection, form: forms.Form, change: bool) -> None:
         with transaction.atomic():
+            if not change and not PbxConnection.objects.filter(portal=obj.portal).exists():
+                obj.is_default = True  # as create_connection does: a portal's first connection
             if obj.is_default:
                 PbxConnection.objects.filter(portal=obj.portal, is_default=True).exclude(pk=obj.pk).update(
                     is_default=False
