@@ -40,24 +40,6 @@ APP_PATH = "/bitrix24/app/"
 EVENTS_PATH = "/bitrix24/events/"
 
 
-# ------------------------------------------------------------------------------------ test database
-
-
-@pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix) -> None:
-    """One test database per pytest run: several runs on one machine (developers, CI) never share or
-    delete each other's database. Worker subprocesses are pointed at it by ``child_env()``."""
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    test = db.setdefault("TEST", {})
-    if db["ENGINE"] == "django.db.backends.sqlite3":
-        base = Path(test.get("NAME") or Path(settings.VAR_DIR) / "test_db.sqlite3")
-        test["NAME"] = str(base.with_name(f"{base.stem}-{os.getpid()}{base.suffix}"))
-    else:
-        test["NAME"] = f"{test.get('NAME') or 'test_' + db['NAME']}_{os.getpid()}"
-
-
 # ------------------------------------------------------------------------------------ transports
 
 
