@@ -306,3 +306,39 @@ def test_attach_record_works_with_webhooks(h: Harness) -> None:
         webhook=(1, code),
     )
     assert h.call(call_id)["recording"]["size"] == len(MP3)
+
+
+def test_upload_url_points_at_the_real_http_server_in_server_mode() -> None:
+    """§5.5 + server mode: the uploadUrl is built from how the portal is addressed
+    ({base}/portal/{domain}/rest/upload.json), and posting a file there over real HTTP attaches it."""
+    from test_telephony_harness import APP_URL, CLIENT_ID, START
+
+    from b24sandbox.clock import ManualClock
+    from b24sandbox.sandbox import Sandbox
+
+    sb = Sandbox(clock=ManualClock(START))
+    sb.register_app(CLIENT_ID, "app-secret", scopes=["telephony"], app_url=APP_URL)
+    sb.event_transport = lambda url, body, headers: 200
+    sb.page_transport = lambda url, body, headers: 200
+    portal = sb.create_portal("acme.bitrix24.test")
+    sb.install(portal)
+    with sb.serve() as server:
+        rest = f"{server.portal_url(portal.domain)}/rest/"
+        auth = sb.issue_token(portal, 1)["access_token"]
+
+        def call(method: str, params: dict[str, object]) -> dict[str, object]:
+            response = requests.post(rest + method, json={**params, "auth": auth}, timeout=5)
+            assert response.status_code == 200, response.text
+            return response.json()["result"]
+
+        call_id = call(
+            "telephony.externalcall.register", {"USER_ID": 2, "PHONE_NUMBER": "+74951112233", "TYPE": 2}
+        )["CALL_ID"]
+        call("telephony.externalcall.finish", {"CALL_ID": call_id, "USER_ID": 2, "DURATION": 5})
+        answer = call("telephony.externalcall.attachrecord", {"CALL_ID": call_id, "FILENAME": "call.mp3"})
+        assert answer["uploadUrl"].startswith(f"{rest}upload.json?auth=")
+        uploaded = requests.post(
+            answer["uploadUrl"], files={"file": ("call.mp3", MP3, "audio/mpeg")}, timeout=5
+        )
+        assert uploaded.status_code == 200, uploaded.text
+    assert portal.telephony.recordings[call_id].content == MP3
