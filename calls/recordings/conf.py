@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,13 @@ class RecordingSettings:
     upload_timeout: float
 
 
+def _networks(values) -> tuple[str, ...]:
+    try:
+        return tuple(str(ipaddress.ip_network(v, strict=False)) for v in values)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"RECORDINGS_ALLOWED_PRIVATE_NETWORKS: {exc}") from exc
+
+
 def recording_settings() -> RecordingSettings:
     allow_private = bool(getattr(settings, "RECORDINGS_ALLOW_PRIVATE_HOSTS", False))
     return RecordingSettings(
@@ -31,7 +40,7 @@ def recording_settings() -> RecordingSettings:
         max_bytes=int(settings.RECORDING_MAX_BYTES),
         allow_private_hosts=allow_private,
         allow_http=bool(getattr(settings, "RECORDINGS_ALLOW_HTTP", allow_private)),
-        private_networks=tuple(getattr(settings, "RECORDINGS_ALLOWED_PRIVATE_NETWORKS", ())),
+        private_networks=_networks(getattr(settings, "RECORDINGS_ALLOWED_PRIVATE_NETWORKS", ())),
         ffmpeg=str(getattr(settings, "RECORDINGS_FFMPEG", "ffmpeg")),
         connect_timeout=float(getattr(settings, "RECORDING_CONNECT_TIMEOUT", 10)),
         read_timeout=float(getattr(settings, "RECORDING_READ_TIMEOUT", 60)),

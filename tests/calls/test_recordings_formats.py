@@ -149,3 +149,25 @@ def test_a_broken_file_fails_conversion_and_leaves_nothing_behind(tmp_path):
     with pytest.raises(ConversionFailed, match="ffmpeg could not convert the ogg recording"):
         prepare(src, work, content_type="audio/ogg")
     assert list(work.iterdir()) == []
+
+
+def test_stale_temp_files_of_a_killed_worker_are_removed_and_nothing_else(tmp_path):
+    from calls.recordings.housekeeping import remove_stale_temp_files
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    old, fresh, spool = tmp / "dl-abc.part", tmp / "cv-def.mp3", tmp / "upload123.part"
+    for p in (old, fresh, spool):
+        p.write_bytes(b"x")
+    os.utime(old, (1000, 1000))
+    os.utime(spool, (1000, 1000))  # the PBX-upload spool is not ours to clean
+    assert remove_stale_temp_files(tmp_path, older_than_s=3600) == 1
+    assert sorted(p.name for p in tmp.iterdir()) == ["cv-def.mp3", "upload123.part"]
+
+
+def test_a_bad_private_network_setting_fails_loudly(settings):
+    from django.core.exceptions import ImproperlyConfigured
+
+    settings.RECORDINGS_ALLOWED_PRIVATE_NETWORKS = ["10.0.0.0/8", "not-a-network"]
+    with pytest.raises(ImproperlyConfigured, match="RECORDINGS_ALLOWED_PRIVATE_NETWORKS"):
+        recording_settings()
