@@ -553,12 +553,14 @@ def _execute(step: sm.Step, call: Call, desired: sm.Desired, client: Any, token:
         _attach_recording(call, desired, client, token)
 
 
-def _line_cache_key(portal_id: int, number: str) -> str:
-    return f"calls:line:{portal_id}:{number}"
+def _line_cache_key(portal: Portal, number: str) -> str:
+    # A reinstall starts with no lines (Bitrix24 drops an app's lines with the app): new key.
+    installed = int(portal.installed_at.timestamp() * 1000) if portal.installed_at else 0
+    return f"calls:line:{portal.pk}:{installed}:{number}"
 
 
 def _ensure_line(call: Call, number: str, client: Any, token: str) -> None:
-    known = (cache.get(_line_cache_key(call.portal_id, number))
+    known = (cache.get(_line_cache_key(call.portal, number))
              or PbxLine.objects.filter(connection__portal_id=call.portal_id, number=number,
                                        bitrix_line_registered=True, removed_at=None).exists())
     if not known:
@@ -569,7 +571,7 @@ def _ensure_line(call: Call, number: str, client: Any, token: str) -> None:
         except b24errors.InvalidRequest as exc:
             if "already exists" not in exc.description.lower():
                 raise
-        cache.set(_line_cache_key(call.portal_id, number), True, int(conf("CALLS_LINE_CACHE_SECONDS", 3600)))
+        cache.set(_line_cache_key(call.portal, number), True, int(conf("CALLS_LINE_CACHE_SECONDS", 3600)))
     _save(call.pk, token, line_registered=True)
 
 
