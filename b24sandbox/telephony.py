@@ -10,8 +10,9 @@ Where the sources disagree the real module wins and the difference is configurab
 * ``finish`` hides the card only from the finishing user (``finish_hides_card_for_all`` to hide it from all);
   after ``finish`` the call is gone, so ``show``/``hide`` answer ``false`` and other users keep a stale card;
 * ``finish`` without ``ADD_TO_CHAT`` does not post to chat (``finish_add_to_chat_default``), docs say 1;
-* ``CALL_START_DATE`` must carry an offset (``start_date_mode="strict"``); ``"lenient"`` accepts what PHP's
-  ``strtotime`` accepts and reads a naive time in the portal's time zone, as the real portal does.
+* ``CALL_START_DATE`` must carry an offset (``start_date_mode="strict"``, the contract's rule). The real portal
+  parses with ``strtotime`` and silently reads a naive time in its own time zone; ``"lenient"`` does that for
+  ISO-8601 / ``YYYY-MM-DD HH:MM[:SS]`` input.
 
 Everything a product test needs to assert is in ``snapshot(portal)``.
 """
@@ -619,14 +620,13 @@ def _register(
     """``Rest\\Helper::registerExternalCall`` after the REST layer's validation."""
     state = _state(portal)
     crm: crm_mod.CrmState = portal.crm
-    rest_app_id = state.rest_app_id(client_id)
-    new_call_id = f"externalCall.{uuid.uuid4().hex}.{int(now)}"
-
     caller_id = _STRIP_LETTERS.sub("", php_str(phone_number))
     if not caller_id:
         raise state.error(MSG_BAD_PHONE)
     if _active_user(portal, user_id) is None:
         raise state.error(MSG_USER_INACTIVE)
+    rest_app_id = state.rest_app_id(client_id)
+    new_call_id = f"externalCall.{uuid.uuid4().hex}.{int(now)}"
 
     line: ExternalLine | None = None
     effective_line: str | None = None
