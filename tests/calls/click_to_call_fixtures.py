@@ -1,0 +1,96 @@
+"""Shared set-up for the click-to-call, callback and routing tests: PBX connections of an installed
+sandbox portal, each backed by the PBX simulator's real originate endpoint, and a way to play the
+call the PBX places (its signed events) into the app in-process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+from calls.models import LineRouting, OriginateCommand, PbxConnection, PbxLine
+from calls.pbx_connections import create_connection
+from pbxsim import PbxSimulator, SimResponse
+from pbxsim.scenarios import ScenarioParams, build, play
+from pbxsim.server import SimServer
+
+
+class DjangoClientTransport:
+    """pbxsim transport: the simulator's exact bytes and headers through Django's test client."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def __call__(self, method: str, url: str, headers: dict[str, str], body: bytes) -> SimResponse:
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        extra = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        response = self.client.generic(method, path, data=body, content_type=headers.get("Content-Type", ""),
+                                       headers=extra)
+        return SimResponse(response.status_code, dict(response.headers), response.content)
+
+
+@dataclass
+class Pbx:
+    """One PBX connection of a portal, and the simulator playing that PBX."""
+
+    connection: PbxConnection
+    secret: str
+    server: SimServer
+    client: Any
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def public_id(self) -> str:
+        return self.connection.public_id
+
+    def simulator(self, base_url: str = "http://testserver", transport: Any = None) -> PbxSimulator:
+        return PbxSimulator(base_url, self.public_id, self.secret,
+                            transport=transport or DjangoClientTransport(self.client))
+
+    def set_mode(self, mode: str, **options: Any) -> None:
+        config = self.server.state.connections[self.public_id]
+        config.mode = mode
+        for key, value in options.items():
+            setattr(config, key, value)
+
+    def commands(self) -> list[dict]:
+        return [r.body for r in self.server.state.commands if r.connection_id == self.public_id and r.body]
+
+    def play_originated(self, request_id: str, outcome: str = "answered", *, client_number: str | None = None,
+                        sim: PbxSimulator | None = None) -> list:
+        """Play the call the PBX places for the originate command ``request_id`` (as the simulator would)."""
+        command = next(c for c in self.commands() if c["request_id"] == request_id)
+        params = ScenarioParams(
+            client_number=client_number or command["client_number"],
+            line_number=command.get("line_number") or None,
+            agents=(command["extension"],),
+            origin_request_id=request_id,
+            recording_base_url=self.server.recording_base_url,
+            call_id=f"orig-{request_id}",
+        )
+        return play(sim or self.simulator(), build(f"originate_{outcome}", params=params), speed=0)
+
+
+def connect_pbx(portal: Any, server: SimServer, client: Any, *, name: str = "Main PBX", mode: str = "accept",
+                is_default: bool | None = None, lines: tuple[str, ...] = (), originate: bool = True,
+                **sim_options: Any) -> Pbx:
+    issued = create_connection(portal=portal, name=name, is_default=is_default)
+    connection = issued.connection
+    if originate:
+        connection.originate_url = server.originate_url(connection.public_id)
+        connection.save(update_fields=["originate_url"])
+    server.add_connection(connection.public_id, issued.secret, mode=mode, **sim_options)
+    for number in lines:
+        PbxLine.objects.create(connection=connection, number=number, bitrix_line_registered=True)
+    return Pbx(connection, issued.secret, server, client, list(lines))
+
+
+def line_routing(pbx: Pbx, number: str, **fields: Any) -> LineRouting:
+    line = PbxLine.objects.get(connection=pbx.connection, number=number)
+    routing, _ = LineRouting.objects.update_or_create(line=line, defaults=fields)
+    return routing
+
+
+def command_for(call_pk: int) -> OriginateCommand:
+    return OriginateCommand.objects.get(call_id=call_pk)
