@@ -156,7 +156,8 @@ class Bitrix24Client:
         local_errors: dict[Any, errors.Bitrix24Error] = {}
         cmd: dict[str, str] = {}
         for key, method, params in items:
-            until = self.limiter.blocked_until(self._block_key(method))
+            until = self._coordination("method blocks",
+                                       lambda m=method: self.limiter.blocked_until(self._block_key(m)))
             if until is not None:
                 local_errors[key] = errors.MethodBlocked(method, until, description="blocked locally; not sent")
                 if halt:
@@ -277,10 +278,20 @@ class Bitrix24Client:
     def _block_key(self, method: str) -> str:
         return f"{self.member_id}:{method.lower()}"  # method names are case-insensitive in Bitrix24
 
+    def _coordination(self, what: str, fn: Callable[[], Any]) -> Any:
+        # Fail closed: without the shared limiter we cannot know the portal's budget, so no request goes out.
+        try:
+            return fn()
+        except (ValueError, errors.Bitrix24Error):
+            raise
+        except Exception as exc:
+            raise errors.Transient("COORDINATION_UNAVAILABLE", f"{what}: {type(exc).__name__}") from exc
+
     def _throttle(self, method: str) -> None:
         deadline = time.monotonic() + self.max_inline_wait
         while True:
-            wait = self.limiter.acquire(self._bucket_key(), self.capacity, self.drain, 1)
+            wait = self._coordination("rate limiter", lambda: self.limiter.acquire(
+                self._bucket_key(), self.capacity, self.drain, 1))
             if wait <= 0:
                 return
             if time.monotonic() + wait > deadline:
@@ -289,7 +300,7 @@ class Bitrix24Client:
             self._sleep(wait)
 
     def _raise_if_blocked(self, method: str) -> None:
-        until = self.limiter.blocked_until(self._block_key(method))
+        until = self._coordination("method blocks", lambda: self.limiter.blocked_until(self._block_key(method)))
         if until is not None:
             raise errors.MethodBlocked(method, until, description="method is over its operating-time limit")
 

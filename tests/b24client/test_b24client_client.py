@@ -575,3 +575,16 @@ def test_bad_method_names_and_params_are_rejected_before_any_request(rsps):
     with pytest.raises(TypeError):
         client.call("user.get", ["not", "a", "mapping"])
     assert len(rsps.calls) == 0
+
+
+def test_unreachable_coordination_backend_fails_closed_as_transient(rsps):
+    import redis
+
+    limiter = coordination.from_url("redis://127.0.0.1:1/0")  # nothing listens on port 1
+    client, _, _ = make_client(limiter=limiter)
+
+    with pytest.raises(errors.Transient) as info:
+        client.call("user.current")
+
+    assert info.value.code == "COORDINATION_UNAVAILABLE" and isinstance(info.value.__cause__, redis.RedisError)
+    assert len(rsps.calls) == 0  # no request without a budget check

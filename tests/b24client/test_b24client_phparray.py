@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qsl, urlencode
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from b24client import phparray
@@ -78,6 +78,7 @@ _tree = st.recursive(_leaf, lambda kids: st.dictionaries(_names, kids, min_size=
                      | st.lists(kids, min_size=1, max_size=4), max_leaves=20)
 
 
+@settings(max_examples=60, deadline=None)
 @given(st.dictionaries(_names, _tree, min_size=1, max_size=5))
 def test_encode_then_parse_round_trips(data):
     wire = urlencode(phparray.encode(data))
