@@ -69,6 +69,7 @@ def run_load(
     sims = [PbxSimulator(app_url, cid, secret) for cid, secret in connections]
     total_calls = max(1, int(calls_per_second * duration_s))
     queue: list[tuple[float, int, int, Delivery]] = []
+    order = 0  # tie-breaker: deliveries themselves are not comparable
     for n in range(total_calls):
         start = n / calls_per_second
         scenario = build(
@@ -78,7 +79,8 @@ def run_load(
         )
         for delivery in scenario.deliveries:
             offset = delivery.send_at / speed if speed > 0 else 0.0
-            heapq.heappush(queue, (start + offset, n, n % len(sims), delivery))
+            heapq.heappush(queue, (start + offset, order, n % len(sims), delivery))
+            order += 1
     report = LoadReport(calls=total_calls)
     lock = threading.Lock()
 

@@ -1,0 +1,85 @@
+"""The simulator against the running app over real HTTP (pytest-django's live server): every
+scenario lands in the inbox exactly once, originated calls echo the request id, load runs clean."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+
+from calls.models import PbxEvent
+from calls.originate_http import post_originate
+from calls.pbx_connections import create_connection, verification_keys
+from pbxsim import SCENARIOS, PbxSimulator, ScenarioParams, SimServer, build, play, run_load
+from portals.models import Portal
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def make_connection(n: int = 1, **kwargs):
+    portal = Portal.objects.create(
+        member_id=f"live-{n}", domain=f"live{n}.bitrix24.test", client_endpoint=f"https://live{n}.bitrix24.test/rest/",
+        status=Portal.Status.ACTIVE,
+    )
+    return create_connection(portal=portal, name=f"PBX {n}", **kwargs)
+
+
+@pytest.fixture
+def issued(transactional_db):
+    return make_connection(originate_url="https://pbx.example.test/originate")
+
+
+@pytest.mark.parametrize("name", sorted(SCENARIOS))
+def test_scenario_played_over_http_is_stored_once_per_event(live_server, issued, name):
+    sim = PbxSimulator(live_server.url, issued.connection.public_id, issued.secret)
+    scenario = build(name, seed=1, params=ScenarioParams(origin_request_id="req-1"))
+    sent = play(sim, scenario)
+    assert {s.response.status for s in sent} == {202}
+    totals = Counter()
+    for s in sent:
+        totals.update(s.response.json())
+    assert totals["accepted"] == len(scenario.events)
+    delivered = sum(len(d.events) for d in scenario.deliveries)
+    assert totals["duplicates"] == delivered - len(scenario.events)
+    stored = PbxEvent.objects.filter(connection=issued.connection)
+    assert sorted(stored.values_list("event_id", flat=True)) == sorted(e["event_id"] for e in scenario.events)
+    assert set(stored.values_list("call_id", flat=True)) == {scenario.call_id}
+
+
+def test_accepted_originate_command_plays_a_call_echoing_the_request_id(live_server, transactional_db, settings):
+    settings.RECORDINGS_ALLOW_HTTP = True  # the simulator serves its recordings over plain http on 127.0.0.1
+    with SimServer() as pbx:
+        issued = make_connection(originate_url=pbx.originate_url("placeholder"))
+        conn = issued.connection
+        conn.originate_url = pbx.originate_url(conn.public_id)
+        conn.save()
+        pbx.add_connection(conn.public_id, issued.secret, app_url=live_server.url, outcome="answered")
+        outcome = post_originate(
+            conn.originate_url, verification_keys(conn.pk),
+            {"request_id": "rq-77", "kind": "click_to_call", "extension": "105", "client_number": "+74951234567"},
+            request_id="rq-77",
+        )
+        assert outcome.status == "accepted"
+        pbx.wait_for_calls()
+    [(scenario, sent)] = pbx.state.played
+    assert [s.response.status for s in sent] == [202] * len(scenario.deliveries)
+    started = PbxEvent.objects.get(connection=conn, type="call.started")
+    assert started.payload["origin_request_id"] == "rq-77"
+    assert started.payload["extension"] == "105"
+    assert started.payload["client_number"] == "+74951234567"
+    assert PbxEvent.objects.filter(connection=conn, call_id=started.call_id).count() == 5
+
+
+def test_load_generator_spreads_calls_over_connections(live_server, transactional_db):
+    issued = [make_connection(n) for n in range(1, 4)]
+    report = run_load(
+        live_server.url, [(i.connection.public_id, i.secret) for i in issued],
+        calls_per_second=20, duration_s=0.5, speed=0, workers=4, run_id="loadtest",
+    )
+    summary = report.summary()
+    assert summary["calls"] == 10
+    assert summary["error_count"] == 0, summary["errors"]
+    assert set(summary["statuses"]) == {202}
+    per_connection = Counter(PbxEvent.objects.values_list("connection__public_id", flat=True))
+    assert set(per_connection) == {i.connection.public_id for i in issued}
+    assert sum(per_connection.values()) == report.events
