@@ -30,6 +30,14 @@ def _recordings_from_the_simulator(settings):
     settings.RECORDINGS_ALLOW_HTTP = True
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Portal ids restart with every test database transaction; cached CRM lookups must not leak.
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 def _call(portal, b24_call_id: str) -> Call:
     return Call.objects.get(portal=portal, b24_call_id=b24_call_id)
 
