@@ -603,6 +603,11 @@ def _register(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
     except IntegrityError as exc:
         raise _Dead("Bitrix24 returned a CALL_ID that belongs to another call",
                     f"{call_id} is already bound to another call of this portal") from exc
+    if crm.get("CRM_ENTITY_ID") or crm.get("CRM_CREATED_ENTITIES") or crm.get("CRM_CREATED_LEAD"):
+        # The CRM knows this caller now (maybe as a lead just created): /route must ask Bitrix24 again.
+        from calls.routing import forget_number
+
+        forget_number(call.portal_id, str(params.get("PHONE_NUMBER") or ""))
 
 
 def _cards(call: Call, step: sm.Step, client: Any, token: str) -> None:
