@@ -132,7 +132,8 @@ def test_recording_credentials_become_an_authorization_header_and_are_encrypted(
 
 @pytest.fixture
 def admin_client(client):
-    user = User.objects.create_superuser("admin", "admin@example.com", "pw")
+    # No password: force_login needs none, and hashing one costs a second per test.
+    user = User.objects.create(username="admin", is_staff=True, is_superuser=True)
     client.force_login(user)
     return client
 
