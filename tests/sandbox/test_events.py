@@ -7,6 +7,7 @@ import re
 
 import pytest
 import requests
+from sandbox_fixtures import *  # noqa: F403  (fixtures)
 
 from b24sandbox import telephony
 from b24sandbox.pytest_plugin import RestCaller

@@ -7,6 +7,7 @@ import json
 
 import pytest
 import requests
+from sandbox_fixtures import *  # noqa: F403  (fixtures)
 
 from b24sandbox import InstallError, call_card_options
 from b24sandbox.pytest_plugin import INSTALL_EVENT_URL, INSTALLER_URL, RestCaller

@@ -3,6 +3,8 @@ time, 429 OPERATION_TIME_LIMIT, 10 one-minute buckets), switchable per test."""
 
 from __future__ import annotations
 
+from sandbox_fixtures import *  # noqa: F403  (fixtures)
+
 from b24sandbox.pytest_plugin import RestCaller
 
 

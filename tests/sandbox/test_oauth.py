@@ -6,6 +6,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import requests
+from sandbox_fixtures import *  # noqa: F403  (fixtures)
 
 from b24sandbox.pytest_plugin import APP_URL, CLIENT_ID, CLIENT_SECRET
 

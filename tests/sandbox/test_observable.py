@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import requests
+from sandbox_fixtures import *  # noqa: F403  (fixtures)
 
 from b24sandbox.pytest_plugin import RestCaller
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import requests
+from sandbox_fixtures import *  # noqa: F403  (fixtures)
 
 from b24sandbox.pytest_plugin import RestCaller
 from b24sandbox.rest import build_batch_command

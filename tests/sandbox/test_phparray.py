@@ -1,5 +1,7 @@
 """PHP-style parameters both ways (contract §2.1 PHP keys, §4.3 http_build_query)."""
 
+from sandbox_fixtures import *  # noqa: F403  (fixtures)
+
 from b24sandbox.phparray import flatten, http_build_query, parse_query, php_json_array
 
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 import requests
+from sandbox_fixtures import *  # noqa: F403  (fixtures)
 
 from b24sandbox.pytest_plugin import AppInbox, make_sandbox
 from b24sandbox.sandbox import Sandbox

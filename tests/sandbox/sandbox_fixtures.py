@@ -1,4 +1,8 @@
-"""Fixtures for the sandbox's own suite: an in-process sandbox on a ManualClock with a recording app."""
+"""Fixtures for the sandbox's own suite: an in-process sandbox on a ManualClock with a recording app.
+
+A plain module, not a conftest (a second conftest.py would shadow ``tests/conftest.py`` as the module named
+``conftest``, which other tests import from): test modules pull the fixtures in with a star import.
+"""
 
 from __future__ import annotations
 
@@ -55,3 +59,6 @@ def portal(installed: tuple[Portal, str]) -> Portal:
 def rest(sb: Sandbox, installed: tuple[Portal, str]) -> RestCaller:
     """REST caller holding the installing admin's token."""
     return RestCaller(sb, installed[0], installed[1])
+
+
+__all__ = ["clock", "inbox", "installed", "portal", "rest", "sandbox_and_inbox", "sb"]
