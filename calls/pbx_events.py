@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from .recordings.addresses import host_is_allowed
 from .recordings.conf import recording_settings
 
 MAX_EVENTS_PER_REQUEST = 100
@@ -166,11 +167,17 @@ class CallRecordingReadySerializer(EventEnvelopeSerializer):
         allow_http = recording_settings().allow_http
         if parts.scheme != "https" and not (allow_http and parts.scheme == "http"):
             raise serializers.ValidationError("Must be an https:// URL.")
-        host = (parts.hostname or "").lower().rstrip(".")
-        allowed: set[str] = self.context.get("allowed_recording_hosts") or set()
-        if allowed and host not in allowed:
+        allowed: set[str] | None = self.context.get("allowed_recording_hosts")
+        if allowed is None:
+            return value
+        if not allowed:
             raise serializers.ValidationError(
-                f"Host {host!r} is not allowed for this connection; allowed: {', '.join(sorted(allowed))}."
+                "This connection has no recording hosts: ask the connector's admin to set the originate URL "
+                "or the allowed recording hosts, or upload the file to …/calls/{call_id}/recording."
+            )
+        if not host_is_allowed(parts, allowed):
+            raise serializers.ValidationError(
+                f"Host {parts.hostname!r} is not allowed for this connection; allowed: {', '.join(sorted(allowed))}."
             )
         return value
 

@@ -8,7 +8,7 @@ import pytest
 from django.db import transaction
 from django.test import override_settings
 from pbx_api_fixtures import *  # noqa: F403 (fixtures)
-from pbx_api_fixtures import event
+from pbx_api_fixtures import event, make_tenant
 
 from calls import pbx_intake
 from calls.models import PbxEvent
@@ -128,6 +128,28 @@ def test_recording_url_must_be_https_on_an_allowed_host(tenant):
     with override_settings(RECORDINGS_ALLOW_HTTP=False):
         plain = tenant.sim.send_events(rec("http://pbx.tenant-a.example/rec/1.wav")).response.json()
     assert "https" in plain["fields"]["url"][0]
+
+
+def test_recording_url_is_refused_when_the_connection_allows_no_host(client):
+    bare = make_tenant(client)  # no originate URL, no recording hosts
+    sent = bare.sim.send_events(event(1, type="call.recording_ready", url="https://pbx.example/r.wav",
+                                      filename="r.wav", content_type="audio/wav"))
+    assert sent.response.status == 400
+    assert "no recording hosts" in sent.response.json()["fields"]["url"][0]
+
+
+def test_recording_hosts_may_be_wildcards_and_ports(tenant):
+    tenant.connection.recording_hosts = ["*.cdn.pbx-vendor.example", "files.pbx-vendor.example:8443"]
+    tenant.connection.save()
+
+    def status(url):
+        return tenant.sim.send_events(event(1, type="call.recording_ready", url=url, filename="a.wav",
+                                            content_type="audio/wav", event_id=url)).response.status
+
+    assert status("https://eu.cdn.pbx-vendor.example/a.wav") == 202
+    assert status("https://files.pbx-vendor.example:8443/a.wav") == 202
+    assert status("https://files.pbx-vendor.example/a.wav") == 400
+    assert status("https://cdn.pbx-vendor.example/a.wav") == 400
 
 
 def test_explicit_recording_hosts_extend_the_allowed_list(tenant):
