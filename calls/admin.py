@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
-from .models import ConnectionSecret, ExtensionOverride, PbxConnection, PbxEvent, PbxLine
+from .models import Call, ConnectionSecret, DeadLetter, ExtensionOverride, PbxConnection, PbxEvent, PbxLine
 from .pbx_connections import DEFAULT_ROTATION_OVERLAP, IssuedSecret, rotate_secret
 from .pbx_intake import PROCESS_TASK, enqueue_after_commit
 
@@ -179,3 +179,91 @@ class PbxEventAdmin(admin.ModelAdmin):
             PbxEvent.objects.filter(pk__in=ids).update(status=PbxEvent.Status.PENDING, error="", processed_at=None)
             enqueue_after_commit(PROCESS_TASK, ids)
         self.message_user(request, f"{len(ids)} event(s) queued again at {timezone.now():%H:%M:%S}.")
+
+
+# --- the call state machine (calls.call_sync): calls and the dead-letter list -------------------------
+
+
+class _OpenFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "open"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin):  # type: ignore[no-untyped-def]
+        return (("yes", "Open"), ("no", "Resolved"))
+
+    def queryset(self, request: HttpRequest, queryset):  # type: ignore[no-untyped-def]
+        if self.value() == "yes":
+            return queryset.filter(resolved_at=None)
+        if self.value() == "no":
+            return queryset.exclude(resolved_at=None)
+        return queryset
+
+
+@admin.register(DeadLetter)
+class DeadLetterAdmin(admin.ModelAdmin):
+    """What failed for good, per portal; replay once the cause is fixed (every step is idempotent)."""
+
+    list_display = ("created_at", "portal", "kind", "reason", "call", "pbx_event", "resolved_at", "replay_count")
+    list_filter = (_OpenFilter, "kind", "reason")
+    search_fields = ("reason", "detail", "portal__domain", "portal__member_id", "call__pbx_call_id",
+                     "call__b24_call_id")
+    list_select_related = ("portal", "call", "pbx_event")
+    readonly_fields = [f.name for f in DeadLetter._meta.fields]
+    actions = ("replay", "dismiss")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.action(description="Replay (try the call / event again)")
+    def replay(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        from . import dead_letters
+
+        replayed = sum(dead_letters.replay(pk) for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{replayed} dead letter(s) replayed.")
+
+    @admin.action(description="Dismiss (handled by hand, do not replay)")
+    def dismiss(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        from . import dead_letters
+
+        dismissed = sum(dead_letters.dismiss(pk) for pk in queryset.values_list("pk", flat=True))
+        self.message_user(request, f"{dismissed} dead letter(s) dismissed.")
+
+
+@admin.register(Call)
+class CallAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "portal", "origin", "direction", "client_number", "status", "b24_call_id",
+                    "answered_by", "attempts")
+    list_filter = ("status", "origin", "direction")
+    search_fields = ("pbx_call_id", "b24_call_id", "origin_request_id", "client_number", "portal__domain",
+                     "uuid")
+    list_select_related = ("portal", "connection")
+    readonly_fields = ["explain", *[f.name for f in Call._meta.fields]]
+    actions = ("sync_now",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="What Bitrix24 should have / still needs")
+    def explain(self, obj: Call) -> str:
+        from . import call_sync
+        from . import state_machine as sm
+
+        try:
+            desired, achieved = call_sync.desired_state(obj)
+        except Exception as exc:  # the explain view must never break the page
+            return f"cannot derive: {type(exc).__name__}: {exc}"
+        steps = sm.plan(desired, achieved)
+        cards = ", ".join(str(u) for u in sorted(desired.cards)) or "nobody"
+        todo = ", ".join(step.kind.value for step in steps) or "nothing"
+        unmapped = ", ".join(sorted(desired.unmapped_extensions)) or "none"
+        return (f"phase {desired.phase.value}; card for: {cards}; answered by: {desired.answered_by or '-'}; "
+                f"unmapped extensions: {unmapped}; steps left: {todo}")
+
+    @admin.action(description="Sync with Bitrix24 now")
+    def sync_now(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
+        from . import tasks
+
+        ids = list(queryset.values_list("pk", flat=True))
+        for pk in ids:
+            transaction.on_commit(lambda pk=pk: tasks.sync_call.delay(pk))
+        self.message_user(request, f"{len(ids)} call(s) queued for sync.")
