@@ -153,7 +153,8 @@ def verify_offer(offer: InstallOffer) -> VerifiedInstall:
     verified = VerifiedInstall(
         offer=offer,
         client_endpoint=client_endpoint,
-        domain=str(install.get("domain") or domain_from_client_endpoint(client_endpoint)),
+        # From the endpoint, not install.domain: the sandbox's path-based hosts put a path in "domain".
+        domain=domain_from_client_endpoint(client_endpoint) or str(install.get("domain") or ""),
         user_id=int(user_id) if str(user_id or "").isdigit() else None,
         server_endpoint=oauth_server_for(offer.server_endpoint).rstrip("/") + "/rest/",
     )
