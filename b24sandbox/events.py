@@ -143,7 +143,7 @@ def deliver(sb: Sandbox, item: Outgoing) -> Any:
             error = f"HTTP {status}: event lost (no retry)"
     except Exception as exc:  # a dead handler loses the event, it never breaks the portal
         error = f"{type(exc).__name__}: {exc}: event lost (no retry)"
-    portal.deliveries.append(
+    portal.record_delivery(
         Delivery(at=sb.clock.now(), url=item.url, event=item.event, status=status, error=error, body=item.body)
     )
     return result

@@ -89,7 +89,7 @@ def handle_rest(sb: Sandbox, portal: Portal, request: Request, base_url: str, re
         entry["response"] = body
         if isinstance(body, dict) and "error" in body:
             entry["error"] = body["error"]
-    portal.request_log.append(entry)
+    portal.log_request(entry)
     return response
 
 

@@ -118,6 +118,11 @@ class Sandbox:
         )
         return self.app
 
+    @property
+    def apps(self) -> dict[str, RegisteredApp]:
+        """Registered apps by client_id (one app per sandbox)."""
+        return {self.app.client_id: self.app} if self.app else {}
+
     def create_portal(
         self,
         domain: str,
@@ -416,7 +421,7 @@ class Sandbox:
             now = self.clock.now()
             if not portal.app.installed and not force:
                 for binding in bindings:
-                    portal.deliveries.append(
+                    portal.record_delivery(
                         Delivery(now, binding.handler, event, None, "suppressed: installation not finished", b"")
                     )
                 return 0

@@ -26,6 +26,8 @@ def _new_telephony_state() -> Any:
     return telephony.TelephonyState()
 
 
+LOG_LIMIT = 10_000  # request log / deliveries kept per portal (a demo server runs for days)
+
 PLAN_LIMITS: dict[str, tuple[float, float]] = {
     # plan -> (bucket capacity, drain per second), contract §3.1
     "standard": (50.0, 2.0),
@@ -185,6 +187,16 @@ class Portal:
                 if user.uf_phone_inner and user.uf_phone_inner == str(phone_inner):
                     return user
         return None
+
+    def log_request(self, entry: dict[str, Any]) -> None:
+        self.request_log.append(entry)
+        if len(self.request_log) > LOG_LIMIT:
+            del self.request_log[: len(self.request_log) - LOG_LIMIT]
+
+    def record_delivery(self, delivery: Delivery) -> None:
+        self.deliveries.append(delivery)
+        if len(self.deliveries) > LOG_LIMIT:
+            del self.deliveries[: len(self.deliveries) - LOG_LIMIT]
 
     def add_user(self, name: str, last_name: str = "", **fields: Any) -> User:
         user_id = int(fields.pop("id", max(self.users, default=0) + 1))
