@@ -368,14 +368,14 @@ def _claim(call_pk: int) -> str | None:
     token = secrets.token_hex(8)
     claimed = (Call.objects.filter(pk=call_pk)
                .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-               .update(lease_token=token, lease_until=now + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 120))))
+               .update(lease_token=token, lease_until=now + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 60))))
     return token if claimed else None
 
 
 def _save(call_pk: int, token: str, **fields: Any) -> None:
     """Persist under the lease; a lost lease means another worker owns the call now: stop."""
     fields.setdefault("updated_at", timezone.now())
-    fields.setdefault("lease_until", timezone.now() + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 120)))
+    fields.setdefault("lease_until", timezone.now() + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 60)))
     if not Call.objects.filter(pk=call_pk, lease_token=token).update(**fields):
         raise _LeaseLost
 
@@ -662,6 +662,8 @@ def _attach_recording(call: Call, desired: sm.Desired, client: Any, token: str) 
     from calls.recordings import RecordingError
     from calls.recordings.services import attach_recording, retry_delay
 
+    # Download, conversion and upload can take many minutes: hold the call that long, no longer.
+    _save(call.pk, token, lease_until=timezone.now() + timedelta(seconds=conf("CALLS_RECORDING_LEASE_SECONDS", 1900)))
     try:
         attach_recording(call_pk=call.pk, event_id=desired.recording.event_id, client=client)
     except RecordingError as exc:

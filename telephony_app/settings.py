@@ -244,7 +244,10 @@ CALLS_RETRY_MIN_SECONDS = float(env_str("CALLS_RETRY_MIN_SECONDS", "0.5"))
 CALLS_GIVE_UP_AFTER_SECONDS = float(env_str("CALLS_GIVE_UP_AFTER_SECONDS", str(6 * 3600)))
 # How long events of a call wait for its call.started before they become a dead letter.
 CALLS_START_WAIT_SECONDS = float(env_str("CALLS_START_WAIT_SECONDS", "600"))
-CALLS_SYNC_LEASE_SECONDS = float(env_str("CALLS_SYNC_LEASE_SECONDS", "120"))
+# One worker syncs a call at a time; a worker that dies leaves its lease to expire after this long
+# (longer than one Bitrix24 request with its token refresh; the recording step holds it longer).
+CALLS_SYNC_LEASE_SECONDS = float(env_str("CALLS_SYNC_LEASE_SECONDS", "60"))
+CALLS_RECORDING_LEASE_SECONDS = float(env_str("CALLS_RECORDING_LEASE_SECONDS", "1900"))
 # Finish (final in Bitrix24) waits this long after call.ended for events the PBX sent before it but
 # that arrive after it; up to ANSWER_WAIT when the call was answered but we do not know by whom yet.
 CALLS_FINISH_SETTLE_SECONDS = float(env_str("CALLS_FINISH_SETTLE_SECONDS", "3"))
