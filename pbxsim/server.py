@@ -258,16 +258,26 @@ class SimServer:
                 call_id = f"orig-{request_id}"[:128]
                 state.placed[request_id] = call_id
         record.placed_call_id = call_id
-        handler._json(202, {"accepted": True, "call_id": call_id})
+        responded = threading.Event()
         if not repeat and config.app_url:
+            # Registered and started before the answer goes out, so wait_for_calls() after the
+            # connector got its 202 always sees the call; its events wait for the answer to be sent.
             thread = threading.Thread(
-                target=self._place_call, args=(config, payload, call_id), name=f"pbxsim-call-{call_id}", daemon=True
+                target=self._place_call, args=(config, payload, call_id, responded),
+                name=f"pbxsim-call-{call_id}", daemon=True,
             )
             with state.lock:
                 state.call_threads.append(thread)
             thread.start()
+        try:
+            handler._json(202, {"accepted": True, "call_id": call_id})
+        finally:
+            responded.set()
 
-    def _place_call(self, config: ConnectionConfig, command: dict[str, Any], call_id: str) -> None:
+    def _place_call(
+        self, config: ConnectionConfig, command: dict[str, Any], call_id: str, responded: threading.Event
+    ) -> None:
+        responded.wait(timeout=5)
         params = ScenarioParams(
             client_number=str(command.get("client_number") or ""),
             line_number=command.get("line_number") or None,

@@ -71,7 +71,7 @@ def test_accepted_originate_command_plays_a_call_echoing_the_request_id(live_ser
 
 
 def test_load_generator_spreads_calls_over_connections(live_server, transactional_db):
-    issued = [make_connection(n) for n in range(1, 4)]
+    issued = [make_connection(n, recording_hosts=["pbx.example.test"]) for n in range(1, 4)]
     report = run_load(
         live_server.url, [(i.connection.public_id, i.secret) for i in issued],
         calls_per_second=20, duration_s=0.5, speed=0, workers=4, run_id="loadtest",
