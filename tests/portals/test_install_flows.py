@@ -223,3 +223,27 @@ def test_app_update_restores_the_new_application_token_and_binds_again(sandbox, 
     assert portal.application_token == b24.app.application_token != old_token
     assert _bindings(b24) == {(event, HANDLER) for event in BOUND_EVENTS}
     assert Bitrix24Event.objects.get(event="ONAPPUPDATE").status == Bitrix24Event.Status.DONE
+
+
+@pytest.mark.django_db
+def test_no_token_or_secret_reaches_the_logs_during_install_refresh_and_events(
+    sandbox, caplog, settings, run_tasks_inline
+):
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    b24 = sandbox.create_portal("acme.bitrix24.test")
+    with run_tasks_inline():
+        portal = install_through_ui(sandbox, b24).portal
+        sandbox.send_onappinstall(b24)
+        sandbox.flush_events()
+    sandbox.clock.advance(3601)
+    bitrix24_client_for(portal.pk).call("profile")
+
+    issued = [t for t in sandbox.tokens.by_access.values() if t.member_id == b24.member_id]
+    secrets = {settings.BITRIX24_CLIENT_SECRET, b24.app.application_token}
+    secrets |= {t.access_token for t in issued} | {t.refresh_token for t in issued}
+    assert len(issued) >= 3  # installer, ONAPPINSTALL, refresh
+    assert caplog.records
+    leaked = [s for s in secrets if s in caplog.text]
+    assert leaked == []
