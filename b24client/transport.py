@@ -17,20 +17,18 @@ USER_AGENT = "telephony-app-b24client/1.0"
 
 Recorder = Callable[[dict[str, Any]], None]
 
-_session: requests.Session | None = None
-_session_pid: int | None = None
-_session_guard = threading.Lock()
+_local = threading.local()
 
 
 def default_session() -> requests.Session:
-    """The process-wide session (connection reuse); a forked child gets its own, never the parent's sockets."""
-    global _session, _session_pid
-    with _session_guard:
-        if _session is None or _session_pid != os.getpid():
-            _session = requests.Session()
-            _session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
-            _session_pid = os.getpid()
-        return _session
+    """A keep-alive session per thread (``requests.Session`` is not documented as thread-safe); a forked
+    child builds its own instead of sharing the parent's sockets."""
+    session = getattr(_local, "session", None)
+    if session is None or getattr(_local, "pid", None) != os.getpid():
+        session = requests.Session()
+        session.headers.update({"User-Agent": USER_AGENT, "Accept": "application/json"})
+        _local.session, _local.pid = session, os.getpid()
+    return session
 
 
 def record(recorder: Recorder | None, entry: dict[str, Any]) -> None:
