@@ -65,10 +65,12 @@ class DownloadedFile:
 
 def safe_url_for_log(url: str) -> str:
     """Scheme, host and path only: query strings of signed URLs carry secrets."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
+    try:
+        parts = urlsplit(url)
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "(invalid URL)"
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 def download_recording(
@@ -117,6 +119,10 @@ def download_recording(
 
 
 def _check_url(url: SplitResult, policy: FetchPolicy, limits: FetchLimits) -> None:
+    try:
+        url.port  # noqa: B018 - urlsplit validates the port lazily
+    except ValueError as exc:
+        raise SourceRefused("recording URL has an invalid port") from exc
     if url.scheme not in ("https", "http"):
         raise SourceRefused(f"recording URL scheme {url.scheme or '(none)'!r} is not allowed; use https")
     if url.scheme == "http" and not limits.allow_http:

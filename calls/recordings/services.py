@@ -13,7 +13,6 @@ import logging
 import random
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import requests
 
@@ -81,7 +80,6 @@ def attach_recording(*, call_pk: int, event_id: str | None = None, client: RestC
         policy=fetch_policy(connection),
         conf=conf,
         session=getattr(client, "session", None) or requests.Session(),
-        expected_origin=_origin(call.portal.client_endpoint),
         resolver=resolver,
     )
     logger.info("recording %s attached to call %s (%s, %d bytes%s)", event.event_id, call.pk, result.filename,
@@ -128,11 +126,6 @@ def source_from_payload(payload: dict[str, Any], connection: PbxConnection) -> R
 def fetch_policy(connection: PbxConnection) -> FetchPolicy:
     return FetchPolicy(allowed_hosts=tuple(sorted(connection.allowed_recording_hosts())),
                        auth_headers=connection.recording_auth_headers())
-
-
-def _origin(endpoint: str) -> str:
-    parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 __all__ = ["AttachOutcome", "attach_recording", "retry_delay"]

@@ -62,8 +62,11 @@ def upload_recording(client: RestClient, *, b24_call_id: str, path: Path, filena
     """Run both steps; raise CallNotFinished or UploadFailed (with ``retryable``) on failure."""
     if not filename.lower().endswith((".wav", ".mp3")):
         raise UploadFailed("Bitrix24 accepts only .wav and .mp3 recordings")
-    target = _request_upload_url(client, b24_call_id, filename)
-    upload_url, field_name = target
+    upload_url, field_name = _request_upload_url(client, b24_call_id, filename)
+    store = getattr(client, "store", None)
+    if expected_origin is None and store is not None:
+        # Read after step 1: a portal rename the client just followed moved the origin too.
+        expected_origin = store.load().client_endpoint
     _check_upload_origin(upload_url, expected_origin)
     size = path.stat().st_size
     http = session or requests.Session()

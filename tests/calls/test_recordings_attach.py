@@ -298,3 +298,16 @@ def test_an_uploaded_file_of_another_connection_is_refused(installed_portal, rec
 
 def _log(installed):
     return list(RestCallLog.objects.filter(portal=installed.portal).values("method", "url", "status"))
+
+
+def test_an_upload_url_outside_the_portals_origin_is_not_posted_to(installed_portal, recordings_dir):
+    b24_call_id = bitrix24_call(installed_portal)
+    src = recordings_dir / "a.wav"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_bytes(wav_bytes(1))
+    client = bitrix24_client_for(installed_portal.portal.pk)
+    with pytest.raises(UploadFailed, match="outside the portal's own address"):
+        upload_recording(client, b24_call_id=b24_call_id, path=src, filename="a.wav", mime="audio/wav",
+                         session=client.session, expected_origin="https://other-portal.bitrix24.test")
+    assert stored(installed_portal, b24_call_id) is None
+    assert not any(e["method"].endswith("(upload)") for e in _log(installed_portal))

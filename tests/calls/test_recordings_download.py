@@ -328,6 +328,9 @@ def test_plain_http_and_embedded_credentials_are_refused_by_default(dest):
     with pytest.raises(SourceRefused, match="credentials"):
         download_recording("https://u:p@pbx.example.com/rec.wav",
                            policy=FetchPolicy(allowed_hosts=("pbx.example.com",)), limits=strict, dest_dir=dest)
+    with pytest.raises(SourceRefused, match="invalid port"):
+        download_recording("https://pbx.example.com:99999/rec.wav",
+                           policy=FetchPolicy(allowed_hosts=("pbx.example.com",)), limits=strict, dest_dir=dest)
     with pytest.raises(SourceRefused, match="scheme"):
         download_recording("file:///etc/passwd", policy=FetchPolicy(allowed_hosts=("",)), limits=strict,
                            dest_dir=dest)
