@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from urllib.parse import urlsplit
@@ -29,6 +30,19 @@ def iframe_fields(request: HttpRequest) -> dict[str, str]:
 def portal_origin(client_endpoint: str) -> str:
     parts = urlsplit(client_endpoint)
     return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+_HOSTPORT = re.compile(r"^[A-Za-z0-9.-]+(:[0-9]{1,5})?$")
+
+
+def claimed_origin(fields: dict[str, str]) -> str | None:
+    """The portal origin an unverified request claims (DOMAIN + PROTOCOL). Only used to let Bitrix24
+    show our error page in its frame: the page carries no data and no actions."""
+    host = (fields.get("DOMAIN") or "").split("/", 1)[0]
+    if not _HOSTPORT.match(host):
+        return None
+    scheme = "https" if fields.get("PROTOCOL", "1") != "0" else "http"
+    return f"{scheme}://{host}"
 
 
 def frame_for(response: HttpResponse, origin: str | None) -> HttpResponse:

@@ -12,7 +12,7 @@ from django.views.decorators.debug import sensitive_post_parameters, sensitive_v
 from . import oauth_connect
 from .errors import EventRejected, InstallRejected
 from .events import accept_event
-from .iframe import frame_for, iframe_fields, iframe_view, portal_origin
+from .iframe import claimed_origin, frame_for, iframe_fields, iframe_view, portal_origin
 from .install import BOUND_EVENTS, events_handler_url, install_from_iframe
 from .page import PageRejected, open_app_page
 
@@ -33,7 +33,7 @@ def install(request: HttpRequest) -> HttpResponse:
     except InstallRejected as exc:
         logger.info("installer request refused: %s", exc)
         response = render(request, "portals/install_failed.html", {"reason": str(exc)}, status=exc.status)
-        return frame_for(response, None)
+        return frame_for(response, claimed_origin(fields))
     portal = outcome.portal
     context = {
         "portal": portal,
@@ -51,11 +51,12 @@ def app_page(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         response = render(request, "portals/open_from_bitrix24.html", status=200)
         return frame_for(response, None)
+    fields = iframe_fields(request)
     try:
-        page = open_app_page(iframe_fields(request))
+        page = open_app_page(fields)
     except PageRejected as exc:
         response = render(request, "portals/install_failed.html", {"reason": str(exc)}, status=exc.status)
-        return frame_for(response, None)
+        return frame_for(response, claimed_origin(fields))
     response = render(request, "portals/app.html", {"page": page, "portal": page.portal})
     return frame_for(response, portal_origin(page.portal.client_endpoint))
 

@@ -91,6 +91,9 @@ def test_installer_post_with_a_token_the_oauth_server_does_not_know_is_refused_a
     assert response.status_code == 403
     assert not Portal.objects.exists()
     assert b24.event_bindings == []
+    # The refusal is readable inside the portal's frame (it carries no data and no actions).
+    assert "frame-ancestors 'self' https://acme.bitrix24.test" in response["Content-Security-Policy"]
+    assert "not accepted" in response.content.decode()
 
 
 @pytest.mark.django_db
@@ -247,3 +250,31 @@ def test_no_token_or_secret_reaches_the_logs_during_install_refresh_and_events(
     assert caplog.records
     leaked = [s for s in secrets if s in caplog.text]
     assert leaked == []
+
+
+@pytest.mark.django_db
+def test_any_portal_user_can_open_the_app_page_but_a_forged_application_token_cannot(sandbox, installed_portal):
+    b24 = installed_portal.b24
+    page = sandbox.open_app(b24, user_id=2)  # Boris, not an admin
+
+    assert page.status_code == 200
+    assert "acme.bitrix24.test" in page.content.decode()
+    assert "frame-ancestors 'self' https://acme.bitrix24.test" in page["Content-Security-Policy"]
+
+    captured = _capture_pages(sandbox)
+    sandbox.open_app(b24, user_id=2)
+    url, body, headers = captured[0]
+    forged = body.replace(b24.app.application_token.encode(), b"0" * 32)
+    assert DjangoTransport()(url, forged, headers).status_code == 403
+
+
+@pytest.mark.django_db
+def test_the_app_page_shows_the_admin_why_a_dead_portal_stopped_working(sandbox, installed_portal):
+    Portal.objects.filter(pk=installed_portal.portal.pk).update(
+        status=Portal.Status.TOKENS_DEAD, dead_reason="invalid_grant: refresh refused"
+    )
+
+    html = sandbox.open_app(installed_portal.b24).content.decode()
+
+    assert "Tokens dead" in html and "invalid_grant: refresh refused" in html
+    assert "reinstall" in html
