@@ -135,3 +135,11 @@ def test_lines_of_one_tenant_never_touch_another_portals_bitrix24(pbx, installed
     assert bitrix_lines(other.b24) == {"+74957654321": "Theirs"}
     assert bitrix_lines(installed_portal.b24) == {}
     assert list(PbxLine.objects.values_list("connection", flat=True)) == [other_pbx.connection.pk]
+
+
+def test_repeated_webhook_id_changes_nothing_and_answers_the_current_list(pbx, installed_portal):
+    pbx.sim.put_lines([{"number": "+74951234567", "name": "Sales"}], webhook_id="msg_lines")
+    again = pbx.sim.put_lines([], webhook_id="msg_lines")
+    assert again.response.status == 200
+    assert [x["number"] for x in again.response.json()] == ["+74951234567"]
+    assert bitrix_lines(installed_portal.b24) == {"+74951234567": "Sales"}
