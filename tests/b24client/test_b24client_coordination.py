@@ -10,13 +10,25 @@ import multiprocessing
 import os
 import time
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from b24client_coord_workers import hammer_bucket, lock_rounds
 
 from b24client import coordination
 
-REDIS_URL = os.environ.get("REDIS_URL")
+
+def _coordination_test_redis_url() -> str | None:
+    """REDIS_URL, moved to its own logical DB: other suites call Django's ``cache.clear()``, which is a
+    FLUSHDB on the cache's DB, and a flush mid-test would wipe the very state these tests check."""
+    url = os.environ.get("B24CLIENT_TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+    if not url or os.environ.get("B24CLIENT_TEST_REDIS_URL"):
+        return url
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/14", parts.query, parts.fragment))
+
+
+REDIS_URL = _coordination_test_redis_url()
 needs_redis = pytest.mark.skipif(not REDIS_URL, reason="REDIS_URL not set: Redis coordination backend not exercised")
 
 
