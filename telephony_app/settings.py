@@ -219,6 +219,8 @@ else:
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+    # With acks_late and prefetch 1 a worker takes one message per poll of the folder: poll often.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.1
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", CELERY_BROKER_URL)
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
