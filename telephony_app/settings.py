@@ -138,8 +138,21 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
+
+def _next_redis_db(url: str) -> str:
+    """The same server, the next logical database (redis://h:6379/0 -> redis://h:6379/1)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{db + 1}"))
+
+
 if REDIS_URL:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # The cache gets its own Redis database: Django's cache.clear() is FLUSHDB, which must never
+    # wipe broker queues, rate-limit buckets or refresh locks.
+    REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", "") or _next_redis_db(REDIS_URL)
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_CACHE_URL}}
 else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
