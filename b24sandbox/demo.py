@@ -242,7 +242,7 @@ def status_page(sb: Sandbox, portal: Portal) -> str:
             c.get("status_code") or "",
             c.get("duration") if c.get("duration") is not None else "",
             ", ".join(str(u) for u in c.get("visible_to", [])),
-            (c.get("recording") or {}).get("name", "") if c.get("recording") else "",
+            (c.get("recording") or {}).get("filename", "") if c.get("recording") else "",
             f"{c.get('crm_entity_type') or ''} {c.get('crm_entity_id') or ''}",
         ]
         for c in calls

@@ -150,3 +150,20 @@ def test_handle_is_the_one_core_for_both_modes(sb, portal, rest):
                                       {"Content-Type": "application/x-www-form-urlencoded"},
                                       f"auth={rest.token}".encode())
     assert status == 200 and headers["Content-Type"].startswith("application/json") and b'"result":true' in body
+
+
+def test_demo_status_shows_the_attached_recording_of_a_finished_call(served):
+    sb, _inbox, server = served
+    portal = sb.create_portal("acme.bitrix24.test")
+    sb.install(portal)
+    token = sb.issue_token(portal, 1)["access_token"]
+    rest = f"{server.portal_url(portal.domain)}/rest"
+    call_id = requests.post(f"{rest}/telephony.externalcall.register", json={
+        "auth": token, "USER_ID": 2, "PHONE_NUMBER": "+74951112233", "TYPE": 2}, timeout=5).json()["result"]["CALL_ID"]
+    requests.post(f"{rest}/telephony.externalcall.finish",
+                  json={"auth": token, "CALL_ID": call_id, "USER_ID": 2, "DURATION": 12}, timeout=5)
+    attached = requests.post(f"{rest}/telephony.externalcall.attachrecord", json={
+        "auth": token, "CALL_ID": call_id, "FILENAME": "talk-with-client.mp3", "FILE_CONTENT": "SUQzAwAAAAAA"}, timeout=5)
+    assert "FILE_ID" in attached.json()["result"], attached.text
+    status = requests.get(f"{server.base_url}/demo/status", params={"portal": portal.member_id}, timeout=5).text
+    assert "talk-with-client.mp3" in status
