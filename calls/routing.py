@@ -307,8 +307,8 @@ def _candidates_within_deadline(portal_id: int, number: str, default_country: st
         return [], SOURCE_ERROR
 
 
-def route_incoming_call(connection: PbxConnection, client_number: str, line_number: str = "") -> RouteResult:
-    """Answer ``/route`` for one incoming call on ``connection`` (whose portal is loaded)."""
+def decide_route(connection: PbxConnection, client_number: str, line_number: str = "") -> RouteResult:
+    """Who takes an incoming call on ``connection`` (whose portal is loaded). Writes nothing."""
     portal = connection.portal
     country = portal.default_country
     client = phones.normalize(client_number, country)
@@ -319,25 +319,35 @@ def route_incoming_call(connection: PbxConnection, client_number: str, line_numb
         extension=(routing.default_extension or None) if routing else None,
         user_id=routing.default_user_id if routing else None,
     )
-
     if not client or phones.is_extension(client) or (routing is not None and not routing.route_to_responsible):
         candidates, source = [], SOURCE_NOT_ASKED
     else:
         candidates, source = _candidates_within_deadline(portal.pk, client, country)
-
     choice = choose(candidates, by_user.get, fallback, by_extension.get)
-    decision = RouteDecision.objects.create(
+    return RouteResult(choice=choice, source=source, client_number=client, line_number=line)
+
+
+def record_decision(connection: PbxConnection, result: RouteResult) -> RouteDecision:
+    """Store the answer for the call state machine (it registers the call with the routed manager)."""
+    choice = result.choice
+    return RouteDecision.objects.create(
         connection=connection,
-        client_number=client[:32],
-        line_number=line[:32],
+        client_number=result.client_number[:32],
+        line_number=result.line_number[:32],
         reason=choice.reason,
         user_id=choice.user_id,
         extension=choice.extension or "",
         crm_entity_type=choice.crm_entity[0] if choice.crm_entity else "",
         crm_entity_id=choice.crm_entity[1] if choice.crm_entity else None,
-        source=source,
+        source=result.source,
     )
-    return RouteResult(choice=choice, source=source, client_number=client, line_number=line, decision_id=decision.pk)
+
+
+def route_incoming_call(connection: PbxConnection, client_number: str, line_number: str = "") -> RouteResult:
+    """``decide_route`` + ``record_decision``."""
+    result = decide_route(connection, client_number, line_number)
+    decision = record_decision(connection, result)
+    return RouteResult(result.choice, result.source, result.client_number, result.line_number, decision.pk)
 
 
 # --- housekeeping ------------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -23,7 +23,7 @@ from calls.models import PbxWebhookReceipt
 from calls.pbx_answers import PbxAnswer, error_body
 from calls.pbx_intake import load_json
 from calls.pbx_receipts import REPLAY_WINDOW, refusal
-from calls.routing import route_incoming_call
+from calls.routing import decide_route, record_decision
 
 from .schema import SIGNATURE_HEADERS
 from .serializers import ErrorSerializer
@@ -84,14 +84,13 @@ def _replayed(connection_id: int, webhook_id: str) -> PbxAnswer | None:
 
 
 def _remember(connection_id: int, webhook_id: str, answer: PbxAnswer) -> None:
-    try:
-        with transaction.atomic():
-            PbxWebhookReceipt.objects.update_or_create(
-                connection_id=connection_id, webhook_id=webhook_id,
-                defaults={"status_code": answer.status, "response_body": answer.body},
-            )
-    except IntegrityError:
-        pass  # a concurrent copy of the same message stored its (equivalent) answer first
+    # ON CONFLICT DO NOTHING: a concurrent copy of the same message stored its (equivalent) answer
+    # first; no savepoint or read needed, so the answer costs one insert.
+    PbxWebhookReceipt.objects.bulk_create(
+        [PbxWebhookReceipt(connection_id=connection_id, webhook_id=webhook_id, status_code=answer.status,
+                           response_body=answer.body)],
+        ignore_conflicts=True,
+    )
 
 
 def route(connection: Any, webhook_id: str, body: bytes) -> PbxAnswer:
@@ -106,9 +105,12 @@ def route(connection: Any, webhook_id: str, body: bytes) -> PbxAnswer:
         _remember(connection.pk, webhook_id, invalid)
         return invalid
     assert values is not None
-    result = route_incoming_call(connection, values["client_number"], values["line_number"])
+    # The lookup (which may wait for Bitrix24) runs outside any transaction; the two writes share one.
+    result = decide_route(connection, values["client_number"], values["line_number"])
     answer = PbxAnswer(200, result.as_response())
-    _remember(connection.pk, webhook_id, answer)
+    with transaction.atomic():
+        record_decision(connection, result)
+        _remember(connection.pk, webhook_id, answer)
     return answer
 
 
