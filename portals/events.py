@@ -9,9 +9,12 @@ from __future__ import annotations
 import hmac
 import importlib
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from b24client import phparray, redact
@@ -25,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 INSTALL_EVENTS = frozenset({"ONAPPINSTALL", "ONAPPUPDATE"})
 TELEPHONY_EVENTS = frozenset({"ONEXTERNALCALLSTART", "ONEXTERNALCALLBACKSTART"})
+# A "processing" event older than this is presumed abandoned by a dead worker (sweeper re-dispatches it).
+EVENT_STUCK_AFTER = 900.0
 _AUTH_SECRETS = ("access_token", "refresh_token", "application_token")
 _MAX_BODY = 1024 * 1024
 
@@ -76,7 +81,9 @@ def authenticate(payload: dict[str, Any]) -> Portal:
 def _store(portal: Portal, payload: dict[str, Any]) -> Bitrix24Event:
     from .tasks import process_bitrix24_event
 
-    event = Bitrix24Event.objects.create(portal=portal, event=payload["event"], payload=strip_secrets(payload))
+    event = Bitrix24Event.objects.create(
+        portal=portal, event=payload["event"], payload=strip_secrets(payload), next_attempt_at=timezone.now()
+    )
     process_bitrix24_event.delay_on_commit(event.pk)
     return event
 
@@ -148,9 +155,16 @@ def process_event(event_id: int) -> str:
         event = Bitrix24Event.objects.select_for_update().filter(pk=event_id).first()
         if event is None or event.status in (Bitrix24Event.Status.DONE, Bitrix24Event.Status.UNHANDLED):
             return event.status if event else "missing"
+        if (
+            event.status == Bitrix24Event.Status.PROCESSING
+            and event.processing_started_at
+            and event.processing_started_at > timezone.now() - timedelta(seconds=EVENT_STUCK_AFTER)
+        ):
+            return "in progress"  # a duplicate message; if that worker died, the sweeper takes over
         event.status = Bitrix24Event.Status.PROCESSING
         event.attempts += 1
-        event.save(update_fields=["status", "attempts"])
+        event.processing_started_at = timezone.now()
+        event.save(update_fields=["status", "attempts", "processing_started_at"])
 
     status = Bitrix24Event.Status.DONE
     if event.event in TELEPHONY_EVENTS:
@@ -178,8 +192,36 @@ def process_event(event_id: int) -> str:
     return status
 
 
-def record_failure(event_id: int, error: str, *, final: bool) -> None:
+def record_failure(event_id: int, error: str, *, final: bool, retry_in: float = 0.0) -> None:
     Bitrix24Event.objects.filter(pk=event_id).update(
         status=Bitrix24Event.Status.FAILED if final else Bitrix24Event.Status.RECEIVED,
         error=error[:2000],
+        next_attempt_at=None if final else timezone.now() + timedelta(seconds=retry_in),
     )
+
+
+def overdue_event_ids(*, now=None, grace: float, stuck_after: float, max_attempts: int) -> list[int]:
+    """Events whose task was lost (broker message gone, worker killed): due more than ``grace`` seconds
+    ago and still waiting, or ``processing`` for longer than ``stuck_after``. Claimed here (their
+    ``next_attempt_at`` is pushed forward) so two sweeps never dispatch the same event twice; events out
+    of attempts become ``failed``."""
+    now = now or timezone.now()
+    waiting = Q(status=Bitrix24Event.Status.RECEIVED, next_attempt_at__lt=now - timedelta(seconds=grace))
+    stuck = Q(status=Bitrix24Event.Status.PROCESSING, processing_started_at__lt=now - timedelta(seconds=stuck_after))
+    with transaction.atomic():
+        rows = list(
+            Bitrix24Event.objects.select_for_update(skip_locked=True)
+            .filter(waiting | stuck)
+            .order_by("received_at")
+            .values_list("pk", "attempts")[:500]
+        )
+        exhausted = [pk for pk, attempts in rows if attempts >= max_attempts]
+        due = [pk for pk, attempts in rows if attempts < max_attempts]
+        Bitrix24Event.objects.filter(pk__in=exhausted).update(
+            status=Bitrix24Event.Status.FAILED, next_attempt_at=None,
+            error=Concat(F("error"), Value(" (gave up: no attempts left)")),
+        )
+        Bitrix24Event.objects.filter(pk__in=due).update(
+            status=Bitrix24Event.Status.RECEIVED, next_attempt_at=now + timedelta(seconds=stuck_after)
+        )
+    return due

@@ -84,10 +84,16 @@ class Bitrix24Event(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # For the sweeper: a lost broker message or a killed worker must not lose the event.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    processing_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at"]
-        indexes = [models.Index(fields=["portal", "event", "received_at"])]
+        indexes = [
+            models.Index(fields=["portal", "event", "received_at"]),
+            models.Index(fields=["status", "next_attempt_at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.event} #{self.pk}"

@@ -248,6 +248,11 @@ CELERY_BEAT_SCHEDULE["portals-prune-rest-call-log"] = {
     "task": "portals.tasks.prune_rest_call_log_task",
     "schedule": 3600.0,
 }
+# Bitrix24 events whose task was lost (broker message gone, worker killed) are re-dispatched.
+CELERY_BEAT_SCHEDULE["portals-sweep-bitrix24-events"] = {
+    "task": "portals.tasks.sweep_bitrix24_events",
+    "schedule": 60.0,
+}
 
 # --- Call state machine (calls.call_sync) ------------------------------------------------------------
 # Retries of Bitrix24 steps: exponential backoff with full jitter from BASE, capped at MAX (keep it far

@@ -166,3 +166,59 @@ def test_a_failing_calls_hook_marks_the_event_failed_with_the_error(installed_po
     event.refresh_from_db()
     assert event.status == Bitrix24Event.Status.FAILED
     assert "no PBX connection configured" in event.error
+
+
+@pytest.mark.django_db
+def test_an_event_whose_task_message_was_lost_is_swept_and_processed_once(
+    installed_portal, post_event, monkeypatch, django_capture_on_commit_callbacks, run_tasks_inline
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portals.tasks import sweep_bitrix24_events
+
+    seen: list[int] = []
+    fake = types.ModuleType("calls.services")
+    fake.handle_bitrix24_telephony_event = seen.append
+    monkeypatch.setitem(sys.modules, "calls.services", fake)
+    with django_capture_on_commit_callbacks(execute=False):  # the broker never got the message
+        post_event(_telephony_event(installed_portal.portal))
+    event = Bitrix24Event.objects.get()
+
+    with run_tasks_inline():
+        assert sweep_bitrix24_events() == 0  # not overdue yet: its task may still be queued
+    Bitrix24Event.objects.filter(pk=event.pk).update(next_attempt_at=timezone.now() - timedelta(minutes=5))
+    with run_tasks_inline():
+        assert sweep_bitrix24_events() == 1
+        assert sweep_bitrix24_events() == 0
+
+    event.refresh_from_db()
+    assert event.status == Bitrix24Event.Status.DONE
+    assert seen == [event.pk]
+
+
+@pytest.mark.django_db
+def test_an_event_abandoned_by_a_killed_worker_is_swept_and_one_out_of_attempts_fails(installed_portal, post_event):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from portals.events import overdue_event_ids
+
+    post_event(_telephony_event(installed_portal.portal))
+    post_event(_telephony_event(installed_portal.portal))
+    abandoned, exhausted = Bitrix24Event.objects.order_by("pk")
+    long_ago = timezone.now() - timedelta(hours=1)
+    Bitrix24Event.objects.filter(pk=abandoned.pk).update(status="processing", processing_started_at=long_ago, attempts=1)
+    Bitrix24Event.objects.filter(pk=exhausted.pk).update(status="processing", processing_started_at=long_ago, attempts=5)
+
+    assert overdue_event_ids(grace=60, stuck_after=900, max_attempts=5) == [abandoned.pk]
+
+    abandoned.refresh_from_db()
+    exhausted.refresh_from_db()
+    assert abandoned.status == Bitrix24Event.Status.RECEIVED
+    assert exhausted.status == Bitrix24Event.Status.FAILED and "gave up" in exhausted.error
+    # A duplicate message for an event another worker is processing right now does nothing.
+    Bitrix24Event.objects.filter(pk=abandoned.pk).update(status="processing", processing_started_at=timezone.now())
+    assert process_bitrix24_event.apply(args=[abandoned.pk]).get() == "in progress"
