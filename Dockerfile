@@ -8,6 +8,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     APP_ENV=production \
     APP_VAR_DIR=/var/lib/telephony
 
+# ffmpeg converts PBX recordings that are not wav/mp3 (RECORDINGS_FFMPEG).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ffmpeg \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY requirements.txt ./
 RUN pip install -r requirements.txt
