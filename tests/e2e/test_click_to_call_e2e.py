@@ -33,6 +33,10 @@ LINE_CENTRE = "+74952222222"
 @pytest.fixture
 def env(sandbox_server, live_server, settings, monkeypatch):
     """Settings shared with the worker process (``child_env`` copies the environment)."""
+    from django.core.cache import cache
+
+    # Portal ids restart in every test database; CRM lookups cached by earlier tests must not leak.
+    cache.clear()
     settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
     settings.RECORDINGS_ALLOW_HTTP = True
     # A PBX that hangs is given up on after 3 s here (15 s in production) to keep the suite quick.
