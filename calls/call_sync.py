@@ -35,7 +35,7 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from b24client import errors as b24errors
@@ -276,8 +276,8 @@ def call_input(call: Call, facts: tuple[sm.Fact, ...]) -> sm.CallInput:
 
 def _routed_user(call: Call, facts: tuple[sm.Fact, ...]) -> int | None:
     """The manager ``/route`` sent this caller to, if the PBX asked just before the call started."""
-    if call.connection_id is None:
-        return None
+    if call.connection_id is None or call.register_params:
+        return None  # only the registration uses it, and that is decided once
     started = min((f for f in facts if f.type == sm.STARTED), key=sm.Fact.sort_key, default=None)
     if started is None or started.data.get("direction") != "inbound":
         return None
@@ -349,18 +349,35 @@ def desired_state(call: Call) -> tuple[sm.Desired, sm.Achieved]:
 
 
 def sync_call(call_pk: int, *, allow_slow: bool = False) -> SyncResult:
-    """Bring Bitrix24 in line with the call's facts, step by step. Never raises for Bitrix24 failures."""
-    token = _claim(call_pk)
-    if token is None:
-        exists = Call.objects.filter(pk=call_pk).exists()
-        return SyncResult("busy" if exists else "idle", delay=1.0)
-    try:
-        return _sync_loop(call_pk, token, allow_slow=allow_slow)
-    except _LeaseLost:
-        logger.warning("call %s: lease lost mid-sync; the new holder carries on", call_pk)
-        return SyncResult("idle", detail="lease lost")
-    finally:
-        Call.objects.filter(pk=call_pk, lease_token=token).update(lease_token="", lease_until=None)
+    """Bring Bitrix24 in line with the call's facts, step by step. Never raises for Bitrix24 failures.
+
+    When another worker holds the call, its holder does the work we came for: a holder checks for new
+    facts once more *after* letting go, so a fact applied while it was busy is never left behind. The
+    "busy" result only asks to come back after the holder's lease, in case the holder died.
+    """
+    for _ in range(3):
+        token = _claim(call_pk)
+        if token is None:
+            lease_until = Call.objects.filter(pk=call_pk).values_list("lease_until", flat=True).first()
+            if lease_until is None:
+                return SyncResult("idle")
+            return SyncResult("busy", delay=max(1.0, (lease_until - timezone.now()).total_seconds() + 1.0))
+        try:
+            result = _sync_loop(call_pk, token, allow_slow=allow_slow)
+        except _LeaseLost:
+            logger.warning("call %s: lease lost mid-sync; the new holder carries on", call_pk)
+            return SyncResult("idle", detail="lease lost")
+        finally:
+            Call.objects.filter(pk=call_pk, lease_token=token).update(lease_token="", lease_until=None)
+        if result.outcome not in ("idle", "retry"):
+            return result
+        # Facts applied while we held the call (their own sync found it busy) are ours to handle now,
+        # even when we were about to wait (a call.started that arrives while its call.ended waits).
+        newer_facts = (Call.objects.filter(pk=call_pk, facts_version__gt=F("synced_version"))
+                       .exclude(status=Call.Status.DEAD).exists())
+        if not newer_facts:
+            return result
+    return SyncResult("retry", delay=0.5, detail="facts keep arriving")
 
 
 def _claim(call_pk: int) -> str | None:
@@ -518,7 +535,8 @@ def _schedule_retry(call: Call, token: str, retry: _Retry) -> SyncResult:
         delay = retry.delay or 1.0
     logger.info("call %s: retry in %.1f s (%s)", call.pk, delay, retry.reason)
     _save(call.pk, token, status=Call.Status.PENDING, attempts=attempts, failing_since=failing_since,
-          next_attempt_at=now + timedelta(seconds=delay), last_error=retry.reason[:2000])
+          next_attempt_at=now + timedelta(seconds=delay), last_error=retry.reason[:2000],
+          synced_version=call.facts_version)
     return SyncResult("retry", delay=delay, detail=retry.reason)
 
 
