@@ -71,12 +71,18 @@ def sweep_overdue() -> dict[str, int]:
     calls = set(selectors.overdue_calls(now, grace)) | set(selectors.calls_waiting_too_long(now, wait))
     for pk in sorted(calls):
         sync_call.delay(pk)
+    max_age = timedelta(seconds=float(getattr(settings, "CALLS_MAX_CALL_SECONDS", 4 * 3600)))
+    stale = selectors.calls_live_too_long(now, max_age)
+    for pk in stale:
+        # Finish rather than leave agents' cards open forever; a late call.ended cannot change it.
+        call_sync.finish_call_as_failed(pk, "OTHER", f"no call.ended from the PBX within {max_age}")
     lines = _unsynced_line_connections()
     for connection_id in lines:
         sync_pbx_lines.delay(connection_id)
-    if events or calls:
-        logger.info("sweeper re-dispatched %d events and %d calls", len(events), len(calls))
-    return {"events": len(events), "calls": len(calls), "line_connections": len(lines)}
+    if events or calls or stale:
+        logger.info("sweeper re-dispatched %d events and %d calls; ended %d stale calls", len(events), len(calls),
+                    len(stale))
+    return {"events": len(events), "calls": len(calls), "stale_calls": len(stale), "line_connections": len(lines)}
 
 
 def _unsynced_line_connections() -> list[int]:

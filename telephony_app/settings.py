@@ -275,6 +275,8 @@ CALLS_ANSWER_WAIT_SECONDS = float(env_str("CALLS_ANSWER_WAIT_SECONDS", "30"))
 # The sweeper re-dispatches inbox events and calls left untouched for longer than this.
 CALLS_SWEEP_GRACE_SECONDS = float(env_str("CALLS_SWEEP_GRACE_SECONDS", "60"))
 CALLS_SWEEP_INTERVAL_SECONDS = float(env_str("CALLS_SWEEP_INTERVAL_SECONDS", "30"))
+# A call still live this long after call.started is finished as OTHER (its call.ended never came).
+CALLS_MAX_CALL_SECONDS = float(env_str("CALLS_MAX_CALL_SECONDS", str(4 * 3600)))
 CALLS_EXTENSIONS_TTL = env_int("CALLS_EXTENSIONS_TTL", 600)
 CALLS_EXTENSIONS_MISS_INTERVAL = env_int("CALLS_EXTENSIONS_MISS_INTERVAL", 60)
 CALLS_EXTENSION_MAX_DIGITS = env_int("CALLS_EXTENSION_MAX_DIGITS", 5)

@@ -257,3 +257,17 @@ def test_sweeper_dead_letters_calls_that_waited_too_long_for_call_started(phone,
         tasks.sweep_overdue.apply()
     call.refresh_from_db()
     assert call.status == Call.Status.DEAD
+
+
+def test_sweeper_finishes_a_call_whose_call_ended_never_came_so_no_card_stays_open(phone, run_tasks_inline):
+    started, ringing, answered, *_ = phone.scenario("ring_group_second_answers").events
+    phone.send(started, ringing, answered)
+    drive()
+    call = Call.objects.get()
+    assert call.status == Call.Status.LIVE and phone.b24.cards_visible(call.b24_call_id) == {AGENTS["102"]}
+    Call.objects.filter(pk=call.pk).update(started_at=timezone.now() - timedelta(hours=5))
+    with run_tasks_inline():
+        assert tasks.sweep_overdue.apply().get()["stale_calls"] == 1
+    b24 = phone.b24_call(call)
+    assert (b24["status_code"], b24["finish_user_id"]) == ("OTHER", AGENTS["102"])
+    assert "no call.ended" in b24["failed_reason"] and b24["visible_to"] == []
