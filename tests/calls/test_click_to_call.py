@@ -236,3 +236,32 @@ def test_pbx_of_another_portal_cannot_join_this_portals_call(install_portal, san
     assert acme_call.pbx_call_id is None
     assert not acme.b24.telephony.calls[b24_call_id].finished
     assert acme_pbx.commands()[0]["request_id"] == request_id
+
+
+def test_lost_send_message_is_recovered_by_the_sweeper_and_a_redelivered_one_sends_nothing(
+    installed_portal, sandbox, pbx_server, client, run_tasks_inline
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from calls.services import handle_bitrix24_telephony_event
+    from portals.models import Bitrix24Event
+
+    pbx = connect_pbx(installed_portal.portal, pbx_server, client)
+    # Outside run_tasks_inline nothing queued on commit is ever sent: the send message is "lost".
+    b24_call_id = sandbox.click_to_call(installed_portal.b24, user_id=2, phone=CLIENT)
+    handle_bitrix24_telephony_event(Bitrix24Event.objects.get(event="ONEXTERNALCALLSTART").pk)
+    command = command_for(_call(installed_portal.portal, b24_call_id).pk)
+    assert command.status == "pending" and pbx.commands() == []
+
+    with run_tasks_inline():
+        originate.sweep_commands()  # too young to be called lost
+    assert pbx.commands() == []
+    OriginateCommand.objects.filter(pk=command.pk).update(created_at=timezone.now() - timedelta(seconds=30))
+    with run_tasks_inline():
+        assert originate.sweep_commands()["resent"] == 1
+    assert len(pbx.commands()) == 1
+    # A late copy of the original message finds the command already sent.
+    assert originate.send_command(command.pk) == "accepted"
+    assert len(pbx.commands()) == 1
