@@ -100,8 +100,8 @@ def _slow_key(portal_id: int) -> str:
     return f"route:slow:{portal_id}"
 
 
-def _warming_key(portal_id: int, number: str) -> str:
-    return f"route:warming:{portal_id}:{number}"
+def _warming_key(portal_id: int) -> str:
+    return f"route:warming:{portal_id}"
 
 
 def cached_candidates(portal_id: int, number: str) -> tuple[list[CrmCandidate] | None, bool]:
@@ -206,15 +206,17 @@ def warm_cache(portal_id: int, number: str, default_country: str) -> list[CrmCan
 
 
 def _schedule_warm_up(portal_id: int, number: str) -> None:
-    # One warm-up per number at a time, however many calls arrive while Bitrix24 is slow.
-    if not cache.add(_warming_key(portal_id, number), 1, max(slow_seconds(), 5)):
+    # One warm-up per portal at a time, however many calls arrive while Bitrix24 is slow: it probes
+    # whether Bitrix24 is back (a success clears the slow mark, and calls do their own lookups again)
+    # without a storm of 15-second requests against a portal that is down.
+    if not cache.add(_warming_key(portal_id), 1, max(slow_seconds(), 5)):
         return
     from .routing_tasks import warm_route_cache
 
     try:
         warm_route_cache.delay(portal_id, number)
     except Exception:
-        cache.delete(_warming_key(portal_id, number))
+        cache.delete(_warming_key(portal_id))
         logger.warning("could not queue the route cache warm-up for portal %s", portal_id, exc_info=True)
 
 

@@ -9,7 +9,8 @@ from portals.models import Portal
 from . import routing
 
 
-@shared_task(acks_late=True, queue="realtime")
+# Default queue, not realtime: against a hanging Bitrix24 it waits the full REST timeout.
+@shared_task(acks_late=True, queue="default")
 def warm_route_cache(portal_id: int, client_number: str) -> int:
     # No retries of its own: while Bitrix24 stays slow the portal is marked slow, and the next call
     # from a client after that mark expires schedules a fresh warm-up.
