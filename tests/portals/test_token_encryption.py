@@ -87,3 +87,22 @@ def test_rotate_token_keys_fails_loudly_when_a_value_cannot_be_decrypted(setting
 
     with pytest.raises(CommandError, match="no configured key decrypts"):
         call_command("rotate_token_keys")
+
+
+@pytest.mark.django_db
+def test_rotate_token_keys_also_reencrypts_pbx_signing_keys_and_recording_passwords(settings):
+    from calls.models import ConnectionSecret, PbxConnection
+    from calls.pbx_connections import create_connection
+
+    settings.TOKEN_ENCRYPTION_KEYS = [OLD_KEY]
+    portal, _ = _portal_with_tokens()
+    issued = create_connection(portal=portal, name="Main PBX", originate_url="https://pbx.example.com/originate")
+    PbxConnection.objects.filter(pk=issued.connection.pk).update(recording_secret="rec-password")
+    secret_before = ConnectionSecret.objects.get(connection=issued.connection).key
+
+    settings.TOKEN_ENCRYPTION_KEYS = [NEW_KEY, OLD_KEY]
+    call_command("rotate_token_keys", stdout=io.StringIO())
+
+    settings.TOKEN_ENCRYPTION_KEYS = [NEW_KEY]  # the old key is gone: everything must still open
+    assert ConnectionSecret.objects.get(connection=issued.connection).key == secret_before
+    assert PbxConnection.objects.get(pk=issued.connection.pk).recording_secret == "rec-password"
