@@ -629,12 +629,17 @@ def _register(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
 
 
 def _cards(call: Call, step: sm.Step, client: Any, token: str) -> None:
+    """Show and hide in one request (a batch when both), each to all its users at once (USER_ID array).
+
+    A ``false`` answer means Bitrix24 no longer knows the call (finished elsewhere): nothing to show.
+    """
     shown = {int(u) for u in call.cards_shown or []}
     commands: dict[str, tuple[str, dict]] = {}
     if step.show:
         commands["show"] = (SHOW, {"CALL_ID": call.b24_call_id, "USER_ID": sorted(step.show)})
     if step.hide:
         commands["hide"] = (HIDE, {"CALL_ID": call.b24_call_id, "USER_ID": sorted(step.hide)})
+    failure: Exception | None = None
     if len(commands) == 1:
         key, (method, params) = next(iter(commands.items()))
         client.call(method, params)
@@ -642,12 +647,11 @@ def _cards(call: Call, step: sm.Step, client: Any, token: str) -> None:
     else:
         result = client.batch(commands)
         done = set(commands) - set(result.errors)
-        if done:
-            _save(call.pk, token, cards_shown=sorted(_apply_cards(shown, step, done)))
-        if result.errors:
-            raise next(iter(result.errors.values()))
-    # A ``false`` answer means Bitrix24 no longer knows the call (finished elsewhere): nothing to show.
-    _save(call.pk, token, cards_shown=sorted(_apply_cards(shown, step, done)))
+        failure = next(iter(result.errors.values()), None)
+    if done:
+        _save(call.pk, token, cards_shown=sorted(_apply_cards(shown, step, done)))
+    if failure is not None:
+        raise failure
 
 
 def _apply_cards(shown: set[int], step: sm.Step, done: set[str]) -> set[int]:
