@@ -17,7 +17,7 @@ Bitrix24 does:
   UF_PHONE_INNER directory itself is not cached here but read on every request, so a changed
   extension map applies to the very next call without any invalidation.
 * **Deadline**: on a miss the lookup runs in a worker thread and the request waits at most
-  ``ROUTE_LOOKUP_DEADLINE`` (default 0.7 s). If Bitrix24 is slower, or fails, the line's fallback is
+  ``ROUTE_LOOKUP_DEADLINE`` (default 0.5 s: the rest of the 1 s is margin for a loaded server). If Bitrix24 is slower, or fails, the line's fallback is
   answered, the portal is marked slow for ``ROUTE_SLOW_SECONDS`` (so the next calls answer the
   fallback at once instead of each waiting the deadline), and a background task warms the cache
   with the full Bitrix24 timeout. The thread itself also stores its result if it arrives late.
@@ -73,7 +73,7 @@ def cache_seconds() -> int:
 
 
 def lookup_deadline() -> float:
-    return float(getattr(settings, "ROUTE_LOOKUP_DEADLINE", 0.7))
+    return float(getattr(settings, "ROUTE_LOOKUP_DEADLINE", 0.5))
 
 
 def slow_seconds() -> int:
