@@ -59,8 +59,13 @@ def build_map(users: Iterable[dict[str, Any]]) -> tuple[dict[str, int], dict[str
     return mapping, conflicts
 
 
-def sync_extensions(portal_id: int) -> ExtensionDirectory:
-    """Read every active user from Bitrix24 and store the map; on failure keep the last good one."""
+def sync_extensions(portal_id: int, *, raise_retryable: bool = False) -> ExtensionDirectory:
+    """Read every active user from Bitrix24 and store the map; on failure keep the last good one.
+
+    With ``raise_retryable`` a failure that may pass (Bitrix24 down, rate limit) is raised after it was
+    recorded: used when there is no good map yet, so the caller retries rather than go on without one.
+    """
+    from portals.errors import PortalUnavailable
     from portals.services import bitrix24_client_for
 
     directory, _ = ExtensionDirectory.objects.get_or_create(portal_id=portal_id)
@@ -68,11 +73,13 @@ def sync_extensions(portal_id: int) -> ExtensionDirectory:
     try:
         client = bitrix24_client_for(portal_id)
         users = list(client.list_all("user.get", {"filter": {"ACTIVE": True}}))
-    except (b24errors.Bitrix24Error, OSError) as exc:
+    except (b24errors.Bitrix24Error, PortalUnavailable, OSError) as exc:
         ExtensionDirectory.objects.filter(pk=directory.pk).update(attempted_at=now, last_error=str(exc)[:2000])
         directory.refresh_from_db()
         logger.warning("extension sync for portal %s failed, keeping the map of %s: %s",
                        portal_id, directory.synced_at, exc)
+        if raise_retryable and b24errors.is_retryable(exc):
+            raise
         return directory
     mapping, conflicts = build_map(users)
     with transaction.atomic():
@@ -101,8 +108,8 @@ def users_by_extension(portal_id: int, connection_id: int | None = None, *,
     directory = ExtensionDirectory.objects.filter(portal_id=portal_id).first()
     overrides = _overrides(connection_id)
     wanted = {e for e in (_clean_extension(x) for x in need) if e} - set(overrides)
-    if directory is None:
-        directory = sync_extensions(portal_id)
+    if directory is None or directory.synced_at is None:
+        directory = sync_extensions(portal_id, raise_retryable=True)
     elif _stale(directory, now) and _may_retry(directory, now):
         directory = sync_extensions(portal_id)
     elif wanted - set(directory.users_by_extension) and _may_retry(directory, now):
