@@ -170,6 +170,11 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# Outside production the admin's assets come from the app directories (no collectstatic needed);
+# the empty root keeps WhiteNoise from warning on every request of a fresh checkout.
+WHITENOISE_USE_FINDERS = not IS_PRODUCTION
+if not IS_PRODUCTION:
+    STATIC_ROOT.mkdir(exist_ok=True)
 
 # Bitrix24 frames our pages; framing protection is applied per view (frame-ancestors).
 X_FRAME_OPTIONS = "SAMEORIGIN"
