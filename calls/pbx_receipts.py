@@ -7,13 +7,26 @@ and the connection accepted the request — 2xx, 400, 413 from the handler. Not 
 409 (a property of the connection, not of the message: a PBX that retries after the admin
 re-enabled the connection must get through) and 5xx (nothing was stored; the retry must run).
 A repeat of a message answered 2xx is answered 2xx even if the connection was disabled since.
+
+Where receipts are kept: ``PbxWebhookReceipt`` rows, except ``/route``'s when
+``settings.PBX_ROUTE_RECEIPTS == "cache"`` (the default with Redis): the dial plan waits for that
+answer, and a row to read and a row to write were a third of its database work. There a receipt is
+a cache entry written with SET NX and expiring with the replay window, read in the same round trip
+as the routing cache. Without Redis the cache is a file cache that culls entries at random beyond a
+few hundred, which would forget receipts early, so they stay in the database. ``/route``'s receipts
+in the cache are its own: a ``webhook-id`` first used on another endpoint is not looked up there.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
+from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -96,3 +109,57 @@ def purge_expired_receipts() -> int:
     """Delete receipts past the replay window (for a periodic sweeper); returns the count."""
     deleted, _ = PbxWebhookReceipt.objects.filter(created_at__lt=timezone.now() - REPLAY_WINDOW).delete()
     return deleted
+
+
+# --- /route ----------------------------------------------------------------------------------------
+
+
+def route_receipts_in_cache() -> bool:
+    where = getattr(settings, "PBX_ROUTE_RECEIPTS", "database")
+    if where not in ("cache", "database"):
+        raise ImproperlyConfigured(f"PBX_ROUTE_RECEIPTS must be 'cache' or 'database', not {where!r}")
+    return where == "cache"
+
+
+def route_receipt_key(connection_id: int, webhook_id: str) -> str:
+    # Hashed: a webhook-id may hold characters and lengths cache keys should not.
+    return f"pbx:receipt:route:{connection_id}:{hashlib.sha256(webhook_id.encode()).hexdigest()}"
+
+
+def cached_receipt(value: Any) -> PbxAnswer | None:
+    """The answer remembered under ``route_receipt_key`` (the value read from the cache), if any."""
+    if isinstance(value, dict) and isinstance(value.get("status"), int):
+        return PbxAnswer(value["status"], value.get("body"))
+    return None
+
+
+def remember_in_cache(connection_id: int, webhook_id: str, answer: PbxAnswer) -> None:
+    """SET NX: a concurrent copy of the same message that stored its (equivalent) answer first wins."""
+    cache.add(
+        route_receipt_key(connection_id, webhook_id),
+        {"status": answer.status, "body": answer.body},
+        int(REPLAY_WINDOW.total_seconds()),
+    )
+
+
+def stored_receipt(connection_id: int, webhook_id: str) -> PbxAnswer | None:
+    """The answer remembered in ``PbxWebhookReceipt`` within the window (placeholders excluded)."""
+    receipt = (
+        PbxWebhookReceipt.objects.filter(
+            connection_id=connection_id, webhook_id=webhook_id, created_at__gte=timezone.now() - REPLAY_WINDOW
+        )
+        .exclude(status_code=_PENDING)
+        .only("status_code", "response_body")
+        .first()
+    )
+    return PbxAnswer(receipt.status_code, receipt.response_body) if receipt else None
+
+
+def remember_in_database(connection_id: int, webhook_id: str, answer: PbxAnswer) -> None:
+    """Insert the receipt; ON CONFLICT DO NOTHING: a concurrent copy stored its (equivalent) answer first."""
+    PbxWebhookReceipt.objects.bulk_create(
+        [PbxWebhookReceipt(connection_id=connection_id, webhook_id=webhook_id, status_code=answer.status,
+                           response_body=answer.body)],
+        ignore_conflicts=True,
+    )
+

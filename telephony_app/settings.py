@@ -315,6 +315,9 @@ ROUTE_LOOKUP_DEADLINE = float(env_str("ROUTE_LOOKUP_DEADLINE", "0.5"))
 ROUTE_SLOW_SECONDS = env_int("ROUTE_SLOW_SECONDS", 15)
 ROUTE_CACHE_SECONDS = env_int("ROUTE_CACHE_SECONDS", 120)
 ROUTE_LOOKUP_THREADS = env_int("ROUTE_LOOKUP_THREADS", 8)
+# Where /route keeps its webhook-id receipts: "cache" (Redis, SET NX with a 24 h expiry) or "database"
+# (PbxWebhookReceipt, like the other endpoints). The file cache used without Redis culls entries.
+PBX_ROUTE_RECEIPTS = env_str("PBX_ROUTE_RECEIPTS", "cache" if REDIS_URL else "database")
 CELERY_IMPORTS = ("calls.originate_tasks", "calls.routing_tasks")
 CELERY_BEAT_SCHEDULE["calls-sweep-originate-commands"] = {
     "task": "calls.originate_tasks.sweep_originate_commands",

@@ -6,24 +6,35 @@ for up to the routing deadline, and holding a transaction (on SQLite: the write 
 would stall every other PBX request. The ``webhook-id`` rule still holds: a repeat within 24 hours
 gets the first answer back; two copies racing each other are both answered (routing only reads and
 records, so answering twice does no harm).
+
+A cache hit costs one cache round trip (the receipt, when receipts live in the cache, and
+everything ``calls.routing`` needs, in one ``get_many``), the ``RouteDecision`` insert and the
+receipt write (see ``calls.pbx_receipts`` for where receipts are kept).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import cache
 from django.db import transaction
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from calls.models import PbxWebhookReceipt
 from calls.pbx_answers import PbxAnswer, error_body
 from calls.pbx_intake import load_json
-from calls.pbx_receipts import REPLAY_WINDOW, refusal
-from calls.routing import decide_route, record_decision
+from calls.pbx_receipts import (
+    cached_receipt,
+    refusal,
+    remember_in_cache,
+    remember_in_database,
+    route_receipt_key,
+    route_receipts_in_cache,
+    stored_receipt,
+)
+from calls.routing import decide_route, record_decision, route_query
 
 from .schema import SIGNATURE_HEADERS
 from .serializers import ErrorSerializer
@@ -71,47 +82,47 @@ def _validate(body: bytes) -> tuple[dict[str, str] | None, PbxAnswer | None]:
     return {"client_number": client, "line_number": (values.get("line_number") or "").strip()}, None
 
 
-def _replayed(connection_id: int, webhook_id: str) -> PbxAnswer | None:
-    receipt = (
-        PbxWebhookReceipt.objects.filter(
-            connection_id=connection_id, webhook_id=webhook_id, created_at__gte=timezone.now() - REPLAY_WINDOW
-        )
-        .exclude(status_code=0)
-        .only("status_code", "response_body")
-        .first()
-    )
-    return PbxAnswer(receipt.status_code, receipt.response_body) if receipt else None
-
-
-def _remember(connection_id: int, webhook_id: str, answer: PbxAnswer) -> None:
-    # ON CONFLICT DO NOTHING: a concurrent copy of the same message stored its (equivalent) answer
-    # first; no savepoint or read needed, so the answer costs one insert.
-    PbxWebhookReceipt.objects.bulk_create(
-        [PbxWebhookReceipt(connection_id=connection_id, webhook_id=webhook_id, status_code=answer.status,
-                           response_body=answer.body)],
-        ignore_conflicts=True,
-    )
-
-
 def route(connection: Any, webhook_id: str, body: bytes) -> PbxAnswer:
-    replayed = _replayed(connection.pk, webhook_id)
+    # Parsing the body first reads nothing: it only tells which cache entries to fetch along with
+    # the receipt. The answers keep their order: replay, then 409, then 400, then the route.
+    values, invalid = _validate(body)
+    query = route_query(connection, values["client_number"], values["line_number"]) if values else None
+    in_cache = route_receipts_in_cache()
+    receipt_key = route_receipt_key(connection.pk, webhook_id)
+    if in_cache:
+        found = cache.get_many([receipt_key, *(query.cache_keys() if query else [])])
+        replayed = cached_receipt(found.get(receipt_key))
+    else:
+        replayed = stored_receipt(connection.pk, webhook_id)
+        found = cache.get_many(query.cache_keys()) if query and replayed is None else {}
     if replayed is not None:
         return replayed
     refused = refusal(connection)
     if refused is not None:
         return refused
-    values, invalid = _validate(body)
     if invalid is not None:
-        _remember(connection.pk, webhook_id, invalid)
+        _remember(connection.pk, webhook_id, invalid, in_cache=in_cache)
         return invalid
-    assert values is not None
-    # The lookup (which may wait for Bitrix24) runs outside any transaction; the two writes share one.
-    result = decide_route(connection, values["client_number"], values["line_number"])
+    assert query is not None
+    # The lookup (which may wait for Bitrix24) runs outside any transaction.
+    result = decide_route(connection, query=query, prefetched=found)
     answer = PbxAnswer(200, result.as_response())
-    with transaction.atomic():
+    if in_cache:
+        # The decision first: once it is stored, a lost receipt only means a retry is routed again.
         record_decision(connection, result)
-        _remember(connection.pk, webhook_id, answer)
+        remember_in_cache(connection.pk, webhook_id, answer)
+    else:
+        with transaction.atomic():
+            record_decision(connection, result)
+            remember_in_database(connection.pk, webhook_id, answer)
     return answer
+
+
+def _remember(connection_id: int, webhook_id: str, answer: PbxAnswer, *, in_cache: bool) -> None:
+    if in_cache:
+        remember_in_cache(connection_id, webhook_id, answer)
+    else:
+        remember_in_database(connection_id, webhook_id, answer)
 
 
 class RouteView(PbxApiView):
