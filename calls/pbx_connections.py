@@ -15,8 +15,16 @@ from django.utils import timezone
 
 from portals.models import Portal
 
-from . import signing
+from . import (
+    routing,  # noqa: F401  (connects its cache-invalidation receivers; see below)
+    signing,
+)
 from .models import ConnectionSecret, PbxConnection
+
+# ``calls.admin`` imports this module in every process that sets Django up (admin autodiscovery),
+# so importing ``calls.routing`` here connects its receivers that drop cached /route answers when a
+# line or its routing changes, in processes that never load the URLconf or the Celery tasks too
+# (``manage.py shell``, one-off scripts).
 
 DEFAULT_ROTATION_OVERLAP = timedelta(hours=24)
 

@@ -496,9 +496,8 @@ def prune_route_decisions(older_than: timedelta = timedelta(days=3)) -> int:
 
 
 # --- invalidation --------------------------------------------------------------------------------
-# Connected whenever this module is imported: by the URLconf (the /route view), by every Celery
-# worker (``calls.routing_tasks`` is in CELERY_IMPORTS) and by ``calls.routing_settings`` (through
-# ``calls.callbacks``), i.e. wherever lines and their routing are changed.
+# Connected when this module is imported, which every process does at set-up: ``calls.admin`` (admin
+# autodiscovery) imports ``calls.pbx_connections``, which imports this module for that reason.
 
 
 @receiver([post_save, post_delete], sender=PbxLine, dispatch_uid="calls.routing.line_changed")
