@@ -42,7 +42,7 @@ from b24client import errors as b24errors
 from calls import dead_letters, extensions, phones
 from calls import state_machine as sm
 from calls.models import Call, PbxConnection, PbxEvent, PbxLine
-from portals.models import Portal
+from portals.models import Portal, PortalCredential
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +54,11 @@ LINE_ADD = "telephony.externalLine.add"
 
 _COMMON_EVENT_FIELDS = frozenset({"event_id", "type", "call_id", "occurred_at"})
 _MAX_STEPS_PER_RUN = 25
+# A follow-up due this soon may be the very message running now (or about to claim the call once we
+# let go): only a later one is trusted to come, so only a later one lets a run skip queueing its own.
+_FOLLOW_UP_MARGIN_S = 1.0
+# How much later than wanted a follow-up already queued may come and still stand in for ours.
+_FOLLOW_UP_SLACK_S = 0.25
 
 
 def conf(name: str, default: float) -> float:
@@ -70,6 +75,9 @@ class SyncResult:
     outcome: str  # "idle" | "busy" | "retry" | "dead" | "slow_step"
     delay: float = 0.0
     detail: str = ""
+    # True when a message that will do this run's follow-up is already queued: enqueue nothing.
+    queued: bool = False
+    follow_up_key: str = ""  # where ``note_follow_up_queued`` records the message the task queues
 
 
 class _Retry(Exception):
@@ -260,7 +268,12 @@ def _forced_end(call: Call) -> sm.ForcedEnd | None:
                         at=_parse_time(raw.get("at"), call.created_at))
 
 
-def call_input(call: Call, facts: tuple[sm.Fact, ...]) -> sm.CallInput:
+_UNSET: Any = object()
+
+
+def call_input(call: Call, facts: tuple[sm.Fact, ...], *, routed_user_id: int | None = _UNSET) -> sm.CallInput:
+    if routed_user_id is _UNSET:
+        routed_user_id = _routed_user(call, facts)
     return sm.CallInput(
         facts=facts,
         origin=call.origin,
@@ -270,7 +283,7 @@ def call_input(call: Call, facts: tuple[sm.Fact, ...]) -> sm.CallInput:
         crm_entity_type=call.crm_entity_type or None,
         crm_entity_id=call.crm_entity_id,
         forced_end=_forced_end(call),
-        routed_user_id=_routed_user(call, facts),
+        routed_user_id=routed_user_id,
     )
 
 
@@ -309,8 +322,9 @@ def policy_for(call: Call, facts: tuple[sm.Fact, ...]) -> sm.Policy:
     users = extensions.users_by_extension(portal.pk, call.connection_id, need=_mentioned_extensions(facts))
     default_user = _int_or_none(options.get("default_user_id"))
     if default_user is None:
-        credential = getattr(portal, "credential", None)
-        default_user = credential.user_id if credential is not None else None
+        # The installing admin; read alone, as the credential row holds encrypted tokens not needed here.
+        default_user = (PortalCredential.objects.filter(portal_id=portal.pk)
+                        .values_list("user_id", flat=True).first())
     return sm.Policy(
         default_country=portal.default_country or "RU",
         users_by_extension=users,
@@ -340,9 +354,103 @@ def achieved_of(call: Call) -> sm.Achieved:
 
 
 def desired_state(call: Call) -> tuple[sm.Desired, sm.Achieved]:
-    """(desired, achieved) for a call, for the sync loop and for the admin's explain view."""
+    """(desired, achieved) for a call, for the admin's explain view (the sync loop uses ``_Run``)."""
     facts = facts_of(call)
     return sm.derive(call_input(call, facts), policy_for(call, facts)), achieved_of(call)
+
+
+class _Run:
+    """What one ``sync_call`` reads once and reuses across its steps.
+
+    The facts, the policy (extension map, portal settings) and the ``/route`` decision are re-read
+    only when ``facts_version`` (or the call's PBX identity) changed: applying an event marks it
+    processed and bumps the version in one transaction, so an unchanged version means unchanged facts.
+    """
+
+    def __init__(self) -> None:
+        self.portal: Portal | None = None
+        # Set by ``end``: None while the run holds the call; then whether newer facts came meanwhile.
+        self.newer_facts: bool | None = None
+        self._facts_key: tuple[Any, ...] | None = None
+        self._facts: tuple[sm.Fact, ...] = ()
+        self._policy: sm.Policy | None = None
+        self._routed: dict[bool, int | None] = {}
+
+    def load_call(self, call_pk: int) -> Call:
+        if self.portal is None:
+            call = Call.objects.select_related("portal").get(pk=call_pk)
+            self.portal = call.portal
+        else:
+            call = Call.objects.get(pk=call_pk)
+            call.portal = self.portal
+        return call
+
+    def derive(self, call: Call) -> tuple[tuple[sm.Fact, ...], sm.Desired]:
+        key = (call.facts_version, call.connection_id, call.pbx_call_id)
+        if key != self._facts_key:
+            self._facts = facts_of(call)
+            self._policy = policy_for(call, self._facts)
+            self._routed = {}
+            self._facts_key = key
+        assert self._policy is not None
+        registered = bool(call.register_params)
+        if registered not in self._routed:
+            self._routed[registered] = _routed_user(call, self._facts)
+        inputs = call_input(call, self._facts, routed_user_id=self._routed[registered])
+        return self._facts, sm.derive(inputs, self._policy)
+
+    def end(self, call_pk: int, token: str, version: int, **fields: Any) -> None:
+        """Write the run's last fields and let go of the call in the same UPDATE.
+
+        It only matches while ``facts_version`` is still the one synced: a fact applied while we held
+        the call (its own sync found the call busy) made it fail, and the second UPDATE records that
+        the run must go round again. Saves the separate release and re-check on the usual path.
+        """
+        fields.update(lease_token="", lease_until=None, updated_at=timezone.now())
+        if Call.objects.filter(pk=call_pk, lease_token=token, facts_version=version).update(**fields):
+            self.newer_facts = False
+        elif Call.objects.filter(pk=call_pk, lease_token=token).update(**fields):
+            self.newer_facts = True
+        else:
+            raise _LeaseLost
+
+
+# --- follow-up messages -------------------------------------------------------------------------------
+#
+# Every event of a call runs a sync, and a sync that must come back later (finish waiting for late
+# events, a retry, a busy call) asks its task to queue one more. Several events of one call would so
+# queue several messages for about the same moment, all but the first finding nothing to do. The task
+# records each message it queued (``note_follow_up_queued``: call, kind, due time, in the cache); a
+# later run whose own follow-up would come no earlier than one already queued leaves it at that. Only
+# queued messages are recorded, so a lost record costs one redundant message, never a lost one; a lost
+# message is found by the sweeper as before (``next_attempt_at``, ``updated_at``).
+
+
+def _follow_up_key(call_uuid: Any, allow_slow: bool) -> str:
+    return f"calls:follow-up:{'slow' if allow_slow else 'sync'}:{call_uuid}"
+
+
+def _follow_up(outcome: str, delay: float, key: str, detail: str = "") -> SyncResult:
+    """A result asking to come back after ``delay`` s, unless a queued message already comes by then."""
+    try:
+        queued_at = cache.get(key)
+    except Exception:  # the cache only saves work: without it, queue as before
+        logger.warning("follow-up cache unavailable", exc_info=True)
+        queued_at = None
+    now = time.time()
+    queued = (isinstance(queued_at, (int, float))
+              and now + _FOLLOW_UP_MARGIN_S < queued_at <= now + delay + _FOLLOW_UP_SLACK_S)
+    return SyncResult(outcome, delay=delay, detail=detail, queued=queued, follow_up_key=key)
+
+
+def note_follow_up_queued(result: SyncResult) -> None:
+    """Record that the task queued ``result``'s follow-up, so other runs of the call can count on it."""
+    if not result.follow_up_key or result.queued:
+        return
+    try:
+        cache.set(result.follow_up_key, time.time() + result.delay, timeout=int(result.delay) + 5)
+    except Exception:
+        logger.warning("follow-up cache unavailable", exc_info=True)
 
 
 # --- syncing ---------------------------------------------------------------------------------------------
@@ -355,26 +463,34 @@ def sync_call(call_pk: int, *, allow_slow: bool = False) -> SyncResult:
     facts once more *after* letting go, so a fact applied while it was busy is never left behind. The
     "busy" result only asks to come back after the holder's lease, in case the holder died.
     """
+    run = _Run()
     for _ in range(3):
         token = _claim(call_pk)
         if token is None:
-            lease_until = Call.objects.filter(pk=call_pk).values_list("lease_until", flat=True).first()
-            if lease_until is None:
+            row = Call.objects.filter(pk=call_pk).values_list("lease_until", "uuid").first()
+            if row is None or row[0] is None:
                 return SyncResult("idle")
-            return SyncResult("busy", delay=max(1.0, (lease_until - timezone.now()).total_seconds() + 1.0))
+            lease_until, call_uuid = row
+            # One message per call comes back after the lease, however many events found it busy.
+            return _follow_up("busy", max(1.0, (lease_until - timezone.now()).total_seconds() + 1.0),
+                              _follow_up_key(call_uuid, allow_slow))
+        run.newer_facts = None
         try:
-            result = _sync_loop(call_pk, token, allow_slow=allow_slow)
+            result = _sync_loop(call_pk, token, run, allow_slow=allow_slow)
         except _LeaseLost:
             logger.warning("call %s: lease lost mid-sync; the new holder carries on", call_pk)
             return SyncResult("idle", detail="lease lost")
         finally:
-            Call.objects.filter(pk=call_pk, lease_token=token).update(lease_token="", lease_until=None)
+            if run.newer_facts is None:  # not let go by ``_Run.end``
+                Call.objects.filter(pk=call_pk, lease_token=token).update(lease_token="", lease_until=None)
         if result.outcome not in ("idle", "retry"):
             return result
         # Facts applied while we held the call (their own sync found it busy) are ours to handle now,
         # even when we were about to wait (a call.started that arrives while its call.ended waits).
-        newer_facts = (Call.objects.filter(pk=call_pk, facts_version__gt=F("synced_version"))
-                       .exclude(status=Call.Status.DEAD).exists())
+        newer_facts = run.newer_facts
+        if newer_facts is None:
+            newer_facts = (Call.objects.filter(pk=call_pk, facts_version__gt=F("synced_version"))
+                           .exclude(status=Call.Status.DEAD).exists())
         if not newer_facts:
             return result
     return SyncResult("retry", delay=0.5, detail="facts keep arriving")
@@ -406,25 +522,27 @@ _STATUS_BY_PHASE = {
 }
 
 
-def _sync_loop(call_pk: int, token: str, *, allow_slow: bool) -> SyncResult:
+def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> SyncResult:
     client = None
     for _ in range(_MAX_STEPS_PER_RUN):
-        call = Call.objects.select_related("portal", "portal__credential").get(pk=call_pk)
+        # The row is read again before every step (a step's result, a new fact, a forced end); the
+        # facts and the policy only when a new fact came (``_Run``).
+        call = run.load_call(call_pk)
         if call.status == Call.Status.DEAD:
             return SyncResult("dead", detail=call.last_error)
         version = call.facts_version
+        follow_up_key = _follow_up_key(call.uuid, allow_slow)
         try:
-            facts = facts_of(call)
-            desired = sm.derive(call_input(call, facts), policy_for(call, facts))
+            facts, desired = run.derive(call)
             _remember_derived(call, token, desired, facts)
             wait = _finish_wait(desired)
             steps = sm.plan(desired, achieved_of(call), hold_finish=wait > 0)
             if not steps and wait > 0:
-                _save(call_pk, token, status=Call.Status.PENDING, synced_version=version,
-                      next_attempt_at=timezone.now() + timedelta(seconds=wait))
-                return SyncResult("retry", delay=wait, detail="finish waits for late events")
+                run.end(call_pk, token, version, status=Call.Status.PENDING, synced_version=version,
+                        next_attempt_at=timezone.now() + timedelta(seconds=wait))
+                return _follow_up("retry", wait, follow_up_key, "finish waits for late events")
             if not steps:
-                return _settle(call, token, desired, version)
+                return _settle(call, token, run, desired, version)
             step = steps[0]
             if step.kind is sm.StepKind.ATTACH_RECORDING and not allow_slow:
                 _save(call_pk, token, status=Call.Status.PENDING, synced_version=version)
@@ -437,19 +555,19 @@ def _sync_loop(call_pk: int, token: str, *, allow_slow: bool) -> SyncResult:
         except _Dead as dead:
             return _to_dead_letter(call, token, dead.reason, dead.detail)
         except _Retry as retry:
-            return _schedule_retry(call, token, retry)
+            return _schedule_retry(call, token, run, retry, allow_slow)
         except b24errors.RateLimited as exc:
-            return _schedule_retry(call, token, _Retry(str(exc), delay=exc.retry_after + random.uniform(0, 1),
-                                                       counts=False))
+            return _schedule_retry(call, token, run, _Retry(str(exc), delay=exc.retry_after + random.uniform(0, 1),
+                                                            counts=False), allow_slow)
         except b24errors.MethodBlocked as exc:
             wait = max(1.0, exc.until - time.time()) + random.uniform(0, 2)
-            return _schedule_retry(call, token, _Retry(str(exc), delay=wait, counts=False))
+            return _schedule_retry(call, token, run, _Retry(str(exc), delay=wait, counts=False), allow_slow)
         except b24errors.TokenDead as exc:
             return _to_dead_letter(call, token, "portal's Bitrix24 authorisation is dead", str(exc))
         except b24errors.InvalidRequest as exc:
             return _to_dead_letter(call, token, f"Bitrix24 refused {exc.method or 'the request'}", str(exc))
         except (b24errors.Bitrix24Error, requests.RequestException, OSError) as exc:
-            return _schedule_retry(call, token, _Retry(f"{type(exc).__name__}: {exc}"))
+            return _schedule_retry(call, token, run, _Retry(f"{type(exc).__name__}: {exc}"), allow_slow)
     return SyncResult("retry", delay=0.5, detail="step budget of one run used up")
 
 
@@ -501,7 +619,7 @@ def _remember_derived(call: Call, token: str, desired: sm.Desired, facts: tuple[
         _save(call.pk, token, **fields)
 
 
-def _settle(call: Call, token: str, desired: sm.Desired, version: int) -> SyncResult:
+def _settle(call: Call, token: str, run: _Run, desired: sm.Desired, version: int) -> SyncResult:
     status = _STATUS_BY_PHASE[desired.phase]
     if desired.phase is sm.Phase.WAITING_FOR_START:
         waited = (timezone.now() - (call.first_fact_at or call.created_at)).total_seconds()
@@ -512,14 +630,14 @@ def _settle(call: Call, token: str, desired: sm.Desired, version: int) -> SyncRe
                 f"events of PBX call {call.pbx_call_id} arrived, but no call.started within {limit:.0f} s; "
                 "nothing was sent to Bitrix24. Replay once the PBX has sent call.started.",
             )
-        _save(call.pk, token, status=status, synced_version=version, next_attempt_at=None)
+        run.end(call.pk, token, version, status=status, synced_version=version, next_attempt_at=None)
         return SyncResult("retry", delay=max(1.0, limit - waited), detail="waiting for call.started")
-    _save(call.pk, token, status=status, synced_version=version, next_attempt_at=None, attempts=0,
-          failing_since=None, last_error="")
+    run.end(call.pk, token, version, status=status, synced_version=version, next_attempt_at=None, attempts=0,
+            failing_since=None, last_error="")
     return SyncResult("idle")
 
 
-def _schedule_retry(call: Call, token: str, retry: _Retry) -> SyncResult:
+def _schedule_retry(call: Call, token: str, run: _Run, retry: _Retry, allow_slow: bool) -> SyncResult:
     now = timezone.now()
     call.refresh_from_db(fields=["attempts", "failing_since"])
     if retry.counts:
@@ -534,10 +652,10 @@ def _schedule_retry(call: Call, token: str, retry: _Retry) -> SyncResult:
         attempts, failing_since = call.attempts, call.failing_since
         delay = retry.delay or 1.0
     logger.info("call %s: retry in %.1f s (%s)", call.pk, delay, retry.reason)
-    _save(call.pk, token, status=Call.Status.PENDING, attempts=attempts, failing_since=failing_since,
-          next_attempt_at=now + timedelta(seconds=delay), last_error=retry.reason[:2000],
-          synced_version=call.facts_version)
-    return SyncResult("retry", delay=delay, detail=retry.reason)
+    run.end(call.pk, token, call.facts_version, status=Call.Status.PENDING, attempts=attempts,
+            failing_since=failing_since, next_attempt_at=now + timedelta(seconds=delay),
+            last_error=retry.reason[:2000], synced_version=call.facts_version)
+    return _follow_up("retry", delay, _follow_up_key(call.uuid, allow_slow), retry.reason)
 
 
 def backoff(attempt: int) -> float:

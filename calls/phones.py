@@ -15,6 +15,7 @@ Two entry points:
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -56,7 +57,14 @@ def normalize(raw: str | None, default_country: str, *,
     """
     if raw is None:
         return ""
-    compact = _compact(str(raw))
+    return _normalize(str(raw), default_country, max_digits, frozenset(known_extensions))
+
+
+# Pure, and asked about the same client and line numbers at every step of every call: remembered
+# (per process, bounded) rather than parsed by libphonenumber each time.
+@lru_cache(maxsize=8192)
+def _normalize(raw: str, default_country: str, max_digits: int, known_extensions: frozenset[str]) -> str:
+    compact = _compact(raw)
     if not compact:
         return ""
     if is_extension(compact, max_digits=max_digits, known=known_extensions):

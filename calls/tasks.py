@@ -44,7 +44,10 @@ def _sync(call_pk: int, *, allow_slow: bool) -> None:
     result = call_sync.sync_call(call_pk, allow_slow=allow_slow)
     again = attach_recording if allow_slow else sync_call
     if result.outcome in ("retry", "busy"):
+        if result.queued:
+            return  # a message already queued for this call comes by then and does it
         again.apply_async((call_pk,), countdown=max(0.0, result.delay))
+        call_sync.note_follow_up_queued(result)
     elif result.outcome == "slow_step":
         attach_recording.delay(call_pk)
 

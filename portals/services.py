@@ -21,7 +21,7 @@ from b24client import Bitrix24Client, Credentials, OAuthApp, coordination
 from .errors import PortalUnavailable
 from .models import Portal, PortalCredential, RestCallLog
 from .selectors import oauth_base_from_server_endpoint
-from .token_store import PortalTokenStore, mark_portal_dead, write_credentials
+from .token_store import PortalTokenStore, credentials_for, mark_portal_dead, write_credentials
 
 __all__ = [
     "PortalUnavailable",
@@ -118,14 +118,16 @@ def bitrix24_client_for(portal_id: int) -> Bitrix24Client:
 
     Raises PortalUnavailable when the portal is uninstalled, its tokens are dead or it is unpaid.
     """
-    portal = Portal.objects.get(pk=portal_id)
+    # One query for the portal and its token pair: the first request needs the tokens anyway.
+    cred = PortalCredential.objects.select_related("portal").filter(portal_id=portal_id).first()
+    portal = cred.portal if cred is not None else Portal.objects.get(pk=portal_id)
     if not portal.is_callable:
         raise PortalUnavailable(portal.pk, portal.status, portal.dead_reason)
-    if not PortalCredential.objects.filter(portal_id=portal.pk).exists():
+    if cred is None:
         raise PortalUnavailable(portal.pk, portal.status, "no OAuth tokens stored")
     backend = coordination_backend()
     return Bitrix24Client(
-        PortalTokenStore(portal, coordination=backend),
+        PortalTokenStore(portal, coordination=backend, credentials=credentials_for(portal, cred)),
         oauth=oauth_app(portal.server_endpoint, portal.pk),
         limiter=backend,
         limits=(portal.rate_capacity, portal.rate_drain),

@@ -4,12 +4,19 @@ Bitrix24 rotates refresh tokens: a refresh token works once, and a second refres
 ``invalid_grant``. So refreshes for one portal are serialised by a coordination lock that holds
 across processes and machines (Redis, or file locks on one machine) *and* by a row lock on
 PostgreSQL; whoever gets the lock second re-reads the row and uses the token the winner stored.
+
+A store hands out the pair it loaded for a few seconds (``CREDENTIALS_REUSE_SECONDS``) instead of
+reading and decrypting the row before every request of one task. A pair another process replaced
+meanwhile is not lost: Bitrix24 answers ``expired_token``/``invalid_token``, the client calls
+``refresh``, which finds the stored pair changed and returns it without refreshing.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from django.db import transaction
@@ -24,6 +31,7 @@ logger = logging.getLogger(__name__)
 
 REFRESH_LOCK_TIMEOUT = 60.0  # seconds the lock may be held (a refresh is one HTTP call with a 15 s timeout)
 REFRESH_LOCK_WAIT = 90.0  # seconds a loser waits for the winner
+CREDENTIALS_REUSE_SECONDS = 5.0  # how long a loaded pair is used before the row is read again
 
 
 def _to_epoch(value: datetime | None) -> float | None:
@@ -93,10 +101,22 @@ def mark_portal_dead(portal_id: int, reason: str) -> bool:
 class PortalTokenStore:
     """One portal's token chain. Build it through ``portals.services.bitrix24_client_for``."""
 
-    def __init__(self, portal: Portal, *, coordination) -> None:
+    def __init__(self, portal: Portal, *, coordination, credentials: Credentials | None = None) -> None:
+        """``credentials``: the pair just read with ``portal`` (saves the first request a read)."""
         self.portal_id = portal.pk
         self.member_id = portal.member_id
         self._coordination = coordination
+        self._loaded: Credentials | None = None
+        self._loaded_at = 0.0
+        if credentials is not None:
+            self._keep(credentials)
+
+    def _keep(self, creds: Credentials) -> Credentials:
+        self._loaded, self._loaded_at = creds, time.monotonic()
+        return creds
+
+    def _forget(self) -> None:
+        self._loaded = None
 
     def _row(self) -> tuple[Portal, PortalCredential]:
         cred = PortalCredential.objects.select_related("portal").filter(portal_id=self.portal_id).first()
@@ -106,12 +126,19 @@ class PortalTokenStore:
         return cred.portal, cred
 
     def load(self) -> Credentials:
+        if self._loaded is not None and time.monotonic() - self._loaded_at < CREDENTIALS_REUSE_SECONDS:
+            return self._loaded
+        self._forget()
         portal, cred = self._row()
         if not portal.is_callable:
             raise PortalUnavailable(portal.pk, portal.status, portal.dead_reason)
-        return credentials_for(portal, cred)
+        return self._keep(credentials_for(portal, cred))
 
     def refresh(self, failed: Credentials, do_refresh: Callable[[Credentials], Credentials]) -> Credentials:
+        self._forget()
+        return self._keep(self._refresh(failed, do_refresh))
+
+    def _refresh(self, failed: Credentials, do_refresh: Callable[[Credentials], Credentials]) -> Credentials:
         dead: errors.TokenDead | None = None
         with self._coordination.lock(
             f"b24-token-refresh:{self.member_id}", timeout=REFRESH_LOCK_TIMEOUT, wait=REFRESH_LOCK_WAIT
@@ -152,6 +179,8 @@ class PortalTokenStore:
 
     def endpoint_changed(self, new_client_endpoint: str) -> None:
         self._save_endpoint(new_client_endpoint)
+        if self._loaded is not None:
+            self._loaded = replace(self._loaded, client_endpoint=new_client_endpoint)
 
     def _save_endpoint(self, new_client_endpoint: str) -> None:
         domain = domain_from_client_endpoint(new_client_endpoint)
@@ -161,4 +190,5 @@ class PortalTokenStore:
         logger.info("portal %s moved to %s", self.portal_id, domain)
 
     def mark_dead(self, reason: str) -> None:
+        self._forget()
         mark_portal_dead(self.portal_id, reason)
