@@ -78,6 +78,7 @@ class SyncResult:
     # True when a message that will do this run's follow-up is already queued: enqueue nothing.
     queued: bool = False
     follow_up_key: str = ""  # where ``note_follow_up_queued`` records the message the task queues
+    follow_up_due: float = 0.0  # unix time the follow-up is due (decided with ``delay``)
 
 
 class _Retry(Exception):
@@ -438,9 +439,9 @@ def _follow_up(outcome: str, delay: float, key: str, detail: str = "") -> SyncRe
         logger.warning("follow-up cache unavailable", exc_info=True)
         queued_at = None
     now = time.time()
-    queued = (isinstance(queued_at, (int, float))
-              and now + _FOLLOW_UP_MARGIN_S < queued_at <= now + delay + _FOLLOW_UP_SLACK_S)
-    return SyncResult(outcome, delay=delay, detail=detail, queued=queued, follow_up_key=key)
+    due = now + delay
+    queued = isinstance(queued_at, (int, float)) and now + _FOLLOW_UP_MARGIN_S < queued_at <= due + _FOLLOW_UP_SLACK_S
+    return SyncResult(outcome, delay=delay, detail=detail, queued=queued, follow_up_key=key, follow_up_due=due)
 
 
 def note_follow_up_queued(result: SyncResult) -> None:
@@ -448,7 +449,7 @@ def note_follow_up_queued(result: SyncResult) -> None:
     if not result.follow_up_key or result.queued:
         return
     try:
-        cache.set(result.follow_up_key, time.time() + result.delay, timeout=int(result.delay) + 5)
+        cache.set(result.follow_up_key, result.follow_up_due, timeout=int(result.delay) + 5)
     except Exception:
         logger.warning("follow-up cache unavailable", exc_info=True)
 

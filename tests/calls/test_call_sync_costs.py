@@ -1,0 +1,193 @@
+"""What processing PBX events costs the worker: database queries per event and per sync, the facts and
+extension map read once per sync, follow-up messages per call, token-pair reads per client.
+
+Ceilings and counts, never timings: the speed figures live in ``benchmarks/calls_throughput.py``. The
+query ceilings hold on SQLite and PostgreSQL alike (savepoints of the test transaction included).
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from call_scenario_fixtures import AGENTS, make_phone_portal
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from calls import call_sync, extensions, tasks
+from calls.models import Call, PbxEvent
+from pbxsim.server import SimServer
+from portals.services import bitrix24_client_for
+
+
+@pytest.fixture
+def recordings():
+    with SimServer() as server:
+        yield server
+
+
+@pytest.fixture
+def phone(sandbox, client, recordings, db, settings):
+    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
+    settings.RECORDINGS_ALLOW_HTTP = True
+    phone = make_phone_portal(sandbox, client, recordings)
+    extensions.sync_extensions(phone.portal.pk)  # a running portal already has its extension map
+    return phone
+
+
+@pytest.fixture
+def queued(monkeypatch) -> list[tuple[str, Any, float]]:
+    """The follow-up messages the task bodies queue, captured instead of published: (task, args, countdown)."""
+    sent: list[tuple[str, Any, float]] = []
+
+    def capture(name: str):
+        def apply_async(args=None, kwargs=None, countdown=None, **options):
+            sent.append((name, args, countdown or 0.0))
+
+        return apply_async
+
+    for name in ("sync_call", "attach_recording"):
+        task = getattr(tasks, name)
+        monkeypatch.setattr(task, "apply_async", capture(name))
+        monkeypatch.setattr(task, "delay", lambda *args, _name=name: sent.append((_name, args, 0.0)))
+    return sent
+
+
+def inbox_pk(phone, event: dict) -> int:
+    """Deliver one event through the PBX API; its inbox row (the worker's message would carry this id)."""
+    phone.send(event)
+    return PbxEvent.objects.get(connection=phone.connection, event_id=event["event_id"]).pk
+
+
+def queries_on(captured: CaptureQueriesContext, table: str) -> int:
+    return sum(1 for q in captured.captured_queries if f'FROM "{table}"' in q["sql"])
+
+
+# --- queries per event ----------------------------------------------------------------------------------
+
+
+def test_each_event_of_a_ring_group_call_is_processed_within_its_query_ceiling(phone, queued,
+                                                                              django_assert_max_num_queries):
+    started, ringing, answered, ended, _recording = phone.scenario("ring_group_second_answers").events
+    # call.started: create the call, register the external line, register the call
+    ceilings = [(started, 32), (ringing, 18), (answered, 19), (ended, 24)]
+    for event, ceiling in ceilings:
+        pk = inbox_pk(phone, event)
+        with django_assert_max_num_queries(ceiling):
+            tasks.process_pbx_event.run(pk)
+    call = phone.call(started["call_id"])
+    assert call.status == Call.Status.DONE
+    b24 = phone.b24_call(call)
+    assert (b24["finish_user_id"], b24["status_code"]) == (AGENTS["102"], "200")
+    assert queued == []  # nothing left for a later message
+
+
+def test_a_sync_with_nothing_to_do_costs_a_handful_of_queries(phone, django_assert_max_num_queries):
+    scenario = phone.scenario("busy_outgoing")
+    for event in scenario.events:
+        call_pk = call_sync.apply_pbx_event(inbox_pk(phone, event))
+        call_sync.sync_call(call_pk)
+    # claim, the row, the facts, the extension map and overrides, the installer's user id, settle + let go
+    with django_assert_max_num_queries(7):
+        assert call_sync.sync_call(call_pk).outcome == "idle"
+
+
+def test_one_sync_reads_the_facts_and_the_extension_map_once_however_many_steps_it_takes(phone):
+    started = phone.scenario("ring_group_second_answers").events[0]
+    call_pk = call_sync.apply_pbx_event(inbox_pk(phone, started))
+    with CaptureQueriesContext(connection) as captured:
+        assert call_sync.sync_call(call_pk).outcome == "idle"
+    from b24sandbox import telephony
+
+    assert [c["registrations"] for c in telephony.snapshot(phone.b24)["calls"]] == [1]
+    assert telephony.snapshot(phone.b24)["lines"]  # two steps were taken: the line, then the call
+    assert queries_on(captured, "calls_pbxevent") == 1
+    assert queries_on(captured, "calls_extensiondirectory") == 1
+    assert queries_on(captured, "portals_portalcredential") <= 2  # the installer's user id, the token pair
+
+
+# --- follow-up messages ---------------------------------------------------------------------------------
+
+
+def test_events_arriving_while_the_finish_waits_queue_no_second_sync(phone, queued, settings):
+    settings.CALLS_FINISH_SETTLE_SECONDS = 30
+    started, ringing, answered, ended, recording = phone.scenario("ring_group_second_answers").events
+    for event in (started, ringing, answered):
+        tasks.process_pbx_event.run(inbox_pk(phone, event))
+    assert queued == []
+
+    tasks.process_pbx_event.run(inbox_pk(phone, ended))
+    assert [(name, args) for name, args, _ in queued] == [("sync_call", (phone.call(started["call_id"]).pk,))]
+    assert 29 <= queued[0][2] <= 30  # comes back when the settle window is over
+    tasks.process_pbx_event.run(inbox_pk(phone, recording))
+    tasks.process_pbx_event.run(inbox_pk(phone, {**answered, "event_id": "answered-again"}))
+    assert len(queued) == 1  # the message already queued does what these events' syncs would have
+
+    call = phone.call(started["call_id"])
+    assert call.finished_at is None and phone.b24.cards_visible(call.b24_call_id) == set()
+    settings.CALLS_FINISH_SETTLE_SECONDS = 0  # the window is over: the queued message runs
+    tasks.sync_call.run(call.pk)
+    b24 = phone.b24_call(call)
+    assert (b24["finish_user_id"], b24["status_code"], b24["duration"]) == (AGENTS["102"], "200", 60)
+    assert [name for name, _, _ in queued[1:]] == ["attach_recording"]
+
+
+def test_a_call_whose_holder_died_gets_one_comeback_message_however_many_events_found_it_busy(phone, queued):
+    started, ringing, answered, ended, _recording = phone.scenario("ring_group_second_answers").events
+    call_pk = call_sync.apply_pbx_event(inbox_pk(phone, started))
+    assert call_sync._claim(call_pk) is not None  # a worker takes the call and dies holding it
+    for event in (ringing, answered, ended):
+        tasks.process_pbx_event.run(inbox_pk(phone, event))
+    assert [(name, args) for name, args, _ in queued] == [("sync_call", (call_pk,))]
+    assert queued[0][2] > 50  # after the dead holder's lease
+    assert phone.b24_calls() == []
+
+    Call.objects.filter(pk=call_pk).update(lease_until=None)  # the lease runs out
+    tasks.sync_call.run(call_pk)
+    b24 = phone.b24_call(phone.call(started["call_id"]))
+    assert (b24["finish_user_id"], b24["status_code"], b24["registrations"]) == (AGENTS["102"], "200", 1)
+
+
+def test_the_message_counted_on_queues_the_next_one_itself_when_more_waiting_is_needed(phone, queued, settings,
+                                                                                      monkeypatch):
+    settings.CALLS_FINISH_SETTLE_SECONDS = 30
+    scenario = phone.scenario("busy_outgoing")
+    for event in scenario.events:
+        tasks.process_pbx_event.run(inbox_pk(phone, event))
+    call_pk = phone.call(scenario.call_id).pk
+    assert [name for name, _, _ in queued] == ["sync_call"]
+    # That message's own run, when it is due, must not count on itself: the window is stretched so
+    # the finish still has to wait, and the run queues the next message.
+    real_time = call_sync.time.time
+    monkeypatch.setattr(call_sync, "time", SimpleNamespace(time=lambda: real_time() + queued[0][2]))
+    settings.CALLS_FINISH_SETTLE_SECONDS = 60
+    tasks.sync_call.run(call_pk)
+    assert [name for name, _, _ in queued] == ["sync_call", "sync_call"]
+    assert phone.call(scenario.call_id).finished_at is None
+
+
+# --- the Bitrix24 client --------------------------------------------------------------------------------
+
+
+def test_a_client_reads_the_token_pair_once_for_several_requests(phone):
+    with CaptureQueriesContext(connection) as captured:
+        client = bitrix24_client_for(phone.portal.pk)
+        for _ in range(3):
+            assert client.call("profile").result["ID"]
+    assert queries_on(captured, "portals_portalcredential") == 1
+
+
+def test_a_pair_another_worker_refreshed_meanwhile_is_taken_over_without_refreshing_again(phone, sandbox):
+    def refreshes() -> int:
+        return sum(1 for t in sandbox.tokens.by_refresh.values()
+                   if t.member_id == phone.portal.member_id and t.refresh_used)
+
+    mine = bitrix24_client_for(phone.portal.pk)
+    assert mine.call("profile").result["ID"]
+    sandbox.clock.advance(3601)  # the access token expires
+    assert bitrix24_client_for(phone.portal.pk).call("profile").result["ID"]  # another worker refreshes
+    assert refreshes() == 1
+    # Our client still holds the old pair: Bitrix24 refuses it, and the stored new pair is used.
+    assert mine.call("user.current").result["ID"]
+    assert refreshes() == 1
