@@ -5,6 +5,11 @@ latency per REST request (``--bitrix24-latency-ms``, default 120 ms: a cloud por
 data centre). The connector runs as a WSGI server on 127.0.0.1; requests are signed by the PBX
 simulator exactly as a PBX signs them, one at a time (this measures latency, not throughput).
 
+Two clocks per request: the PBX's (signing, HTTP, wsgiref, Django: what the dial plan waits for) and
+the server's (from the WSGI call to the last byte of the response: Django, the view, the database
+and the cache), with the SQL statements the request thread ran. A bare Django request (an unknown
+URL: middleware and the 404 page, no query) is measured the same way as the floor.
+
     .venv/bin/python benchmarks/route_latency.py                 # SQLite + file cache
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/telephony REDIS_URL=redis://127.0.0.1:6379/0 \\
         .venv/bin/python benchmarks/route_latency.py --clients 300
@@ -97,12 +102,44 @@ class _QuietHandler(WSGIRequestHandler):
         pass
 
 
-def _serve_app() -> tuple[WSGIServer, str]:
+class _ServerClock:
+    """WSGI middleware: server time and SQL statements of each request (the server is one thread)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.samples: list[tuple[float, int]] = []  # (milliseconds, statements)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        from django.db import connection
+
+        statements = 0
+
+        def count(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+            nonlocal statements
+            statements += 1
+            return execute(sql, params, many, context)
+
+        started = time.perf_counter()
+        with connection.execute_wrapper(count):
+            result = self.app(environ, start_response)
+            try:
+                body = b"".join(result)
+            finally:
+                # Django's request_finished (connection housekeeping) runs here, as under any server.
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        self.samples.append(((time.perf_counter() - started) * 1000, statements))
+        return [body]
+
+
+def _serve_app() -> tuple[WSGIServer, str, _ServerClock]:
     from django.core.wsgi import get_wsgi_application
 
-    httpd = make_server("127.0.0.1", 0, get_wsgi_application(), WSGIServer, _QuietHandler)
+    clock = _ServerClock(get_wsgi_application())
+    httpd = make_server("127.0.0.1", 0, clock, WSGIServer, _QuietHandler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}"
+    return httpd, f"http://127.0.0.1:{httpd.server_address[1]}", clock
 
 
 def _install(sb: Any, clients: int) -> tuple[Any, Any, list[str], list[str]]:
@@ -151,21 +188,62 @@ def _percentiles(samples: list[float]) -> str:
             f"max={ordered[-1]:8.2f} ms  mean={statistics.fmean(ordered):8.2f} ms")
 
 
-def _measure(sim: Any, numbers: list[str]) -> tuple[list[float], dict[str, int]]:
+class _Run:
+    """Samples of one kind of request: the PBX's clock, the server's clock, statements, sources."""
+
+    def __init__(self) -> None:
+        self.client: list[float] = []
+        self.server: list[float] = []
+        self.statements: list[int] = []
+        self.sources: dict[str, int] = {}
+
+    def add(self, other: _Run) -> None:
+        self.client += other.client
+        self.server += other.server
+        self.statements += other.statements
+        for key, value in other.sources.items():
+            self.sources[key] = self.sources.get(key, 0) + value
+
+    def report(self, label: str) -> str:
+        statements = statistics.fmean(self.statements) if self.statements else 0.0
+        return (f"{label:<31}PBX    {_percentiles(self.client)}\n{'':<31}server {_percentiles(self.server)}"
+                f"  SQL/request={statements:.1f}" + (f"  sources={self.sources}" if self.sources else ""))
+
+
+def _measure(sim: Any, numbers: list[str], clock: _ServerClock) -> _Run:
     from calls.models import RouteDecision
 
-    samples: list[float] = []
+    run = _Run()
     first_id = (RouteDecision.objects.order_by("-id").values_list("id", flat=True).first() or 0)
+    first_sample = len(clock.samples)
     for number in numbers:
         started = time.perf_counter()
         sent = sim.route(number, LINE)
-        samples.append((time.perf_counter() - started) * 1000)
+        run.client.append((time.perf_counter() - started) * 1000)
         if sent.response.status != 200:
             raise SystemExit(f"/route answered {sent.response.status}: {sent.response.body[:300]!r}")
-    sources: dict[str, int] = {}
+    for elapsed, statements in clock.samples[first_sample:]:
+        run.server.append(elapsed)
+        run.statements.append(statements)
     for source in RouteDecision.objects.filter(id__gt=first_id).values_list("source", flat=True):
-        sources[source] = sources.get(source, 0) + 1
-    return samples, sources
+        run.sources[source] = run.sources.get(source, 0) + 1
+    return run
+
+
+def _measure_bare(base_url: str, clock: _ServerClock, count: int) -> _Run:
+    import requests
+
+    run = _Run()
+    first_sample = len(clock.samples)
+    with requests.Session() as session:
+        for i in range(count):
+            started = time.perf_counter()
+            session.get(f"{base_url}/no-such-page-{i}/", timeout=10)
+            run.client.append((time.perf_counter() - started) * 1000)
+    for elapsed, statements in clock.samples[first_sample:]:
+        run.server.append(elapsed)
+        run.statements.append(statements)
+    return run
 
 
 def main() -> None:
@@ -180,7 +258,7 @@ def main() -> None:
         from pbxsim import PbxSimulator
 
         b24, issued, known, unknown = _install(sb, args.clients)
-        httpd, base_url = _serve_app()
+        httpd, base_url, clock = _serve_app()
         sim = PbxSimulator(base_url, issued.connection.public_id, issued.secret)
         latency = args.bitrix24_latency_ms / 1000
         if latency > 0:
@@ -188,35 +266,33 @@ def main() -> None:
         cache.clear()
         numbers = [n for pair in zip(known, unknown, strict=False) for n in pair]
 
-        print(f"/route latency — database {connection.vendor}, cache {settings.CACHES['default']['BACKEND']}")
+        receipts = getattr(settings, "PBX_ROUTE_RECEIPTS", "database")
+        print(f"/route latency — database {connection.vendor}, cache {settings.CACHES['default']['BACKEND']}, "
+              f"receipts in the {receipts}")
         print(f"Bitrix24: sandbox over HTTP, +{args.bitrix24_latency_ms:.0f} ms per REST request; "
               f"deadline {settings.ROUTE_LOOKUP_DEADLINE} s; {len(known)} known + {len(unknown)} unknown clients")
         sim.route(numbers[0], LINE)  # warm-up: imports, first connection, token
+        _measure_bare(base_url, clock, 20)
         cache.clear()
 
-        misses, sources = _measure(sim, numbers)
-        print(f"cache miss (Bitrix24 asked):   {_percentiles(misses)}   sources={sources}")
-        hits: list[float] = []
-        hit_sources: dict[str, int] = {}
+        print(_measure_bare(base_url, clock, len(numbers)).report("bare Django (404, no query):"))
+        print(_measure(sim, numbers, clock).report("cache miss (Bitrix24 asked):"))
+        hits = _Run()
         for _ in range(args.hits):
-            samples, sources = _measure(sim, numbers)
-            hits += samples
-            for key, value in sources.items():
-                hit_sources[key] = hit_sources.get(key, 0) + value
-        print(f"cache hit:                     {_percentiles(hits)}   sources={hit_sources}")
+            hits.add(_measure(sim, numbers, clock))
+        print(hits.report("cache hit:"))
 
         sb.faults.clear()
         sb.faults.add("slow", portal=b24, times=None, delay=args.slow_seconds)
         cache.clear()
         fresh = [f"+7903{1000000 + i:07d}" for i in range(args.degraded)]
-        slow, sources = _measure(sim, fresh)
-        print(f"Bitrix24 slow ({args.slow_seconds:.0f} s answers): {_percentiles(slow)}   sources={sources}")
+        print(_measure(sim, fresh, clock).report(f"Bitrix24 slow ({args.slow_seconds:.0f} s answers):"))
 
         sb.faults.clear()
         sb.faults.add("error500", portal=b24, times=None)
         cache.clear()
-        down, sources = _measure(sim, [f"+7903{2000000 + i:07d}" for i in range(args.degraded)])
-        print(f"Bitrix24 down (HTTP 500):      {_percentiles(down)}   sources={sources}")
+        down = [f"+7903{2000000 + i:07d}" for i in range(args.degraded)]
+        print(_measure(sim, down, clock).report("Bitrix24 down (HTTP 500):"))
         httpd.shutdown()
     finally:
         sb.faults.clear()
