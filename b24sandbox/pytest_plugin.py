@@ -175,7 +175,8 @@ def b24_inbox(b24_sandbox_and_inbox: tuple[Sandbox, AppInbox]) -> AppInbox:
 
 @pytest.fixture
 def b24_installed(b24_sandbox: Sandbox, b24_inbox: AppInbox) -> Portal:
-    """acme.bitrix24.test with the default staff and the app fully installed (inbox cleared afterwards)."""
+    """acme.bitrix24.test with the default staff and the app fully installed (the installer page and the
+    install events stay in ``b24_inbox``: ``b24_rest`` reads the admin's token from it)."""
     portal = b24_sandbox.create_portal("acme.bitrix24.test")
     b24_sandbox.install(portal)
     return portal

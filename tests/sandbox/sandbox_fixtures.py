@@ -1,53 +1,59 @@
-"""Fixtures for the sandbox's own suite: an in-process sandbox on a ManualClock with a recording app.
+"""Fixtures for the sandbox's own suite, under the short names its tests use. They are the fixtures of
+``b24sandbox.pytest_plugin`` (an in-process sandbox on a ManualClock with a recording app), renamed, so the
+suite runs on exactly what a PBX vendor's tests get; only ``installed`` adds something: it keeps the
+installing admin's token and empties the inbox.
 
 A plain module, not a conftest (a second conftest.py would shadow ``tests/conftest.py`` as the module named
-``conftest``, which other tests import from): test modules pull the fixtures in with a star import.
+``conftest``, which other tests import from): test modules pull the fixtures in with a star import, which
+brings the plugin's ``b24_*`` fixtures these rest on as well.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from b24sandbox.clock import ManualClock
-from b24sandbox.pytest_plugin import AppInbox, RestCaller, installer_token, make_sandbox
+from b24sandbox.pytest_plugin import (
+    AppInbox,
+    RestCaller,
+    b24_clock,
+    b24_inbox,
+    b24_installed,
+    b24_sandbox,
+    b24_sandbox_and_inbox,
+    installer_token,
+)
 from b24sandbox.sandbox import Sandbox
 from b24sandbox.state import Portal
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
+def clock(b24_clock: ManualClock) -> ManualClock:
+    return b24_clock
 
 
 @pytest.fixture
-def sandbox_and_inbox(clock: ManualClock) -> Iterator[tuple[Sandbox, AppInbox]]:
-    sb, inbox = make_sandbox(clock)
-    with sb.activate():
-        yield sb, inbox
-    assert not sb.internal_errors, "the sandbox itself failed:\n" + "\n".join(sb.internal_errors)
+def sandbox_and_inbox(b24_sandbox_and_inbox: tuple[Sandbox, AppInbox]) -> tuple[Sandbox, AppInbox]:
+    return b24_sandbox_and_inbox
 
 
 @pytest.fixture
-def sb(sandbox_and_inbox: tuple[Sandbox, AppInbox]) -> Sandbox:
-    return sandbox_and_inbox[0]
+def sb(b24_sandbox: Sandbox) -> Sandbox:
+    return b24_sandbox
 
 
 @pytest.fixture
-def inbox(sandbox_and_inbox: tuple[Sandbox, AppInbox]) -> AppInbox:
-    return sandbox_and_inbox[1]
+def inbox(b24_inbox: AppInbox) -> AppInbox:
+    return b24_inbox
 
 
 @pytest.fixture
-def installed(sb: Sandbox, inbox: AppInbox) -> tuple[Portal, str]:
+def installed(b24_installed: Portal, b24_inbox: AppInbox) -> tuple[Portal, str]:
     """acme.bitrix24.test with the default staff and the app fully installed; the inbox is emptied after,
     and the installing admin's token (AUTH_ID of the installer page) is kept."""
-    portal = sb.create_portal("acme.bitrix24.test")
-    sb.install(portal)
-    token = installer_token(inbox)
-    inbox.clear()
-    return portal, token
+    token = installer_token(b24_inbox)
+    b24_inbox.clear()
+    return b24_installed, token
 
 
 @pytest.fixture
@@ -61,4 +67,17 @@ def rest(sb: Sandbox, installed: tuple[Portal, str]) -> RestCaller:
     return RestCaller(sb, installed[0], installed[1])
 
 
-__all__ = ["clock", "inbox", "installed", "portal", "rest", "sandbox_and_inbox", "sb"]
+__all__ = [
+    "b24_clock",
+    "b24_inbox",
+    "b24_installed",
+    "b24_sandbox",
+    "b24_sandbox_and_inbox",
+    "clock",
+    "inbox",
+    "installed",
+    "portal",
+    "rest",
+    "sandbox_and_inbox",
+    "sb",
+]
