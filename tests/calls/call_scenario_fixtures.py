@@ -1,6 +1,10 @@
 """Set-up for the call state machine tests: a sandbox portal with agents 101-103, a PBX connection whose
 simulator talks to our PBX API in-process, a real HTTP server for recordings, and ``drive()``, which does
-synchronously what the Celery worker does (apply inbox events, sync calls until they settle)."""
+synchronously what the Celery worker does (apply inbox events, sync calls until they settle).
+
+Star-importing this module brings in the fixtures ``recordings`` (the simulator's recording server) and
+``phone`` (a ``PhonePortal``, recordings allowed from it over local http); helpers are imported by name.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
+from pbx_api_fixtures import DjangoClientTransport
+
 from calls import call_sync
 from calls.models import Call, PbxConnection, PbxEvent
 from calls.pbx_connections import create_connection
-from pbxsim import PbxSimulator, SimResponse
+from pbxsim import PbxSimulator
 from pbxsim.scenarios import Scenario, ScenarioParams, build, play
 from pbxsim.server import SimServer
 
@@ -19,6 +26,8 @@ CLIENT = "+79165550123"
 LINE = "+74951234567"
 # user id by extension on the sandbox portal
 AGENTS = {"100": 1, "101": 2, "102": 3, "103": 4}
+
+__all__ = ["phone", "recordings"]
 
 
 def staff() -> list:
@@ -32,21 +41,6 @@ def staff() -> list:
         User(5, "Eva", "Former", "eva@example.com", active=False, uf_phone_inner="104"),
         User(6, "Fedor", "Nophone", "fedor@example.com", uf_phone_inner=None),
     ]
-
-
-class DjangoClientTransport:
-    """pbxsim transport: the simulator's exact bytes and headers through Django's test client."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-
-    def __call__(self, method: str, url: str, headers: dict[str, str], body: bytes) -> SimResponse:
-        parts = urlsplit(url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        extra = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-        response = self.client.generic(method, path, data=body, content_type=headers.get("Content-Type", ""),
-                                       headers=extra)
-        return SimResponse(response.status_code, dict(response.headers), response.content)
 
 
 @dataclass
@@ -102,6 +96,19 @@ def make_phone_portal(sandbox: Any, client: Any, recordings: SimServer, *, domai
     sim = PbxSimulator("http://testserver", connection.public_id, issued.secret,
                        transport=DjangoClientTransport(client))
     return PhonePortal(installed.portal, b24, connection, issued.secret, sim, recordings)
+
+
+@pytest.fixture
+def recordings():
+    with SimServer() as server:
+        yield server
+
+
+@pytest.fixture
+def phone(sandbox, client, recordings, db, settings) -> PhonePortal:
+    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
+    settings.RECORDINGS_ALLOW_HTTP = True
+    return make_phone_portal(sandbox, client, recordings)
 
 
 def drive(*, rounds: int = 80) -> list[call_sync.SyncResult]:

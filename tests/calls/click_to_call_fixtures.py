@@ -1,33 +1,47 @@
 """Shared set-up for the click-to-call, callback and routing tests: PBX connections of an installed
 sandbox portal, each backed by the PBX simulator's real originate endpoint, and a way to play the
-call the PBX places (its signed events) into the app in-process."""
+call the PBX places (its signed events) into the app in-process.
+
+Star-importing this module brings in the fixtures (``pbx_server`` and two autouse ones: recordings may
+come from the simulator on 127.0.0.1 over http, and the Django cache starts empty); helpers are
+imported by name.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+
+import pytest
+from pbx_api_fixtures import DjangoClientTransport
 
 from calls.models import LineRouting, OriginateCommand, PbxConnection, PbxLine
 from calls.pbx_connections import create_connection
-from pbxsim import PbxSimulator, SimResponse
+from pbxsim import PbxSimulator
 from pbxsim.scenarios import ScenarioParams, build, play
 from pbxsim.server import SimServer
 
+__all__ = ["_fresh_cache", "_recordings_from_the_simulator", "pbx_server"]
 
-class DjangoClientTransport:
-    """pbxsim transport: the simulator's exact bytes and headers through Django's test client."""
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
+@pytest.fixture
+def pbx_server():
+    with SimServer() as server:
+        yield server
 
-    def __call__(self, method: str, url: str, headers: dict[str, str], body: bytes) -> SimResponse:
-        parts = urlsplit(url)
-        path = parts.path + (f"?{parts.query}" if parts.query else "")
-        extra = {k: v for k, v in headers.items() if k.lower() != "content-type"}
-        response = self.client.generic(method, path, data=body, content_type=headers.get("Content-Type", ""),
-                                       headers=extra)
-        return SimResponse(response.status_code, dict(response.headers), response.content)
+
+@pytest.fixture(autouse=True)
+def _recordings_from_the_simulator(settings):
+    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
+    settings.RECORDINGS_ALLOW_HTTP = True
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache():
+    # Portal ids restart with every test database transaction; cached CRM lookups must not leak.
+    from django.core.cache import cache
+
+    cache.clear()
 
 
 @dataclass

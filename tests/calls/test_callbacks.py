@@ -4,36 +4,15 @@ LINE_NUMBER), finished and given its recording in Bitrix24."""
 
 from __future__ import annotations
 
-import pytest
+from click_to_call_fixtures import *  # noqa: F403  (fixtures)
 from click_to_call_fixtures import connect_pbx, line_routing
 
 from calls.callbacks import request_id_for_event
 from calls.models import Call, OriginateCommand
-from pbxsim.server import SimServer
 from portals.models import Bitrix24Event
 
 LINE = "+74951234567"
 CLIENT = "+79165550123"
-
-
-@pytest.fixture
-def pbx_server():
-    with SimServer() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _recordings_from_the_simulator(settings):
-    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
-    settings.RECORDINGS_ALLOW_HTTP = True
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # Portal ids restart with every test database transaction; cached CRM lookups must not leak.
-    from django.core.cache import cache
-
-    cache.clear()
 
 
 def _registered_callbacks(b24):

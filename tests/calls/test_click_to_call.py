@@ -9,33 +9,13 @@ tests/e2e/test_click_to_call_e2e.py.
 from __future__ import annotations
 
 import pytest
+from click_to_call_fixtures import *  # noqa: F403  (fixtures)
 from click_to_call_fixtures import command_for, connect_pbx
 
 from calls import originate
 from calls.models import Call, OriginateCommand
-from pbxsim.server import SimServer
 
 CLIENT = "+79165550123"
-
-
-@pytest.fixture
-def pbx_server():
-    with SimServer() as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _recordings_from_the_simulator(settings):
-    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
-    settings.RECORDINGS_ALLOW_HTTP = True
-
-
-@pytest.fixture(autouse=True)
-def _fresh_cache():
-    # Portal ids restart with every test database transaction; cached CRM lookups must not leak.
-    from django.core.cache import cache
-
-    cache.clear()
 
 
 def _call(portal, b24_call_id: str) -> Call:
