@@ -3,13 +3,16 @@
 * Bitrix24 is the sandbox served over HTTP (``sandbox_server``), with a staff of agents 101-103;
 * the connector is Django behind ``live_server`` (the PBX API) plus REAL ``celery worker`` processes;
 * the PBX is the simulator: signed events over HTTP to the live server, recordings from its own server.
+
+Star-importing this module brings in the fixtures ``recordings``, ``phone`` (a ``LivePhone``; a test module
+may override ``portal_settings`` to add to the portal's settings) and ``worker`` (the first real worker);
+helpers are imported by name. Workers are started by ``benchmarks.harness``.
 """
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import uuid
@@ -17,11 +20,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "calls"))
 
-from call_scenario_fixtures import CLIENT, LINE, staff
-from conftest import ROOT, WorkerProcess, _stop, child_env, install_through_ui, wait_until
+from call_scenario_fixtures import CLIENT, LINE, recordings, staff
+from conftest import WorkerProcess, _stop, child_env, install_through_ui, wait_until
 
+from benchmarks import harness
 from calls.models import Call
 from calls.pbx_connections import create_connection
 from pbxsim import PbxSimulator
@@ -40,6 +46,8 @@ E2E_ENV = {
     "RECORDINGS_ALLOW_HTTP": "1",
     "RECORDINGS_ALLOW_PRIVATE_HOSTS": "1",
 }
+
+__all__ = ["phone", "portal_settings", "recordings", "worker"]
 
 
 @dataclass
@@ -117,19 +125,39 @@ def make_live_phone(sandbox_server: Any, live_server: Any, recordings: SimServer
                      live_server.url)
 
 
+@pytest.fixture
+def portal_settings() -> dict[str, Any]:
+    """Added to ``Portal.settings`` of the ``phone`` portal (override in a test module)."""
+    return {}
+
+
+@pytest.fixture
+def phone(sandbox_server, live_server, recordings, settings, monkeypatch, portal_settings) -> LivePhone:
+    for key, value in E2E_ENV.items():
+        monkeypatch.setenv(key, value)
+    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
+    settings.RECORDINGS_ALLOW_HTTP = True
+    phone = make_live_phone(sandbox_server, live_server, recordings)
+    if portal_settings:
+        phone.portal.settings = {**phone.portal.settings, **portal_settings}
+        phone.portal.save(update_fields=["settings"])
+    return phone
+
+
+@pytest.fixture
+def worker(phone, celery_worker_process) -> WorkerProcess:
+    """The ``celery_worker_process`` worker, started after ``phone`` switched the settings it inherits."""
+    return celery_worker_process
+
+
 def start_worker(log_path: Path, *, concurrency: int = 2) -> WorkerProcess:
     """Another real worker process (the ``celery_worker_process`` fixture gives the first one)."""
-    log = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "telephony_app", "worker", "--loglevel", "INFO",
-         "--concurrency", str(concurrency), "-Q", "realtime,default,bulk", "-n", f"extra-{uuid.uuid4().hex[:8]}@%h",
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    worker = WorkerProcess(process, log_path)
-    wait_until(lambda: "ready." in worker.log() or process.poll() is not None, timeout=60, what="worker start")
-    assert process.poll() is None, worker.log()[-4000:]
-    return worker
+    try:
+        process = harness.start_celery_worker(log_path, child_env(), name=f"extra-{uuid.uuid4().hex[:8]}@%h",
+                                              concurrency=concurrency)
+    except harness.WorkerDidNotStart as exc:
+        raise AssertionError(str(exc)) from None
+    return WorkerProcess(process, log_path)
 
 
 def stop_worker(worker: WorkerProcess) -> None:
@@ -138,19 +166,7 @@ def stop_worker(worker: WorkerProcess) -> None:
 
 def pool_children(worker: WorkerProcess) -> list[int]:
     """Pids of the worker's prefork pool processes (they run the tasks)."""
-    parent = worker.process.pid
-    children = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == parent:
-            children.append(int(entry))
-    return children
+    return harness.child_pids(worker.process.pid)
 
 
 def kill_pool_children(worker: WorkerProcess) -> list[int]:
@@ -163,4 +179,3 @@ def kill_pool_children(worker: WorkerProcess) -> list[int]:
 def kill_whole_worker(worker: WorkerProcess) -> None:
     os.killpg(worker.process.pid, signal.SIGKILL)
     worker.process.wait(timeout=10)
-

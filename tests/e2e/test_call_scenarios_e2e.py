@@ -4,10 +4,9 @@ process -> the sandbox Bitrix24 over HTTP, ending in exactly the Bitrix24 state 
 from __future__ import annotations
 
 import pytest
-from call_e2e_fixtures import E2E_ENV, make_live_phone
+from call_e2e_fixtures import *  # noqa: F403  (fixtures)
 
 from calls.models import Call, PbxEvent
-from pbxsim.server import SimServer
 
 pytestmark = pytest.mark.e2e
 
@@ -31,26 +30,8 @@ SPEED = {"ended_before_started": 2.0, "late_recording": 60.0, "duplicated_and_re
 
 
 @pytest.fixture
-def recordings():
-    with SimServer() as server:
-        yield server
-
-
-@pytest.fixture
-def phone(sandbox_server, live_server, recordings, settings, monkeypatch):
-    for key, value in E2E_ENV.items():
-        monkeypatch.setenv(key, value)
-    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
-    settings.RECORDINGS_ALLOW_HTTP = True
-    phone = make_live_phone(sandbox_server, live_server, recordings)
-    phone.portal.settings = {**phone.portal.settings, "missed_call_owner_id": MISSED_OWNER}
-    phone.portal.save(update_fields=["settings"])
-    return phone
-
-
-@pytest.fixture
-def worker(phone, celery_worker_process):
-    return celery_worker_process
+def portal_settings():
+    return {"missed_call_owner_id": MISSED_OWNER}
 
 
 def test_every_scripted_scenario_ends_in_the_expected_bitrix24_state(phone, worker):

@@ -7,45 +7,18 @@ from __future__ import annotations
 import base64
 
 import pytest
-from call_e2e_fixtures import (
-    E2E_ENV,
-    kill_pool_children,
-    kill_whole_worker,
-    make_live_phone,
-    start_worker,
-    stop_worker,
-)
+from call_e2e_fixtures import *  # noqa: F403  (fixtures)
+from call_e2e_fixtures import kill_pool_children, kill_whole_worker, start_worker, stop_worker
 from conftest import wait_until
 
 from calls import tasks
 from calls.models import Call, PbxEvent
 from pbxsim import PbxSimulator
-from pbxsim.server import SimServer
 
 pytestmark = pytest.mark.e2e
 
 REGISTER = "telephony.externalcall.register"
 FINISH = "telephony.externalcall.finish"
-
-
-@pytest.fixture
-def recordings():
-    with SimServer() as server:
-        yield server
-
-
-@pytest.fixture
-def phone(sandbox_server, live_server, recordings, settings, monkeypatch):
-    for key, value in E2E_ENV.items():
-        monkeypatch.setenv(key, value)
-    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
-    settings.RECORDINGS_ALLOW_HTTP = True
-    return make_live_phone(sandbox_server, live_server, recordings)
-
-
-@pytest.fixture
-def worker(phone, celery_worker_process):
-    return celery_worker_process
 
 
 def in_flight(phone, method: str) -> bool:

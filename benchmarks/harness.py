@@ -1,0 +1,147 @@
+"""Real processes for the benchmarks and the end-to-end tests, in one place.
+
+* Celery workers: ``celery_worker_command`` / ``start_celery_worker`` (own session, so the worker and its
+  prefork pool form one process group).
+* The process tree from Linux ``/proc``: ``child_pids`` (a worker's pool processes), ``cpu_seconds``.
+* The Bitrix24 sandbox as an HTTP server wired to this app: ``start_sandbox_server``,
+  ``register_app``, ``DjangoTransport`` (the sandbox's POSTs into our views in-process).
+
+Standard library only at import time; Django and the sandbox are imported by the helpers that need them,
+so a benchmark can set the environment before Django reads its settings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKER_QUEUES = "realtime,default,bulk"
+
+
+# ------------------------------------------------------------------------------------ celery workers
+
+
+class WorkerDidNotStart(RuntimeError):
+    pass
+
+
+def celery_worker_command(name: str, *, concurrency: int = 2, queues: str = WORKER_QUEUES,
+                          loglevel: str = "INFO") -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "telephony_app", "worker", "--loglevel", loglevel,
+            "--concurrency", str(concurrency), "-Q", queues, "-n", name,
+            "--without-gossip", "--without-mingle", "--without-heartbeat"]
+
+
+def start_celery_worker(log_path: Path, env: Mapping[str, str], *, name: str, concurrency: int = 2,
+                        queues: str = WORKER_QUEUES, ready_timeout: float = 60.0) -> subprocess.Popen:
+    """Start a worker writing to ``log_path`` and wait until it logs ``ready.``; raises
+    ``WorkerDidNotStart`` (with the log's tail) if it exits or times out, after killing it."""
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            celery_worker_command(name, concurrency=concurrency, queues=queues),
+            cwd=ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    deadline = time.monotonic() + ready_timeout
+    while "ready." not in log_path.read_text(errors="replace"):
+        if process.poll() is not None or time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+            raise WorkerDidNotStart("celery worker did not start:\n" + log_path.read_text(errors="replace")[-4000:])
+        time.sleep(0.2)
+    return process
+
+
+# ------------------------------------------------------------------------------------ /proc
+
+
+def _proc_stats() -> dict[int, list[str]]:
+    """pid -> the fields of /proc/<pid>/stat after the command name (field 4, the parent, is [1])."""
+    stats = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                stats[int(entry)] = fh.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited while we looked
+    return stats
+
+
+def child_pids(parent: int) -> list[int]:
+    """Direct children of ``parent`` (a prefork worker's pool processes)."""
+    return [pid for pid, fields in _proc_stats().items() if int(fields[1]) == parent]
+
+
+def cpu_seconds(root_pids: list[int]) -> float:
+    """utime+stime of the given processes and all their descendants."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats = _proc_stats()
+    wanted = set(root_pids)
+    changed = True
+    while changed:
+        changed = False
+        for pid, fields in stats.items():
+            if int(fields[1]) in wanted and pid not in wanted:
+                wanted.add(pid)
+                changed = True
+    return sum((int(stats[pid][11]) + int(stats[pid][12])) / ticks for pid in wanted if pid in stats)
+
+
+# ------------------------------------------------------------------------------------ the sandbox
+
+
+APP = "https://app.test"
+
+
+def start_sandbox_server(**extra_env: str) -> tuple[Any, Any]:
+    """The sandbox (RealClock, request limits off) as an HTTP server on 127.0.0.1; the environment is set
+    so that Django, once set up, talks to it. Returns ``(sandbox, server)``."""
+    from b24sandbox import Sandbox
+
+    sb = Sandbox(allow_http=True, limits=False)
+    server = sb.serve(host="127.0.0.1", port=0)
+    os.environ.update(
+        BITRIX24_ALLOW_HTTP="1",
+        BITRIX24_OAUTH_SERVER=f"{server.base_url}/oauth",
+        BITRIX24_OAUTH_HOSTS="oauth.bitrix.info,127.0.0.1",
+        APP_BASE_URL=APP,
+        **extra_env,
+    )
+    return sb, server
+
+
+def register_app(sb: Any, app: str = APP) -> None:
+    """Register this app (client id/secret/scopes from Django settings) and send its POSTs to our views."""
+    from django.conf import settings
+
+    sb.register_app(settings.BITRIX24_CLIENT_ID, settings.BITRIX24_CLIENT_SECRET,
+                    scopes=list(settings.BITRIX24_APP_SCOPES), app_url=f"{app}/bitrix24/app/",
+                    installer_url=f"{app}/bitrix24/install/", install_event_url=f"{app}/bitrix24/events/",
+                    redirect_uri=f"{app}/bitrix24/oauth/callback/")
+    sb.event_transport = DjangoTransport()
+
+
+class DjangoTransport:
+    """The sandbox's POSTs (installer page, events) into our views in-process."""
+
+    def __init__(self) -> None:
+        from django.test import Client
+
+        self.client = Client()
+
+    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> Any:
+        parts = urlsplit(url)
+        return self.client.generic("POST", parts.path + (f"?{parts.query}" if parts.query else ""), data=body,
+                                   content_type=headers.get("Content-Type", "application/x-www-form-urlencoded"),
+                                   secure=True, headers={"host": parts.netloc})
