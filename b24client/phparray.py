@@ -9,6 +9,8 @@ Parsing rules (PHP's, as far as they matter here): a key is ``name`` followed by
 overwrites an earlier one; a malformed key (unbalanced brackets) is kept verbatim as a flat key.
 """
 
+# Deliberately not shared with b24sandbox/phparray.py: a bug in a shared parser would hide on both sides.
+
 from __future__ import annotations
 
 import re

@@ -5,6 +5,8 @@ Bitrix24 is PHP: form and multipart bodies use keys like ``fields[PHONE][0][VALU
 the way PHP's ``$_POST`` does and produces the second the way ``http_build_query`` does.
 """
 
+# Deliberately not shared with b24client/phparray.py: a bug in a shared parser would hide on both sides.
+
 from __future__ import annotations
 
 import re

@@ -36,7 +36,17 @@ from b24client import errors as b24errors
 from portals.models import Portal
 
 from . import originate, originate_messages, phones, routing
-from .click_to_call import client_e164, crm_entity_of, default_connection, extension_for, line_owner
+from .click_to_call import (  # the same outcomes as a click-to-call start
+    DUPLICATE,
+    FAILED,
+    STARTED,
+    client_e164,
+    crm_entity_of,
+    default_connection,
+    event_text,
+    extension_for,
+    line_owner,
+)
 from .models import Call, LineRouting, OriginateCommand, PbxConnection
 from .routing_rules import AT_WORK_STATUSES, CrmCandidate
 
@@ -44,20 +54,11 @@ logger = logging.getLogger(__name__)
 
 _REQUEST_NAMESPACE = uuid.UUID("5d4a3c8e-7f0b-4c1e-9a57-2f1d0c6b8e93")
 
-STARTED = "started"
-DUPLICATE = "duplicate"
-FAILED = "failed"
-
 PORTAL_CALLBACK_AGENT_SETTING = "callback_user_id"
 
 
 def request_id_for_event(event_id: int) -> str:
     return uuid.uuid5(_REQUEST_NAMESPACE, f"callback:{event_id}").hex
-
-
-def _text(data: Mapping[str, Any], key: str) -> str:
-    value = data.get(key)
-    return str(value).strip() if value is not None else ""
 
 
 @dataclass(frozen=True)
@@ -70,14 +71,14 @@ class CallbackRequest:
 
     @classmethod
     def from_event(cls, data: Mapping[str, Any]) -> CallbackRequest:
-        phone = _text(data, "PHONE_NUMBER")
+        phone = event_text(data, "PHONE_NUMBER")
         if not phone:
             raise ValueError("ONEXTERNALCALLBACKSTART without data[PHONE_NUMBER]")
         return cls(
             phone_number=phone,
-            text=_text(data, "TEXT")[:2000],
-            voice=_text(data, "VOICE")[:100],
-            line_number=_text(data, "LINE_NUMBER"),
+            text=event_text(data, "TEXT")[:2000],
+            voice=event_text(data, "VOICE")[:100],
+            line_number=event_text(data, "LINE_NUMBER"),
             crm_entity=crm_entity_of(data),
         )
 

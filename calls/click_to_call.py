@@ -47,21 +47,22 @@ DUPLICATE = "duplicate"
 FAILED = "failed"
 
 
-def _text(data: Mapping[str, Any], key: str) -> str:
+def event_text(data: Mapping[str, Any], key: str) -> str:
+    """A field of an event's ``data`` as stripped text ("" when absent)."""
     value = data.get(key)
     return str(value).strip() if value is not None else ""
 
 
 def _positive_int(data: Mapping[str, Any], key: str) -> int | None:
     try:
-        value = int(_text(data, key))
+        value = int(event_text(data, key))
     except ValueError:
         return None
     return value if value > 0 else None
 
 
 def crm_entity_of(data: Mapping[str, Any]) -> tuple[str, int] | None:
-    entity_type = _text(data, "CRM_ENTITY_TYPE").upper()
+    entity_type = event_text(data, "CRM_ENTITY_TYPE").upper()
     entity_id = _positive_int(data, "CRM_ENTITY_ID")
     if entity_type in CRM_ENTITY_TYPES and entity_id is not None:
         return entity_type, entity_id
@@ -93,15 +94,15 @@ class ClickToCall:
 
     @classmethod
     def from_event(cls, data: Mapping[str, Any]) -> ClickToCall:
-        call_id = _text(data, "CALL_ID")
+        call_id = event_text(data, "CALL_ID")
         if not call_id:
             raise ValueError("ONEXTERNALCALLSTART without data[CALL_ID]")
         return cls(
             call_id=call_id[:100],
             user_id=_positive_int(data, "USER_ID"),
-            phone_number=_text(data, "PHONE_NUMBER"),
-            phone_international=_text(data, "PHONE_NUMBER_INTERNATIONAL"),
-            line_number=_text(data, "LINE_NUMBER"),
+            phone_number=event_text(data, "PHONE_NUMBER"),
+            phone_international=event_text(data, "PHONE_NUMBER_INTERNATIONAL"),
+            line_number=event_text(data, "LINE_NUMBER"),
             crm_entity=crm_entity_of(data),
         )
 
