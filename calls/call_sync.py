@@ -54,6 +54,7 @@ LINE_ADD = "telephony.externalLine.add"
 
 _COMMON_EVENT_FIELDS = frozenset({"event_id", "type", "call_id", "occurred_at"})
 _MAX_STEPS_PER_RUN = 25
+_UNSET: Any = object()
 # A follow-up due this soon may be the very message running now (or about to claim the call once we
 # let go): only a later one is trusted to come, so only a later one lets a run skip queueing its own.
 _FOLLOW_UP_MARGIN_S = 1.0
@@ -269,9 +270,6 @@ def _forced_end(call: Call) -> sm.ForcedEnd | None:
                         at=_parse_time(raw.get("at"), call.created_at))
 
 
-_UNSET: Any = object()
-
-
 def call_input(call: Call, facts: tuple[sm.Fact, ...], *, routed_user_id: int | None = _UNSET) -> sm.CallInput:
     if routed_user_id is _UNSET:
         routed_user_id = _routed_user(call, facts)
@@ -317,15 +315,18 @@ def _mentioned_extensions(facts: tuple[sm.Fact, ...]) -> set[str]:
     return found
 
 
-def policy_for(call: Call, facts: tuple[sm.Fact, ...]) -> sm.Policy:
+def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSET) -> sm.Policy:
+    """The portal's policy for this call. ``directory``: its ``ExtensionDirectory`` (None: none yet), if read."""
     portal = call.portal
     options = portal.settings if isinstance(portal.settings, dict) else {}
-    users = extensions.users_by_extension(portal.pk, call.connection_id, need=_mentioned_extensions(facts))
+    need = _mentioned_extensions(facts)
+    if directory is _UNSET:
+        users = extensions.users_by_extension(portal.pk, call.connection_id, need=need)
+    else:
+        users = extensions.users_by_extension(portal.pk, call.connection_id, need=need, directory=directory)
     default_user = _int_or_none(options.get("default_user_id"))
     if default_user is None:
-        # The installing admin; read alone, as the credential row holds encrypted tokens not needed here.
-        default_user = (PortalCredential.objects.filter(portal_id=portal.pk)
-                        .values_list("user_id", flat=True).first())
+        default_user = _installer_user_id(portal)
     return sm.Policy(
         default_country=portal.default_country or "RU",
         users_by_extension=users,
@@ -335,6 +336,14 @@ def policy_for(call: Call, facts: tuple[sm.Fact, ...]) -> sm.Policy:
         add_to_chat=bool(options.get("add_to_chat", True)),
         extension_max_digits=int(getattr(settings, "CALLS_EXTENSION_MAX_DIGITS", phones.DEFAULT_EXTENSION_MAX_DIGITS)),
     )
+
+
+def _installer_user_id(portal: Portal) -> int | None:
+    if Portal.credential.is_cached(portal):  # read with the call (``_Run``), tokens left out
+        credential = getattr(portal, "credential", None)
+        return credential.user_id if credential is not None else None
+    # Read alone: the credential row's encrypted tokens are not needed here.
+    return PortalCredential.objects.filter(portal_id=portal.pk).values_list("user_id", flat=True).first()
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -372,6 +381,7 @@ class _Run:
         self.portal: Portal | None = None
         # Set by ``end``: None while the run holds the call; then whether newer facts came meanwhile.
         self.newer_facts: bool | None = None
+        self._directory: Any = _UNSET
         self._facts_key: tuple[Any, ...] | None = None
         self._facts: tuple[sm.Fact, ...] = ()
         self._policy: sm.Policy | None = None
@@ -379,8 +389,14 @@ class _Run:
 
     def load_call(self, call_pk: int) -> Call:
         if self.portal is None:
-            call = Call.objects.select_related("portal").get(pk=call_pk)
+            # The first read brings what the policy needs along: the portal, its extension map and the
+            # installing admin's user id (not the credential's tokens, nor the portal's app token).
+            call = (Call.objects.select_related("portal", "portal__credential", "portal__extension_directory")
+                    .defer("portal__application_token", "portal__credential__access_token",
+                           "portal__credential__refresh_token")
+                    .get(pk=call_pk))
             self.portal = call.portal
+            self._directory = getattr(self.portal, "extension_directory", None)
         else:
             call = Call.objects.get(pk=call_pk)
             call.portal = self.portal
@@ -390,7 +406,9 @@ class _Run:
         key = (call.facts_version, call.connection_id, call.pbx_call_id)
         if key != self._facts_key:
             self._facts = facts_of(call)
-            self._policy = policy_for(call, self._facts)
+            # The map read with the call serves the first policy; a later one (new facts) reads it again.
+            directory, self._directory = self._directory, _UNSET
+            self._policy = policy_for(call, self._facts, directory=directory)
             self._routed = {}
             self._facts_key = key
         assert self._policy is not None

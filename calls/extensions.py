@@ -101,11 +101,18 @@ def _may_retry(directory: ExtensionDirectory, now) -> bool:
     return directory.attempted_at is None or now - directory.attempted_at > _miss_interval()
 
 
+_LOAD: Any = object()
+
+
 def users_by_extension(portal_id: int, connection_id: int | None = None, *,
-                       need: Iterable[str] = ()) -> dict[str, int]:
-    """The extension → user map for a call on ``connection_id``, refreshed if stale or missing ``need``."""
+                       need: Iterable[str] = (), directory: ExtensionDirectory | None = _LOAD) -> dict[str, int]:
+    """The extension → user map for a call on ``connection_id``, refreshed if stale or missing ``need``.
+
+    ``directory``: the portal's row (or None: it has none yet) when the caller read it already.
+    """
     now = timezone.now()
-    directory = ExtensionDirectory.objects.filter(portal_id=portal_id).first()
+    if directory is _LOAD:
+        directory = ExtensionDirectory.objects.filter(portal_id=portal_id).first()
     overrides = _overrides(connection_id)
     wanted = {e for e in (_clean_extension(x) for x in need) if e} - set(overrides)
     if directory is None or directory.synced_at is None:
