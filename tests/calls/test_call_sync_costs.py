@@ -11,29 +11,19 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from call_scenario_fixtures import AGENTS, make_phone_portal
+from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
+from call_scenario_fixtures import AGENTS
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from calls import call_sync, extensions, tasks
 from calls.models import Call, PbxEvent
-from pbxsim.server import SimServer
 from portals.services import bitrix24_client_for
 
 
-@pytest.fixture
-def recordings():
-    with SimServer() as server:
-        yield server
-
-
-@pytest.fixture
-def phone(sandbox, client, recordings, db, settings):
-    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
-    settings.RECORDINGS_ALLOW_HTTP = True
-    phone = make_phone_portal(sandbox, client, recordings)
+@pytest.fixture(autouse=True)
+def _extension_map_synced(phone):
     extensions.sync_extensions(phone.portal.pk)  # a running portal already has its extension map
-    return phone
 
 
 @pytest.fixture
