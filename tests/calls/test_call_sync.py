@@ -6,28 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
 from call_scenario_fixtures import AGENTS, CLIENT, LINE, drive, make_phone_portal
 
 from calls import call_sync
 from calls.models import Call, DeadLetter, ExtensionOverride, PbxEvent
-from pbxsim.server import SimServer
-
-
-@pytest.fixture
-def recordings():
-    with SimServer() as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)
 def _recordings_over_local_http(settings):
+    """For the tests that build portals with ``make_phone_portal`` themselves (``phone`` does it too)."""
     settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
     settings.RECORDINGS_ALLOW_HTTP = True
-
-
-@pytest.fixture
-def phone(sandbox, client, recordings, db):
-    return make_phone_portal(sandbox, client, recordings)
 
 
 def one_b24_call(phone, pbx_call_id: str) -> dict:

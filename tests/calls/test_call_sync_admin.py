@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from call_scenario_fixtures import AGENTS, drive, make_phone_portal
+from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
+from call_scenario_fixtures import AGENTS, drive
 from django.urls import reverse
 
 from calls.models import Call, DeadLetter, ExtensionOverride
-from pbxsim.server import SimServer
-
-
-@pytest.fixture
-def phone(sandbox, client, db):
-    with SimServer() as recordings:
-        yield make_phone_portal(sandbox, client, recordings)
 
 
 @pytest.fixture

@@ -6,29 +6,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-from call_scenario_fixtures import AGENTS, drive, make_phone_portal
+from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
+from call_scenario_fixtures import AGENTS, drive
 from django.utils import timezone
 
 from calls import call_sync, dead_letters, tasks
 from calls.models import Call, DeadLetter, ExtensionOverride, PbxEvent
-from pbxsim.server import SimServer
 
 REGISTER = "telephony.externalcall.register"
 FINISH = "telephony.externalcall.finish"
-
-
-@pytest.fixture
-def recordings():
-    with SimServer() as server:
-        yield server
-
-
-@pytest.fixture
-def phone(sandbox, client, recordings, db, settings):
-    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
-    settings.RECORDINGS_ALLOW_HTTP = True
-    return make_phone_portal(sandbox, client, recordings)
 
 
 def statistics(phone) -> list[dict]:

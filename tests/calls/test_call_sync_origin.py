@@ -4,24 +4,11 @@ again), a callback is registered as TYPE 4 on its line, and a refused originate 
 from __future__ import annotations
 
 import pytest
+from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
 from call_scenario_fixtures import AGENTS, CLIENT, LINE, drive, make_phone_portal
 
 from calls import call_sync
 from calls.models import Call
-from pbxsim.server import SimServer
-
-
-@pytest.fixture
-def recordings():
-    with SimServer() as server:
-        yield server
-
-
-@pytest.fixture
-def phone(sandbox, client, recordings, db, settings):
-    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
-    settings.RECORDINGS_ALLOW_HTTP = True
-    return make_phone_portal(sandbox, client, recordings)
 
 
 def bitrix24_click(phone, sandbox, user_id: int) -> str:
