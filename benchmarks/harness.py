@@ -1,7 +1,7 @@
 """Real processes for the benchmarks and the end-to-end tests, in one place.
 
 * Celery workers: ``celery_worker_command`` / ``start_celery_worker`` (own session, so the worker and its
-  prefork pool form one process group).
+  prefork pool form one process group) and ``stop_process_group`` (fast, clean teardown; see there).
 * The process tree from Linux ``/proc``: ``child_pids`` (a worker's pool processes), ``cpu_seconds``.
 * The Bitrix24 sandbox as an HTTP server wired to this app: ``start_sandbox_server``,
   ``register_app``, ``DjangoTransport`` (the sandbox's POSTs into our views in-process).
@@ -25,6 +25,11 @@ from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_QUEUES = "realtime,default,bulk"
+# How long a stopped process may take to exit by itself before its process group is killed. An idle Celery
+# worker here needs 3-6 s for a warm shutdown (its loop notices the signal within 2 s, then the pool is
+# joined), so a test's worker normally ends killed: fine for throwaway workers, whose broker namespace and
+# database go away with the test. Raise it where a clean exit matters more than time.
+WARM_SHUTDOWN_SECONDS = 2.0
 
 
 # ------------------------------------------------------------------------------------ celery workers
@@ -44,7 +49,7 @@ def celery_worker_command(name: str, *, concurrency: int = 2, queues: str = WORK
 def start_celery_worker(log_path: Path, env: Mapping[str, str], *, name: str, concurrency: int = 2,
                         queues: str = WORKER_QUEUES, ready_timeout: float = 60.0) -> subprocess.Popen:
     """Start a worker writing to ``log_path`` and wait until it logs ``ready.``; raises
-    ``WorkerDidNotStart`` (with the log's tail) if it exits or times out, after killing it."""
+    ``WorkerDidNotStart`` (with the log's tail) if it exits or times out, after stopping it."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             celery_worker_command(name, concurrency=concurrency, queues=queues),
@@ -53,12 +58,40 @@ def start_celery_worker(log_path: Path, env: Mapping[str, str], *, name: str, co
     deadline = time.monotonic() + ready_timeout
     while "ready." not in log_path.read_text(errors="replace"):
         if process.poll() is not None or time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+            stop_process_group(process)
             raise WorkerDidNotStart("celery worker did not start:\n" + log_path.read_text(errors="replace")[-4000:])
         time.sleep(0.2)
     return process
+
+
+def stop_process_group(process: subprocess.Popen, *, grace: float = WARM_SHUTDOWN_SECONDS) -> None:
+    """Stop a process started with ``start_new_session=True`` and everything in its process group.
+
+    SIGTERM goes to the leader only: a Celery worker then shuts down warm and ends its own pool. (A SIGTERM
+    to the whole group also kills the pool processes under the worker, which then often hangs in its
+    shutdown: 10-40 s measured on the filesystem broker.) After ``grace`` seconds, or as soon as the leader
+    has exited, whatever is left of the group gets SIGKILL, so no pool process outlives the worker. The
+    leader is reaped only after that: while it is an unreaped zombie its pid, the group id, cannot be reused.
+    """
+    pid = process.pid
+    if process.returncode is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while not _exited(pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def _exited(pid: int) -> bool:
+    """The child has exited (it stays a zombie, not reaped: WNOWAIT)."""
+    try:
+        return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:  # already reaped elsewhere
+        return True
 
 
 # ------------------------------------------------------------------------------------ /proc

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -32,6 +31,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
+from benchmarks import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_BASE_URL = "https://app.test"
@@ -303,38 +304,19 @@ def celery_worker_process(transactional_db, tmp_path) -> Iterator[WorkerProcess]
     """
     _purge_broker()
     log_path = tmp_path / "celery-worker.log"
-    log = log_path.open("wb")
-    name = f"test-{uuid.uuid4().hex[:8]}@%h"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "telephony_app", "worker", "--loglevel", "INFO",
-         "--concurrency", "2", "-Q", "realtime,default,bulk", "-n", name,
-         "--without-gossip", "--without-mingle", "--without-heartbeat"],
-        cwd=ROOT, env=child_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    worker = WorkerProcess(process, log_path)
-    deadline = time.monotonic() + 60
-    while "ready." not in worker.log():
-        if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
-            pytest.fail("celery worker did not start:\n" + worker.log()[-4000:])
-        time.sleep(0.2)
     try:
-        yield worker
+        process = harness.start_celery_worker(log_path, child_env(), name=f"test-{uuid.uuid4().hex[:8]}@%h")
+    except harness.WorkerDidNotStart as exc:
+        pytest.fail(str(exc))
+    try:
+        yield WorkerProcess(process, log_path)
     finally:
         _stop(process)
-        log.close()
 
 
 def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+    """SIGTERM to the worker alone, a short wait for its warm shutdown, then SIGKILL to its process group."""
+    harness.stop_process_group(process)
 
 
 def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1, what: str = "") -> Any:

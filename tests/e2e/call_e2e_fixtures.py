@@ -6,7 +6,7 @@
 
 Star-importing this module brings in the fixtures ``recordings``, ``phone`` (a ``LivePhone``; a test module
 may override ``portal_settings`` to add to the portal's settings) and ``worker`` (the first real worker);
-helpers are imported by name. Workers are started by ``benchmarks.harness``.
+helpers are imported by name. Workers are started and stopped by ``benchmarks.harness``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "calls"))
 
 from call_scenario_fixtures import CLIENT, LINE, recordings, staff
-from conftest import WorkerProcess, _stop, child_env, install_through_ui, wait_until
+from conftest import WorkerProcess, child_env, install_through_ui, wait_until
 
 from benchmarks import harness
 from calls.models import Call
@@ -161,7 +161,7 @@ def start_worker(log_path: Path, *, concurrency: int = 2) -> WorkerProcess:
 
 
 def stop_worker(worker: WorkerProcess) -> None:
-    _stop(worker.process)
+    harness.stop_process_group(worker.process)
 
 
 def pool_children(worker: WorkerProcess) -> list[int]:
