@@ -59,7 +59,8 @@ def start_celery_worker(log_path: Path, env: Mapping[str, str], *, name: str, co
     while "ready." not in log_path.read_text(errors="replace"):
         if process.poll() is not None or time.monotonic() > deadline:
             stop_process_group(process)
-            raise WorkerDidNotStart("celery worker did not start:\n" + log_path.read_text(errors="replace")[-4000:])
+            tail = log_path.read_text(errors="replace")[-4000:]
+            raise WorkerDidNotStart(f"celery worker did not start:\n{tail}")
         time.sleep(0.2)
     return process
 
