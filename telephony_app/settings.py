@@ -330,3 +330,11 @@ CELERY_BEAT_SCHEDULE["calls-prune-route-decisions"] = {
     "task": "calls.routing_tasks.prune_route_decisions_task",
     "schedule": 3600.0,
 }
+
+# --- Recordings housekeeping (calls.recordings.tasks) ---------------------------------------------------
+# Download/conversion temp files a killed worker left in RECORDINGS_DIR/tmp (older than 6 h) are removed.
+CELERY_IMPORTS = (*CELERY_IMPORTS, "calls.recordings.tasks")
+CELERY_BEAT_SCHEDULE["calls-recordings-remove-stale-temp-files"] = {
+    "task": "calls.recordings.tasks.remove_stale_temp_files",
+    "schedule": 3600.0,
+}
