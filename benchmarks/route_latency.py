@@ -5,9 +5,11 @@ latency per REST request (``--bitrix24-latency-ms``, default 120 ms: a cloud por
 data centre). The connector runs as a WSGI server on 127.0.0.1; requests are signed by the PBX
 simulator exactly as a PBX signs them, one at a time (this measures latency, not throughput).
 
-Two clocks per request: the PBX's (signing, HTTP, wsgiref, Django: what the dial plan waits for) and
+Three clocks per request: the PBX's (signing, HTTP, wsgiref, Django: what the dial plan waits for),
 the server's (from the WSGI call to the last byte of the response: Django, the view, the database
-and the cache), with the SQL statements the request thread ran. A bare Django request (an unknown
+and the cache) and the CPU time of the server thread (the part of the server time that is our
+Python, not waiting: the figure to compare on a busy machine), with the SQL statements the request
+thread ran. A bare Django request (an unknown
 URL: middleware and the 404 page, no query) is measured the same way as the floor.
 
     .venv/bin/python benchmarks/route_latency.py                 # SQLite + file cache
@@ -107,7 +109,7 @@ class _ServerClock:
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.samples: list[tuple[float, int]] = []  # (milliseconds, statements)
+        self.samples: list[tuple[float, float, int]] = []  # (wall ms, CPU ms of the server thread, statements)
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         from django.db import connection
@@ -119,7 +121,7 @@ class _ServerClock:
             statements += 1
             return execute(sql, params, many, context)
 
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         with connection.execute_wrapper(count):
             result = self.app(environ, start_response)
             try:
@@ -129,7 +131,9 @@ class _ServerClock:
                 close = getattr(result, "close", None)
                 if close is not None:
                     close()
-        self.samples.append(((time.perf_counter() - started) * 1000, statements))
+        self.samples.append(
+            ((time.perf_counter() - started) * 1000, (time.thread_time() - cpu_started) * 1000, statements)
+        )
         return [body]
 
 
@@ -194,19 +198,22 @@ class _Run:
     def __init__(self) -> None:
         self.client: list[float] = []
         self.server: list[float] = []
+        self.cpu: list[float] = []
         self.statements: list[int] = []
         self.sources: dict[str, int] = {}
 
     def add(self, other: _Run) -> None:
         self.client += other.client
         self.server += other.server
+        self.cpu += other.cpu
         self.statements += other.statements
         for key, value in other.sources.items():
             self.sources[key] = self.sources.get(key, 0) + value
 
     def report(self, label: str) -> str:
         statements = statistics.fmean(self.statements) if self.statements else 0.0
-        return (f"{label:<31}PBX    {_percentiles(self.client)}\n{'':<31}server {_percentiles(self.server)}"
+        return (f"{label:<31}PBX    {_percentiles(self.client)}\n{'':<31}server {_percentiles(self.server)}\n"
+                f"{'':<31}CPU    {_percentiles(self.cpu)}"
                 f"  SQL/request={statements:.1f}" + (f"  sources={self.sources}" if self.sources else ""))
 
 
@@ -222,8 +229,9 @@ def _measure(sim: Any, numbers: list[str], clock: _ServerClock) -> _Run:
         run.client.append((time.perf_counter() - started) * 1000)
         if sent.response.status != 200:
             raise SystemExit(f"/route answered {sent.response.status}: {sent.response.body[:300]!r}")
-    for elapsed, statements in clock.samples[first_sample:]:
+    for elapsed, cpu, statements in clock.samples[first_sample:]:
         run.server.append(elapsed)
+        run.cpu.append(cpu)
         run.statements.append(statements)
     for source in RouteDecision.objects.filter(id__gt=first_id).values_list("source", flat=True):
         run.sources[source] = run.sources.get(source, 0) + 1
@@ -240,8 +248,9 @@ def _measure_bare(base_url: str, clock: _ServerClock, count: int) -> _Run:
             started = time.perf_counter()
             session.get(f"{base_url}/no-such-page-{i}/", timeout=10)
             run.client.append((time.perf_counter() - started) * 1000)
-    for elapsed, statements in clock.samples[first_sample:]:
+    for elapsed, cpu, statements in clock.samples[first_sample:]:
         run.server.append(elapsed)
+        run.cpu.append(cpu)
         run.statements.append(statements)
     return run
 

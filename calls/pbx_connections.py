@@ -4,13 +4,18 @@ sign requests (services: writes, plus the two key lookups every request needs)."
 from __future__ import annotations
 
 import base64
+import logging
+import secrets as token_source
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 
 from portals.models import Portal
@@ -27,6 +32,8 @@ from .models import ConnectionSecret, PbxConnection
 # (``manage.py shell``, one-off scripts).
 
 DEFAULT_ROTATION_OVERLAP = timedelta(hours=24)
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,7 @@ def rotate_secret(connection: PbxConnection, *, overlap: timedelta = DEFAULT_ROT
             Q(expires_at__isnull=True) | Q(expires_at__gt=until)
         ).update(expires_at=until)
         secret = _new_secret(connection, now)
+    forget_auth_material()
     return IssuedSecret(connection, secret)
 
 
@@ -131,3 +139,40 @@ def purge_expired_secrets(*, older_than: timedelta = timedelta(days=7)) -> int:
     """Delete keys expired for a while (kept a week for the audit trail); returns the count."""
     deleted, _ = ConnectionSecret.objects.filter(expires_at__lt=timezone.now() - older_than).delete()
     return deleted
+
+
+# --- invalidation of the authentication cache ----------------------------------------------------
+# ``calls.api.authentication`` keeps each connection's row, portal and decrypted keys in process
+# memory for ``PBX_AUTH_CACHE_SECONDS``, stamped with this epoch, which every request reads from
+# the shared cache: a new epoch makes every process reload on its next request.
+
+AUTH_EPOCH_KEY = "pbx:auth:epoch"
+
+
+def forget_auth_material() -> None:
+    """Every process reloads connections, portals and keys on its next PBX request.
+
+    Called inside the changing transaction (signal receivers), the epoch moves again once the change
+    is committed: a request in between could otherwise reload the old rows under the new epoch.
+    """
+    _new_epoch()
+    if transaction.get_connection().in_atomic_block:
+        transaction.on_commit(_new_epoch)
+
+
+def _new_epoch() -> None:
+    try:
+        cache.set(AUTH_EPOCH_KEY, token_source.token_hex(8), None)
+    except Exception:
+        # The cache is down: requests cannot read the epoch either, and then do not use the memory.
+        logger.warning("could not move the PBX authentication epoch", exc_info=True)
+
+
+@receiver([post_save, post_delete], sender=PbxConnection, dispatch_uid="calls.pbx_connections.connection_changed")
+@receiver([post_save, post_delete], sender=ConnectionSecret, dispatch_uid="calls.pbx_connections.secret_changed")
+@receiver([post_save, post_delete], sender=Portal, dispatch_uid="calls.pbx_connections.portal_changed")
+def _auth_material_changed(sender: type, **kwargs: object) -> None:
+    """Saved through the ORM (admin, services): applies to the next request in every process.
+    Queryset updates send no signal; they apply within ``PBX_AUTH_CACHE_SECONDS``."""
+    forget_auth_material()
+

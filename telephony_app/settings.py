@@ -321,6 +321,9 @@ ROUTE_LOOKUP_THREADS = env_int("ROUTE_LOOKUP_THREADS", 8)
 # Where /route keeps its webhook-id receipts: "cache" (Redis, SET NX with a 24 h expiry) or "database"
 # (PbxWebhookReceipt, like the other endpoints). The file cache used without Redis culls entries.
 PBX_ROUTE_RECEIPTS = env_str("PBX_ROUTE_RECEIPTS", "cache" if REDIS_URL else "database")
+# PBX API authentication keeps each connection's row, portal and keys in process memory this long at
+# most; ORM saves apply at once (shared epoch), queryset updates (e.g. uninstall) within this.
+PBX_AUTH_CACHE_SECONDS = float(env_str("PBX_AUTH_CACHE_SECONDS", "5"))
 CELERY_IMPORTS = ("calls.originate_tasks", "calls.routing_tasks")
 CELERY_BEAT_SCHEDULE["calls-sweep-originate-commands"] = {
     "task": "calls.originate_tasks.sweep_originate_commands",

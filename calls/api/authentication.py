@@ -6,20 +6,38 @@ malformed headers, or a timestamp more than 5 minutes off → 401; body over the
 413; no signature matching any unexpired secret of *this* connection → 401. A disabled
 connection or an uninstalled portal is refused later with 409, only to an authenticated caller.
 
-The connection, its portal and its unexpired keys are read on every request, in one query, and
-never kept between requests: disabling a connection, uninstalling a portal (a queryset update that
-sends no signal) and revoking a key apply to the very next request in every process, with no
-invalidation to get wrong. Caching them in process memory would save that one round trip; the
-measurements in ``benchmarks/route_latency.py`` did not justify a window in which a revoked key or
-an uninstalled portal is still let in.
+**Auth material in process memory.** Reading the connection, its portal and its keys was a third
+of a ``/route`` cache hit's CPU (query compilation and three models hydrated, every request), so
+each process keeps them per connection, as plain values plus the decrypted keys with their expiry:
+
+* every request reads the invalidation epoch from the shared cache
+  (``calls.pbx_connections.AUTH_EPOCH_KEY``); anything saved through the ORM — a connection
+  disabled in the admin, a portal reinstalled, a secret added, rotated or deleted — moves it, and
+  every process reloads on its next request;
+* a key's expiry is checked at each request, so a rotation overlap ends on the second;
+* a signature no cached key matches is checked again against freshly read keys before the 401,
+  so a secret issued by another process works at once;
+* queryset updates send no signal (uninstall, dead tokens, scripts): they apply within
+  ``PBX_AUTH_CACHE_SECONDS`` (default 5), the age after which an entry is read again anyway;
+* unknown connections are never remembered, and streamed uploads read everything fresh (their
+  signature is only checked once the body has streamed through, too late to retry).
+
+Each request gets its own model instances, built from the remembered values: nothing a view does to
+``auth.connection`` leaks into another request.
 """
 
 from __future__ import annotations
 
+import copy
+import time
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
-from django.db.models import Q
+from django.db.models import Model, Q
 from django.utils import timezone
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -28,10 +46,14 @@ from rest_framework.request import Request
 from calls import signing
 from calls.models import ConnectionSecret, PbxConnection
 from calls.pbx_answers import PbxApiError
+from calls.pbx_connections import AUTH_EPOCH_KEY
+from portals.models import Portal
 
-# Encrypted columns no PBX endpoint reads on the request path: not decrypted on every request
-# (loaded on first access if some code does read them).
+# Encrypted columns no PBX endpoint reads on the request path: neither decrypted per request nor
+# kept in memory (loaded on first access if some code does read them).
 _DEFERRED = ("connection__recording_secret", "connection__portal__application_token")
+_MAX_ENTRIES = 10_000
+_UNREADABLE = object()  # the epoch when the cache cannot be read: matches no entry
 
 
 @dataclass(frozen=True)
@@ -55,33 +77,132 @@ class PbxAuth:
         return self.signed.webhook_id
 
 
-def _public_id(request: Request) -> str:
-    return str((request.parser_context or {}).get("kwargs", {}).get("connection_id", ""))
+# --- the material ------------------------------------------------------------------------------
 
 
-def connection_and_keys(public_id: str) -> tuple[PbxConnection, list[bytes]]:
+@dataclass(frozen=True)
+class _Row:
+    """One model instance's loaded fields, to rebuild an independent instance from."""
+
+    db: str
+    names: tuple[str, ...]
+    values: tuple[Any, ...]
+
+    @classmethod
+    def of(cls, instance: Model) -> _Row:
+        deferred = instance.get_deferred_fields()
+        names = tuple(f.attname for f in instance._meta.concrete_fields if f.attname not in deferred)
+        return cls(instance._state.db or "default", names, tuple(getattr(instance, name) for name in names))
+
+    def build(self, model: type[Model]) -> Any:
+        # deepcopy: JSON fields (portal settings, recording hosts) are mutable.
+        return model.from_db(self.db, list(self.names), copy.deepcopy(list(self.values)))
+
+
+@dataclass(frozen=True)
+class AuthMaterial:
+    connection: _Row
+    portal: _Row
+    keys: tuple[tuple[bytes, datetime | None], ...]  # newest first, with their expiry
+    epoch: Any
+    loaded_at: float
+
+    def build_connection(self) -> PbxConnection:
+        connection = self.connection.build(PbxConnection)
+        connection.portal = self.portal.build(Portal)
+        return connection
+
+    def keys_at(self, now: datetime) -> list[bytes]:
+        return [key for key, expires_at in self.keys if expires_at is None or expires_at > now]
+
+
+_materials: dict[str, AuthMaterial] = {}
+
+
+def cache_seconds() -> float:
+    return float(getattr(settings, "PBX_AUTH_CACHE_SECONDS", 5))
+
+
+def _monotonic() -> float:
+    return time.monotonic()
+
+
+def _current_epoch() -> Any:
+    try:
+        return cache.get(AUTH_EPOCH_KEY)
+    except Exception:
+        return _UNREADABLE
+
+
+def load_material(public_id: str, epoch: Any = _UNREADABLE) -> AuthMaterial:
     """The connection (portal loaded) and every unexpired key, newest first (as
     ``calls.pbx_connections.verification_keys``), in one query: the secrets joined with their
     connection and portal. Only a connection without an unexpired key costs a second query."""
-    now = timezone.now()
     rows = list(
         ConnectionSecret.objects.filter(connection__public_id=public_id)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
+        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
         .select_related("connection__portal")
         .defer(*_DEFERRED)
         .order_by("-created_at", "-id")
     )
     if rows:
-        return rows[0].connection, [row.key_bytes() for row in rows]
-    connection = (
-        PbxConnection.objects.select_related("portal")
-        .defer(*(name.removeprefix("connection__") for name in _DEFERRED))
-        .filter(public_id=public_id)
-        .first()
+        connection = rows[0].connection
+    else:
+        connection = (
+            PbxConnection.objects.select_related("portal")
+            .defer(*(name.removeprefix("connection__") for name in _DEFERRED))
+            .filter(public_id=public_id)
+            .first()
+        )
+        if connection is None:
+            raise PbxApiError(404, "unknown_connection", "No connection with this id.")
+    return AuthMaterial(
+        connection=_Row.of(connection),
+        portal=_Row.of(connection.portal),
+        keys=tuple((row.key_bytes(), row.expires_at) for row in rows),
+        epoch=epoch,
+        loaded_at=_monotonic(),
     )
-    if connection is None:
-        raise PbxApiError(404, "unknown_connection", "No connection with this id.")
-    return connection, []
+
+
+def _fresh(public_id: str, epoch: Any) -> AuthMaterial:
+    material = load_material(public_id, epoch)
+    if epoch is not _UNREADABLE:
+        if len(_materials) >= _MAX_ENTRIES:
+            _materials.clear()
+        _materials[public_id] = material
+    return material
+
+
+def material_for(public_id: str) -> tuple[AuthMaterial, bool]:
+    """(material, whether it came from memory). Raises the 404 for an unknown connection."""
+    # The epoch is read before the rows: a change committed after the read moves the epoch after
+    # it too, so rows loaded under the old epoch are reloaded on the next request.
+    epoch = _current_epoch()
+    remembered = _materials.get(public_id)
+    if (
+        remembered is not None
+        and epoch is not _UNREADABLE
+        and remembered.epoch == epoch
+        and _monotonic() - remembered.loaded_at < cache_seconds()
+    ):
+        return remembered, True
+    return _fresh(public_id, epoch), False
+
+
+def forget_material(public_id: str | None = None) -> None:
+    """Drop this process's memory of one connection (or of all)."""
+    if public_id is None:
+        _materials.clear()
+    else:
+        _materials.pop(public_id, None)
+
+
+def _public_id(request: Request) -> str:
+    return str((request.parser_context or {}).get("kwargs", {}).get("connection_id", ""))
+
+
+# --- DRF ------------------------------------------------------------------------------------------
 
 
 class PbxSignatureAuthentication(BaseAuthentication):
@@ -89,14 +210,21 @@ class PbxSignatureAuthentication(BaseAuthentication):
     (recording uploads) gets ``auth.verifier`` instead and feeds it the body as it streams it."""
 
     def authenticate(self, request: Request) -> tuple[PbxPrincipal, PbxAuth]:
-        connection, keys = connection_and_keys(_public_id(request))
+        public_id = _public_id(request)
+        view = (request.parser_context or {}).get("view")
+        streamed = getattr(view, "stream_request_body", False)
+        if streamed:
+            material, remembered = load_material(public_id), False
+        else:
+            material, remembered = material_for(public_id)
         try:
             signed = signing.parse_headers(request.headers)
         except signing.SignatureError as exc:
             raise PbxApiError(401, exc.code, str(exc)) from exc
-        verifier = signing.StreamingVerifier(keys, signed)
-        view = (request.parser_context or {}).get("view")
-        if getattr(view, "stream_request_body", False):
+        now = timezone.now()
+        verifier = signing.StreamingVerifier(material.keys_at(now), signed)
+        if streamed:
+            connection = material.build_connection()
             return PbxPrincipal(connection), PbxAuth(connection, signed, None, verifier)
         try:
             body = request._request.body
@@ -106,7 +234,17 @@ class PbxSignatureAuthentication(BaseAuthentication):
         try:
             verifier.verify()
         except signing.SignatureError as exc:
-            raise PbxApiError(401, exc.code, str(exc)) from exc
+            if not remembered:
+                raise PbxApiError(401, exc.code, str(exc)) from exc
+            # Maybe signed with a key issued since (in another process): ask the database.
+            material = _fresh(public_id, _current_epoch())
+            verifier = signing.StreamingVerifier(material.keys_at(now), signed)
+            verifier.update(body)
+            try:
+                verifier.verify()
+            except signing.SignatureError as again:
+                raise PbxApiError(401, again.code, str(again)) from again
+        connection = material.build_connection()
         return PbxPrincipal(connection), PbxAuth(connection, signed, body, None)
 
     def authenticate_header(self, request: Request) -> str:

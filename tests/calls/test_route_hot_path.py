@@ -1,13 +1,15 @@
 """``POST /route`` answered from the cache: what a hit costs, and that nothing got weaker for it.
 
-A hit reads the connection, its portal and its keys (one query), fetches the receipt and the cached
-answer in one cache round trip, and inserts the ``RouteDecision``. These tests pin that cost, and
-that the shortcuts never serve something stale: a rotated, revoked or disabled connection, a
-changed line, a forgotten number, a replayed ``webhook-id`` in either receipt store.
+A hit takes the connection, its portal and its keys from process memory (checked against the shared
+invalidation epoch), fetches the receipt and the cached answer in one cache round trip, and inserts
+the ``RouteDecision``. These tests pin that cost, and that the shortcuts never serve something
+stale: a rotated, revoked or disabled connection, a changed line, a forgotten number, a replayed
+``webhook-id`` in either receipt store.
 """
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -21,7 +23,14 @@ from django.utils import timezone
 from pbx_api_fixtures import make_tenant
 
 from calls import signing
-from calls.models import ExtensionOverride, PbxConnection, PbxLine, PbxWebhookReceipt, RouteDecision
+from calls.models import (
+    ConnectionSecret,
+    ExtensionOverride,
+    PbxConnection,
+    PbxLine,
+    PbxWebhookReceipt,
+    RouteDecision,
+)
 from calls.pbx_connections import rotate_secret
 from calls.routing import forget_number
 from calls.routing_settings import set_line_routing
@@ -70,7 +79,7 @@ def _tables(queries: list[dict]) -> str:
 
 
 @pytest.mark.usefixtures("transactional_db")
-def test_cache_hit_is_one_query_for_the_connection_and_one_insert_for_the_decision(
+def test_cache_hit_is_one_insert_for_the_decision_and_no_read(
     installed_portal, pbx_server, client, settings, django_assert_max_num_queries
 ):
     settings.PBX_ROUTE_RECEIPTS = "cache"
@@ -79,13 +88,11 @@ def test_cache_hit_is_one_query_for_the_connection_and_one_insert_for_the_decisi
     line_routing(pbx, LINE, default_extension="600")
     sim = pbx.simulator()
     first = _route(sim)
-    with django_assert_max_num_queries(2) as captured:
+    with django_assert_max_num_queries(1) as captured:
         second = _route(sim, "8 916 555-01-23")
     assert first == second == (200, {"extension": "101", "user_id": 2, "reason": "crm_responsible",
                                      "crm_entity": {"type": "CONTACT", "id": contact.id}})
-    sql = _tables(captured.captured_queries)
-    for table in ("calls_pbxline", "calls_extensiondirectory", "calls_extensionoverride", "calls_pbxwebhookreceipt"):
-        assert table not in sql
+    assert captured.captured_queries[0]["sql"].startswith('INSERT INTO "calls_routedecision"')
     assert list(RouteDecision.objects.order_by("id").values_list("source", "user_id")) == [
         ("bitrix24", 2), ("cache", 2)]
 
@@ -99,18 +106,18 @@ def test_with_receipts_in_the_database_a_hit_adds_only_the_receipt_read_and_inse
     line_routing(pbx, LINE, default_extension="600")
     sim = pbx.simulator()
     first = _route(sim)
-    # connection, receipt read, BEGIN, decision, receipt, COMMIT (where the backend logs the last two)
-    with django_assert_max_num_queries(6) as captured:
+    # receipt read, BEGIN, decision, receipt, COMMIT (where the backend logs BEGIN and COMMIT)
+    with django_assert_max_num_queries(5) as captured:
         second = _route(sim)
     assert first == second == (200, {"extension": "600", "user_id": None, "reason": "line_default",
                                      "crm_entity": None})
     sql = _tables(captured.captured_queries)
-    for table in ("calls_pbxline", "calls_extensiondirectory", "calls_extensionoverride"):
+    for table in ("calls_pbxline", "calls_extensiondirectory", "calls_extensionoverride", "calls_pbxconnection"):
         assert table not in sql
     assert PbxWebhookReceipt.objects.count() == 2
 
 
-# --- secrets and connection state apply to the very next request -------------------------------
+# --- secrets and connection state: at once when saved, within the memory's age when updated -----
 
 
 @pytest.fixture
@@ -121,12 +128,34 @@ def tenant_with_line(db, client):
     return tenant
 
 
+@pytest.fixture
+def later(monkeypatch):
+    """Move the clock the authentication memory ages by: ``later(seconds)``."""
+    from calls.api import authentication
+
+    offset = 0.0
+    real = authentication._monotonic
+
+    def advance(seconds: float) -> None:
+        nonlocal offset
+        offset += seconds
+
+    monkeypatch.setattr(authentication, "_monotonic", lambda: real() + offset)
+    return advance
+
+
 def line_routing_for(connection: PbxConnection, **fields):
     return set_line_routing(PbxLine.objects.get(connection=connection, number=LINE), **fields)
 
 
 def _internal(sim, **kwargs) -> tuple[int, dict]:
     return _route(sim, INTERNAL_CALLER, **kwargs)
+
+
+def _set_enabled(connection: PbxConnection, enabled: bool) -> None:
+    """The admin's way (a model save): applies to the next request in every process."""
+    connection.enabled = enabled
+    connection.save()
 
 
 def test_revoked_secret_is_refused_and_the_new_one_accepted_on_the_next_route(tenant_with_line):
@@ -138,42 +167,76 @@ def test_revoked_secret_is_refused_and_the_new_one_accepted_on_the_next_route(te
                                                           "reason": "line_default", "crm_entity": None})
 
 
-def test_during_a_rotation_overlap_both_secrets_route_until_the_old_one_expires(tenant_with_line):
+def test_rotation_overlap_ends_on_time_although_the_keys_are_remembered(tenant_with_line, monkeypatch):
     tenant = tenant_with_line
-    assert _internal(tenant.sim)[0] == 200
     new = rotate_secret(tenant.connection).secret
     assert _internal(tenant.sim, secrets=[tenant.secret])[0] == 200
     assert _internal(tenant.sim, secrets=[new])[0] == 200
-    tenant.connection.secrets.exclude(expires_at=None).update(expires_at=timezone.now() - timedelta(seconds=1))
+    # A day later: nothing was saved meanwhile, the remembered old key has simply expired.
+    from calls.api import authentication
+
+    day_later = timezone.now() + timedelta(hours=24, seconds=1)
+    monkeypatch.setattr(authentication.timezone, "now", lambda: day_later)
     assert _internal(tenant.sim, secrets=[tenant.secret])[0] == 401
     assert _internal(tenant.sim, secrets=[new])[0] == 200
 
 
-def test_disabling_the_connection_refuses_the_next_route_and_enabling_it_lets_it_through(tenant_with_line):
+def test_a_key_added_without_any_signal_is_accepted_at_once(tenant_with_line):
+    """Another process issued it (or a script inserted it): no cached key matches, the database does."""
     tenant = tenant_with_line
     assert _internal(tenant.sim)[0] == 200
-    tenant.connection.enabled = False
-    tenant.connection.save()
+    key = b"k" * 32
+    ConnectionSecret.objects.bulk_create(
+        [ConnectionSecret(connection=tenant.connection, key=base64.b64encode(key).decode("ascii"))]
+    )
+    assert _internal(tenant.sim, secrets=[signing.encode_secret(key)])[0] == 200
+    assert _internal(tenant.sim, secrets=[signing.encode_secret(b"w" * 32)])[0] == 401
+
+
+def test_disabling_the_connection_refuses_the_next_route_and_enabling_lets_it_through(tenant_with_line):
+    tenant = tenant_with_line
+    assert _internal(tenant.sim)[0] == 200
+    _set_enabled(tenant.connection, False)
     assert _internal(tenant.sim)[1]["error"] == "connection_disabled"
-    PbxConnection.objects.filter(pk=tenant.connection.pk).update(enabled=True)
+    _set_enabled(tenant.connection, True)
     assert _internal(tenant.sim)[0] == 200
-    # A queryset update sends no signal: it applies at once all the same.
-    PbxConnection.objects.filter(pk=tenant.connection.pk).update(enabled=False)
-    assert _internal(tenant.sim)[0] == 409
-    assert RouteDecision.objects.count() == 2
 
 
-def test_uninstalling_the_portal_refuses_the_next_route(tenant_with_line):
+def test_a_queryset_update_applies_within_the_memorys_age(tenant_with_line, settings, later):
+    settings.PBX_AUTH_CACHE_SECONDS = 5
     tenant = tenant_with_line
     assert _internal(tenant.sim)[0] == 200
+    PbxConnection.objects.filter(pk=tenant.connection.pk).update(enabled=False)  # sends no signal
+    later(5)
+    assert _internal(tenant.sim)[1]["error"] == "connection_disabled"
+
+
+def test_uninstalling_the_portal_refuses_routes_within_the_memorys_age(tenant_with_line, settings, later):
+    settings.PBX_AUTH_CACHE_SECONDS = 5
+    tenant = tenant_with_line
+    assert _internal(tenant.sim)[0] == 200
+    # What portals.events.mark_uninstalled does: a queryset update.
     Portal.objects.filter(pk=tenant.portal.pk).update(status=Portal.Status.UNINSTALLED)
+    later(5)
     assert _internal(tenant.sim)[1]["error"] == "portal_uninstalled"
+
+
+def test_a_reinstalled_portal_is_let_in_at_once(tenant_with_line):
+    tenant = tenant_with_line
+    Portal.objects.filter(pk=tenant.portal.pk).update(status=Portal.Status.UNINSTALLED)
+    assert _internal(tenant.sim)[0] == 409
+    portal = Portal.objects.get(pk=tenant.portal.pk)
+    portal.status = Portal.Status.ACTIVE
+    portal.save()  # the install flow saves the portal
+    assert _internal(tenant.sim)[0] == 200
 
 
 def test_another_tenants_secret_never_routes_on_this_connection(tenant_with_line, client):
     other = make_tenant(client)
     assert _internal(tenant_with_line.sim)[0] == 200
+    assert _internal(other.sim)[0] == 200
     assert _internal(tenant_with_line.sim, secrets=[other.secret])[0] == 401
+    assert _internal(other.sim, secrets=[tenant_with_line.secret])[0] == 401
 
 
 # --- the webhook-id rule, in either receipt store -------------------------------------------------
@@ -198,7 +261,7 @@ def test_replayed_webhook_id_is_answered_even_after_the_connection_was_disabled(
     settings.PBX_ROUTE_RECEIPTS = receipts
     tenant = tenant_with_line
     first = _internal(tenant.sim, webhook_id="msg-route-2")
-    PbxConnection.objects.filter(pk=tenant.connection.pk).update(enabled=False)
+    _set_enabled(tenant.connection, False)
     assert _internal(tenant.sim, webhook_id="msg-route-2") == first
     assert _internal(tenant.sim)[0] == 409
 
@@ -217,9 +280,9 @@ def test_replayed_bad_request_gets_the_same_400_even_with_a_good_body(tenant_wit
 def test_a_409_is_not_remembered_so_the_retry_after_enabling_is_routed(tenant_with_line, settings, receipts):
     settings.PBX_ROUTE_RECEIPTS = receipts
     tenant = tenant_with_line
-    PbxConnection.objects.filter(pk=tenant.connection.pk).update(enabled=False)
+    _set_enabled(tenant.connection, False)
     assert _internal(tenant.sim, webhook_id="msg-retry")[0] == 409
-    PbxConnection.objects.filter(pk=tenant.connection.pk).update(enabled=True)
+    _set_enabled(tenant.connection, True)
     assert _internal(tenant.sim, webhook_id="msg-retry")[0] == 200
     assert RouteDecision.objects.count() == 1
 
