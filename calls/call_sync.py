@@ -110,17 +110,35 @@ def apply_pbx_event(pbx_event_pk: int) -> int | None:
     Idempotent: an event already processed changes nothing and still returns its call, so a task
     redelivered after a crash goes on to sync the call.
     """
+    return _apply(pbx_event_pk, claim=False)[0]
+
+
+def process_pbx_event(pbx_event_pk: int) -> tuple[int | None, SyncResult | None]:
+    """What the worker does with an inbox event: apply it, then sync its call at once.
+
+    The call is claimed for the sync in the same UPDATE that records the fact, when nobody holds it
+    (the row is locked there anyway). Returns the call's pk and the sync's result (None, None for an
+    unusable event).
+    """
+    call_pk, token = _apply(pbx_event_pk, claim=True)
+    if call_pk is None:
+        return None, None
+    return call_pk, sync_call(call_pk, claimed=token)
+
+
+def _apply(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | None]:
+    """``apply_pbx_event``; with ``claim``, also the lease token if the call was free to take."""
     with transaction.atomic():
         event = (PbxEvent.objects.select_for_update().select_related("connection")
                  .filter(pk=pbx_event_pk).first())
         if event is None:
-            return None
+            return None, None
         connection = event.connection
         if event.status == PbxEvent.Status.PROCESSED:
             call = _find_call(connection, event.call_id)
-            return call.pk if call else None
+            return (call.pk if call else None), None
         if event.status == PbxEvent.Status.FAILED:
-            return None
+            return None, None
         problem = _fact_problem(event)
         if problem:
             event.status = PbxEvent.Status.FAILED
@@ -129,7 +147,7 @@ def apply_pbx_event(pbx_event_pk: int) -> int | None:
             event.processed_at = timezone.now()
             event.save(update_fields=["status", "error", "attempts", "processed_at"])
             dead_letters.record_event(event, "PBX event cannot be used", problem)
-            return None
+            return None, None
         call = _call_for_event(event, connection)
         now = timezone.now()
         event.status = PbxEvent.Status.PROCESSED
@@ -146,8 +164,12 @@ def apply_pbx_event(pbx_event_pk: int) -> int | None:
                 updates.update(status=Call.Status.PENDING, attempts=0, failing_since=None, next_attempt_at=None)
         elif call.status != Call.Status.IGNORED:
             updates["status"] = Call.Status.PENDING
+        token = None
+        if claim and (call.lease_until is None or call.lease_until < now):
+            token = secrets.token_hex(8)
+            updates.update(lease_token=token, lease_until=now + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 60)))
         Call.objects.filter(pk=call.pk).update(**updates)
-        return call.pk
+        return call.pk, token
 
 
 def _fact_problem(event: PbxEvent) -> str:
@@ -339,7 +361,7 @@ def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSE
 
 
 def _installer_user_id(portal: Portal) -> int | None:
-    if Portal.credential.is_cached(portal):  # read with the call (``_Run``), tokens left out
+    if Portal.credential.is_cached(portal):  # read with the call (``_Run``)
         credential = getattr(portal, "credential", None)
         return credential.user_id if credential is not None else None
     # Read alone: the credential row's encrypted tokens are not needed here.
@@ -389,11 +411,10 @@ class _Run:
 
     def load_call(self, call_pk: int) -> Call:
         if self.portal is None:
-            # The first read brings what the policy needs along: the portal, its extension map and the
-            # installing admin's user id (not the credential's tokens, nor the portal's app token).
+            # The first read brings along what the run needs besides the row: the portal, its extension
+            # map, and its credential (the installing admin's user id; the token pair for the client).
             call = (Call.objects.select_related("portal", "portal__credential", "portal__extension_directory")
-                    .defer("portal__application_token", "portal__credential__access_token",
-                           "portal__credential__refresh_token")
+                    .defer("portal__application_token")
                     .get(pk=call_pk))
             self.portal = call.portal
             self._directory = getattr(self.portal, "extension_directory", None)
@@ -418,17 +439,17 @@ class _Run:
         inputs = call_input(call, self._facts, routed_user_id=self._routed[registered])
         return self._facts, sm.derive(inputs, self._policy)
 
-    def end(self, call_pk: int, token: str, version: int, **fields: Any) -> None:
+    def end(self, call: Call, token: str, version: int, **fields: Any) -> None:
         """Write the run's last fields and let go of the call in the same UPDATE.
 
         It only matches while ``facts_version`` is still the one synced: a fact applied while we held
         the call (its own sync found the call busy) made it fail, and the second UPDATE records that
         the run must go round again. Saves the separate release and re-check on the usual path.
         """
-        fields.update(lease_token="", lease_until=None, updated_at=timezone.now())
-        if Call.objects.filter(pk=call_pk, lease_token=token, facts_version=version).update(**fields):
+        fields = {**_unsaved(call), **fields, "lease_token": "", "lease_until": None, "updated_at": timezone.now()}
+        if Call.objects.filter(pk=call.pk, lease_token=token, facts_version=version).update(**fields):
             self.newer_facts = False
-        elif Call.objects.filter(pk=call_pk, lease_token=token).update(**fields):
+        elif Call.objects.filter(pk=call.pk, lease_token=token).update(**fields):
             self.newer_facts = True
         else:
             raise _LeaseLost
@@ -475,16 +496,18 @@ def note_follow_up_queued(result: SyncResult) -> None:
 # --- syncing ---------------------------------------------------------------------------------------------
 
 
-def sync_call(call_pk: int, *, allow_slow: bool = False) -> SyncResult:
+def sync_call(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None) -> SyncResult:
     """Bring Bitrix24 in line with the call's facts, step by step. Never raises for Bitrix24 failures.
 
     When another worker holds the call, its holder does the work we came for: a holder checks for new
     facts once more *after* letting go, so a fact applied while it was busy is never left behind. The
     "busy" result only asks to come back after the holder's lease, in case the holder died.
+    ``claimed``: the lease token when the caller already holds the call (``process_pbx_event``).
     """
     run = _Run()
     for _ in range(3):
-        token = _claim(call_pk)
+        token = claimed if claimed is not None else _claim(call_pk)
+        claimed = None  # a second round claims the call like anyone else
         if token is None:
             row = Call.objects.filter(pk=call_pk).values_list("lease_until", "uuid").first()
             if row is None or row[0] is None:
@@ -524,12 +547,28 @@ def _claim(call_pk: int) -> str | None:
     return token if claimed else None
 
 
-def _save(call_pk: int, token: str, **fields: Any) -> None:
-    """Persist under the lease; a lost lease means another worker owns the call now: stop."""
-    fields.setdefault("updated_at", timezone.now())
-    fields.setdefault("lease_until", timezone.now() + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 60)))
-    if not Call.objects.filter(pk=call_pk, lease_token=token).update(**fields):
-        raise _LeaseLost
+def _save(call: Call, token: str, **fields: Any) -> None:
+    """Persist under the lease, and on ``call``; a lost lease means another worker owns the call now: stop.
+
+    The write also tells whether a fact was applied meanwhile (``facts_version`` moved on): the loop
+    then reads the row again before its next step; otherwise it goes on from ``call`` as written.
+    """
+    now = timezone.now()
+    fields = {**_unsaved(call), **fields}
+    fields.setdefault("updated_at", now)
+    fields.setdefault("lease_until", now + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 60)))
+    held = Call.objects.filter(pk=call.pk, lease_token=token)
+    if not held.filter(facts_version=call.facts_version).update(**fields):
+        if not held.update(**fields):
+            raise _LeaseLost
+        call.facts_moved_on = True  # noted on this copy only: a fresh read has no such attribute
+    for name, value in fields.items():
+        setattr(call, name, value)
+
+
+def _unsaved(call: Call) -> dict[str, Any]:
+    """Fields set on ``call`` that go to the database with its next write (``_remember_derived``)."""
+    return call.__dict__.pop("unsaved_fields", None) or {}
 
 
 _STATUS_BY_PHASE = {
@@ -543,34 +582,37 @@ _STATUS_BY_PHASE = {
 
 def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> SyncResult:
     client = None
+    call: Call | None = None
     for _ in range(_MAX_STEPS_PER_RUN):
-        # The row is read again before every step (a step's result, a new fact, a forced end); the
-        # facts and the policy only when a new fact came (``_Run``).
-        call = run.load_call(call_pk)
+        # Each step goes on from the row as this run wrote it; it is read again when a write found that
+        # a fact was applied meanwhile (or a forced end: it bumps the version too). The facts and the
+        # policy are read again only then (``_Run``).
+        if call is None or getattr(call, "facts_moved_on", False):
+            call = run.load_call(call_pk)
         if call.status == Call.Status.DEAD:
             return SyncResult("dead", detail=call.last_error)
         version = call.facts_version
         follow_up_key = _follow_up_key(call.uuid, allow_slow)
         try:
             facts, desired = run.derive(call)
-            _remember_derived(call, token, desired, facts)
+            _remember_derived(call, desired, facts)
             wait = _finish_wait(desired)
             steps = sm.plan(desired, achieved_of(call), hold_finish=wait > 0)
             if not steps and wait > 0:
-                run.end(call_pk, token, version, status=Call.Status.PENDING, synced_version=version,
+                run.end(call, token, version, status=Call.Status.PENDING, synced_version=version,
                         next_attempt_at=timezone.now() + timedelta(seconds=wait))
                 return _follow_up("retry", wait, follow_up_key, "finish waits for late events")
             if not steps:
                 return _settle(call, token, run, desired, version)
             step = steps[0]
             if step.kind is sm.StepKind.ATTACH_RECORDING and not allow_slow:
-                _save(call_pk, token, status=Call.Status.PENDING, synced_version=version)
+                _save(call, token, status=Call.Status.PENDING, synced_version=version)
                 return SyncResult("slow_step", detail="recording")
             if client is None:
                 client = _client_for(call)
             _execute(step, call, desired, client, token)
             if call.attempts or call.failing_since:
-                _save(call_pk, token, attempts=0, failing_since=None, last_error="")
+                _save(call, token, attempts=0, failing_since=None, last_error="")
         except _Dead as dead:
             return _to_dead_letter(call, token, dead.reason, dead.detail)
         except _Retry as retry:
@@ -604,15 +646,18 @@ def _client_for(call: Call) -> Any:
     from portals.services import bitrix24_client_for
 
     try:
-        return bitrix24_client_for(call.portal_id)
+        return bitrix24_client_for(call.portal_id, portal=call.portal)
     except PortalUnavailable as exc:
         if exc.status == Portal.Status.INSTALLING:
             raise _Retry("the portal is still being installed") from exc
         raise _Dead(f"portal is {exc.status}", exc.reason or "Bitrix24 cannot be called for this portal") from exc
 
 
-def _remember_derived(call: Call, token: str, desired: sm.Desired, facts: tuple[sm.Fact, ...]) -> None:
-    """Copy what the facts say onto the row, for the admin and selectors (no effect on Bitrix24)."""
+def _remember_derived(call: Call, desired: sm.Desired, facts: tuple[sm.Fact, ...]) -> None:
+    """Copy what the facts say onto the row, for the admin and selectors (no effect on Bitrix24).
+
+    Written with the run's next write (every way out of a run writes), not in an UPDATE of its own.
+    """
     started = min((f for f in facts if f.type == sm.STARTED), key=sm.Fact.sort_key, default=None)
     ended = min((f for f in facts if f.type == sm.ENDED), key=sm.Fact.sort_key, default=None)
     fields: dict[str, Any] = {}
@@ -635,7 +680,9 @@ def _remember_derived(call: Call, token: str, desired: sm.Desired, facts: tuple[
     if unmapped != sorted(call.unmapped_extensions or []):
         fields["unmapped_extensions"] = unmapped
     if fields:
-        _save(call.pk, token, **fields)
+        for name, value in fields.items():
+            setattr(call, name, value)
+        call.unsaved_fields = {**_unsaved(call), **fields}
 
 
 def _settle(call: Call, token: str, run: _Run, desired: sm.Desired, version: int) -> SyncResult:
@@ -649,9 +696,9 @@ def _settle(call: Call, token: str, run: _Run, desired: sm.Desired, version: int
                 f"events of PBX call {call.pbx_call_id} arrived, but no call.started within {limit:.0f} s; "
                 "nothing was sent to Bitrix24. Replay once the PBX has sent call.started.",
             )
-        run.end(call.pk, token, version, status=status, synced_version=version, next_attempt_at=None)
+        run.end(call, token, version, status=status, synced_version=version, next_attempt_at=None)
         return SyncResult("retry", delay=max(1.0, limit - waited), detail="waiting for call.started")
-    run.end(call.pk, token, version, status=status, synced_version=version, next_attempt_at=None, attempts=0,
+    run.end(call, token, version, status=status, synced_version=version, next_attempt_at=None, attempts=0,
             failing_since=None, last_error="")
     return SyncResult("idle")
 
@@ -671,7 +718,7 @@ def _schedule_retry(call: Call, token: str, run: _Run, retry: _Retry, allow_slow
         attempts, failing_since = call.attempts, call.failing_since
         delay = retry.delay or 1.0
     logger.info("call %s: retry in %.1f s (%s)", call.pk, delay, retry.reason)
-    run.end(call.pk, token, call.facts_version, status=Call.Status.PENDING, attempts=attempts,
+    run.end(call, token, call.facts_version, status=Call.Status.PENDING, attempts=attempts,
             failing_since=failing_since, next_attempt_at=now + timedelta(seconds=delay),
             last_error=retry.reason[:2000], synced_version=call.facts_version)
     return _follow_up("retry", delay, _follow_up_key(call.uuid, allow_slow), retry.reason)
@@ -687,7 +734,7 @@ def backoff(attempt: int) -> float:
 
 def _to_dead_letter(call: Call, token: str, reason: str, detail: str) -> SyncResult:
     logger.error("call %s dead-lettered: %s (%s)", call.pk, reason, detail)
-    _save(call.pk, token, status=Call.Status.DEAD, last_error=f"{reason}: {detail}"[:2000], next_attempt_at=None)
+    _save(call, token, status=Call.Status.DEAD, last_error=f"{reason}: {detail}"[:2000], next_attempt_at=None)
     dead_letters.record_call(call, reason, detail)
     return SyncResult("dead", detail=reason)
 
@@ -727,7 +774,7 @@ def _ensure_line(call: Call, number: str, client: Any, token: str) -> None:
             if "already exists" not in exc.description.lower():
                 raise
         cache.set(_line_cache_key(call.portal, number), True, int(conf("CALLS_LINE_CACHE_SECONDS", 3600)))
-    _save(call.pk, token, line_registered=True)
+    _save(call, token, line_registered=True)
 
 
 def _register(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
@@ -740,7 +787,7 @@ def _register(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
                         "the agent's extension is not mapped and the portal has no default user")
     # The mark goes in before the call: if we die after Bitrix24 registered it, the retry re-sends
     # exactly these parameters and gets the same CALL_ID back.
-    _save(call.pk, token, register_params=params, register_attempted_at=call.register_attempted_at or timezone.now())
+    _save(call, token, register_params=params, register_attempted_at=call.register_attempted_at or timezone.now())
     result = client.call(REGISTER, params).result
     call_id = result.get("CALL_ID") if isinstance(result, dict) else None
     if not call_id:
@@ -754,7 +801,7 @@ def _register(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
                       crm_entity_id=_int_or_none(result["CRM_ENTITY_ID"]))
     try:
         with transaction.atomic():
-            _save(call.pk, token, **fields)
+            _save(call, token, **fields)
     except IntegrityError as exc:
         raise _Dead("Bitrix24 returned a CALL_ID that belongs to another call",
                     f"{call_id} is already bound to another call of this portal") from exc
@@ -786,7 +833,7 @@ def _cards(call: Call, step: sm.Step, client: Any, token: str) -> None:
         done = set(commands) - set(result.errors)
         failure = next(iter(result.errors.values()), None)
     if done:
-        _save(call.pk, token, cards_shown=sorted(_apply_cards(shown, step, done)))
+        _save(call, token, cards_shown=sorted(_apply_cards(shown, step, done)))
     if failure is not None:
         raise failure
 
@@ -805,7 +852,7 @@ def _finish(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
     if params.get("USER_ID") is None:
         raise _Dead("no Bitrix24 user to finish the call under", "no agent, missed-call owner or default user")
     tried_before = call.finish_attempted_at is not None
-    _save(call.pk, token, finish_attempted_at=call.finish_attempted_at or timezone.now(), finish_params=params)
+    _save(call, token, finish_attempted_at=call.finish_attempted_at or timezone.now(), finish_params=params)
     try:
         client.call(FINISH, params)
     except b24errors.InvalidRequest as exc:
@@ -813,7 +860,7 @@ def _finish(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
         if not (tried_before and "call is not found" in exc.description.lower()):
             raise
         logger.info("call %s: finish retried after a lost answer; Bitrix24 already finished it", call.pk)
-    _save(call.pk, token, finished_at=timezone.now(), cards_shown=[])
+    _save(call, token, finished_at=timezone.now(), cards_shown=[])
 
 
 def _attach_recording(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
@@ -822,13 +869,13 @@ def _attach_recording(call: Call, desired: sm.Desired, client: Any, token: str) 
     from calls.recordings.services import attach_recording, retry_delay
 
     # Download, conversion and upload can take many minutes: hold the call that long, no longer.
-    _save(call.pk, token, lease_until=timezone.now() + timedelta(seconds=conf("CALLS_RECORDING_LEASE_SECONDS", 1900)))
+    _save(call, token, lease_until=timezone.now() + timedelta(seconds=conf("CALLS_RECORDING_LEASE_SECONDS", 1900)))
     try:
         attach_recording(call_pk=call.pk, event_id=desired.recording.event_id, client=client)
     except RecordingError as exc:
-        _save(call.pk, token, recording_error=exc.reason[:2000])
+        _save(call, token, recording_error=exc.reason[:2000])
         if exc.retryable:
             raise _Retry(f"recording: {exc.reason}", delay=retry_delay(call.attempts + 1, exc)) from exc
         raise _Dead("recording cannot be attached", exc.reason) from exc
-    _save(call.pk, token, recording_key=desired.recording.event_id, recording_attached_at=timezone.now(),
+    _save(call, token, recording_key=desired.recording.event_id, recording_attached_at=timezone.now(),
           recording_error="")

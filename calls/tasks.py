@@ -42,9 +42,9 @@ def _recycle_database_connections(task: Any = None, **_: Any) -> None:
 @shared_task(queue="realtime", soft_time_limit=120, time_limit=150, **_RELIABLE)
 def process_pbx_event(pbx_event_pk: int) -> None:
     """Apply one inbox event to its call, then sync the call right away (lowest latency)."""
-    call_pk = call_sync.apply_pbx_event(pbx_event_pk)
-    if call_pk is not None:
-        _sync(call_pk, allow_slow=False)
+    call_pk, result = call_sync.process_pbx_event(pbx_event_pk)
+    if call_pk is not None and result is not None:
+        _follow_up(call_pk, result, allow_slow=False)
 
 
 @shared_task(queue="realtime", soft_time_limit=120, time_limit=150, **_RELIABLE)
@@ -59,7 +59,11 @@ def attach_recording(call_pk: int) -> None:
 
 
 def _sync(call_pk: int, *, allow_slow: bool) -> None:
-    result = call_sync.sync_call(call_pk, allow_slow=allow_slow)
+    _follow_up(call_pk, call_sync.sync_call(call_pk, allow_slow=allow_slow), allow_slow=allow_slow)
+
+
+def _follow_up(call_pk: int, result: call_sync.SyncResult, *, allow_slow: bool) -> None:
+    """Queue what the sync asked for: the same kind of run later, or the slow step on the bulk queue."""
     again = attach_recording if allow_slow else sync_call
     if result.outcome in ("retry", "busy"):
         if result.queued:

@@ -113,14 +113,19 @@ def rest_call_recorder(portal_id: int | None):
     return record
 
 
-def bitrix24_client_for(portal_id: int) -> Bitrix24Client:
+def bitrix24_client_for(portal_id: int, *, portal: Portal | None = None) -> Bitrix24Client:
     """A Bitrix24 REST client for one portal: its token chain, OAuth server, rate limit and request log.
 
+    ``portal``: the portal's row, read just now together with its ``credential`` (``select_related``),
+    when the caller has it: spares reading them again.
     Raises PortalUnavailable when the portal is uninstalled, its tokens are dead or it is unpaid.
     """
-    # One query for the portal and its token pair: the first request needs the tokens anyway.
-    cred = PortalCredential.objects.select_related("portal").filter(portal_id=portal_id).first()
-    portal = cred.portal if cred is not None else Portal.objects.get(pk=portal_id)
+    if portal is not None and portal.pk == portal_id and Portal.credential.is_cached(portal):
+        cred = getattr(portal, "credential", None)
+    else:
+        # One query for the portal and its token pair: the first request needs the tokens anyway.
+        cred = PortalCredential.objects.select_related("portal").filter(portal_id=portal_id).first()
+        portal = cred.portal if cred is not None else Portal.objects.get(pk=portal_id)
     if not portal.is_callable:
         raise PortalUnavailable(portal.pk, portal.status, portal.dead_reason)
     if cred is None:
