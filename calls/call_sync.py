@@ -35,13 +35,13 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from b24client import errors as b24errors
 from calls import dead_letters, extensions, phones
 from calls import state_machine as sm
-from calls.models import Call, PbxConnection, PbxEvent, PbxLine
+from calls.models import Call, ExtensionOverride, PbxConnection, PbxEvent, PbxLine
 from portals.models import Portal, PortalCredential
 
 logger = logging.getLogger(__name__)
@@ -337,15 +337,19 @@ def _mentioned_extensions(facts: tuple[sm.Fact, ...]) -> set[str]:
     return found
 
 
-def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSET) -> sm.Policy:
-    """The portal's policy for this call. ``directory``: its ``ExtensionDirectory`` (None: none yet), if read."""
+def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSET,
+               has_overrides: bool = True) -> sm.Policy:
+    """The portal's policy for this call. ``directory``: its ``ExtensionDirectory`` (None: none yet), and
+    ``has_overrides``: whether the connection has extension overrides, when the caller read them already."""
     portal = call.portal
     options = portal.settings if isinstance(portal.settings, dict) else {}
     need = _mentioned_extensions(facts)
     if directory is _UNSET:
-        users = extensions.users_by_extension(portal.pk, call.connection_id, need=need)
+        users = extensions.users_by_extension(portal.pk, call.connection_id, need=need,
+                                              has_overrides=has_overrides)
     else:
-        users = extensions.users_by_extension(portal.pk, call.connection_id, need=need, directory=directory)
+        users = extensions.users_by_extension(portal.pk, call.connection_id, need=need, directory=directory,
+                                              has_overrides=has_overrides)
     default_user = _int_or_none(options.get("default_user_id"))
     if default_user is None:
         default_user = _installer_user_id(portal)
@@ -404,6 +408,7 @@ class _Run:
         # Set by ``end``: None while the run holds the call; then whether newer facts came meanwhile.
         self.newer_facts: bool | None = None
         self._directory: Any = _UNSET
+        self._has_overrides = True
         self._facts_key: tuple[Any, ...] | None = None
         self._facts: tuple[sm.Fact, ...] = ()
         self._policy: sm.Policy | None = None
@@ -412,12 +417,16 @@ class _Run:
     def load_call(self, call_pk: int) -> Call:
         if self.portal is None:
             # The first read brings along what the run needs besides the row: the portal, its extension
-            # map, and its credential (the installing admin's user id; the token pair for the client).
+            # map, its credential (the installing admin's user id; the token pair for the client), and
+            # whether the connection overrides any extension (most have none: no query for them).
             call = (Call.objects.select_related("portal", "portal__credential", "portal__extension_directory")
                     .defer("portal__application_token")
+                    .annotate(has_overrides=Exists(ExtensionOverride.objects.filter(
+                        connection_id=OuterRef("connection_id"))))
                     .get(pk=call_pk))
             self.portal = call.portal
             self._directory = getattr(self.portal, "extension_directory", None)
+            self._has_overrides = call.has_overrides
         else:
             call = Call.objects.get(pk=call_pk)
             call.portal = self.portal
@@ -427,9 +436,10 @@ class _Run:
         key = (call.facts_version, call.connection_id, call.pbx_call_id)
         if key != self._facts_key:
             self._facts = facts_of(call)
-            # The map read with the call serves the first policy; a later one (new facts) reads it again.
+            # What the first read brought serves the first policy; a later one (new facts) reads again.
             directory, self._directory = self._directory, _UNSET
-            self._policy = policy_for(call, self._facts, directory=directory)
+            has_overrides, self._has_overrides = self._has_overrides, True
+            self._policy = policy_for(call, self._facts, directory=directory, has_overrides=has_overrides)
             self._routed = {}
             self._facts_key = key
         assert self._policy is not None

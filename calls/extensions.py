@@ -105,15 +105,17 @@ _LOAD: Any = object()
 
 
 def users_by_extension(portal_id: int, connection_id: int | None = None, *,
-                       need: Iterable[str] = (), directory: ExtensionDirectory | None = _LOAD) -> dict[str, int]:
+                       need: Iterable[str] = (), directory: ExtensionDirectory | None = _LOAD,
+                       has_overrides: bool = True) -> dict[str, int]:
     """The extension → user map for a call on ``connection_id``, refreshed if stale or missing ``need``.
 
-    ``directory``: the portal's row (or None: it has none yet) when the caller read it already.
+    ``directory``: the portal's row (or None: it has none yet) when the caller read it already;
+    ``has_overrides=False`` when the caller knows the connection has no ``ExtensionOverride``.
     """
     now = timezone.now()
     if directory is _LOAD:
         directory = ExtensionDirectory.objects.filter(portal_id=portal_id).first()
-    overrides = _overrides(connection_id)
+    overrides = _overrides(connection_id) if has_overrides else {}
     wanted = {e for e in (_clean_extension(x) for x in need) if e} - set(overrides)
     if directory is None or directory.synced_at is None:
         directory = sync_extensions(portal_id, raise_retryable=True)

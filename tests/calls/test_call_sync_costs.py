@@ -62,7 +62,7 @@ def test_each_event_of_a_ring_group_call_is_processed_within_its_query_ceiling(p
                                                                               django_assert_max_num_queries):
     started, ringing, answered, ended, _recording = phone.scenario("ring_group_second_answers").events
     # call.started: create the call, register the external line, register the call
-    ceilings = [(started, 25), (ringing, 13), (answered, 13), (ended, 17)]
+    ceilings = [(started, 24), (ringing, 12), (answered, 12), (ended, 16)]
     for event, ceiling in ceilings:
         pk = inbox_pk(phone, event)
         with django_assert_max_num_queries(ceiling):
@@ -79,8 +79,8 @@ def test_a_sync_with_nothing_to_do_costs_a_handful_of_queries(phone, django_asse
     for event in scenario.events:
         call_pk = call_sync.apply_pbx_event(inbox_pk(phone, event))
         call_sync.sync_call(call_pk)
-    # claim, the row (with the extension map), the facts, the overrides, settle + let go
-    with django_assert_max_num_queries(5):
+    # claim, the row (with the extension map, and that the connection overrides none), the facts, settle + let go
+    with django_assert_max_num_queries(4):
         assert call_sync.sync_call(call_pk).outcome == "idle"
 
 
