@@ -19,6 +19,9 @@ Two kinds of run, each over 1 portal and over 100 portals:
 * burst: N calls whose events all arrive at once; sustained calls/s = N / (first event stored -> last
   call finished in Bitrix24), the connector's capacity on this machine.
 
+Django runs with DEBUG off, as in production (DEBUG=1 in the environment to turn it on: every SQL
+statement is then also recorded, about a tenth of the workers' CPU).
+
 It creates and drops its own database and uses its own broker namespace; nothing else is touched.
 """
 
@@ -76,6 +79,7 @@ def _start_sandbox() -> tuple[Any, Any]:
         RECORDINGS_ALLOW_HTTP="1",
         CELERY_BROKER_NAMESPACE=f"bench-{uuid.uuid4().hex[:8]}",
         LOG_LEVEL="WARNING",
+        DEBUG=os.environ.get("DEBUG", "0"),
         DJANGO_SETTINGS_MODULE="telephony_app.settings",
     )
     return sb, server
@@ -295,7 +299,8 @@ def main() -> None:
         procs, app_url = _start_processes(args, logdir)
         recordings = SimServer().start()
         print(f"calls throughput — PostgreSQL + Redis, {args.workers} celery workers x {args.concurrency} processes, "
-              f"gunicorn x {args.web_workers}, {os.cpu_count()} CPUs; Bitrix24 = sandbox over HTTP (no limits); "
+              f"gunicorn x {args.web_workers}, {os.cpu_count()} CPUs, DEBUG={'on' if settings.DEBUG else 'off'}; "
+              f"Bitrix24 = sandbox over HTTP (no limits); "
               f"calls played {args.speed:g}x faster than real time, mix: {', '.join(MIX)}")
         print(f"{'portals':>7} {'run':>12} {'calls':>6} {'intake p50/p95 ms':>18} "
               f"{'event->register p50/p99/max ms':>31} {'ended->finish p50/p99 ms':>25} {'calls/s':>8} "
