@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import logging
 import secrets as token_source
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -103,7 +104,7 @@ def rotate_secret(connection: PbxConnection, *, overlap: timedelta = DEFAULT_ROT
             Q(expires_at__isnull=True) | Q(expires_at__gt=until)
         ).update(expires_at=until)
         secret = _new_secret(connection, now)
-    forget_auth_material()
+    forget_auth_material([connection.public_id])
     return IssuedSecret(connection, secret)
 
 
@@ -143,36 +144,49 @@ def purge_expired_secrets(*, older_than: timedelta = timedelta(days=7)) -> int:
 
 # --- invalidation of the authentication cache ----------------------------------------------------
 # ``calls.api.authentication`` keeps each connection's row, portal and decrypted keys in process
-# memory for ``PBX_AUTH_CACHE_SECONDS``, stamped with this epoch, which every request reads from
-# the shared cache: a new epoch makes every process reload on its next request.
+# memory for ``PBX_AUTH_CACHE_SECONDS``, stamped with the connection's epoch, which every request
+# reads from the shared cache: a new epoch makes every process reload that connection on its next
+# request.
 
-AUTH_EPOCH_KEY = "pbx:auth:epoch"
+
+def auth_epoch_key(public_id: str) -> str:
+    return f"pbx:auth:epoch:{public_id}"
 
 
-def forget_auth_material() -> None:
-    """Every process reloads connections, portals and keys on its next PBX request.
+def forget_auth_material(public_ids: Iterable[str]) -> None:
+    """Every process reloads these connections (row, portal, keys) on its next PBX request.
 
-    Called inside the changing transaction (signal receivers), the epoch moves again once the change
+    Called inside the changing transaction (signal receivers), the epochs move again once the change
     is committed: a request in between could otherwise reload the old rows under the new epoch.
     """
-    _new_epoch()
+    ids = [public_id for public_id in public_ids if public_id]
+    if not ids:
+        return
+    _new_epochs(ids)
     if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(_new_epoch)
+        transaction.on_commit(lambda: _new_epochs(ids))
 
 
-def _new_epoch() -> None:
+def _new_epochs(public_ids: list[str]) -> None:
     try:
-        cache.set(AUTH_EPOCH_KEY, token_source.token_hex(8), None)
+        cache.set_many({auth_epoch_key(public_id): token_source.token_hex(8) for public_id in public_ids}, None)
     except Exception:
         # The cache is down: requests cannot read the epoch either, and then do not use the memory.
         logger.warning("could not move the PBX authentication epoch", exc_info=True)
 
 
 @receiver([post_save, post_delete], sender=PbxConnection, dispatch_uid="calls.pbx_connections.connection_changed")
-@receiver([post_save, post_delete], sender=ConnectionSecret, dispatch_uid="calls.pbx_connections.secret_changed")
-@receiver([post_save, post_delete], sender=Portal, dispatch_uid="calls.pbx_connections.portal_changed")
-def _auth_material_changed(sender: type, **kwargs: object) -> None:
-    """Saved through the ORM (admin, services): applies to the next request in every process.
+def _connection_changed(sender: type, instance: PbxConnection, **kwargs: object) -> None:
+    """Saved through the ORM (the admin, services): applies to the next request in every process.
     Queryset updates send no signal; they apply within ``PBX_AUTH_CACHE_SECONDS``."""
-    forget_auth_material()
+    forget_auth_material([instance.public_id])
 
+
+@receiver([post_save, post_delete], sender=ConnectionSecret, dispatch_uid="calls.pbx_connections.secret_changed")
+def _secret_changed(sender: type, instance: ConnectionSecret, **kwargs: object) -> None:
+    forget_auth_material(PbxConnection.objects.filter(pk=instance.connection_id).values_list("public_id", flat=True))
+
+
+@receiver([post_save, post_delete], sender=Portal, dispatch_uid="calls.pbx_connections.portal_changed")
+def _portal_changed(sender: type, instance: Portal, **kwargs: object) -> None:
+    forget_auth_material(PbxConnection.objects.filter(portal_id=instance.pk).values_list("public_id", flat=True))

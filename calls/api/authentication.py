@@ -10,10 +10,10 @@ connection or an uninstalled portal is refused later with 409, only to an authen
 of a ``/route`` cache hit's CPU (query compilation and three models hydrated, every request), so
 each process keeps them per connection, as plain values plus the decrypted keys with their expiry:
 
-* every request reads the invalidation epoch from the shared cache
-  (``calls.pbx_connections.AUTH_EPOCH_KEY``); anything saved through the ORM — a connection
-  disabled in the admin, a portal reinstalled, a secret added, rotated or deleted — moves it, and
-  every process reloads on its next request;
+* every request reads the connection's invalidation epoch from the shared cache
+  (``calls.pbx_connections.auth_epoch_key``); anything saved through the ORM — a connection
+  disabled in the admin, its portal reinstalled, a secret added, rotated or deleted — moves it, and
+  every process reloads that connection on its next request;
 * a key's expiry is checked at each request, so a rotation overlap ends on the second;
 * a signature no cached key matches is checked again against freshly read keys before the 401,
   so a secret issued by another process works at once;
@@ -46,7 +46,7 @@ from rest_framework.request import Request
 from calls import signing
 from calls.models import ConnectionSecret, PbxConnection
 from calls.pbx_answers import PbxApiError
-from calls.pbx_connections import AUTH_EPOCH_KEY
+from calls.pbx_connections import auth_epoch_key
 from portals.models import Portal
 
 # Encrypted columns no PBX endpoint reads on the request path: neither decrypted per request nor
@@ -127,9 +127,9 @@ def _monotonic() -> float:
     return time.monotonic()
 
 
-def _current_epoch() -> Any:
+def _current_epoch(public_id: str) -> Any:
     try:
-        return cache.get(AUTH_EPOCH_KEY)
+        return cache.get(auth_epoch_key(public_id))
     except Exception:
         return _UNREADABLE
 
@@ -178,7 +178,7 @@ def material_for(public_id: str) -> tuple[AuthMaterial, bool]:
     """(material, whether it came from memory). Raises the 404 for an unknown connection."""
     # The epoch is read before the rows: a change committed after the read moves the epoch after
     # it too, so rows loaded under the old epoch are reloaded on the next request.
-    epoch = _current_epoch()
+    epoch = _current_epoch(public_id)
     remembered = _materials.get(public_id)
     if (
         remembered is not None
@@ -237,7 +237,7 @@ class PbxSignatureAuthentication(BaseAuthentication):
             if not remembered:
                 raise PbxApiError(401, exc.code, str(exc)) from exc
             # Maybe signed with a key issued since (in another process): ask the database.
-            material = _fresh(public_id, _current_epoch())
+            material = _fresh(public_id, _current_epoch(public_id))
             verifier = signing.StreamingVerifier(material.keys_at(now), signed)
             verifier.update(body)
             try:
