@@ -63,6 +63,14 @@ def _answer(sent) -> tuple[int, dict]:
     return sent.response.status, sent.response.json()
 
 
+def _fresh_shared_state() -> None:
+    """Ids restart with every test database while the shared cache and this process's auth memory do
+    not: an earlier test's entries for the same ids must not count against this one's queries."""
+    from django.core.cache import cache
+
+    cache.clear()  # also moves every auth-memory epoch, so no remembered connection survives
+
+
 def _route(sim, client_number: str = CLIENT, line: str = LINE, **kwargs) -> tuple[int, dict]:
     return _answer(sim.route(client_number, line, **kwargs))
 
@@ -83,6 +91,7 @@ def test_cache_hit_is_one_insert_for_the_decision_and_no_read(
     installed_portal, pbx_server, client, settings, django_assert_max_num_queries
 ):
     settings.PBX_ROUTE_RECEIPTS = "cache"
+    _fresh_shared_state()
     settings.PBX_AUTH_CACHE_SECONDS = 3600  # a loaded machine must not age the keys out between the two requests
     contact = _add_client(installed_portal.b24)
     pbx = connect_pbx(installed_portal.portal, pbx_server, client, lines=(LINE,))
@@ -103,6 +112,7 @@ def test_with_receipts_in_the_database_a_hit_adds_only_the_receipt_read_and_inse
     installed_portal, pbx_server, client, settings, django_assert_max_num_queries
 ):
     settings.PBX_ROUTE_RECEIPTS = "database"
+    _fresh_shared_state()
     settings.PBX_AUTH_CACHE_SECONDS = 3600  # a loaded machine must not age the keys out between the two requests
     pbx = connect_pbx(installed_portal.portal, pbx_server, client, lines=(LINE,))
     line_routing(pbx, LINE, default_extension="600")
