@@ -432,8 +432,9 @@ def decide_route(
     view fetches them in the same round trip as the webhook-id receipt).
     """
     query = query or route_query(connection, client_number, line_number)
-    generation_key, entry_key, slow_key, _answer = query.cache_keys()
-    found = prefetched if prefetched is not None else cache.get_many(query.cache_keys())
+    keys = query.cache_keys()
+    generation_key, entry_key, slow_key = keys[:3]
+    found = prefetched if prefetched is not None else cache.get_many(keys)
     cached = _cached_answer(query, found)
     if cached is not None:
         return cached
@@ -450,9 +451,9 @@ def decide_route(
         candidates, source = [], SOURCE_NOT_ASKED
     else:
         entry = _live_entry(found.get(entry_key), generation)
-        cached_candidates_ = _entry_candidates(entry) if entry else None
-        if entry is not None and cached_candidates_ is not None:
-            candidates, source, tag = cached_candidates_, SOURCE_CACHE, entry.get("n")
+        from_cache = _entry_candidates(entry) if entry else None
+        if entry is not None and from_cache is not None:
+            candidates, source, tag = from_cache, SOURCE_CACHE, entry.get("n")
         else:
             candidates, source, tag = _ask_within_deadline(query, slow=bool(found.get(slow_key)))
     choice = choose(candidates, by_user.get, fallback, by_extension.get)
