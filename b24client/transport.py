@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from .errors import InvalidRequest
+
 logger = logging.getLogger("b24client")
 
 USER_AGENT = "telephony-app-b24client/1.0"
@@ -52,6 +54,5 @@ def check_scheme(url: str, allow_http: bool) -> None:
     scheme = urlsplit(url).scheme.lower()
     if scheme == "https" or (allow_http and scheme == "http"):
         return
-    from .errors import InvalidRequest
 
     raise InvalidRequest("INSECURE_ENDPOINT", f"refusing non-HTTPS endpoint {url!r}")

@@ -132,9 +132,9 @@ def mark_uninstalled(portal: Portal) -> None:
 
 
 def _calls_hook(name: str):
-    """A function from calls.services, if the calls app provides it (imported lazily: no hard dependency)."""
+    """A function from calls.originate.bitrix24_events, if the calls app provides it (imported lazily: no hard dependency)."""
     try:
-        module = importlib.import_module("calls.services")
+        module = importlib.import_module("calls.originate.bitrix24_events")
     except ImportError:
         return None
     return getattr(module, name, None)
