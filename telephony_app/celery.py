@@ -2,8 +2,12 @@ import os
 
 from celery import Celery
 
+from ops.health.worker import HeartbeatStep
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "telephony_app.settings")
 
 app = Celery("telephony_app")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+# Each worker node touches a heartbeat file: `manage.py healthcheck worker` (docker-compose) reads it.
+app.steps["worker"].add(HeartbeatStep)

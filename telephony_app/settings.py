@@ -83,9 +83,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "portals",
     "calls",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    "ops.health.middleware.HealthMiddleware",  # first: probes skip host validation and the HTTPS redirect
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -343,3 +345,13 @@ CELERY_BEAT_SCHEDULE["calls-recordings-remove-stale-temp-files"] = {
     "task": "calls.recordings.tasks.remove_stale_temp_files",
     "schedule": 3600.0,
 }
+
+# --- Health (ops.health): /healthz, /readyz, `manage.py healthcheck web|worker|beat` --------------------
+# Workers touch HEALTH_HEARTBEAT_DIR/worker-<node>.heartbeat every WORKER_HEARTBEAT seconds; beat writes
+# its heartbeat to the cache; older than the STALE limits = not ready / reported stale.
+HEALTH_HEARTBEAT_DIR = env_str("HEALTH_HEARTBEAT_DIR", str(VAR_DIR / "health"))
+HEALTH_WORKER_HEARTBEAT_SECONDS = float(env_str("HEALTH_WORKER_HEARTBEAT_SECONDS", "10"))
+HEALTH_WORKER_STALE_SECONDS = float(env_str("HEALTH_WORKER_STALE_SECONDS", "60"))
+HEALTH_BEAT_HEARTBEAT_SECONDS = float(env_str("HEALTH_BEAT_HEARTBEAT_SECONDS", "10"))
+HEALTH_BEAT_STALE_SECONDS = float(env_str("HEALTH_BEAT_STALE_SECONDS", "120"))
+CELERY_BEAT_SCHEDULER = "ops.beat:HeartbeatScheduler"
