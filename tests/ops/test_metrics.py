@@ -145,3 +145,29 @@ def test_a_prefork_worker_adds_up_its_children_on_its_own_metrics_port(transacti
         assert refused.value.code == 403
     finally:
         harness.stop_process_group(worker)
+
+
+def test_the_dashboard_and_prometheus_config_name_only_metrics_the_service_exports(phone, client):
+    import json
+    import re
+
+    import yaml
+
+    phone.play(phone.scenario("missed_call"))
+    drive()
+    response = client.get("/metrics")
+    exported = set()
+    for family in text_string_to_metric_families(response.content.decode()):  # HELP/TYPE even without samples
+        suffixes = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}.get(family.type, ("",))
+        exported |= {family.name + suffix for suffix in suffixes}
+    root = Path(__file__).resolve().parents[2]
+    dashboard = json.loads((root / "deploy/grafana/connector.json").read_text())
+    named = {m for panel in dashboard["panels"] for target in panel["targets"]
+             for m in re.findall(r"\bconnector_[a-z0-9_]+", target["expr"])}
+    assert named, "the dashboard has no queries"
+    missing = named - exported
+    assert not missing, f"dashboard queries metrics nobody exports: {sorted(missing)}"
+    config = yaml.safe_load((root / "deploy/prometheus/prometheus.yml").read_text())
+    assert {job["job_name"] for job in config["scrape_configs"]} == {"connector-web", "connector-worker"}
+    assert all(job["authorization"]["credentials_file"] == "/run/secrets/metrics_token"
+               for job in config["scrape_configs"])
