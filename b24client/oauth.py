@@ -1,6 +1,6 @@
 """Bitrix24 OAuth server calls: authorize URL, code exchange, refresh, ``app.info``.
 
-Choices (see engineering-notes §2):
+Choices (the Bitrix24 side is docs/bitrix24-contract.md §1.7-1.11):
 
 * The authorize URL and its CSRF ``state`` come from ``requests_oauthlib.OAuth2Session``.
 * The token endpoint calls (code exchange *and* refresh) are plain ``GET {server}/oauth/token/?...``
