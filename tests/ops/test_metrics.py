@@ -67,6 +67,7 @@ def test_a_call_moves_the_counters_and_the_gauges(phone, client):
     assert done[("connector_outbox_depth", ())] == 0
     assert done[("connector_b24_requests_total", (("method", REGISTER), ("result", "ok")))] >= 1
     assert done[("connector_portals", (("status", "active"),))] >= 1
+    assert {("connector_queue_depth", (("queue", q),)) for q in ("realtime", "default", "bulk")} <= done.keys()
     # No label names a portal: the domain appears nowhere in the exposition.
     assert phone.portal.domain not in client.get("/metrics").content.decode()
 
