@@ -45,6 +45,8 @@ def route(sb: Sandbox, request: Request) -> Response:
         params, _ = parse_params(request)
         if path == "/":
             return html_response(200, index_page(sb, str(params.get("msg") or "")))
+        if path == "/favicon.ico":  # browsers ask; a 404 would be a console error on every page
+            return Response(204)
         if path == "/demo/status":
             return html_response(200, status_page(sb, sb.portal(str(params.get("portal", "")))))
         if path == "/demo/open":
