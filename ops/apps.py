@@ -6,3 +6,8 @@ class OpsConfig(AppConfig):
 
     name = "ops"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from ops.metrics import observers
+
+        observers.connect()

@@ -30,5 +30,5 @@ def ops_settings() -> OpsSettings:
         beat_stale_seconds=float(getattr(settings, "HEALTH_BEAT_STALE_SECONDS", 120)),
         check_timeout=float(getattr(settings, "HEALTH_CHECK_TIMEOUT", 3)),
         metrics_token=str(getattr(settings, "METRICS_TOKEN", "")),
-        metrics_networks=tuple(getattr(settings, "METRICS_ALLOWED_NETWORKS", ("127.0.0.0/8", "::1/128"))),
+        metrics_networks=tuple(getattr(settings, "METRICS_ALLOWED_NETWORKS", ())),
     )
