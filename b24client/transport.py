@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 
 import requests
 
+from . import observe
+
 logger = logging.getLogger("b24client")
 
 USER_AGENT = "telephony-app-b24client/1.0"
@@ -32,7 +34,9 @@ def default_session() -> requests.Session:
 
 
 def record(recorder: Recorder | None, entry: dict[str, Any]) -> None:
-    """Hand an already-redacted entry to the recorder; a failing recorder never fails the call."""
+    """Hand an already-redacted entry to the recorder and the observers; a failing recorder never fails
+    the call."""
+    observe.notify("request", entry)
     if recorder is None:
         return
     try:

@@ -113,7 +113,8 @@ def _status(response: Any) -> str:
 
 
 def _open_app_form(sb: Sandbox, params: dict[str, Any]) -> Response:
-    """What Bitrix24's page does for an app frame: an auto-submitting POST with the §1.3 fields."""
+    """What Bitrix24's page does for an app frame: an auto-submitting POST with the fields of
+    docs/bitrix24-contract.md §1.3."""
     portal = sb.portal(str(params.get("portal", "")))
     if sb.app is None or portal.app is None:
         return html_response(409, "<p>The app is not installed on this portal.</p>")

@@ -1,5 +1,5 @@
-"""Install flows as Bitrix24 runs them (contract §1.3-§1.6): the installer page POST, ONAPPINSTALL,
-installFinish, uninstall, reinstall, update, and opening the app or a placement."""
+"""Install flows as Bitrix24 runs them (docs/bitrix24-contract.md §1.3-§1.6): the installer page POST,
+ONAPPINSTALL, installFinish, uninstall, reinstall, update, and opening the app or a placement."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def _new_telephony_state() -> Any:
 LOG_LIMIT = 10_000  # request log / deliveries kept per portal (a demo server runs for days)
 
 PLAN_LIMITS: dict[str, tuple[float, float]] = {
-    # plan -> (bucket capacity, drain per second), contract §3.1
+    # plan -> (bucket capacity, drain per second), docs/bitrix24-contract.md §3.1
     "standard": (50.0, 2.0),
     "enterprise": (250.0, 5.0),
 }

@@ -83,9 +83,11 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "portals",
     "calls",
+    "ops",
 ]
 
 MIDDLEWARE = [
+    "ops.middleware.ProbeMiddleware",  # first: probes and scrapes skip host validation and the HTTPS redirect
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -341,3 +343,19 @@ CELERY_BEAT_SCHEDULE["calls-recordings-remove-stale-temp-files"] = {
     "task": "calls.recordings.tasks.remove_stale_temp_files",
     "schedule": 3600.0,
 }
+
+# --- Health (ops.health): /healthz, /readyz, `manage.py healthcheck web|worker|beat` --------------------
+# Workers touch HEALTH_HEARTBEAT_DIR/worker-<node>.heartbeat every WORKER_HEARTBEAT seconds; beat writes
+# its heartbeat to the cache; older than the STALE limits = not ready / reported stale.
+HEALTH_HEARTBEAT_DIR = env_str("HEALTH_HEARTBEAT_DIR", str(VAR_DIR / "health"))
+HEALTH_WORKER_HEARTBEAT_SECONDS = float(env_str("HEALTH_WORKER_HEARTBEAT_SECONDS", "10"))
+HEALTH_WORKER_STALE_SECONDS = float(env_str("HEALTH_WORKER_STALE_SECONDS", "60"))
+HEALTH_BEAT_HEARTBEAT_SECONDS = float(env_str("HEALTH_BEAT_HEARTBEAT_SECONDS", "10"))
+HEALTH_BEAT_STALE_SECONDS = float(env_str("HEALTH_BEAT_STALE_SECONDS", "120"))
+CELERY_BEAT_SCHEDULER = "ops.beat:HeartbeatScheduler"
+
+# --- Metrics (ops.metrics): /metrics on the web, METRICS_WORKER_PORT on each worker -------------------
+# Readable with "Authorization: Bearer METRICS_TOKEN", or without it straight from METRICS_ALLOWED_NETWORKS
+# (never through a proxy). PROMETHEUS_MULTIPROC_DIR (environment only) adds up gunicorn/pool processes.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "" if IS_PRODUCTION else "127.0.0.0/8,::1/128")
