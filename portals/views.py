@@ -15,6 +15,7 @@ from .events import accept_event
 from .iframe import claimed_origin, frame_for, iframe_fields, iframe_view, portal_origin
 from .install import BOUND_EVENTS, events_handler_url, install_from_iframe
 from .page import PageRejected, open_app_page
+from .tasks import process_bitrix24_event
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ def events(request: HttpRequest) -> HttpResponse:
     except EventRejected as exc:
         logger.warning("Bitrix24 event refused (%s): %s", exc.status, exc)
         return HttpResponse(str(exc), status=exc.status, content_type="text/plain; charset=utf-8")
+    process_bitrix24_event.delay_on_commit(event.pk)
     return HttpResponse(f"accepted {event.pk}", content_type="text/plain; charset=utf-8")
 
 

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from calls import dispatch
 from calls.lines.services import replace_lines
 from calls.pbx_api.authentication import HasPbxSignature, PbxAuth, PbxSignatureAuthentication
 from calls.pbx_api.errors import pbx_exception_handler
@@ -53,6 +54,7 @@ class PbxApiView(APIView):
 
     @staticmethod
     def answer(answer: PbxAnswer) -> Response:
+        dispatch.queue(answer.follow_ups)
         return Response(answer.body, status=answer.status)
 
 
