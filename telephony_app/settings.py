@@ -337,6 +337,17 @@ CELERY_BEAT_SCHEDULE["calls-prune-route-decisions"] = {
     "task": "calls.routing_tasks.prune_route_decisions_task",
     "schedule": 3600.0,
 }
+# Webhook-id receipts past their 24 h replay window, and signing secrets expired over a week ago (kept
+# that long for the audit trail).
+CELERY_IMPORTS = (*CELERY_IMPORTS, "calls.pbx_api.tasks", "calls.connections.tasks")
+CELERY_BEAT_SCHEDULE["calls-purge-expired-receipts"] = {
+    "task": "calls.pbx_api.tasks.purge_expired_receipts",
+    "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["calls-purge-expired-secrets"] = {
+    "task": "calls.connections.tasks.purge_expired_secrets",
+    "schedule": 24 * 3600.0,
+}
 
 # --- Recordings housekeeping (calls.recordings.tasks) ---------------------------------------------------
 # Download/conversion temp files a killed worker left in RECORDINGS_DIR/tmp (older than 6 h) are removed.
