@@ -1,7 +1,7 @@
 """Bitrix24 event intake (authenticate, store, hand to a worker) and processing.
 
-Bitrix24 never retries an event (contract §4.2), so the view does only cheap checks, stores the
-event durably and answers 200; the work happens in ``portals.tasks.process_bitrix24_event``.
+Bitrix24 never retries an event (docs/bitrix24-contract.md §4.2), so the view does only cheap checks,
+stores the event durably and answers 200; the work happens in ``portals.tasks.process_bitrix24_event``.
 """
 
 from __future__ import annotations

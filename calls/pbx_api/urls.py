@@ -4,7 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
 from calls.pbx_api import route_views
 from calls.pbx_api import views as pbx_views
 
-# The PBX API, version 1 (shared/docs/pbx-api.md). Also what the published schema covers.
+# The PBX API, version 1 (docs/pbx-api.md). Also what the published schema covers.
 pbx_api_v1 = [
     path("connections/<str:connection_id>/events", pbx_views.EventsView.as_view(), name="pbx-events"),
     path(
