@@ -88,6 +88,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "ops.middleware.ProbeMiddleware",  # first: probes and scrapes skip host validation and the HTTPS redirect
+    "ops.logs.middleware.LogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -296,12 +297,20 @@ CELERY_BEAT_SCHEDULE["calls-sweep-overdue"] = {
     "schedule": CALLS_SWEEP_INTERVAL_SECONDS,
 }
 
+# json (default in production) or plain.
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if IS_PRODUCTION else "plain")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "b24client.redact.RedactingFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # One JSON object per line with portal_id / call_id / pbx_call_id of the work in hand (ops.logs).
+        "json": {"()": "ops.logs.formatting.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # urllib3 logs full URLs, and Bitrix24's OAuth GET carries secrets in the query string.
     "loggers": {"urllib3": {"level": "WARNING"}, "requests_oauthlib": {"level": "WARNING"}},

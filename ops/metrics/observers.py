@@ -3,6 +3,7 @@ Celery's task signals. Connected once per process by ``OpsConfig.ready()``."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -11,6 +12,8 @@ from typing import Any
 from b24client import errors as b24_errors
 from b24client import observe
 from ops.metrics import registry
+
+logger = logging.getLogger("ops.bitrix24")
 
 _METHOD = re.compile(r"^[a-z][a-z0-9_.]{0,80}$")
 _started: dict[str, float] = {}
@@ -37,13 +40,20 @@ def request_result(entry: Mapping[str, Any]) -> str:
 def on_b24client(kind: str, fields: Mapping[str, Any]) -> None:
     if kind == "request":
         method = method_label(fields.get("method"))
-        registry.B24_REQUESTS.labels(method, request_result(fields)).inc()
+        result = request_result(fields)
+        registry.B24_REQUESTS.labels(method, result).inc()
+        # One line per Bitrix24 request, carrying the portal and call of the work in hand (logcontext).
+        logger.info("bitrix24 %s: %s (HTTP %s, %s ms)", fields.get("method"), result, fields.get("status"),
+                    fields.get("duration_ms"), extra={"b24_method": method, "b24_result": result})
         if fields.get("duration_ms") is not None:
             registry.B24_REQUEST_SECONDS.labels(method).observe(float(fields["duration_ms"]) / 1000)
         if fields.get("status") in (429, 503):
             registry.B24_OVERLOAD.labels(str(fields["status"])).inc()
     elif kind == "token_refresh":
-        registry.TOKEN_REFRESHES.labels(str(fields.get("outcome") or "unknown")).inc()
+        outcome = str(fields.get("outcome") or "unknown")
+        registry.TOKEN_REFRESHES.labels(outcome).inc()
+        logger.log(logging.INFO if outcome == "ok" else logging.WARNING, "bitrix24 token refresh: %s%s", outcome,
+                   f" ({fields['error']})" if fields.get("error") else "")
 
 
 def on_pbx_event_saved(sender: Any, instance: Any, created: bool = False, **_: Any) -> None:
