@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Redoc / Swagger UI served from our static files (docs work offline)
     "portals",
     "calls",
     "ops",
@@ -218,6 +219,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+# The docs pages load Redoc / Swagger UI from our own static files, never from a CDN.
+SPECTACULAR_SETTINGS.update({"REDOC_DIST": "SIDECAR", "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR"})
 
 # --- Celery ------------------------------------------------------------------------------------
 # A namespace keeps concurrent test runs (and a demo running beside them) from consuming each
