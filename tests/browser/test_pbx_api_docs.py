@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from offline import go_offline
+
+from browser.offline import go_offline
 
 # Redoc's sidebar credit ("API docs by Redocly") tries its logo from Redocly's CDN and hides itself
 # when that fails; nothing else may leave the machine.
