@@ -85,6 +85,7 @@ INSTALLED_APPS = [
     "portals",
     "calls",
     "ops",
+    "console",
 ]
 
 MIDDLEWARE = [
@@ -371,3 +372,7 @@ CELERY_BEAT_SCHEDULER = "ops.beat:HeartbeatScheduler"
 # (never through a proxy). PROMETHEUS_MULTIPROC_DIR (environment only) adds up gunicorn/pool processes.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "" if IS_PRODUCTION else "127.0.0.0/8,::1/128")
+
+# --- Operator console (console/, /console/, staff only) -------------------------------------------------
+CONSOLE_PBX_SILENT_HOURS = float(env_str("CONSOLE_PBX_SILENT_HOURS", "24"))
+CONSOLE_WINDOW_HOURS = float(env_str("CONSOLE_WINDOW_HOURS", "24"))
