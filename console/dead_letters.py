@@ -1,5 +1,5 @@
 """Dead letters as the console handles them: a filter, a dry-run count, and replays that are audited.
-The replay itself is the calls app's (``calls.dead_letters``)."""
+The replay itself is the calls app's (``calls.sync.dead_letters``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from calls import dead_letters as calls_dead_letters
 from calls.models import DeadLetter
+from calls.sync import dead_letters as calls_dead_letters
 from console import audit
 
 

@@ -10,7 +10,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from calls.models import Call, ExtensionDirectory, PbxConnection, PbxLine
-from calls.state_machine import Policy
+from calls.sync.state_machine import Policy
 from console.health import PortalHealth, health_of
 from portals.models import Portal, PortalCredential
 

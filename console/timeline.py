@@ -11,7 +11,7 @@ from typing import Any
 from django.db.models import Q
 
 from calls.models import Call, DeadLetter
-from calls.selectors import call_timeline
+from calls.sync.selectors import call_timeline
 from portals.models import RestCallLog
 
 SHOW = "telephony.externalcall.show"

@@ -5,5 +5,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("console/", include("console.urls")),
     path("", include("portals.urls")),
-    path("", include("calls.urls")),
+    path("", include("calls.pbx_api.urls")),
 ]
