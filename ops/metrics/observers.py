@@ -17,6 +17,8 @@ logger = logging.getLogger("ops.bitrix24")
 
 _METHOD = re.compile(r"^[a-z][a-z0-9_.]{0,80}$")
 _started: dict[str, float] = {}
+STEPS = ("register", "card", "finish", "recording")
+SYNC_OUTCOMES = ("idle", "busy", "retry", "dead", "slow_step")
 
 
 def method_label(method: Any) -> str:
@@ -83,11 +85,29 @@ def on_task_retry(sender: Any = None, **_: Any) -> None:
     registry.TASK_RETRIES.labels(getattr(sender, "name", "unknown")).inc()
 
 
+def on_step_done(sender: Any = None, step: str = "", first_fact_at: Any = None, done_at: Any = None, **_: Any) -> None:
+    if first_fact_at is not None and done_at is not None and step in STEPS:
+        registry.CALL_STEP_SECONDS.labels(step).observe(max(0.0, (done_at - first_fact_at).total_seconds()))
+
+
+def on_sync_ran(sender: Any = None, outcome: str = "", **_: Any) -> None:
+    registry.CALL_SYNC_RUNS.labels(outcome if outcome in SYNC_OUTCOMES else "other").inc()
+
+
+def on_extensions_unmapped(sender: Any = None, extensions: Any = (), **_: Any) -> None:
+    registry.CALLS_UNMAPPED.inc()
+
+
 def connect() -> None:
     from celery import signals
     from django.db.models.signals import post_save
 
     from calls.models import DeadLetter, PbxEvent
+    from calls.sync import signals as sync_signals
+
+    sync_signals.step_done.connect(on_step_done, dispatch_uid="ops-metrics-step-done")
+    sync_signals.sync_ran.connect(on_sync_ran, dispatch_uid="ops-metrics-sync-ran")
+    sync_signals.extensions_unmapped.connect(on_extensions_unmapped, dispatch_uid="ops-metrics-unmapped")
 
     observe.add_observer(on_b24client)
     post_save.connect(on_pbx_event_saved, sender=PbxEvent, dispatch_uid="ops-metrics-pbx-event")

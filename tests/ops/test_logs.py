@@ -45,6 +45,7 @@ def lines(buffer: io.StringIO) -> list[dict]:
 
 
 def test_every_line_is_json_with_the_bound_ids():
+    logcontext.clear()
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(JsonFormatter())
@@ -89,7 +90,10 @@ def test_no_token_or_secret_reaches_a_log_line_in_install_call_and_refresh(db, j
     text = json_log.getvalue()
     records = lines(json_log)
     assert len(records) > 10
-    assert any(r["message"].startswith("bitrix24 telephony.externalcall.register") for r in records)
+    [register] = [r for r in records if r["message"].startswith("bitrix24 telephony.externalcall.register")]
+    call = phone.call(phone.scenario("ring_group_second_answers").call_id)
+    assert (register["portal_id"], register["call_id"], register["pbx_call_id"]) == (
+        phone.portal.pk, str(call.uuid), call.pbx_call_id)
     assert any(r["message"] == "bitrix24 token refresh: ok" for r in records)
     secrets.discard("")
     leaked = sorted(s for s in secrets if s in text)
