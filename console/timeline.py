@@ -90,7 +90,8 @@ def call_story(call: Call) -> CallStory:
     story = CallStory(call)
     for event in call_timeline(call):
         payload = event.payload or {}
-        ext = payload.get("extension") or payload.get("to_extension") or ""
+        exts = payload.get("extensions") or [payload.get("extension") or payload.get("to_extension") or ""]
+        ext = ", ".join(str(e) for e in exts if e)
         story.items.append(TimelineItem(
             at=event.occurred_at, source="pbx",
             title=f"{event.type}{' ' + ext if ext else ''}", ok=event.status != "failed",

@@ -705,10 +705,12 @@ def _remember_derived(call: Call, desired: sm.Desired, facts: tuple[sm.Fact, ...
     answered_by = desired.answered_by or ""
     if answered_by != call.answered_by:
         fields["answered_by"] = answered_by[:64]
-    unmapped = sorted(desired.unmapped_extensions)
-    if unmapped != sorted(call.unmapped_extensions or []):
+    # Kept once seen: after the call ended the vendor still needs to know which extension had no user.
+    recorded = sorted(call.unmapped_extensions or [])
+    unmapped = sorted(set(recorded) | set(desired.unmapped_extensions))
+    if unmapped != recorded:
         fields["unmapped_extensions"] = unmapped
-        if unmapped:
+        if not recorded:
             signals.extensions_unmapped.send(sender=Call, portal_id=call.portal_id, extensions=unmapped)
     if fields:
         for name, value in fields.items():
