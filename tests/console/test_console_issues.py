@@ -83,3 +83,17 @@ def test_the_issues_page_lists_them(phone, client, django_user_model):
     client.force_login(django_user_model.objects.create_user("ops", password="x", is_staff=True))
     page = client.get(reverse("console:issues")).content.decode()
     assert phone.portal.domain in page and "Unmapped extension" in page
+
+
+def test_the_card_verdict_reads_the_facts_when_the_call_ended_before_its_sync(phone):
+    from console.timeline import call_story
+
+    unmapped = phone.scenario("missed_call", seed=5, agents=("105", "106"))
+    phone.play(unmapped)  # every event in before the worker looked: nothing was ever shown
+    mapped = phone.scenario("missed_call", seed=6)  # agents 101, 102: Bitrix24 users
+    phone.play(mapped)
+    drive()
+    assert call_story(phone.call(unmapped.call_id)).card_verdict.startswith(
+        "No card: extension(s) 105, 106 rang but no Bitrix24 user has that extension")
+    late = call_story(phone.call(mapped.call_id)).card_verdict
+    assert late.startswith("No card: extension(s) 101, 102 rang, but the call had ended at ")
