@@ -220,12 +220,7 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay (try the call / event again)")
     def replay(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
-        replayed = 0
-        for pk in queryset.values_list("pk", flat=True):
-            follow_ups = dead_letters.replay(pk)
-            if follow_ups is not None:
-                dispatch.queue(follow_ups)
-                replayed += 1
+        replayed = sum(dispatch.replay_dead_letter(pk) for pk in queryset.values_list("pk", flat=True))
         self.message_user(request, f"{replayed} dead letter(s) replayed.")
 
     @admin.action(description="Dismiss (handled by hand, do not replay)")
