@@ -222,15 +222,14 @@ SPECTACULAR_SETTINGS = {
 CELERY_BROKER_NAMESPACE = env_str("CELERY_BROKER_NAMESPACE", "") or (
     f"test-{os.getpid()}" if os.environ.get("PYTEST_VERSION") else ""
 )
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem://"
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
     if CELERY_BROKER_NAMESPACE:
         CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{CELERY_BROKER_NAMESPACE}:"
-else:
+elif CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "broker" / (CELERY_BROKER_NAMESPACE or "main")
     _broker_dir.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
@@ -239,7 +238,18 @@ else:
     }
     # With acks_late and prefetch 1 a worker takes one message per poll of the folder: poll often.
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.1
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", CELERY_BROKER_URL)
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# A broker restart must not end the worker (celery/kombu/redis are pinned in requirements.txt for this):
+# it reconnects by itself, however long Redis is away (Celery's default gives up after 100 attempts,
+# some 45 minutes, and the worker exits), and also when Redis is not up yet as the worker starts.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Tasks running while the broker is away finish their work (Bitrix24 calls, database writes) instead of
+# being killed: their unacknowledged messages come back after the visibility timeout and find the work
+# done (every task is idempotent). Set explicitly: Celery 6 turns this on by default.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
