@@ -97,6 +97,8 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "telephony_app.urls"
+# The DEBUG page and error e-mails mask passwords inside connection URLs too, not only secret-named settings.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "telephony_app.error_reports.SecretUrlExceptionReporterFilter"
 WSGI_APPLICATION = "telephony_app.wsgi.application"
 
 TEMPLATES = [
