@@ -43,6 +43,15 @@ BITRIX24_OAUTH_SERVER = env_str("BITRIX24_OAUTH_SERVER", "https://oauth.bitrix.i
 # is never trusted: an attacker-controlled install POST could otherwise name any host.
 BITRIX24_OAUTH_HOSTS = env_list("BITRIX24_OAUTH_HOSTS", "oauth.bitrix.info,oauth.bitrix24.tech")
 BITRIX24_ALLOW_HTTP = env_bool("BITRIX24_ALLOW_HTTP", default=False)
+# Hosts the OAuth connect flow may redirect a browser to (portals.portal_domains): one label under one of
+# Bitrix24's cloud zones, or an on-premise Bitrix24 the vendor lists (host, host:port or *.domain).
+BITRIX24_CLOUD_ZONES = env_list(
+    "BITRIX24_CLOUD_ZONES",
+    "bitrix24.ru,bitrix24.by,bitrix24.kz,bitrix24.ua,bitrix24.uz,bitrix24.com,bitrix24.eu,bitrix24.de,"
+    "bitrix24.es,bitrix24.fr,bitrix24.it,bitrix24.pl,bitrix24.uk,bitrix24.in,bitrix24.com.br,bitrix24.com.tr,"
+    "bitrix24.mx,bitrix24.co,bitrix24.cn,bitrix24.jp,bitrix24.vn,bitrix24.id",
+)
+BITRIX24_ONPREMISE_HOSTS = env_list("BITRIX24_ONPREMISE_HOSTS", "")
 BITRIX24_APP_SCOPES = env_list("BITRIX24_APP_SCOPES", "telephony,crm,user_basic,placement")
 BITRIX24_HTTP_TIMEOUT = float(env_str("BITRIX24_HTTP_TIMEOUT", "15"))
 # Head-room under Bitrix24's own leaky bucket: other apps and browsers share the portal's budget.
