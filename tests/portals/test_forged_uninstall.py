@@ -10,7 +10,7 @@ from portals.services import bitrix24_client_for
 
 
 def _forged_uninstall(portal: Portal, *, clean: str = "1") -> dict:
-    # Exactly what the genuine event looks like (contract §1.6), token copied from an app page launch.
+    # Exactly what the genuine event looks like (docs/bitrix24-contract.md §1.6), token copied from an app page launch.
     return {
         "event": "ONAPPUNINSTALL",
         "event_handler_id": "3",

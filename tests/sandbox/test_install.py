@@ -1,5 +1,5 @@
-"""Install flows: contract §1.3 (iframe POST), §1.4 (installFinish), §1.5 (ONAPPINSTALL), §1.6 (update,
-uninstall), §2.8 (renamed portal), §8 (placement frames)."""
+"""Install flows: docs/bitrix24-contract.md §1.3 (iframe POST), §1.4 (installFinish), §1.5 (ONAPPINSTALL),
+§1.6 (update, uninstall), §2.8 (renamed portal), §8 (placement frames)."""
 
 from __future__ import annotations
 
