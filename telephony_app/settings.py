@@ -209,6 +209,12 @@ RECORDINGS_ALLOW_PRIVATE_HOSTS = env_bool("RECORDINGS_ALLOW_PRIVATE_HOSTS", Fals
 RECORDINGS_ALLOWED_PRIVATE_NETWORKS = env_list("RECORDINGS_ALLOWED_PRIVATE_NETWORKS", "")
 # Plain-http recording URLs would expose the PBX credentials; allowed with private hosts (sandbox).
 RECORDINGS_ALLOW_HTTP = env_bool("RECORDINGS_ALLOW_HTTP", RECORDINGS_ALLOW_PRIVATE_HOSTS)
+if IS_PRODUCTION and (RECORDINGS_ALLOW_PRIVATE_HOSTS or RECORDINGS_ALLOW_HTTP):
+    # Both open the SSRF guard to every internal address or to credentials in clear text; an on-premise
+    # PBX gets its subnet in RECORDINGS_ALLOWED_PRIVATE_NETWORKS instead.
+    raise ImproperlyConfigured(
+        "Refusing to start in production: RECORDINGS_ALLOW_PRIVATE_HOSTS and RECORDINGS_ALLOW_HTTP must be off"
+    )
 # ffmpeg converts non-wav/mp3 recordings; a command name or path, "" switches conversion off.
 RECORDINGS_FFMPEG = env_str("RECORDINGS_FFMPEG", "ffmpeg")
 RECORDING_CONNECT_TIMEOUT = float(env_str("RECORDING_CONNECT_TIMEOUT", "10"))
