@@ -95,6 +95,7 @@ INSTALLED_APPS = [
     "calls",
     "ops",
     "console",
+    "axes",  # admin and console login throttling
 ]
 
 MIDDLEWARE = [
@@ -108,7 +109,28 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Nothing may be framed (X-Frame-Options: DENY) except the pages Bitrix24 frames, which answer
+    # frame-ancestors <the portal> instead (portals.iframe).
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "telephony_app.admin_site.AdminHostMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into its 429 page
 ]
+
+# --- The admin and staff logins -----------------------------------------------------------------------
+# The admin lives at ADMIN_URL (a path, e.g. "ops-7f3c/") and, with ADMIN_HOST, only on that host (it must be
+# in ALLOWED_HOSTS too); elsewhere its path is a 404.
+ADMIN_URL = env_str("ADMIN_URL", "admin/").strip("/") + "/"
+ADMIN_HOST = env_str("ADMIN_HOST", "")
+# Reverse proxies in front of the app that append to X-Forwarded-For (telephony_app.client_ip); 0: none.
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+# Login throttling (django-axes) for the admin and the operator console: after AXES_FAILURE_LIMIT wrong
+# passwords from one address, that address is locked out for AXES_COOLOFF_TIME hours (a 429 page).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = float(env_str("AXES_COOLOFF_TIME", "0.25"))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "telephony_app.client_ip.client_ip"
 
 ROOT_URLCONF = "telephony_app.urls"
 # The DEBUG page and error e-mails mask passwords inside connection URLs too, not only secret-named settings.
@@ -192,8 +214,8 @@ WHITENOISE_USE_FINDERS = not IS_PRODUCTION
 if not IS_PRODUCTION:
     STATIC_ROOT.mkdir(exist_ok=True)
 
-# Bitrix24 frames our pages; framing protection is applied per view (frame-ancestors).
-X_FRAME_OPTIONS = "SAMEORIGIN"
+# Bitrix24 frames a few of our pages (frame-ancestors per view, portals.iframe); nothing else may be framed.
+X_FRAME_OPTIONS = "DENY"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if IS_PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
