@@ -19,10 +19,11 @@ from b24client.redact import redact_text
 class SecretUrlExceptionReporterFilter(SafeExceptionReporterFilter):
     def cleanse_setting(self, key: Any, value: Any) -> Any:
         cleansed = super().cleanse_setting(key, value)
-        return redact_text(cleansed) if isinstance(cleansed, str) else cleansed
+        # str(): lazy strings (settings built from gettext_lazy and the like) pass isinstance but not re.
+        return redact_text(str(cleansed)) if isinstance(cleansed, str) else cleansed
 
     def get_traceback_frame_variables(self, request: Any, tb_frame: Any) -> Any:
         return [
-            (name, redact_text(value) if isinstance(value, str) else value)
+            (name, redact_text(str(value)) if isinstance(value, str) else value)
             for name, value in super().get_traceback_frame_variables(request, tb_frame)
         ]
