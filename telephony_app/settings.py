@@ -57,6 +57,12 @@ BITRIX24_HTTP_TIMEOUT = float(env_str("BITRIX24_HTTP_TIMEOUT", "15"))
 # Head-room under Bitrix24's own leaky bucket: other apps and browsers share the portal's budget.
 BITRIX24_RATE_HEADROOM = float(env_str("BITRIX24_RATE_HEADROOM", "0.8"))
 BITRIX24_REST_LOG_DAYS = env_int("BITRIX24_REST_LOG_DAYS", 7)
+# Requests that only Bitrix24 can vouch for (install events, installer/app page tokens, OAuth codes,
+# uninstalls to confirm) each cost an outbound call: per source address and per claimed portal, at most this
+# many unconfirmed ones per window, then 429 (portals.verification_limits; confirmed ones are refunded).
+BITRIX24_VERIFY_LIMIT_PER_SOURCE = env_int("BITRIX24_VERIFY_LIMIT_PER_SOURCE", 20)
+BITRIX24_VERIFY_LIMIT_PER_PORTAL = env_int("BITRIX24_VERIFY_LIMIT_PER_PORTAL", 10)
+BITRIX24_VERIFY_WINDOW_SECONDS = env_int("BITRIX24_VERIFY_WINDOW_SECONDS", 60)
 
 # --- Secrets at rest -----------------------------------------------------------------------
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
