@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "portals",
     "calls",
+    "inportal",
 ]
 
 MIDDLEWARE = [

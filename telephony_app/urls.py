@@ -5,4 +5,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("portals.urls")),
     path("", include("calls.urls")),
+    path("", include("inportal.urls")),
 ]
