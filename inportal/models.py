@@ -9,7 +9,7 @@ class WizardState(models.Model):
     """The first-run wizard of one portal: where the admin left it, so it can be resumed."""
 
     class Step(models.TextChoices):
-        CONNECT_PBX = "connect_pbx", "Connect the PBX"
+        CONNECT = "connect", "Connect the PBX"
         CHECK = "check", "Check both directions"
         EMPLOYEES = "employees", "Employees"
         LINES = "lines", "Lines"
@@ -17,7 +17,7 @@ class WizardState(models.Model):
         FINISH = "finish", "Finish"
 
     portal = models.OneToOneField("portals.Portal", on_delete=models.CASCADE, related_name="wizard_state")
-    step = models.CharField(max_length=16, choices=Step.choices, default=Step.CONNECT_PBX)
+    step = models.CharField(max_length=16, choices=Step.choices, default=Step.CONNECT)
     done = models.BooleanField(default=False)
     # Steps the admin went past at least once, in order (the frontend marks them as visited).
     visited = models.JSONField(default=list, blank=True)

@@ -4,6 +4,6 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("portals.urls")),
-    path("", include("calls.urls")),
+    path("", include("calls.pbx_api.urls")),
     path("", include("inportal.urls")),
 ]

@@ -12,9 +12,9 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from calls import originate_http
+from calls.connections.services import IssuedSecret, create_connection, rotate_secret, verification_keys
 from calls.models import PbxConnection
-from calls.pbx_connections import IssuedSecret, create_connection, rotate_secret, verification_keys
+from calls.originate import transport as originate_http
 from portals.models import Portal
 
 from ..models import ConnectionTest

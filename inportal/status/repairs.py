@@ -10,9 +10,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from b24client import errors as b24errors
-from calls.extensions import sync_extensions
+from calls.extensions.extension_map import sync_extensions
+from calls.lines.services import sync_lines_to_bitrix24
 from calls.models import PbxConnection, PbxLine
-from calls.pbx_lines import sync_lines_to_bitrix24
 from portals.errors import PortalUnavailable
 from portals.install import setup_portal
 from portals.models import Portal

@@ -10,7 +10,7 @@ from ..models import WizardState
 def wizard_of(portal_id: int) -> dict[str, Any]:
     state = WizardState.objects.filter(portal_id=portal_id).first()
     if state is None:
-        return {"done": False, "step": WizardState.Step.CONNECT_PBX.value, "visited": [], "finished_at": None}
+        return {"done": False, "step": WizardState.Step.CONNECT.value, "visited": [], "finished_at": None}
     return {
         "done": state.done,
         "step": state.step,

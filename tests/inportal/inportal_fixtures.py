@@ -97,6 +97,32 @@ class FrameApi:
         return self.request("PUT", path, body, **kw)
 
 
+class PbxTransport:
+    """pbxsim transport: the simulator's exact bytes and headers through Django's test client."""
+
+    def __init__(self) -> None:
+        from django.test import Client
+
+        self.client = Client()
+
+    def __call__(self, method: str, url: str, headers: dict[str, str], body: bytes) -> Any:
+        from urllib.parse import urlsplit
+
+        from pbxsim import SimResponse
+
+        parts = urlsplit(url)
+        extra = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        response = self.client.generic(method, parts.path, data=body, content_type=headers.get("Content-Type", ""),
+                                       secure=True, headers={"host": "app.test", **extra})
+        return SimResponse(response.status_code, dict(response.headers), response.content)
+
+
+def call_started(n: int = 1, call_id: str = "call-1", **fields: Any) -> dict[str, Any]:
+    return {"event_id": f"evt-{n}", "type": "call.started", "call_id": call_id,
+            "occurred_at": f"2025-03-01T09:00:{n % 60:02d}+00:00", "direction": "inbound",
+            "client_number": "+74951112233", "line_number": "+74950000000", **fields}
+
+
 def viewer_checks(b24: Any) -> list[dict[str, Any]]:
     """The batch requests that asked Bitrix24 user.admin (with whose token: ``user_id`` of the entry)."""
     found = []

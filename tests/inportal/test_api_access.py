@@ -8,8 +8,8 @@ import pytest
 from inportal_fixtures import *  # noqa: F403  (fixtures)
 from inportal_fixtures import FrameApi, open_page, viewer_checks
 
+from calls.connections.services import create_connection
 from calls.models import PbxConnection
-from calls.pbx_connections import create_connection
 from inportal.models import WizardState
 from inportal.session import issue_session
 

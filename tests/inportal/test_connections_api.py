@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 from inportal_fixtures import *  # noqa: F403  (fixtures)
+from inportal_fixtures import PbxTransport, call_started
 
-from calls import signing
+from calls.connections.activity import forget_noted
+from calls.connections.services import verification_keys
 from calls.models import ConnectionSecret, PbxConnection
-from calls.pbx_connections import verification_keys
-from pbxsim import SimServer
+from calls.pbx_api import signing
+from pbxsim import PbxSimulator, SimServer
 
 pytestmark = pytest.mark.django_db
 
@@ -130,3 +132,23 @@ def test_a_test_without_an_originate_url_says_so(admin_api):
     result = admin_api.post(f"connections/{cid}/test").json()
 
     assert (result["ok"], result["outcome"]) == (False, "no_originate_url")
+
+
+def test_check_says_when_the_pbx_first_and_last_signed_a_request(admin_api):
+    forget_noted()
+    created = admin_api.post("connections", {"name": "PBX"}).json()
+    cid = created["id"]
+    assert admin_api.get(f"connections/{cid}/check").json()["seen"] is False
+    forged = PbxSimulator("https://app.test", cid, "whsec_" + "A" * 44, transport=PbxTransport())
+    assert forged.send_events(call_started(1)).response.status == 401
+    assert admin_api.get(f"connections/{cid}/check").json()["seen"] is False
+
+    sim = PbxSimulator("https://app.test", cid, created["secret"], transport=PbxTransport())
+    answer = sim.send_events(call_started(1))
+    assert answer.response.status == 202, answer.response.body
+    sim.send_events(call_started(2))
+
+    check = admin_api.get(f"connections/{cid}/check").json()
+    assert check["seen"] is True
+    assert check["first_signed_request_at"] == check["last_signed_request_at"]  # kept to the minute
+    assert admin_api.get("connections").json()[0]["first_signed_request_at"] is not None

@@ -7,9 +7,9 @@ from inportal_fixtures import *  # noqa: F403  (fixtures)
 from inportal_fixtures import FrameApi, open_page
 
 from b24sandbox.methods import voximplant_lines
+from calls.connections.services import create_connection
+from calls.lines.services import store_lines, sync_lines_to_bitrix24
 from calls.models import PbxConnection, PbxLine
-from calls.pbx_connections import create_connection
-from calls.pbx_lines import store_lines, sync_lines_to_bitrix24
 
 pytestmark = pytest.mark.django_db
 
