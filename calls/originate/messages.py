@@ -20,7 +20,7 @@ PBX_NEVER_STARTED: Final = "pbx_never_started"
 NO_CALLBACK_AGENT: Final = "no_callback_agent"
 BAD_NUMBER: Final = "bad_number"
 
-# Bitrix24 STATUS_CODE for each failure (contract §5.4): configuration problems are "OTHER",
+# Bitrix24 STATUS_CODE for each failure (docs/bitrix24-contract.md §5.4): configuration problems are "OTHER",
 # a PBX that cannot be reached is "503 route unavailable", an unusable number is "404".
 STATUS_CODES: Final[dict[str, str]] = {
     NO_EXTENSION: "OTHER",

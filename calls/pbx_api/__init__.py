@@ -1,1 +1,1 @@
-"""The PBX API (shared/docs/pbx-api.md): thin DRF views over calls.pbx_* services."""
+"""The PBX API (docs/pbx-api.md): signed requests, their intake and answers, and thin DRF views over them."""

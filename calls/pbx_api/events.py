@@ -1,4 +1,4 @@
-"""PBX event types of the public API (shared/docs/pbx-api.md) and their validation.
+"""PBX event types of the public API (docs/pbx-api.md) and their validation.
 
 DRF serializers are used as the validation library: the same classes document the request
 body in the OpenAPI schema, so the published contract and the enforced one cannot drift.

@@ -1,10 +1,10 @@
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from calls.pbx_api import route_views
 from calls.pbx_api import views as pbx_views
 
-# The PBX API, version 1 (shared/docs/pbx-api.md). Also what the published schema covers.
+# The PBX API, version 1 (docs/pbx-api.md). Also what the published schema covers.
 pbx_api_v1 = [
     path("connections/<str:connection_id>/events", pbx_views.EventsView.as_view(), name="pbx-events"),
     path(
@@ -24,4 +24,5 @@ urlpatterns = [
         name="pbx-api-schema",
     ),
     path("api/pbx/v1/docs/", SpectacularRedocView.as_view(url_name="pbx-api-schema"), name="pbx-api-docs"),
+    path("api/pbx/v1/swagger/", SpectacularSwaggerView.as_view(url_name="pbx-api-schema"), name="pbx-api-swagger"),
 ]

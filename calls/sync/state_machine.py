@@ -66,7 +66,7 @@ TYPE_OUTGOING = 1
 TYPE_INCOMING = 2
 TYPE_CALLBACK = 4
 
-# Bitrix24 STATUS_CODE values (contract §5.4). Anything else is sent as OTHER.
+# Bitrix24 STATUS_CODE values (docs/bitrix24-contract.md §5.4). Anything else is sent as OTHER.
 BITRIX24_STATUS_CODES = frozenset(
     {"200", "304", "603", "603-S", "403", "404", "486", "484", "503", "480", "402", "423", "OTHER"}
 )
@@ -257,7 +257,7 @@ class _Timeline:
 
 
 def status_code_for(disposition: str, *, outbound: bool, sip_code: Any = None) -> str:
-    """Bitrix24 STATUS_CODE for a PBX disposition (contract §5.4)."""
+    """Bitrix24 STATUS_CODE for a PBX disposition (§5.4)."""
     if disposition == "cancelled":
         # The caller gave up: for our own agent's outgoing call that is "cancelled", for an
         # incoming call it is a call nobody answered in time.
