@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from calls.models import Call, DeadLetter, ExtensionDirectory, ExtensionOverride, OriginateCommand, PbxEvent
 from calls.sync.selectors import call_timeline as pbx_events_of
+from calls.sync.selectors import rest_requests_of
 from portals.models import RestCallLog
 
 PBX, BITRIX24, CARD, RECORDING, PROBLEM, CONNECTOR = "pbx", "bitrix24", "card", "recording", "problem", "connector"
@@ -124,15 +125,6 @@ def _user_ids(request: Any) -> list[int]:
     return [int(v) for v in values if str(v or "").isdigit()]
 
 
-def bitrix24_requests(call: Call) -> list[RestCallLog]:
-    """The REST log rows of this call: register names it by EXTERNAL_CALL_ID, later steps by CALL_ID."""
-    match = Q(request__EXTERNAL_CALL_ID=str(call.uuid))
-    if call.b24_call_id:
-        match |= Q(request__CALL_ID=call.b24_call_id)
-    return list(RestCallLog.objects.filter(portal_id=call.portal_id, method__istartswith="telephony.")
-                .filter(created_at__gte=call.created_at).filter(match).order_by("created_at", "id"))
-
-
 def _originate_entries(call: Call) -> list[Entry]:
     command = OriginateCommand.objects.filter(call=call).first()
     if command is None:
@@ -214,7 +206,7 @@ def _bookkeeping(call: Call, events: list[PbxEvent]) -> list[Entry]:
 
 def call_timeline(call: Call, names_for: NamesFor) -> list[Entry]:
     """``names_for(user_ids) -> {id: name}`` is asked once, for the users the requests name."""
-    requests = bitrix24_requests(call)
+    requests = [r for r in rest_requests_of(call) if r.method.lower().startswith("telephony.")]
     users = {u for r in requests for u in _user_ids(r.request)}
     named = names_for(users) if users else {}
 
