@@ -27,7 +27,7 @@ import logging
 import random
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,6 +42,8 @@ import logcontext
 from b24client import errors as b24errors
 from calls import phones
 from calls.extensions import extension_map
+from calls.lines.selectors import company_lines
+from calls.lines.services import record_seen_line
 from calls.models import Call, ExtensionOverride, PbxConnection, PbxEvent, PbxLine, RouteDecision
 from calls.recordings import RecordingError
 from calls.recordings.services import attach_recording, retry_delay
@@ -366,7 +368,7 @@ def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSE
     default_user = _int_or_none(options.get("default_user_id"))
     if default_user is None:
         default_user = _installer_user_id(portal)
-    return sm.Policy(
+    policy = sm.Policy(
         default_country=portal.default_country or "RU",
         users_by_extension=users,
         missed_call_owner=_int_or_none(options.get("missed_call_owner_id")),
@@ -375,6 +377,11 @@ def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSE
         add_to_chat=bool(options.get("add_to_chat", True)),
         extension_max_digits=int(getattr(settings, "CALLS_EXTENSION_MAX_DIGITS", phones.DEFAULT_EXTENSION_MAX_DIGITS)),
     )
+    # Only a call not yet in Bitrix24 needs to know whether its line is a company line.
+    line_raw = "" if call.b24_call_id else sm.line_raw_of(facts, call.line_number or None)
+    if not line_raw:
+        return policy
+    return replace(policy, company_lines=company_lines(portal.pk, [sm.line_number_of(line_raw, policy)]))
 
 
 def _installer_user_id(portal: Portal) -> int | None:
@@ -818,6 +825,8 @@ def _register(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
         if params.get("USER_ID") is None:
             raise _Dead("no Bitrix24 user to register the call under",
                         "the agent's extension is not mapped and the portal has no default user")
+        if desired.undeclared_line:
+            record_seen_line(call, desired.undeclared_line)
     # The mark goes in before the call: if we die after Bitrix24 registered it, the retry re-sends
     # exactly these parameters and gets the same CALL_ID back.
     _save(call, token, register_params=params, register_attempted_at=call.register_attempted_at or timezone.now())
