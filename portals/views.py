@@ -9,13 +9,15 @@ import logging
 
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import render
+from django.utils import translation
+from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from . import frame_pages, oauth_connect
 from .errors import EventRejected, InstallRejected
 from .events import accept_event
-from .iframe import claimed_origin, frame_for, iframe_fields, iframe_view, portal_origin
+from .iframe import claimed_origin, frame_for, frame_language, iframe_fields, iframe_view, portal_origin
 from .install import events_handler_url, install_from_iframe
 
 logger = logging.getLogger(__name__)
@@ -30,18 +32,20 @@ def install(request: HttpRequest) -> HttpResponse:
         response = render(request, "portals/open_from_bitrix24.html", status=200)
         return frame_for(response, None)
     fields = iframe_fields(request)
-    try:
-        outcome = install_from_iframe(fields)
-    except InstallRejected as exc:
-        logger.info("installer request refused: %s", exc)
-        response = render(request, "portals/install_failed.html", {"reason": str(exc)}, status=exc.status)
-        return frame_for(response, claimed_origin(fields))
-    portal = outcome.portal
-    response = frame_pages.installed_page(request, outcome, fields)
-    if response is None:
-        context = {"portal": portal, "setup": outcome.setup, "reinstalled": outcome.reinstalled}
-        response = render(request, "portals/install.html", context)
-    return frame_for(response, portal_origin(portal.client_endpoint))
+    with translation.override(frame_language(fields.get("LANG"))):
+        try:
+            outcome = install_from_iframe(fields)
+        except InstallRejected as exc:
+            logger.info("installer request refused: %s", exc)
+            context = {"reason": gettext(str(exc))}
+            response = render(request, "portals/install_failed.html", context, status=exc.status)
+            return frame_for(response, claimed_origin(fields))
+        portal = outcome.portal
+        response = frame_pages.installed_page(request, outcome, fields)
+        if response is None:
+            context = {"portal": portal, "setup": outcome.setup, "reinstalled": outcome.reinstalled}
+            response = render(request, "portals/install.html", context)
+        return frame_for(response, portal_origin(portal.client_endpoint))
 
 
 @csrf_exempt
