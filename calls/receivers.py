@@ -10,12 +10,16 @@ from typing import Any
 
 from calls.connections.auth_epoch import forget_auth_material
 from calls.models import ConnectionSecret, ExtensionOverride, LineRouting, PbxConnection, PbxLine
+from calls.models.connections import BOOKKEEPING_FIELDS
 from calls.purge import purge_portal
 from calls.routing.lookup import forget_portal
 
 
 def connection_changed(sender: type, instance: PbxConnection, **kwargs: Any) -> None:
     """Saved or deleted through the ORM (the admin, services): the next PBX request in every process sees it."""
+    update_fields = kwargs.get("update_fields")
+    if update_fields is not None and set(update_fields) <= BOOKKEEPING_FIELDS:
+        return
     forget_auth_material([instance.public_id])
 
 

@@ -5,20 +5,15 @@ and if not, why"."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from django.db.models import Q
-
 from calls.models import Call, DeadLetter, ExtensionDirectory, ExtensionOverride, PbxEvent
-from calls.sync.selectors import call_timeline
+from calls.sync.selectors import call_timeline, rest_requests_of
 from portals.models import RestCallLog
 
 SHOW = "telephony.externalcall.show"
 REGISTER = "telephony.externalcall.register"
-# A request logged a little before the first event we stored still belongs to the call (clock skew).
-_BEFORE = timedelta(minutes=1)
-MAX_REST_ENTRIES = 500
 
 
 @dataclass
@@ -39,16 +34,6 @@ class CallStory:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     card_verdict: str = ""
     card_shown_to: list[int] = field(default_factory=list)
-
-
-def rest_requests_of(call: Call) -> list[RestCallLog]:
-    """The REST log rows that name this call (our EXTERNAL_CALL_ID on register, Bitrix24's CALL_ID after)."""
-    names = Q(request__EXTERNAL_CALL_ID=str(call.uuid))
-    if call.b24_call_id:
-        names |= Q(request__CALL_ID=call.b24_call_id)
-    start = (call.first_fact_at or call.created_at) - _BEFORE
-    return list(RestCallLog.objects.filter(portal_id=call.portal_id, created_at__gte=start).filter(names)
-                .order_by("created_at", "id")[:MAX_REST_ENTRIES])
 
 
 def _shown_to(rest: list[RestCallLog]) -> list[int]:

@@ -6,4 +6,4 @@ from __future__ import annotations
 def load() -> None:
     """Import every module that registers methods (registration is an import side effect)."""
     from b24sandbox import telephony  # noqa: F401
-    from b24sandbox.methods import app, event_methods, placements, system, users  # noqa: F401
+    from b24sandbox.methods import app, event_methods, placements, system, users, voximplant_lines  # noqa: F401

@@ -20,10 +20,16 @@ def new_public_id() -> str:
     return secrets.token_urlsafe(16)
 
 
+# Columns no PBX request is answered from: writing them moves no authentication epoch.
+BOOKKEEPING_FIELDS = frozenset({"first_signed_request_at", "last_signed_request_at", "updated_at"})
+
+
 class PbxConnectionQuerySet(models.QuerySet):
     def update(self, **kwargs: object) -> int:
         """A bulk update (``enabled=False`` from a script, the admin's default switch) applies to the next
         PBX request in every process, like a save."""
+        if kwargs.keys() <= BOOKKEEPING_FIELDS:
+            return super().update(**kwargs)
         public_ids = list(self.values_list("public_id", flat=True))
         updated = super().update(**kwargs)
         forget_auth_material(public_ids)
@@ -53,6 +59,9 @@ class PbxConnection(models.Model):
         blank=True,
         help_text="Extra host names recordings may be downloaded from (the originate URL's host is always allowed)",
     )
+    # When the PBX's signature last verified (kept to the minute: written at most once a minute).
+    first_signed_request_at = models.DateTimeField(null=True, blank=True)
+    last_signed_request_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -6,6 +6,7 @@ verdict and the REST requests), and the metrics count the same call."""
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
@@ -174,3 +175,14 @@ def test_portals_worst_first_and_a_portals_page(page, live_server, phone, staff,
         p.get_by_role("heading", name=section).wait_for()
     assert p.locator("#outbox-depth").inner_text().startswith("0 call(s)")
     assert p.locator("table.calls tbody tr").count() == 1
+
+    # The REST requests of this portal, for a Bitrix24 support ticket.
+    with p.expect_download() as download:
+        p.get_by_role("link", name="Export REST requests (JSON)").click()
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert exported["portal"]["domain"] == "fine.bitrix24.test"
+    assert "telephony.externalcall.register" in {r["method"] for r in exported["requests"]}
+    assert phone.portal.domain not in json.dumps(exported)
+    p.get_by_role("link", name="REST log").first.click()
+    p.locator("#rest-log tbody tr").first.wait_for()
+    assert AuditEntry.objects.filter(user=staff, action="rest_log.export").count() == 1
