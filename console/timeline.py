@@ -10,6 +10,7 @@ from typing import Any
 
 from django.db.models import Q
 
+from b24client import redact
 from calls.models import Call, DeadLetter, ExtensionDirectory, ExtensionOverride, PbxEvent
 from calls.sync.selectors import call_timeline
 from portals.models import RestCallLog
@@ -127,7 +128,7 @@ def call_story(call: Call) -> CallStory:
         story.items.append(TimelineItem(
             at=event.occurred_at, source="pbx",
             title=f"{event.type}{' ' + ext if ext else ''}", ok=event.status != "failed",
-            detail=payload))
+            detail=redact.redact(payload)))  # a recording URL may carry the PBX's credentials
     story.rest = rest_requests_of(call)
     for entry in story.rest:
         story.items.append(TimelineItem(
