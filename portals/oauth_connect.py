@@ -19,6 +19,7 @@ from b24client import errors
 
 from .errors import InstallRejected
 from .install import InstallOffer, InstallOutcome, save_install, setup_portal, verify_offer
+from .portal_domains import is_portal_host
 from .services import oauth_app
 
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:\d{1,5})?$", re.I)
@@ -45,6 +46,10 @@ def portal_base_url(raw: str) -> str:
         raise InstallRejected("that is not a Bitrix24 address", status=400)
     if parts.scheme == "http" and not settings.BITRIX24_ALLOW_HTTP:
         raise InstallRejected("Bitrix24 addresses must use https", status=400)
+    if not is_portal_host(parts.hostname, parts.port):
+        raise InstallRejected(
+            "that is not a Bitrix24 address (yourcompany.bitrix24.com, .ru, .de, …; an on-premise Bitrix24 "
+            "must be enabled by the service's operator)", status=400)
     path = parts.path.rstrip("/") if settings.BITRIX24_ALLOW_HTTP else ""
     return f"{parts.scheme}://{parts.netloc}{path}"
 

@@ -97,6 +97,7 @@ def sandbox(settings) -> Iterator[Any]:
     settings.BITRIX24_OAUTH_SERVER = f"https://{sb.oauth_host}"
     settings.BITRIX24_OAUTH_HOSTS = [*settings.BITRIX24_OAUTH_HOSTS, sb.oauth_host]
     settings.BITRIX24_ALLOW_HTTP = False
+    settings.BITRIX24_CLOUD_ZONES = [*settings.BITRIX24_CLOUD_ZONES, "bitrix24.test"]  # the sandbox's portals
     _register_app(sb, settings, APP_BASE_URL)
     sb.event_transport = DjangoTransport()
     with sb.activate():
@@ -125,6 +126,7 @@ def start_sandbox_server(settings, transactional_db) -> Iterator[Callable[..., A
         settings.BITRIX24_ALLOW_HTTP = True
         settings.BITRIX24_OAUTH_SERVER = f"{server.base_url}/oauth"
         settings.BITRIX24_OAUTH_HOSTS = [*settings.BITRIX24_OAUTH_HOSTS, "127.0.0.1"]
+        settings.BITRIX24_ONPREMISE_HOSTS = [*settings.BITRIX24_ONPREMISE_HOSTS, "127.0.0.1"]  # path-based portals
         _register_app(sb, settings, APP_BASE_URL)
         sb.event_transport = DjangoTransport()
         sb.server = server
