@@ -19,6 +19,16 @@ IFRAME_FIELDS = (
 )
 SECRET_FIELDS = ("AUTH_ID", "REFRESH_ID", "APPLICATION_TOKEN")
 
+# The languages of the pages; Bitrix24's LANG (the viewer's interface language) picks one.
+FRAME_LANGUAGES = ("ru", "en")
+FALLBACK_LANGUAGE = "en"
+
+
+def frame_language(lang: str | None) -> str:
+    """``ru`` for Russian, English for every other Bitrix24 language (de, ua, kz, br, …)."""
+    code = (lang or "").strip().lower().replace("_", "-").split("-", 1)[0]
+    return code if code in FRAME_LANGUAGES else FALLBACK_LANGUAGE
+
 
 def iframe_fields(request: HttpRequest) -> dict[str, str]:
     return {

@@ -96,6 +96,7 @@ INSTALLED_APPS = [
     "ops",
     "console",
     "axes",  # admin and console login throttling
+    "inportal",
 ]
 
 MIDDLEWARE = [

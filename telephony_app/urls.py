@@ -7,4 +7,5 @@ urlpatterns = [
     path("console/", include("console.urls")),
     path("", include("portals.urls")),
     path("", include("calls.pbx_api.urls")),
+    path("", include("inportal.urls")),
 ]

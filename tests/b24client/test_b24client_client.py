@@ -493,12 +493,14 @@ def test_list_all_unwraps_keyed_list_results(rsps):
 def test_short_limiter_wait_is_slept_inline(rsps):
     rsps.post(f"{ENDPOINT}user.current", json={"result": {"ID": "1"}})
     slept = []
+    now = [1_000_000.0]  # the bucket's clock moves only when the client sleeps, however slow the machine
 
     def sleep(s):
         slept.append(s)
-        time.sleep(s)
+        now[0] += s
 
-    client, _, _ = make_client(limits=(2, 20.0), sleep=sleep, max_inline_wait=1.0)
+    client, _, _ = make_client(limits=(2, 20.0), sleep=sleep, max_inline_wait=1.0,
+                               limiter=coordination.MemoryBackend(clock=lambda: now[0]))
 
     for _ in range(3):
         client.call("user.current")
