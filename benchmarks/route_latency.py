@@ -275,7 +275,7 @@ def main() -> None:
         cache.clear()
         numbers = [n for pair in zip(known, unknown, strict=False) for n in pair]
 
-        receipts = getattr(settings, "PBX_ROUTE_RECEIPTS", "database")
+        receipts = settings.PBX_ROUTE_RECEIPTS
         print(f"/route latency — database {connection.vendor}, cache {settings.CACHES['default']['BACKEND']}, "
               f"receipts in the {receipts}")
         print(f"Bitrix24: sandbox over HTTP, +{args.bitrix24_latency_ms:.0f} ms per REST request; "

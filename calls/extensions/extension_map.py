@@ -15,27 +15,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from b24client import errors as b24errors
+from calls.extensions.conf import extension_settings
 from calls.models import ExtensionDirectory, ExtensionOverride
 from portals.errors import PortalUnavailable
 from portals.services import bitrix24_client_for
 
 logger = logging.getLogger(__name__)
-
-
-def _ttl() -> timedelta:
-    return timedelta(seconds=getattr(settings, "CALLS_EXTENSIONS_TTL", 600))
-
-
-def _miss_interval() -> timedelta:
-    return timedelta(seconds=getattr(settings, "CALLS_EXTENSIONS_MISS_INTERVAL", 60))
 
 
 def _clean_extension(value: Any) -> str:
@@ -94,11 +85,11 @@ def sync_extensions(portal_id: int, *, raise_retryable: bool = False) -> Extensi
 
 
 def _stale(directory: ExtensionDirectory, now) -> bool:
-    return directory.synced_at is None or now - directory.synced_at > _ttl()
+    return directory.synced_at is None or now - directory.synced_at > extension_settings().ttl
 
 
 def _may_retry(directory: ExtensionDirectory, now) -> bool:
-    return directory.attempted_at is None or now - directory.attempted_at > _miss_interval()
+    return directory.attempted_at is None or now - directory.attempted_at > extension_settings().miss_interval
 
 
 _LOAD: Any = object()
@@ -126,6 +117,20 @@ def users_by_extension(portal_id: int, connection_id: int | None = None, *,
     mapping = {str(k): int(v) for k, v in (directory.users_by_extension or {}).items()}
     mapping.update(overrides)
     return mapping
+
+
+def extension_of_user_refreshed(portal_id: int, user_id: int, connection_id: int | None = None) -> str | None:
+    """``extension_of_user``; on a miss the directory is read again from Bitrix24 first (a user who set
+    their extension a minute ago), under the rule an unknown extension in a call follows: at most once
+    per ``CALLS_EXTENSIONS_MISS_INTERVAL`` per portal."""
+    found = extension_of_user(portal_id, user_id, connection_id)
+    if found:
+        return found
+    directory = ExtensionDirectory.objects.filter(portal_id=portal_id).only("attempted_at").first()
+    if directory is None or _may_retry(directory, timezone.now()):
+        sync_extensions(portal_id)
+        found = extension_of_user(portal_id, user_id, connection_id)
+    return found
 
 
 def _overrides(connection_id: int | None) -> dict[str, int]:

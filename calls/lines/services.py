@@ -226,15 +226,21 @@ def _mark_failed(lines: list[PbxLine], result: LineSyncResult, exc: BaseExceptio
     return result
 
 
+def add_line_to_bitrix24(client: Any, number: str, name: str) -> None:
+    """``telephony.externalLine.add`` the one way every path adds a company line (§5.1): with
+    ``CRM_AUTO_CREATE=Y`` (outgoing calls on it create their CRM object), and "Line already exists"
+    (added by a concurrent sync a moment ago) counting as success."""
+    try:
+        client.call("telephony.externalLine.add", {"NUMBER": number, "NAME": name, "CRM_AUTO_CREATE": "Y"})
+    except b24errors.InvalidRequest as exc:
+        if "already exists" not in f"{exc.code} {exc.description}".lower():
+            raise
+
+
 def _sync_active(client: Any, line: PbxLine, remote: dict | None, result: LineSyncResult, b24errors: Any) -> None:
     name = line.name or line.number
     if remote is None:
-        try:
-            client.call("telephony.externalLine.add", {"NUMBER": line.number, "NAME": name, "CRM_AUTO_CREATE": "Y"})
-        except b24errors.InvalidRequest as exc:
-            # Added by a concurrent sync a moment ago: the goal is reached.
-            if "already exists" not in str(exc).lower():
-                raise
+        add_line_to_bitrix24(client, line.number, name)
         result.added.append(line.number)
     elif (remote.get("NAME") or "") != name:
         client.call("telephony.externalLine.update", {"NUMBER": remote["NUMBER"], "NAME": name})

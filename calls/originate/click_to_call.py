@@ -24,25 +24,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
 from calls import phones
 from calls.extensions import extension_map
 from calls.followups import FollowUps
-from calls.models import Call, ExtensionDirectory, OriginateCommand, PbxConnection, PbxLine
+from calls.models import Call, OriginateCommand, PbxConnection, PbxLine
 from calls.originate import commands, messages
 from portals.models import Portal
 
 logger = logging.getLogger(__name__)
 
 CRM_ENTITY_TYPES = frozenset({"CONTACT", "COMPANY", "LEAD", "DEAL"})
-# A user who set their extension a minute ago must not be told they have none: on a miss the
-# directory is re-read from Bitrix24, at most this often per portal.
-EXTENSION_RESYNC_INTERVAL = timedelta(seconds=30)
 
 STARTED = "started"
 DUPLICATE = "duplicate"
@@ -159,17 +154,8 @@ def choose_connection(portal_id: int, *, line_number: str, user_id: int | None,
 
 
 def extension_for(portal_id: int, user_id: int, connection_id: int) -> str | None:
-    """The user's extension on the connection; on a miss, re-read the directory once (rate-limited)."""
-    found = extension_map.extension_of_user(portal_id, user_id, connection_id)
-    if found:
-        return found
-    directory = ExtensionDirectory.objects.filter(portal_id=portal_id).only("attempted_at").first()
-    if directory is None or directory.attempted_at is None or (
-        timezone.now() - directory.attempted_at > EXTENSION_RESYNC_INTERVAL
-    ):
-        extension_map.sync_extensions(portal_id)
-        found = extension_map.extension_of_user(portal_id, user_id, connection_id)
-    return found or None
+    """The user's extension on the connection (the directory re-read on a miss, rate-limited)."""
+    return extension_map.extension_of_user_refreshed(portal_id, user_id, connection_id) or None
 
 
 # --- the event --------------------------------------------------------------------------------

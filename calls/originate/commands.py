@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -31,22 +30,10 @@ from calls.connections.services import verification_keys
 from calls.followups import FollowUps
 from calls.models import Call, OriginateCommand, PbxConnection
 from calls.originate import messages, transport
+from calls.originate.conf import originate_settings
 from calls.sync.reconciler import finish_call_as_failed
 
 logger = logging.getLogger(__name__)
-
-
-def budget_seconds() -> float:
-    return float(getattr(settings, "ORIGINATE_BUDGET_SECONDS", transport.DEFAULT_BUDGET_SECONDS))
-
-
-def attempt_timeout() -> float:
-    return float(getattr(settings, "ORIGINATE_ATTEMPT_TIMEOUT", transport.DEFAULT_ATTEMPT_TIMEOUT))
-
-
-def start_timeout() -> int:
-    """How long an accepted command may wait for its ``call.started`` before the call is failed."""
-    return int(getattr(settings, "ORIGINATE_START_TIMEOUT", 120))
 
 
 def new_request_id() -> str:
@@ -98,7 +85,7 @@ def create_command(*, call: Call, connection: PbxConnection, kind: str, body: di
 
 def _claim(command_id: int) -> bool:
     now = timezone.now()
-    stale = now - timedelta(seconds=budget_seconds() * 2 + 5)
+    stale = now - timedelta(seconds=originate_settings().budget_seconds * 2 + 5)
     claimed = (
         OriginateCommand.objects.filter(pk=command_id)
         .filter(Q(status=OriginateCommand.Status.PENDING)
@@ -136,13 +123,14 @@ def send_command(command_id: int) -> Outcome:
         return Outcome(command.status,
                        fail_call(command.call_id, messages.NO_ORIGINATE_URL, lang=lang, connection=connection.name))
 
+    conf = originate_settings()
     outcome = transport.post_originate(
         connection.originate_url,
         keys,
         command.body,
         request_id=command.request_id,
-        budget_seconds=budget_seconds(),
-        attempt_timeout=attempt_timeout(),
+        budget_seconds=conf.budget_seconds,
+        attempt_timeout=conf.attempt_timeout,
     )
     logger.info(
         "originate %s (%s) to connection %s: %s after %s attempt(s), HTTP %s",
@@ -213,7 +201,8 @@ def sweep_commands() -> tuple[FollowUps, dict[str, int]]:
     Returns (what to queue: the sends and the failed calls' syncs, counts).
     """
     now = timezone.now()
-    budget = budget_seconds()
+    conf = originate_settings()
+    budget = conf.budget_seconds
     pending = list(
         OriginateCommand.objects.filter(
             Q(status=OriginateCommand.Status.PENDING, created_at__lt=now - timedelta(seconds=10))
@@ -224,7 +213,7 @@ def sweep_commands() -> tuple[FollowUps, dict[str, int]]:
     overdue = list(
         OriginateCommand.objects.filter(
             status=OriginateCommand.Status.ACCEPTED,
-            claimed_at__lt=now - timedelta(seconds=start_timeout()),
+            claimed_at__lt=now - timedelta(seconds=conf.start_timeout),
         ).values_list("pk", flat=True)[:500]
     )
     for pk in overdue:

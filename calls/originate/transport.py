@@ -32,8 +32,6 @@ ACCEPTED: Literal["accepted"] = "accepted"
 REFUSED: Literal["refused"] = "refused"
 UNREACHABLE: Literal["unreachable"] = "unreachable"
 
-DEFAULT_BUDGET_SECONDS = 15.0
-DEFAULT_ATTEMPT_TIMEOUT = 5.0
 CONNECT_TIMEOUT = 3.0
 BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0)
 MIN_USEFUL_ATTEMPT = 0.5  # don't start an attempt with less budget than this left
@@ -74,8 +72,8 @@ def post_originate(
     body: dict[str, Any],
     *,
     request_id: str,
-    budget_seconds: float = DEFAULT_BUDGET_SECONDS,
-    attempt_timeout: float = DEFAULT_ATTEMPT_TIMEOUT,
+    budget_seconds: float,
+    attempt_timeout: float,
     session: requests.Session | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
 from django.db.models import Model, Q
@@ -49,6 +48,7 @@ from calls.connections.activity import note_signed_request
 from calls.connections.auth_epoch import auth_epoch_key
 from calls.models import ConnectionSecret, PbxConnection
 from calls.pbx_api import signing
+from calls.pbx_api.conf import pbx_api_settings
 from calls.pbx_api.responses import PbxApiError
 from portals.models import Portal
 
@@ -123,7 +123,7 @@ _materials: dict[str, AuthMaterial] = {}
 
 
 def cache_seconds() -> float:
-    return float(getattr(settings, "PBX_AUTH_CACHE_SECONDS", 5))
+    return pbx_api_settings().auth_cache_seconds
 
 
 def _monotonic() -> float:

@@ -24,13 +24,12 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
-from django.core.exceptions import ImproperlyConfigured
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from calls.models import PbxConnection, PbxWebhookReceipt
+from calls.pbx_api.conf import pbx_api_settings
 from calls.pbx_api.responses import PbxAnswer, error_body
 from portals.models import Portal
 
@@ -114,10 +113,7 @@ def purge_expired_receipts() -> int:
 
 
 def route_receipts_in_cache() -> bool:
-    where = getattr(settings, "PBX_ROUTE_RECEIPTS", "database")
-    if where not in ("cache", "database"):
-        raise ImproperlyConfigured(f"PBX_ROUTE_RECEIPTS must be 'cache' or 'database', not {where!r}")
-    return where == "cache"
+    return pbx_api_settings().route_receipts_in_cache
 
 
 def route_receipt_key(connection_id: int, webhook_id: str) -> str:

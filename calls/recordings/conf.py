@@ -1,4 +1,4 @@
-"""Recording settings with their defaults in one place (telephony_app.settings may override)."""
+"""Recording settings, typed. Their defaults are written once, in ``telephony_app.settings``."""
 
 from __future__ import annotations
 
@@ -34,18 +34,17 @@ def _networks(values) -> tuple[str, ...]:
 
 
 def recording_settings() -> RecordingSettings:
-    allow_private = bool(getattr(settings, "RECORDINGS_ALLOW_PRIVATE_HOSTS", False))
     return RecordingSettings(
         work_dir=Path(settings.RECORDINGS_DIR),
         max_bytes=int(settings.RECORDING_MAX_BYTES),
-        allow_private_hosts=allow_private,
-        allow_http=bool(getattr(settings, "RECORDINGS_ALLOW_HTTP", allow_private)),
-        private_networks=_networks(getattr(settings, "RECORDINGS_ALLOWED_PRIVATE_NETWORKS", ())),
-        ffmpeg=str(getattr(settings, "RECORDINGS_FFMPEG", "ffmpeg")),
-        connect_timeout=float(getattr(settings, "RECORDING_CONNECT_TIMEOUT", 10)),
-        read_timeout=float(getattr(settings, "RECORDING_READ_TIMEOUT", 60)),
-        download_deadline=float(getattr(settings, "RECORDING_DOWNLOAD_DEADLINE", 900)),
-        max_redirects=int(getattr(settings, "RECORDING_MAX_REDIRECTS", 3)),
-        convert_timeout=float(getattr(settings, "RECORDING_CONVERT_TIMEOUT", 900)),
-        upload_timeout=float(getattr(settings, "RECORDING_UPLOAD_TIMEOUT", 600)),
+        allow_private_hosts=bool(settings.RECORDINGS_ALLOW_PRIVATE_HOSTS),
+        allow_http=bool(settings.RECORDINGS_ALLOW_HTTP),
+        private_networks=_networks(settings.RECORDINGS_ALLOWED_PRIVATE_NETWORKS),
+        ffmpeg=str(settings.RECORDINGS_FFMPEG),
+        connect_timeout=float(settings.RECORDING_CONNECT_TIMEOUT),
+        read_timeout=float(settings.RECORDING_READ_TIMEOUT),
+        download_deadline=float(settings.RECORDING_DOWNLOAD_DEADLINE),
+        max_redirects=int(settings.RECORDING_MAX_REDIRECTS),
+        convert_timeout=float(settings.RECORDING_CONVERT_TIMEOUT),
+        upload_timeout=float(settings.RECORDING_UPLOAD_TIMEOUT),
     )

@@ -44,7 +44,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, connections, transaction
 from django.utils import timezone
@@ -53,6 +52,7 @@ from b24client import errors as b24errors
 from calls import phones
 from calls.models import ExtensionDirectory, ExtensionOverride, PbxConnection, PbxLine
 from calls.models.routing import LineRouting, RouteDecision
+from calls.routing.conf import route_settings
 from calls.routing.rules import (
     CrmCandidate,
     LineDefault,
@@ -76,21 +76,7 @@ SOURCE_SLOW = "slow"
 SOURCE_NOT_ASKED = "not_asked"
 
 
-def cache_seconds() -> int:
-    return int(getattr(settings, "ROUTE_CACHE_SECONDS", 120))
-
-
-def lookup_deadline() -> float:
-    return float(getattr(settings, "ROUTE_LOOKUP_DEADLINE", 0.5))
-
-
-def slow_seconds() -> int:
-    return int(getattr(settings, "ROUTE_SLOW_SECONDS", 15))
-
-
-_executor = ThreadPoolExecutor(
-    max_workers=int(getattr(settings, "ROUTE_LOOKUP_THREADS", 8)), thread_name_prefix="route-lookup"
-)
+_executor = ThreadPoolExecutor(max_workers=route_settings().lookup_threads, thread_name_prefix="route-lookup")
 
 
 # --- cache ----------------------------------------------------------------------------------------
@@ -146,7 +132,7 @@ def store_candidates(portal_id: int, number: str, candidates: list[CrmCandidate]
     cache.set(
         _entry_key(portal_id, number),
         {"g": generation, "c": [c.to_json() for c in candidates], "n": tag, "at": time.time()},
-        cache_seconds(),
+        route_settings().cache_seconds,
     )
     return tag
 
@@ -181,7 +167,7 @@ def _bump_generation(portal_id: int) -> None:
 
 
 def _mark_slow(portal_id: int) -> None:
-    cache.set(_slow_key(portal_id), 1, slow_seconds())
+    cache.set(_slow_key(portal_id), 1, route_settings().slow_seconds)
 
 
 # --- Bitrix24 lookup ---------------------------------------------------------------------------
@@ -247,7 +233,7 @@ def claim_warm_up(portal_id: int) -> bool:
     whether Bitrix24 is back (a success clears the slow mark, and calls do their own lookups again)
     without a storm of 15-second requests against a portal that is down.
     """
-    return bool(cache.add(_warming_key(portal_id), 1, max(slow_seconds(), 5)))
+    return bool(cache.add(_warming_key(portal_id), 1, max(route_settings().slow_seconds, 5)))
 
 
 def release_warm_up(portal_id: int) -> None:
@@ -356,7 +342,7 @@ def _ask_within_deadline(query: RouteQuery, *, slow: bool) -> tuple[list[CrmCand
     portal_id, number = query.portal_id, query.client
     if slow:
         return [], SOURCE_SLOW, None, True
-    deadline = lookup_deadline()
+    deadline = route_settings().lookup_deadline
     future: Future = _executor.submit(_lookup_and_store, portal_id, number, query.country, max(deadline, 1.0))
     try:
         candidates, tag = future.result(timeout=deadline)
@@ -411,7 +397,7 @@ def _store_answer(query: RouteQuery, generation: Any, choice: RouteChoice, sourc
     cache.set(
         query.cache_keys()[3],
         {"g": generation, "n": tag, "s": source, "a": _choice_to_json(choice)},
-        cache_seconds(),
+        route_settings().cache_seconds,
     )
 
 

@@ -32,7 +32,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
-from django.conf import settings
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -44,13 +43,14 @@ from calls import phones
 from calls.extensions import extension_map
 from calls.followups import FollowUps
 from calls.lines.selectors import company_lines
-from calls.lines.services import record_seen_line
+from calls.lines.services import add_line_to_bitrix24, record_seen_line
 from calls.models import Call, ExtensionOverride, PbxConnection, PbxEvent, PbxLine, RouteDecision
 from calls.recordings import RecordingError
 from calls.recordings.services import attach_recording, retry_delay
 from calls.routing.lookup import forget_number
 from calls.sync import dead_letters, signals
 from calls.sync import state_machine as sm
+from calls.sync.conf import sync_settings
 from portals.errors import PortalUnavailable
 from portals.models import Portal, PortalCredential
 from portals.services import bitrix24_client_for
@@ -61,7 +61,6 @@ REGISTER = "telephony.externalcall.register"
 FINISH = "telephony.externalcall.finish"
 SHOW = "telephony.externalcall.show"
 HIDE = "telephony.externalcall.hide"
-LINE_ADD = "telephony.externalLine.add"
 
 _COMMON_EVENT_FIELDS = frozenset({"event_id", "type", "call_id", "occurred_at"})
 _MAX_STEPS_PER_RUN = 25
@@ -71,10 +70,6 @@ _UNSET: Any = object()
 _FOLLOW_UP_MARGIN_S = 1.0
 # How much later than wanted a follow-up already queued may come and still stand in for ours.
 _FOLLOW_UP_SLACK_S = 0.25
-
-
-def conf(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
 
 
 # --- results -------------------------------------------------------------------------------------
@@ -184,7 +179,7 @@ def _apply_event(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | N
         token = None
         if claim and (call.lease_until is None or call.lease_until < now):
             token = secrets.token_hex(8)
-            updates.update(lease_token=token, lease_until=now + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 60)))
+            updates.update(lease_token=token, lease_until=now + timedelta(seconds=sync_settings().sync_lease_seconds))
         Call.objects.filter(pk=call.pk).update(**updates)
         return call.pk, token
 
@@ -375,7 +370,7 @@ def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSE
         default_user=default_user,
         crm_create=bool(options.get("crm_create", True)),
         add_to_chat=bool(options.get("add_to_chat", True)),
-        extension_max_digits=int(getattr(settings, "CALLS_EXTENSION_MAX_DIGITS", phones.DEFAULT_EXTENSION_MAX_DIGITS)),
+        extension_max_digits=sync_settings().extension_max_digits,
     )
     # Only a call not yet in Bitrix24 needs to know whether its line is a company line.
     line_raw = "" if call.b24_call_id else sm.line_raw_of(facts, call.line_number or None)
@@ -582,7 +577,7 @@ def _claim(call_pk: int) -> str | None:
     token = secrets.token_hex(8)
     claimed = (Call.objects.filter(pk=call_pk)
                .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
-               .update(lease_token=token, lease_until=now + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 60))))
+               .update(lease_token=token, lease_until=now + timedelta(seconds=sync_settings().sync_lease_seconds)))
     return token if claimed else None
 
 
@@ -595,7 +590,7 @@ def _save(call: Call, token: str, **fields: Any) -> None:
     now = timezone.now()
     fields = {**_unsaved(call), **fields}
     fields.setdefault("updated_at", now)
-    fields.setdefault("lease_until", now + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 60)))
+    fields.setdefault("lease_until", now + timedelta(seconds=sync_settings().sync_lease_seconds))
     held = Call.objects.filter(pk=call.pk, lease_token=token)
     if not held.filter(facts_version=call.facts_version).update(**fields):
         if not held.update(**fields):
@@ -676,8 +671,9 @@ def _finish_wait(desired: sm.Desired) -> float:
     if ended is None:
         return 0.0
     age = (timezone.now() - ended.received_at).total_seconds() if ended.received_at else float("inf")
-    return sm.finish_wait(desired, ended_age=age, settle=conf("CALLS_FINISH_SETTLE_SECONDS", 3),
-                          answer_wait=conf("CALLS_ANSWER_WAIT_SECONDS", 30))
+    conf = sync_settings()
+    return sm.finish_wait(desired, ended_age=age, settle=conf.finish_settle_seconds,
+                          answer_wait=conf.answer_wait_seconds)
 
 
 def _client_for(call: Call) -> Any:
@@ -729,7 +725,7 @@ def _settle(call: Call, token: str, run: _Run, desired: sm.Desired, version: int
     status = _STATUS_BY_PHASE[desired.phase]
     if desired.phase is sm.Phase.WAITING_FOR_START:
         waited = (timezone.now() - (call.first_fact_at or call.created_at)).total_seconds()
-        limit = conf("CALLS_START_WAIT_SECONDS", 600)
+        limit = sync_settings().start_wait_seconds
         if waited >= limit:
             return _to_dead_letter(
                 call, token, "call.started never arrived",
@@ -749,7 +745,7 @@ def _schedule_retry(call: Call, token: str, run: _Run, retry: _Retry, allow_slow
     if retry.counts:
         attempts = call.attempts + 1
         failing_since = call.failing_since or now
-        give_up = conf("CALLS_GIVE_UP_AFTER_SECONDS", 6 * 3600)
+        give_up = sync_settings().give_up_after_seconds
         if (now - failing_since).total_seconds() >= give_up:
             return _to_dead_letter(call, token, "Bitrix24 kept failing",
                                    f"gave up after {attempts} attempts over {give_up:.0f} s: {retry.reason}")
@@ -766,10 +762,11 @@ def _schedule_retry(call: Call, token: str, run: _Run, retry: _Retry, allow_slow
 
 def backoff(attempt: int) -> float:
     """Exponential backoff with full jitter, capped: spreads the retries of many calls after an outage."""
-    base = conf("CALLS_RETRY_BASE_SECONDS", 2)
-    cap = conf("CALLS_RETRY_MAX_SECONDS", 300)
+    conf = sync_settings()
+    base = conf.retry_base_seconds
+    cap = conf.retry_max_seconds
     ceiling = min(cap, base * (2 ** min(attempt - 1, 30)))
-    return max(conf("CALLS_RETRY_MIN_SECONDS", 0.5), random.uniform(0, ceiling))
+    return max(conf.retry_min_seconds, random.uniform(0, ceiling))
 
 
 def _to_dead_letter(call: Call, token: str, reason: str, detail: str) -> SyncResult:
@@ -808,12 +805,8 @@ def _ensure_line(call: Call, number: str, client: Any, token: str) -> None:
     if not known:
         name = (PbxLine.objects.filter(connection__portal_id=call.portal_id, number=number)
                 .values_list("name", flat=True).first()) or number
-        try:
-            client.call(LINE_ADD, {"NUMBER": number, "NAME": name})
-        except b24errors.InvalidRequest as exc:
-            if "already exists" not in exc.description.lower():
-                raise
-        cache.set(_line_cache_key(call.portal, number), True, int(conf("CALLS_LINE_CACHE_SECONDS", 3600)))
+        add_line_to_bitrix24(client, number, name)
+        cache.set(_line_cache_key(call.portal, number), True, sync_settings().line_cache_seconds)
     _save(call, token, line_registered=True)
 
 
@@ -912,7 +905,7 @@ def _attach_recording(call: Call, desired: sm.Desired, client: Any, token: str) 
     assert desired.recording is not None
 
     # Download, conversion and upload can take many minutes: hold the call that long, no longer.
-    _save(call, token, lease_until=timezone.now() + timedelta(seconds=conf("CALLS_RECORDING_LEASE_SECONDS", 1900)))
+    _save(call, token, lease_until=timezone.now() + timedelta(seconds=sync_settings().recording_lease_seconds))
     try:
         attach_recording(call_pk=call.pk, event_id=desired.recording.event_id, client=client)
     except RecordingError as exc:

@@ -6,12 +6,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.utils import timezone
 
 from calls.followups import FollowUps
 from calls.lines.services import connections_with_unsynced_lines
 from calls.sync import reconciler, selectors
+from calls.sync.conf import sync_settings
 
 logger = logging.getLogger(__name__)
 
@@ -19,13 +19,14 @@ logger = logging.getLogger(__name__)
 def sweep(now: datetime | None = None) -> tuple[FollowUps, dict[str, int]]:
     """(what to queue, counts). Stale calls are finished here; their sync is among the follow-ups."""
     now = now or timezone.now()
-    grace = timedelta(seconds=float(settings.CALLS_SWEEP_GRACE_SECONDS))
-    wait = timedelta(seconds=float(settings.CALLS_START_WAIT_SECONDS))
+    conf = sync_settings()
+    grace = timedelta(seconds=conf.sweep_grace_seconds)
+    wait = timedelta(seconds=conf.start_wait_seconds)
     follow_ups = FollowUps()
     follow_ups.process_events = list(selectors.stuck_pbx_events(now, grace))
     calls = set(selectors.overdue_calls(now, grace)) | set(selectors.calls_waiting_too_long(now, wait))
     follow_ups.sync_calls = sorted(calls)
-    max_age = timedelta(seconds=float(settings.CALLS_MAX_CALL_SECONDS))
+    max_age = timedelta(seconds=conf.max_call_seconds)
     stale = selectors.calls_live_too_long(now, max_age)
     for pk in stale:
         # Finish rather than leave agents' cards open forever; a late call.ended cannot change it.

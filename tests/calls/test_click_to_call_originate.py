@@ -33,8 +33,9 @@ def key() -> bytes:
 
 
 def _send(pbx: SimServer, keys: list[bytes], body: dict | None = None, **kwargs) -> transport.OriginateOutcome:
+    limits = {"budget_seconds": 15.0, "attempt_timeout": 5.0, **kwargs}  # the production defaults
     return transport.post_originate(
-        pbx.originate_url("conn-1"), keys, body or BODY, request_id=(body or BODY)["request_id"], **kwargs
+        pbx.originate_url("conn-1"), keys, body or BODY, request_id=(body or BODY)["request_id"], **limits
     )
 
 
@@ -101,7 +102,7 @@ def test_unreachable_host_counts_as_unreachable_not_refused(key):
     with SimServer() as server:
         url = server.originate_url("conn-1")
     outcome = transport.post_originate(url, [key], BODY, request_id="req-1", budget_seconds=1.0,
-                                            backoff=(0.1,))
+                                       attempt_timeout=1.0, backoff=(0.1,))
     assert outcome.status == "unreachable"
     assert outcome.detail.startswith("connection failed")
 

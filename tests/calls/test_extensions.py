@@ -86,6 +86,28 @@ def test_an_unknown_extension_triggers_one_refresh_per_interval(staff_portal, se
     assert user_get_calls(staff_portal.b24) == before + 1
 
 
+@pytest.mark.parametrize("ago, reread", [(40, False), (61, True)])
+def test_a_click_to_call_user_without_extension_rereads_the_directory_as_often_as_a_call_does(
+    staff_portal, settings, ago, reread
+):
+    """One interval for every miss: the click-to-call path and a call's unknown extension alike."""
+    from calls.originate.click_to_call import extension_for
+
+    settings.CALLS_EXTENSIONS_MISS_INTERVAL = 60
+    portal = staff_portal.portal
+    connection = create_connection(portal=portal, name="PBX").connection
+    extension_map.sync_extensions(portal.pk)
+    ExtensionDirectory.objects.update(attempted_at=timezone.now() - timedelta(seconds=ago))
+    before = user_get_calls(staff_portal.b24)
+
+    assert extension_for(portal.pk, 5, connection.pk) is None  # Elena has no extension
+
+    assert user_get_calls(staff_portal.b24) == before + (1 if reread else 0)
+    assert extension_map.users_by_extension(portal.pk, need=["999"]) and (
+        user_get_calls(staff_portal.b24) == before + (1 if reread else 0)  # the call path: same verdict
+    )
+
+
 def test_a_stale_map_is_refreshed_after_its_ttl(staff_portal, settings):
     settings.CALLS_EXTENSIONS_TTL = 600
     extension_map.sync_extensions(staff_portal.portal.pk)

@@ -5,7 +5,7 @@ externalLine.add nor by registering the call on it; it is recorded as seen inste
 from __future__ import annotations
 
 from call_scenario_fixtures import *  # noqa: F403  (fixtures)
-from call_scenario_fixtures import LINE, drive
+from call_scenario_fixtures import LINE, drive, make_phone_portal
 from click_to_call_fixtures import *  # noqa: F403  (fixtures)
 from click_to_call_fixtures import connect_pbx
 
@@ -13,6 +13,11 @@ from b24sandbox import telephony
 from calls.models import Call, SeenLineNumber
 
 DECLARED = "+74951234567"
+
+
+def _line_add_params(b24) -> list[dict]:
+    return [{k: v for k, v in e["params"].items() if k != "auth"} for e in b24.request_log
+            if e["method"] == "telephony.externalline.add"]
 
 
 def _line_adds(b24) -> list[str]:
@@ -67,3 +72,17 @@ def test_a_declared_line_is_added_before_the_call_is_registered_on_it(phone):
     assert b24_call["line_number"] == LINE
     assert _line_adds(phone.b24) == [LINE]
     assert not SeenLineNumber.objects.exists()
+
+
+def test_a_line_is_added_the_same_way_whether_put_lines_or_a_call_adds_it(phone, sandbox, client, recordings):
+    # The call path: a declared line Bitrix24 does not have yet is added before the call is registered.
+    phone.play(phone.scenario("missed_call"))
+    drive()
+    [by_call] = _line_add_params(phone.b24)
+    # The PUT /lines path, on another portal.
+    other = make_phone_portal(sandbox, client, recordings, domain="lines.bitrix24.test")
+    assert other.sim.put_lines([{"number": LINE, "name": by_call["NAME"]}]).response.status == 200
+    [by_put] = _line_add_params(other.b24)
+
+    assert by_call == by_put
+    assert by_call["CRM_AUTO_CREATE"] == "Y"

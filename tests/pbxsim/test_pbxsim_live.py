@@ -55,7 +55,7 @@ def test_accepted_originate_command_plays_a_call_echoing_the_request_id(live_ser
         outcome = post_originate(
             conn.originate_url, verification_keys(conn.pk),
             {"request_id": "rq-77", "kind": "click_to_call", "extension": "105", "client_number": "+74951234567"},
-            request_id="rq-77",
+            request_id="rq-77", budget_seconds=15.0, attempt_timeout=5.0,
         )
         assert outcome.status == "accepted"
         pbx.wait_for_calls()
@@ -84,7 +84,7 @@ def test_a_command_without_a_line_is_placed_from_the_pbxs_own_line(live_server, 
             if line:
                 command["line_number"] = line
             assert post_originate(conn.originate_url, verification_keys(conn.pk), command,
-                                  request_id=request_id).status == "accepted"
+                                  request_id=request_id, budget_seconds=15.0, attempt_timeout=5.0).status == "accepted"
         pbx.wait_for_calls()
     lines = dict(PbxEvent.objects.filter(connection=conn, type="call.started")
                  .values_list("payload__origin_request_id", "payload__line_number"))
