@@ -344,7 +344,3 @@ def from_url(url: str, *, prefix: str = DEFAULT_PREFIX) -> Coordination:
     if parts.scheme == "memory":
         return MemoryBackend()
     raise ValueError(f"unsupported coordination URL scheme: {url!r}")
-
-
-def seconds_until(until: float) -> float:
-    return max(0.0, math.ceil((until - time.time()) * 1000) / 1000)

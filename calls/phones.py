@@ -8,8 +8,8 @@ extensions ("101", "2001") are short digit strings and stay as they are: running
 libphonenumber would turn "101" into a (wrong) national number.
 
 Two entry points:
-* ``normalize`` never fails (the call state machine must not lose a call over a strange number);
-* ``normalise_number`` is strict and raises ``InvalidPhoneNumber`` (input validation: settings, API).
+* ``normalize_lenient`` never fails (the call state machine must not lose a call over a strange number);
+* ``normalize_strict`` is strict and raises ``InvalidPhoneNumber`` (input validation: settings, API).
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def is_extension(raw: str | None, *, max_digits: int = DEFAULT_EXTENSION_MAX_DIG
     return bool(_DIGITS.match(compact)) and len(compact) <= max_digits
 
 
-def normalize(raw: str | None, default_country: str, *,
+def normalize_lenient(raw: str | None, default_country: str, *,
               max_digits: int = DEFAULT_EXTENSION_MAX_DIGITS,
               known_extensions: frozenset[str] | set[str] = frozenset()) -> str:
     """E.164 (``+74951234567``) for an external number, the bare digits for an extension.
@@ -88,7 +88,7 @@ def _fallback(compact: str) -> str:
     return ("+" + digits) if compact.startswith("+") else digits
 
 
-def normalise_number(raw: str, default_country: str) -> str:
+def normalize_strict(raw: str, default_country: str) -> str:
     """``"8 (495) 123-45-67"`` with ``RU`` → ``"+74951234567"``; raises ``InvalidPhoneNumber``.
 
     ``default_country`` (ISO 3166-1 alpha-2) is used only for numbers without an

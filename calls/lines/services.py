@@ -29,7 +29,7 @@ from calls.models import Call, PbxConnection, PbxLine, SeenLineNumber
 from calls.pbx_api.intake import load_json
 from calls.pbx_api.receipts import answer_once
 from calls.pbx_api.responses import PbxAnswer, error_body
-from calls.phones import InvalidPhoneNumber, normalise_number
+from calls.phones import InvalidPhoneNumber, normalize_strict
 from portals.errors import PortalUnavailable
 from portals.services import bitrix24_client_for
 
@@ -87,7 +87,7 @@ def validate_lines(data: Any, default_country: str) -> tuple[list[tuple[str, str
             continue
         raw = serializer.validated_data["number"]
         try:
-            number = normalise_number(raw, default_country)
+            number = normalize_strict(raw, default_country)
         except InvalidPhoneNumber:
             errors[f"{index}.number"] = [
                 f"{raw!r} is not a valid phone number (numbers without a country code are read as {default_country})."

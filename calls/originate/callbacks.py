@@ -151,7 +151,7 @@ def start_callback(portal_id: int, event_id: int, data: Mapping[str, Any]) -> St
     portal = Portal.objects.get(pk=portal_id)
     country = portal.default_country
     client = client_e164([request.phone_number], country)
-    line = phones.normalize(request.line_number, country) if request.line_number else ""
+    line = phones.normalize_lenient(request.line_number, country) if request.line_number else ""
 
     connection = line_owner(portal_id, request.line_number, country) or default_connection(portal_id)
     agent: Agent | None = None

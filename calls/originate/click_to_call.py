@@ -81,9 +81,9 @@ def client_e164(raw_numbers: list[str], default_country: str) -> str | None:
         if not raw:
             continue
         try:
-            return phones.normalise_number(raw, default_country)
+            return phones.normalize_strict(raw, default_country)
         except phones.InvalidPhoneNumber:
-            lenient = phones.normalize(raw, default_country)
+            lenient = phones.normalize_lenient(raw, default_country)
             if lenient.startswith("+") and len(lenient) >= 8:
                 return lenient
     return None
@@ -120,7 +120,7 @@ def line_owner(portal_id: int, line_number: str, default_country: str) -> PbxCon
     """The enabled connection that has ``line_number`` (as Bitrix24 sends it, or normalised)."""
     if not line_number:
         return None
-    spellings = {line_number, phones.normalize(line_number, default_country)} - {""}
+    spellings = {line_number, phones.normalize_lenient(line_number, default_country)} - {""}
     line = (
         PbxLine.objects.filter(
             connection__portal_id=portal_id, connection__enabled=True, removed_at__isnull=True, number__in=spellings
@@ -204,7 +204,7 @@ def start_click_to_call(portal_id: int, data: Mapping[str, Any]) -> Started:
         return Started(DUPLICATE)
     country = portal.default_country
     client = client_e164([request.phone_international, request.phone_number], country)
-    line = phones.normalize(request.line_number, country) if request.line_number else ""
+    line = phones.normalize_lenient(request.line_number, country) if request.line_number else ""
     plan = plan_click_to_call(portal, request, client)
 
     try:

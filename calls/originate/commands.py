@@ -98,7 +98,7 @@ def _claim(command_id: int) -> bool:
 def fail_call(call_id: int, code: str, *, lang: str | None, **params: object) -> FollowUps:
     """End the Bitrix24 call as failed, with the user-facing reason for ``code``."""
     reason = messages.failure_reason(code, lang, **params)
-    return finish_call_as_failed(call_id, messages.status_code_for(code), reason)
+    return finish_call_as_failed(call_id, messages.status_code_for_failure(code), reason)
 
 
 @dataclass(frozen=True)

@@ -97,5 +97,6 @@ def failure_reason(code: str, lang: str | None, **params: object) -> str:
     return template.format(**cleaned).strip()
 
 
-def status_code_for(code: str) -> str:
+def status_code_for_failure(code: str) -> str:
+    """The Bitrix24 STATUS_CODE a call we could not place finishes with."""
     return STATUS_CODES[code]

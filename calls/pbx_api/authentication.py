@@ -193,13 +193,6 @@ def material_for(public_id: str) -> tuple[AuthMaterial, bool]:
     return _fresh(public_id, epoch), False
 
 
-def forget_material(public_id: str | None = None) -> None:
-    """Drop this process's memory of one connection (or of all)."""
-    if public_id is None:
-        _materials.clear()
-    else:
-        _materials.pop(public_id, None)
-
 
 def _public_id(request: Request) -> str:
     return str((request.parser_context or {}).get("kwargs", {}).get("connection_id", ""))

@@ -1,7 +1,7 @@
 """Recording pipeline: SSRF-safe download or PBX-uploaded file -> wav/mp3 -> Bitrix24 attachRecord.
 
 Public API (see docs/architecture.md, "Recordings"):
-``transfer_recording`` (framework-free core) and ``services.attach_recording`` (the state
+``transfer_recording`` (framework-free core) and ``services.deliver_recording`` (the state
 machine's entry point); errors in ``errors``.
 """
 

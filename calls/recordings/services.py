@@ -1,6 +1,6 @@
 """The state machine's entry point: attach one call's recording to its finished Bitrix24 call.
 
-Contract (docs/architecture.md, "Recordings"): ``attach_recording`` returns an ``AttachOutcome``
+Contract (docs/architecture.md, "Recordings"): ``deliver_recording`` returns an ``AttachOutcome``
 when the recording is in Bitrix24, and raises a ``RecordingError`` otherwise. The caller owns
 scheduling and bookkeeping: on ``exc.retryable`` it tries again after ``exc.retry_after`` (or its
 own backoff, see ``retry_delay``); otherwise it records ``exc.reason`` for the vendor and the
@@ -52,7 +52,7 @@ def retry_delay(attempt: int, exc: RecordingError | None = None) -> float:
     return base * random.uniform(0.8, 1.2)
 
 
-def attach_recording(*, call_pk: int, event_id: str | None = None, client: RestClient | None = None,
+def deliver_recording(*, call_pk: int, event_id: str | None = None, client: RestClient | None = None,
                      resolver: Resolver = system_resolver) -> AttachOutcome:
     """Move the recording of ``event_id`` (default: the latest ``call.recording_ready`` of the call)
     into the call's Bitrix24 record. Refuses with CallNotFinished until the Bitrix24 finish is done."""
@@ -127,4 +127,4 @@ def fetch_policy(connection: PbxConnection) -> FetchPolicy:
                        auth_headers=connection.recording_auth_headers())
 
 
-__all__ = ["AttachOutcome", "attach_recording", "retry_delay"]
+__all__ = ["AttachOutcome", "deliver_recording", "retry_delay"]

@@ -139,7 +139,7 @@ def store_candidates(portal_id: int, number: str, candidates: list[CrmCandidate]
 
 def forget_number(portal_id: int, number: str, default_country: str = "RU") -> None:
     """Drop the cached CRM lookup of one client number (any format) on one portal."""
-    normalized = phones.normalize(number, default_country)
+    normalized = phones.normalize_lenient(number, default_country)
     if normalized:
         cache.delete(_entry_key(portal_id, normalized))
 
@@ -249,7 +249,6 @@ class RouteResult:
     source: str
     client_number: str
     line_number: str
-    decision_id: int | None = None
     # Bitrix24 was slow or failing: the caller queues a warm-up of the cache (``claim_warm_up``).
     warm_up: bool = False
 
@@ -408,8 +407,8 @@ def route_query(connection: PbxConnection, client_number: str, line_number: str 
         portal_id=connection.portal_id,
         connection_id=connection.pk,
         country=country,
-        client=phones.normalize(client_number, country),
-        line=phones.normalize(line_number, country) if line_number else "",
+        client=phones.normalize_lenient(client_number, country),
+        line=phones.normalize_lenient(line_number, country) if line_number else "",
     )
 
 
@@ -473,12 +472,6 @@ def record_decision(connection: PbxConnection, result: RouteResult) -> RouteDeci
         source=result.source,
     )
 
-
-def route_incoming_call(connection: PbxConnection, client_number: str, line_number: str = "") -> RouteResult:
-    """``decide_route`` + ``record_decision``."""
-    result = decide_route(connection, client_number, line_number)
-    decision = record_decision(connection, result)
-    return RouteResult(result.choice, result.source, result.client_number, result.line_number, decision.pk)
 
 
 # --- housekeeping ------------------------------------------------------------------------------------

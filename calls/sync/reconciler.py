@@ -2,7 +2,7 @@
 
 ``apply_pbx_event`` attaches one inbox event to its ``Call`` under the call's row lock (creating the
 call, or joining a click-to-call / callback call through ``origin_request_id``) and bumps the call's
-``facts_version``. ``sync_call`` then reconciles: it derives the desired Bitrix24 state from all facts
+``facts_version``. ``reconcile`` then brings Bitrix24 in line: it derives the desired Bitrix24 state from all facts
 (``calls.sync.state_machine``), compares it with what Bitrix24 already has, and executes the missing steps
 one by one, persisting each result before the next.
 
@@ -17,7 +17,7 @@ Exactly once:
 Failures: rate limits and method blocks are waited out by re-scheduling (never sleeping, never counted
 as failures); transient errors back off exponentially with full jitter up to a cap, and become a dead
 letter after ``CALLS_GIVE_UP_AFTER_SECONDS`` of continuous failure; permanent errors (validation, dead
-tokens, a portal that is gone) become a dead letter at once. ``sync_call`` never raises for those: it
+tokens, a portal that is gone) become a dead letter at once. ``reconcile`` never raises for those: it
 returns a ``SyncResult`` telling the task what to schedule.
 """
 
@@ -46,7 +46,7 @@ from calls.lines.selectors import company_lines
 from calls.lines.services import add_line_to_bitrix24, record_seen_line
 from calls.models import Call, ExtensionOverride, PbxConnection, PbxEvent, PbxLine, RouteDecision
 from calls.recordings import RecordingError
-from calls.recordings.services import attach_recording, retry_delay
+from calls.recordings.services import deliver_recording, retry_delay
 from calls.routing.lookup import forget_number
 from calls.sync import dead_letters, signals
 from calls.sync import state_machine as sm
@@ -119,7 +119,7 @@ def apply_pbx_event(pbx_event_pk: int) -> int | None:
     return _apply(pbx_event_pk, claim=False)[0]
 
 
-def process_pbx_event(pbx_event_pk: int) -> tuple[int | None, SyncResult | None]:
+def apply_and_reconcile(pbx_event_pk: int) -> tuple[int | None, SyncResult | None]:
     """What the worker does with an inbox event: apply it, then sync its call at once.
 
     The call is claimed for the sync in the same UPDATE that records the fact, when nobody holds it
@@ -129,7 +129,7 @@ def process_pbx_event(pbx_event_pk: int) -> tuple[int | None, SyncResult | None]
     call_pk, token = _apply(pbx_event_pk, claim=True)
     if call_pk is None:
         return None, None
-    return call_pk, sync_call(call_pk, claimed=token)
+    return call_pk, reconcile(call_pk, claimed=token)
 
 
 def _apply(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | None]:
@@ -327,7 +327,7 @@ def _routed_user(call: Call, facts: tuple[sm.Fact, ...]) -> int | None:
     if started is None or started.data.get("direction") != "inbound":
         return None
 
-    client = phones.normalize(str(started.data.get("client_number") or ""), call.portal.default_country)
+    client = phones.normalize_lenient(str(started.data.get("client_number") or ""), call.portal.default_country)
     window_start = started.occurred_at - timedelta(minutes=5)
     decision = (RouteDecision.objects.filter(connection_id=call.connection_id, client_number=client,
                                              decided_at__gte=window_start,
@@ -411,7 +411,7 @@ def desired_state(call: Call) -> tuple[sm.Desired, sm.Achieved]:
 
 
 class _Run:
-    """What one ``sync_call`` reads once and reuses across its steps.
+    """What one ``reconcile`` run reads once and reuses across its steps.
 
     The facts, the policy (extension map, portal settings) and the ``/route`` decision are re-read
     only when ``facts_version`` (or the call's PBX identity) changed: applying an event marks it
@@ -522,21 +522,21 @@ def note_follow_up_queued(result: SyncResult) -> None:
 # --- syncing ---------------------------------------------------------------------------------------------
 
 
-def sync_call(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None) -> SyncResult:
-    """Bring Bitrix24 in line with the call's facts (``_sync_call``); listeners hear how the run ended."""
+def reconcile(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None) -> SyncResult:
+    """Bring Bitrix24 in line with the call's facts (``_reconcile``); listeners hear how the run ended."""
     with logcontext.bound():  # the call's ids label this run's log lines, and only them
-        result = _sync_call(call_pk, allow_slow=allow_slow, claimed=claimed)
+        result = _reconcile(call_pk, allow_slow=allow_slow, claimed=claimed)
     signals.sync_ran.send(sender=SyncResult, outcome=result.outcome)
     return result
 
 
-def _sync_call(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None) -> SyncResult:
+def _reconcile(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None) -> SyncResult:
     """Bring Bitrix24 in line with the call's facts, step by step. Never raises for Bitrix24 failures.
 
     When another worker holds the call, its holder does the work we came for: a holder checks for new
     facts once more *after* letting go, so a fact applied while it was busy is never left behind. The
     "busy" result only asks to come back after the holder's lease, in case the holder died.
-    ``claimed``: the lease token when the caller already holds the call (``process_pbx_event``).
+    ``claimed``: the lease token when the caller already holds the call (``apply_and_reconcile``).
     """
     run = _Run()
     for _ in range(3):
@@ -698,9 +698,9 @@ def _remember_derived(call: Call, desired: sm.Desired, facts: tuple[sm.Fact, ...
         if not call.direction:
             fields["direction"] = str(started.data.get("direction") or "")[:8]
         if not call.client_number and started.data.get("client_number"):
-            fields["client_number"] = phones.normalize(str(started.data["client_number"]), country)[:64]
+            fields["client_number"] = phones.normalize_lenient(str(started.data["client_number"]), country)[:64]
         if not call.line_number and started.data.get("line_number"):
-            fields["line_number"] = phones.normalize(str(started.data["line_number"]), country)[:64]
+            fields["line_number"] = phones.normalize_lenient(str(started.data["line_number"]), country)[:64]
         if call.started_at is None:
             fields["started_at"] = started.occurred_at
     if ended is not None and call.ended_at is None:
@@ -907,7 +907,7 @@ def _attach_recording(call: Call, desired: sm.Desired, client: Any, token: str) 
     # Download, conversion and upload can take many minutes: hold the call that long, no longer.
     _save(call, token, lease_until=timezone.now() + timedelta(seconds=sync_settings().recording_lease_seconds))
     try:
-        attach_recording(call_pk=call.pk, event_id=desired.recording.event_id, client=client)
+        deliver_recording(call_pk=call.pk, event_id=desired.recording.event_id, client=client)
     except RecordingError as exc:
         _save(call, token, recording_error=exc.reason[:2000])
         if exc.retryable:

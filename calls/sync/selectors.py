@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
-from calls.models import Call, DeadLetter, PbxEvent
+from calls.models import Call, PbxEvent
 from portals.models import RestCallLog
 
 SWEEP_BATCH = 500
@@ -42,15 +42,6 @@ def calls_live_too_long(now: datetime, max_age: timedelta) -> list[int]:
     """Calls still live long after they started: their call.ended never came (cards would stay open)."""
     return list(Call.objects.filter(status=Call.Status.LIVE, started_at__lt=now - max_age, forced_end__isnull=True)
                 .values_list("pk", flat=True)[:SWEEP_BATCH])
-
-
-def open_dead_letters(portal_id: int | None = None) -> QuerySet[DeadLetter]:
-    qs = DeadLetter.objects.filter(resolved_at=None).select_related("portal", "call", "pbx_event")
-    return qs.filter(portal_id=portal_id) if portal_id is not None else qs
-
-
-def calls_of_portal(portal_id: int) -> QuerySet[Call]:
-    return Call.objects.filter(portal_id=portal_id).order_by("-created_at")
 
 
 def call_timeline(call: Call) -> QuerySet[PbxEvent]:

@@ -264,7 +264,7 @@ class _Timeline:
                 self.ringing = {target}
 
 
-def status_code_for(disposition: str, *, outbound: bool, sip_code: Any = None) -> str:
+def status_code_for_disposition(disposition: str, *, outbound: bool, sip_code: Any = None) -> str:
     """Bitrix24 STATUS_CODE for a PBX disposition (§5.4)."""
     if disposition == "cancelled":
         # The caller gave up: for our own agent's outgoing call that is "cancelled", for an
@@ -288,7 +288,7 @@ def line_raw_of(facts: Iterable[Fact], preset: str | None) -> str:
 
 def line_number_of(raw: str, policy: Policy) -> str:
     """A line normalised the way ``register`` sends it as ``LINE_NUMBER``."""
-    return phones.normalize(raw, policy.default_country, max_digits=policy.extension_max_digits)
+    return phones.normalize_lenient(raw, policy.default_country, max_digits=policy.extension_max_digits)
 
 
 def derive(call: CallInput, policy: Policy) -> Desired:
@@ -349,7 +349,7 @@ def derive(call: CallInput, policy: Policy) -> Desired:
         )
         register = {
             "USER_ID": register_user,
-            "PHONE_NUMBER": phones.normalize(client_raw, policy.default_country,
+            "PHONE_NUMBER": phones.normalize_lenient(client_raw, policy.default_country,
                                              max_digits=policy.extension_max_digits),
             "TYPE": call_type,
             "CALL_START_DATE": _iso_with_offset(started.occurred_at),
@@ -389,7 +389,7 @@ def derive(call: CallInput, policy: Policy) -> Desired:
     if ended is not None:
         end = ended.data
         disposition = str(end.get("disposition") or "")
-        status = status_code_for(disposition, outbound=outbound, sip_code=end.get("sip_code"))
+        status = status_code_for_disposition(disposition, outbound=outbound, sip_code=end.get("sip_code"))
         try:
             duration = max(0, int(end.get("talk_seconds") or 0))
         except (TypeError, ValueError):

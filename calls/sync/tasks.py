@@ -27,7 +27,7 @@ _RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": 
 )
 def process_pbx_event(pbx_event_pk: int) -> None:
     """Apply one inbox event to its call, then sync the call right away (lowest latency)."""
-    call_pk, result = reconciler.process_pbx_event(pbx_event_pk)
+    call_pk, result = reconciler.apply_and_reconcile(pbx_event_pk)
     if call_pk is not None and result is not None:
         _follow_up(call_pk, result, allow_slow=False)
 
@@ -41,12 +41,14 @@ def sync_call(call_pk: int) -> None:
     name="calls.tasks.attach_recording", queue="bulk", soft_time_limit=1800, time_limit=1900, **_RELIABLE
 )
 def attach_recording(call_pk: int) -> None:
-    """The slow step (download, convert, upload a recording), kept off the realtime queue."""
+    """The slow step, kept off the realtime queue: a reconcile run allowed to deliver the call's recording
+    (``calls.recordings.services.deliver_recording``: download, convert, upload) under the call's lease,
+    with the marks that make it happen once written around it."""
     _sync(call_pk, allow_slow=True)
 
 
 def _sync(call_pk: int, *, allow_slow: bool) -> None:
-    _follow_up(call_pk, reconciler.sync_call(call_pk, allow_slow=allow_slow), allow_slow=allow_slow)
+    _follow_up(call_pk, reconciler.reconcile(call_pk, allow_slow=allow_slow), allow_slow=allow_slow)
 
 
 def _follow_up(call_pk: int, result: reconciler.SyncResult, *, allow_slow: bool) -> None:

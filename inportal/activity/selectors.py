@@ -21,7 +21,7 @@ def _number_match(q: str, portal: Portal) -> Q | None:
     digits = _DIGITS.sub("", q)
     if len(digits) < 3:
         return None
-    e164 = phones.normalize(q, portal.default_country)
+    e164 = phones.normalize_lenient(q, portal.default_country)
     match = Q(client_number=e164) | Q(line_number=e164)
     # Part of a number ("1234567", "495 123"): the stored E.164 form contains the digits as typed.
     if len(digits) >= 5:

@@ -127,5 +127,5 @@ def drive(*, rounds: int = 80) -> list[reconciler.SyncResult]:
         if not touched:
             return results
         for call_pk in sorted(touched):
-            results.append(reconciler.sync_call(call_pk, allow_slow=True))
+            results.append(reconciler.reconcile(call_pk, allow_slow=True))
     raise AssertionError(f"calls did not settle after {rounds} rounds: {results[-5:]}")

@@ -307,6 +307,6 @@ def test_second_sync_while_one_holds_the_lease_is_told_to_come_back(phone):
     call_pk = reconciler.apply_pbx_event(PbxEvent.objects.get().pk)
     token = reconciler._claim(call_pk)
     assert token is not None
-    result = reconciler.sync_call(call_pk)
+    result = reconciler.reconcile(call_pk)
     assert result.outcome == "busy" and result.delay > 0
     assert phone.b24_calls() == []

@@ -79,17 +79,17 @@ def test_a_sync_with_nothing_to_do_costs_a_handful_of_queries(phone, django_asse
     scenario = phone.scenario("busy_outgoing")
     for event in scenario.events:
         call_pk = reconciler.apply_pbx_event(inbox_pk(phone, event))
-        reconciler.sync_call(call_pk)
+        reconciler.reconcile(call_pk)
     # claim, the row (with the extension map, and that the connection overrides none), the facts, settle + let go
     with django_assert_max_num_queries(4):
-        assert reconciler.sync_call(call_pk).outcome == "idle"
+        assert reconciler.reconcile(call_pk).outcome == "idle"
 
 
 def test_one_sync_reads_the_facts_and_the_extension_map_once_however_many_steps_it_takes(phone):
     started = phone.scenario("ring_group_second_answers").events[0]
     call_pk = reconciler.apply_pbx_event(inbox_pk(phone, started))
     with CaptureQueriesContext(connection) as captured:
-        assert reconciler.sync_call(call_pk).outcome == "idle"
+        assert reconciler.reconcile(call_pk).outcome == "idle"
     from b24sandbox import telephony
 
     assert [c["registrations"] for c in telephony.snapshot(phone.b24)["calls"]] == [1]
@@ -204,7 +204,7 @@ def test_a_fact_applied_while_a_step_waits_for_bitrix24_decides_the_next_step(ph
         return result
 
     monkeypatch.setattr(Bitrix24Client, "call", register_answered_late)
-    assert reconciler.sync_call(call_pk).outcome == "idle"
+    assert reconciler.reconcile(call_pk).outcome == "idle"
     b24 = phone.b24_call(phone.call(started["call_id"]))
     # The ringing group's card was never shown: the step after register already knew who answered.
     assert [(h["op"], h["users"]) for h in b24["history"] if h["op"] in ("show", "hide")] == [

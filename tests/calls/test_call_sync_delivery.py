@@ -26,7 +26,7 @@ def statistics(phone) -> list[dict]:
 def sync_once(phone, pbx_call_id: str) -> reconciler.SyncResult:
     for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).values_list("pk", flat=True):
         reconciler.apply_pbx_event(pk)
-    return reconciler.sync_call(phone.call(pbx_call_id).pk, allow_slow=True)
+    return reconciler.reconcile(phone.call(pbx_call_id).pk, allow_slow=True)
 
 
 def test_register_whose_answer_was_lost_is_retried_into_the_same_bitrix24_call(phone, sandbox):
@@ -121,7 +121,7 @@ def test_method_over_its_time_budget_is_rescheduled_not_failed(phone, sandbox):
     phone.send(answered, transferred)
     for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).values_list("pk", flat=True):
         reconciler.apply_pbx_event(pk)
-    result = reconciler.sync_call(phone.call(scenario.call_id).pk)
+    result = reconciler.reconcile(phone.call(scenario.call_id).pk)
     assert result.outcome == "retry" and result.delay >= 1
     call = phone.call(scenario.call_id)
     assert call.attempts == 0 and "OPERATION_TIME_LIMIT" in call.last_error
@@ -135,7 +135,7 @@ def test_bitrix24_down_longer_than_the_give_up_time_becomes_a_dead_letter_and_re
     assert sync_once(phone, scenario.call_id).outcome == "retry"
     call = phone.call(scenario.call_id)
     Call.objects.filter(pk=call.pk).update(failing_since=timezone.now() - timedelta(hours=7))
-    assert reconciler.sync_call(call.pk).outcome == "dead"
+    assert reconciler.reconcile(call.pk).outcome == "dead"
     [letter] = DeadLetter.objects.filter(call=call, resolved_at=None)
     assert letter.reason == "Bitrix24 kept failing" and "HTTP 500" in letter.detail
     assert phone.b24_calls() == []

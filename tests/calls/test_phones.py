@@ -22,31 +22,31 @@ from calls import phones
     ],
 )
 def test_external_numbers_become_e164_with_the_portals_default_country(raw, country, expected):
-    assert phones.normalize(raw, country) == expected
+    assert phones.normalize_lenient(raw, country) == expected
 
 
 @pytest.mark.parametrize("raw", ["101", " 2001 ", "55"])
 def test_internal_extensions_stay_unnormalised(raw):
-    assert phones.normalize(raw, "RU") == raw.strip()
+    assert phones.normalize_lenient(raw, "RU") == raw.strip()
     assert phones.is_extension(raw)
 
 
 def test_a_known_extension_longer_than_usual_is_still_an_extension():
     assert phones.is_extension("1234567", known={"1234567"})
     assert not phones.is_extension("1234567")
-    assert phones.normalize("1234567", "RU", known_extensions={"1234567"}) == "1234567"
+    assert phones.normalize_lenient("1234567", "RU", known_extensions={"1234567"}) == "1234567"
 
 
 def test_a_number_libphonenumber_cannot_parse_is_kept_as_digits_not_lost():
-    assert phones.normalize("+12", "RU") == "+12"
-    assert phones.normalize("anonymous", "RU") == "anonymous"
-    assert phones.normalize("", "RU") == ""
-    assert phones.normalize(None, "RU") == ""
+    assert phones.normalize_lenient("+12", "RU") == "+12"
+    assert phones.normalize_lenient("anonymous", "RU") == "anonymous"
+    assert phones.normalize_lenient("", "RU") == ""
+    assert phones.normalize_lenient(None, "RU") == ""
 
 
 def test_strict_normalisation_rejects_what_is_not_a_valid_number():
-    assert phones.normalise_number("8 (495) 123-45-67", "RU") == "+74951234567"
+    assert phones.normalize_strict("8 (495) 123-45-67", "RU") == "+74951234567"
     with pytest.raises(phones.InvalidPhoneNumber):
-        phones.normalise_number("12345", "RU")
+        phones.normalize_strict("12345", "RU")
     with pytest.raises(phones.InvalidPhoneNumber):
-        phones.normalise_number("", "RU")
+        phones.normalize_strict("", "RU")

@@ -16,7 +16,7 @@ from django.utils import timezone
 from calls.connections.services import create_connection
 from calls.models import Call, PbxConnection, PbxEvent
 from calls.recordings import CallNotFinished, SourceRefused, UnsupportedFormat, UploadFailed
-from calls.recordings.services import attach_recording
+from calls.recordings.services import deliver_recording
 from calls.recordings.upload import upload_recording
 from pbxsim.server import RecordingPolicy, SimServer
 from pbxsim.wav import wav_bytes
@@ -108,7 +108,7 @@ def test_recording_from_the_pbx_url_arrives_in_bitrix24_byte_for_byte(installed_
     recording_event(conn, url=f"{pbx.base_url}/recordings/a.wav?seconds=3",
                     sha256=hashlib.sha256(source).hexdigest(), size_bytes=len(source))
 
-    outcome = attach_recording(call_pk=call.pk, event_id="rec-1")
+    outcome = deliver_recording(call_pk=call.pk, event_id="rec-1")
 
     got = stored(installed_portal, b24_call_id)
     assert got is not None and got.content == source
@@ -127,7 +127,7 @@ def test_uploaded_recording_is_attached_from_its_local_file_and_kept(installed_p
     rel = uploaded_file(recordings_dir, conn, source)
     recording_event(conn, url=None, local_path=rel, sha256=hashlib.sha256(source).hexdigest())
 
-    attach_recording(call_pk=call.pk)
+    deliver_recording(call_pk=call.pk)
 
     assert stored(installed_portal, b24_call_id).content == source
     assert (recordings_dir / rel).read_bytes() == source
@@ -140,7 +140,7 @@ def test_attach_refuses_clearly_while_the_bitrix24_call_is_not_finished(installe
     recording_event(conn, url=None, local_path=uploaded_file(recordings_dir, conn, wav_bytes(1)))
 
     with pytest.raises(CallNotFinished) as err:
-        attach_recording(call_pk=call.pk)
+        deliver_recording(call_pk=call.pk)
     assert err.value.retryable and "finished" in err.value.reason
     assert not any(e["method"] == "telephony.externalcall.attachrecord" for e in _log(installed_portal))
     assert stored(installed_portal, b24_call_id) is None
@@ -154,7 +154,7 @@ def test_bitrix24_saying_the_call_is_not_finished_is_retryable(installed_portal,
     recording_event(conn, url=None, local_path=uploaded_file(recordings_dir, conn, wav_bytes(1)))
 
     with pytest.raises(CallNotFinished) as err:
-        attach_recording(call_pk=call.pk)
+        deliver_recording(call_pk=call.pk)
     assert err.value.retryable and err.value.retry_after
     assert stored(installed_portal, b24_call_id) is None
 
@@ -174,7 +174,7 @@ def test_ogg_recording_is_converted_and_attached_as_mp3(installed_portal, record
     rel = uploaded_file(recordings_dir, conn, ogg.read_bytes(), suffix=".ogg")
     recording_event(conn, url=None, local_path=rel, content_type="audio/ogg", filename="rec.ogg")
 
-    outcome = attach_recording(call_pk=call.pk)
+    outcome = deliver_recording(call_pk=call.pk)
 
     got = stored(installed_portal, b24_call_id)
     assert outcome.converted_from == "audio/ogg"
@@ -191,7 +191,7 @@ def test_without_a_converter_an_ogg_recording_fails_with_a_reason_and_uploads_no
     recording_event(conn, url=None, local_path=rel, content_type="audio/ogg", filename="rec.ogg")
 
     with pytest.raises(UnsupportedFormat) as err:
-        attach_recording(call_pk=call.pk)
+        deliver_recording(call_pk=call.pk)
     assert not err.value.retryable
     assert "recording format audio/ogg is not supported and no converter is installed" in err.value.reason
     assert stored(installed_portal, b24_call_id) is None
@@ -204,7 +204,7 @@ def test_the_upload_token_never_reaches_logs_or_the_rest_log(installed_portal, r
     call = make_call(installed_portal, conn, b24_call_id=b24_call_id)
     recording_event(conn, url=None, local_path=uploaded_file(recordings_dir, conn, wav_bytes(1)))
 
-    attach_recording(call_pk=call.pk)
+    deliver_recording(call_pk=call.pk)
 
     token = installed_portal.portal.credential.access_token
     upload_entries = [e for e in _log(installed_portal) if e["method"].endswith("(upload)")]
@@ -237,10 +237,10 @@ def test_bitrix24_server_errors_at_attach_are_retryable(installed_portal, sandbo
     sandbox.faults.add("error500", portal=installed_portal.b24, method="telephony.externalcall.attachrecord")
 
     with pytest.raises(UploadFailed) as err:
-        attach_recording(call_pk=call.pk)
+        deliver_recording(call_pk=call.pk)
     assert err.value.retryable
     assert stored(installed_portal, b24_call_id) is None
-    assert attach_recording(call_pk=call.pk).size_bytes > 0  # the retry goes through
+    assert deliver_recording(call_pk=call.pk).size_bytes > 0  # the retry goes through
     assert stored(installed_portal, b24_call_id) is not None
 
 
@@ -249,8 +249,8 @@ def test_a_second_attach_replaces_rather_than_duplicates(installed_portal, recor
     b24_call_id = bitrix24_call(installed_portal)
     call = make_call(installed_portal, conn, b24_call_id=b24_call_id)
     recording_event(conn, url=None, local_path=uploaded_file(recordings_dir, conn, wav_bytes(1)))
-    first = attach_recording(call_pk=call.pk)
-    second = attach_recording(call_pk=call.pk)
+    first = deliver_recording(call_pk=call.pk)
+    second = deliver_recording(call_pk=call.pk)
     # A retry after a lost answer re-sends under the same name, and Bitrix24 keeps only the latest.
     assert first.filename == second.filename
     assert stored(installed_portal, b24_call_id).file_id == second.file_id != first.file_id
@@ -271,8 +271,8 @@ def test_a_connection_never_sends_its_credentials_to_another_tenants_host(instal
         recording_event(conn_b, call_id="b-1", event_id="rb", url=f"{other_pbx.base_url}/recordings/y.wav?seconds=1")
 
         with pytest.raises(SourceRefused, match="not in this connection's allowed recording hosts"):
-            attach_recording(call_pk=call_a.pk)
-        attach_recording(call_pk=call_b.pk)
+            deliver_recording(call_pk=call_a.pk)
+        deliver_recording(call_pk=call_b.pk)
 
         auth_seen = [r["headers"].get("Authorization") for r in other_pbx.state.recording_requests]
         assert len(auth_seen) == 1
@@ -290,9 +290,9 @@ def test_an_uploaded_file_of_another_connection_is_refused(installed_portal, rec
     recording_event(conn_b, url=None, local_path="../../etc/passwd", event_id="rec-2")
 
     with pytest.raises(SourceRefused, match="does not belong to this connection"):
-        attach_recording(call_pk=call.pk, event_id="rec-1")
+        deliver_recording(call_pk=call.pk, event_id="rec-1")
     with pytest.raises(SourceRefused, match="does not belong to this connection"):
-        attach_recording(call_pk=call.pk, event_id="rec-2")
+        deliver_recording(call_pk=call.pk, event_id="rec-2")
     assert stored(installed_portal, b24_call_id) is None
 
 

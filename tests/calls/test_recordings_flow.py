@@ -37,7 +37,7 @@ def deliver_pending() -> Call:
         if call_pk:
             call_pks.add(call_pk)
     for call_pk in call_pks:
-        reconciler.sync_call(call_pk, allow_slow=True)
+        reconciler.reconcile(call_pk, allow_slow=True)
     return Call.objects.get(pk=call_pks.pop())
 
 

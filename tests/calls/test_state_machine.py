@@ -271,7 +271,7 @@ def test_a_consultation_that_was_not_completed_leaves_the_call_with_the_first_ag
     ],
 )
 def test_dispositions_map_to_bitrix24_status_codes(disposition, outbound, sip, expected):
-    assert sm.status_code_for(disposition, outbound=outbound, sip_code=sip) == expected
+    assert sm.status_code_for_disposition(disposition, outbound=outbound, sip_code=sip) == expected
 
 
 def test_failed_call_carries_the_sip_code_as_reason_and_cost_and_vote_when_given():

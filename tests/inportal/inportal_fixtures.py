@@ -199,7 +199,7 @@ def drive(rounds: int = 80) -> None:
         if not touched:
             return
         for call_pk in sorted(touched):
-            reconciler.sync_call(call_pk, allow_slow=True)
+            reconciler.reconcile(call_pk, allow_slow=True)
     raise AssertionError("calls did not settle")
 
 

@@ -66,7 +66,7 @@ class Command(BaseCommand):
         connection = PbxConnection.objects.select_related("portal").filter(public_id=connection_id).first()
         if connection is None:
             raise CommandError(f"no connection {connection_id!r}")
-        normalized = phones.normalize(number, connection.portal.default_country)
+        normalized = phones.normalize_lenient(number, connection.portal.default_country)
         line = PbxLine.objects.filter(connection=connection, number__in={number, normalized}).first()
         if line is None:
             raise CommandError(f"connection {connection_id} has no line {number!r}")
