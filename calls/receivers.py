@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from calls.connections.auth_epoch import forget_auth_material
+from calls.auth_epoch import forget_auth_material
 from calls.models import ConnectionSecret, ExtensionOverride, LineRouting, PbxConnection, PbxLine
 from calls.models.connections import BOOKKEEPING_FIELDS
 from calls.purge import purge_portal

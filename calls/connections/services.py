@@ -14,9 +14,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from calls.connections.auth_epoch import forget_auth_material
+from calls.auth_epoch import forget_auth_material
+from calls.connections import signing
 from calls.models import ConnectionSecret, PbxConnection
-from calls.pbx_api import signing
 from portals.models import Portal
 
 DEFAULT_ROTATION_OVERLAP = timedelta(hours=24)

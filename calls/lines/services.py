@@ -24,11 +24,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from b24client import errors as b24errors
-from calls.followups import FollowUps
 from calls.models import Call, PbxConnection, PbxLine, SeenLineNumber
-from calls.pbx_api.intake import load_json
-from calls.pbx_api.receipts import answer_once
-from calls.pbx_api.responses import PbxAnswer, error_body
 from calls.phones import InvalidPhoneNumber, normalize_strict
 from portals.errors import PortalUnavailable
 from portals.services import bitrix24_client_for
@@ -124,29 +120,6 @@ def store_lines(connection: PbxConnection, lines: list[tuple[str, str]]) -> None
     )
 
 
-def replace_lines(connection: PbxConnection, webhook_id: str, body: bytes) -> PbxAnswer:
-    """``PUT …/lines``: validate, store, sync to Bitrix24 (see the module docstring)."""
-
-    def handle() -> PbxAnswer:
-        try:
-            data = load_json(body)
-        except (ValueError, RecursionError) as exc:
-            return PbxAnswer(400, error_body("invalid_json", f"The body is not valid JSON: {exc}"))
-        lines, fields, detail = validate_lines(data, connection.portal.default_country)
-        if detail:
-            return PbxAnswer(400, error_body("invalid_line" if fields else "invalid_body", detail, fields))
-        store_lines(connection, lines)
-        return PbxAnswer(200, None)
-
-    # The 200 body is the current list, rebuilt for a replay; error bodies are remembered.
-    answer, replayed = answer_once(connection, webhook_id, handle, remember_body=lambda a: a.status != 200)
-    if answer.status != 200:
-        return answer
-    follow_ups = FollowUps()
-    if not replayed and not sync_lines_to_bitrix24(connection.pk).complete:
-        follow_ups.sync_lines.append(connection.pk)  # retried by the task (and by the sweeper)
-    return PbxAnswer(200, current_lines(connection), follow_ups)
-
 
 # --- Bitrix24 side --------------------------------------------------------------------------
 
@@ -227,7 +200,7 @@ def _mark_failed(lines: list[PbxLine], result: LineSyncResult, exc: BaseExceptio
 
 
 def add_line_to_bitrix24(client: Any, number: str, name: str) -> None:
-    """``telephony.externalLine.add`` the one way every path adds a company line (§5.1): with
+    """``telephony.externalLine.add`` the one way every path adds a company line (docs/bitrix24-contract.md §5.1): with
     ``CRM_AUTO_CREATE=Y`` (outgoing calls on it create their CRM object), and "Line already exists"
     (added by a concurrent sync a moment ago) counting as success."""
     try:

@@ -11,7 +11,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from calls.connections.auth_epoch import forget_auth_material
+from calls.auth_epoch import forget_auth_material
 from portals.crypto import EncryptedTextField
 
 

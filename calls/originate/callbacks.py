@@ -51,6 +51,7 @@ from calls.originate.click_to_call import (  # the same outcomes as a click-to-c
     line_owner,
 )
 from calls.routing import lookup
+from calls.routing.configuration import PORTAL_CALLBACK_AGENT_SETTING
 from calls.routing.rules import CrmCandidate, choose
 from portals.models import Portal
 
@@ -58,7 +59,6 @@ logger = logging.getLogger(__name__)
 
 _REQUEST_NAMESPACE = uuid.UUID("5d4a3c8e-7f0b-4c1e-9a57-2f1d0c6b8e93")
 
-PORTAL_CALLBACK_AGENT_SETTING = "callback_user_id"
 
 
 def request_id_for_event(event_id: int) -> str:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import requests
 
-from calls.pbx_api import signing
+from calls.connections import signing
 
 ACCEPTED: Literal["accepted"] = "accepted"
 REFUSED: Literal["refused"] = "refused"

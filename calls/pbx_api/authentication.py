@@ -11,7 +11,7 @@ of a ``/route`` cache hit's CPU (query compilation and three models hydrated, ev
 each process keeps them per connection, as plain values plus the decrypted keys with their expiry:
 
 * every request reads the connection's invalidation epoch from the shared cache
-  (``calls.connections.auth_epoch``); any change of the connection, its secrets or its portal —
+  (``calls.auth_epoch``); any change of the connection, its secrets or its portal —
   saved or updated in bulk: a connection disabled, its portal uninstalled, reinstalled or with dead
   tokens, a secret added, rotated or deleted — moves it, and every process reloads that connection
   on its next request;
@@ -44,10 +44,10 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 import logcontext
+from calls.auth_epoch import auth_epoch_key
+from calls.connections import signing
 from calls.connections.activity import note_signed_request
-from calls.connections.auth_epoch import auth_epoch_key
 from calls.models import ConnectionSecret, PbxConnection
-from calls.pbx_api import signing
 from calls.pbx_api.conf import pbx_api_settings
 from calls.pbx_api.responses import PbxApiError
 from portals.models import Portal

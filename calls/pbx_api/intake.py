@@ -31,9 +31,9 @@ from django.db import IntegrityError, transaction
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils import timezone
 
+from calls.connections import signing
 from calls.followups import FollowUps
 from calls.models import PbxConnection, PbxEvent
-from calls.pbx_api import signing
 from calls.pbx_api.events import CALL_RECORDING_READY, MAX_ID_LENGTH, validate_events
 from calls.pbx_api.receipts import answer_once
 from calls.pbx_api.responses import PbxAnswer, PbxApiError, error_body

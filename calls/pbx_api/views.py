@@ -14,10 +14,10 @@ from rest_framework.views import APIView
 
 from calls import dispatch
 from calls.connections.activity import note_signed_request
-from calls.lines.services import replace_lines
 from calls.pbx_api.authentication import HasPbxSignature, PbxAuth, PbxSignatureAuthentication
 from calls.pbx_api.errors import pbx_exception_handler
 from calls.pbx_api.intake import receive_events, receive_recording, spool_and_verify
+from calls.pbx_api.lines import replace_lines
 from calls.pbx_api.responses import PbxAnswer
 from calls.pbx_api.schema import SIGNATURE_HEADERS, EventsAutoSchema
 from calls.pbx_api.serializers import (

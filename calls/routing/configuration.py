@@ -13,11 +13,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from calls.models import LineRouting, PbxLine
-from calls.originate.callbacks import PORTAL_CALLBACK_AGENT_SETTING
 from portals.models import Portal
 
 _EXTENSION = re.compile(r"^[0-9*#]{1,32}$")
 _UNSET: Any = object()
+
+# The portal-wide callback agent, in ``Portal.settings`` (read by ``calls.originate.callbacks``).
+PORTAL_CALLBACK_AGENT_SETTING = "callback_user_id"
 
 
 def _user_id(value: Any, field: str) -> int | None:

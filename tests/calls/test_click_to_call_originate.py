@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from calls.connections import signing
 from calls.originate import transport
-from calls.pbx_api import signing
 from pbxsim.server import SimServer
 
 BODY = {

@@ -11,9 +11,9 @@ from django.utils import timezone
 from pbx_api_fixtures import *  # noqa: F403 (fixtures)
 from pbx_api_fixtures import event
 
+from calls.connections import signing
 from calls.connections.services import rotate_secret
 from calls.models import PbxEvent, PbxLine, PbxWebhookReceipt
-from calls.pbx_api import signing
 from pbxsim.wav import wav_bytes
 from portals.models import Portal
 

@@ -9,8 +9,8 @@ import wave
 import pytest
 from pbx_api_fixtures import *  # noqa: F403 (fixtures)
 
+from calls.connections import signing
 from calls.models import PbxEvent
-from calls.pbx_api import signing
 from calls.pbx_api.intake import spool_and_verify
 from calls.pbx_api.responses import PbxApiError
 from pbxsim.wav import wav_bytes

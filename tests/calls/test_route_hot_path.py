@@ -22,6 +22,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from pbx_api_fixtures import make_tenant
 
+from calls.connections import signing
 from calls.connections.services import rotate_secret
 from calls.models import (
     ConnectionSecret,
@@ -31,7 +32,6 @@ from calls.models import (
     PbxWebhookReceipt,
     RouteDecision,
 )
-from calls.pbx_api import signing
 from calls.routing.configuration import set_line_routing
 from calls.routing.lookup import forget_number
 from pbxsim.server import SimServer

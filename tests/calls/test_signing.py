@@ -1,4 +1,4 @@
-"""calls.pbx_api.signing: the Standard Webhooks scheme of pbx-api.md, both directions."""
+"""calls.connections.signing: the Standard Webhooks scheme of pbx-api.md, both directions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from calls.pbx_api import signing
+from calls.connections import signing
 
 KEY = bytes(range(32))
 OLD_KEY = b"\x01" * 32

@@ -6,10 +6,10 @@ import pytest
 from inportal_fixtures import *  # noqa: F403  (fixtures)
 from inportal_fixtures import PbxTransport, call_started
 
+from calls.connections import signing
 from calls.connections.activity import forget_noted
 from calls.connections.services import verification_keys
 from calls.models import ConnectionSecret, PbxConnection
-from calls.pbx_api import signing
 from pbxsim import PbxSimulator, SimServer
 
 pytestmark = pytest.mark.django_db

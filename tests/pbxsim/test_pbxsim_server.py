@@ -10,8 +10,8 @@ import wave
 import pytest
 import requests
 
+from calls.connections import signing
 from calls.originate.transport import post_originate
-from calls.pbx_api import signing
 from pbxsim import SimServer
 from pbxsim.server import RecordingPolicy
 from pbxsim.wav import wav_size
