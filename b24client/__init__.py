@@ -4,7 +4,7 @@ No Django imports anywhere in this package: it is used by the Django app, the sa
 the vendor's other tools alike.
 """
 
-from . import coordination, errors, phparray, redact
+from . import coordination, errors, observe, phparray, redact
 from .client import Bitrix24Client
 from .credentials import Credentials, TokenStore
 from .envelope import BatchResult, RestResult
@@ -20,6 +20,7 @@ __all__ = [
     "coordination",
     "credentials_from_token_response",
     "errors",
+    "observe",
     "phparray",
     "redact",
 ]

@@ -9,8 +9,8 @@
   (released by the kernel when a process dies, so a crash never leaves a stale lock).
 * ``memory://`` — one process only (threads); for tests and for a client built without a limiter.
 
-The bucket mirrors Bitrix24's own algorithm (contract §3.1): each admitted request adds ``cost`` to a
-level that drains by ``drain_per_s``; a request is admitted while ``level + cost <= capacity``.
+The bucket mirrors Bitrix24's own algorithm (docs/bitrix24-contract.md §3.1): each admitted request adds
+``cost`` to a level that drains by ``drain_per_s``; a request is admitted while ``level + cost <= capacity``.
 ``acquire`` returns 0.0 when admitted (and records it) or the seconds to wait (and records nothing).
 """
 

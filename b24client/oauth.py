@@ -1,6 +1,6 @@
 """Bitrix24 OAuth server calls: authorize URL, code exchange, refresh, ``app.info``.
 
-Choices (see engineering-notes §2):
+Choices (the Bitrix24 side is docs/bitrix24-contract.md §1.7-1.11):
 
 * The authorize URL and its CSRF ``state`` come from ``requests_oauthlib.OAuth2Session``.
 * The token endpoint calls (code exchange *and* refresh) are plain ``GET {server}/oauth/token/?...``
@@ -26,7 +26,7 @@ import requests
 from oauthlib.common import add_params_to_uri
 from requests_oauthlib import OAuth2Session
 
-from . import errors, redact
+from . import errors, observe, redact
 from .credentials import Credentials
 from .transport import Recorder, check_scheme, default_session, json_or_none, record
 
@@ -133,13 +133,22 @@ class OAuthApp:
 
     def refresh(self, creds: Credentials) -> Credentials:
         """New token pair for ``creds`` (the old refresh token is single-use). Raises ``TokenDead``."""
-        if not creds.refresh_token:
-            raise errors.TokenDead("invalid_grant", "no refresh token stored")
-        data = self._token_call(self._server_for(creds.server_endpoint), {
-            "grant_type": "refresh_token", "client_id": self.client_id,
-            "client_secret": self._client_secret, "refresh_token": creds.refresh_token,
-        }, member_id=creds.member_id, grant="refresh_token")
-        return self._credentials(data, previous=creds)
+        try:
+            if not creds.refresh_token:
+                raise errors.TokenDead("invalid_grant", "no refresh token stored")
+            data = self._token_call(self._server_for(creds.server_endpoint), {
+                "grant_type": "refresh_token", "client_id": self.client_id,
+                "client_secret": self._client_secret, "refresh_token": creds.refresh_token,
+            }, member_id=creds.member_id, grant="refresh_token")
+            new = self._credentials(data, previous=creds)
+        except errors.TokenDead as exc:
+            observe.notify("token_refresh", {"outcome": "dead", "error": exc.code or None})
+            raise
+        except Exception as exc:
+            observe.notify("token_refresh", {"outcome": "failed", "error": getattr(exc, "code", None) or type(exc).__name__})
+            raise
+        observe.notify("token_refresh", {"outcome": "ok", "error": None})
+        return new
 
     def app_info(self, access_token: str) -> dict:
         """OAuth-server ``app.info`` for a token: the trusted view of which app/portal/user it belongs to."""

@@ -11,6 +11,9 @@ from urllib.parse import urlsplit
 
 import requests
 
+from . import observe
+from .errors import InvalidRequest
+
 logger = logging.getLogger("b24client")
 
 USER_AGENT = "telephony-app-b24client/1.0"
@@ -32,7 +35,9 @@ def default_session() -> requests.Session:
 
 
 def record(recorder: Recorder | None, entry: dict[str, Any]) -> None:
-    """Hand an already-redacted entry to the recorder; a failing recorder never fails the call."""
+    """Hand an already-redacted entry to the recorder and the observers; a failing recorder never fails
+    the call."""
+    observe.notify("request", entry)
     if recorder is None:
         return
     try:
@@ -52,6 +57,5 @@ def check_scheme(url: str, allow_http: bool) -> None:
     scheme = urlsplit(url).scheme.lower()
     if scheme == "https" or (allow_http and scheme == "http"):
         return
-    from .errors import InvalidRequest
 
     raise InvalidRequest("INSECURE_ENDPOINT", f"refusing non-HTTPS endpoint {url!r}")

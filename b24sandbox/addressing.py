@@ -36,7 +36,7 @@ class Addressing:
 
     @property
     def oauth_domain(self) -> str:
-        """The OAuth server's domain as token responses report it (§1.7: not the portal)."""
+        """The OAuth server's domain as token responses report it (not the portal: docs/bitrix24-contract.md §1.7)."""
         return self.oauth_base.split("://", 1)[1]
 
     def domain_field(self, domain: str) -> str:

@@ -9,6 +9,7 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
+from b24sandbox import frame
 from b24sandbox.http import Request, Response, html_response, parse_params, redirect
 from b24sandbox.install import InstallError, iframe_request
 
@@ -36,11 +37,16 @@ def _ts(value: float | None) -> str:
 
 
 def route(sb: Sandbox, request: Request) -> Response:
+    framed = frame.route(sb, request)
+    if framed is not None:
+        return framed
     path = request.path.rstrip("/") or "/"
     if request.method in ("GET", "HEAD"):
         params, _ = parse_params(request)
         if path == "/":
             return html_response(200, index_page(sb, str(params.get("msg") or "")))
+        if path == "/favicon.ico":  # browsers ask; a 404 would be a console error on every page
+            return Response(204)
         if path == "/demo/status":
             return html_response(200, status_page(sb, sb.portal(str(params.get("portal", "")))))
         if path == "/demo/open":
@@ -107,7 +113,8 @@ def _status(response: Any) -> str:
 
 
 def _open_app_form(sb: Sandbox, params: dict[str, Any]) -> Response:
-    """What Bitrix24's page does for an app frame: an auto-submitting POST with the §1.3 fields."""
+    """What Bitrix24's page does for an app frame: an auto-submitting POST with the fields of
+    docs/bitrix24-contract.md §1.3."""
     portal = sb.portal(str(params.get("portal", "")))
     if sb.app is None or portal.app is None:
         return html_response(409, "<p>The app is not installed on this portal.</p>")
@@ -164,20 +171,31 @@ def _portal_section(sb: Sandbox, portal: Portal) -> str:
     state = "not installed" if app is None else ("installed" if app.installed else "installing (installFinish pending)")
     hidden = _hidden_portal(portal)
     buttons = []
+    lang_select = "<select name=lang><option value=en>English</option><option value=ru>Русский</option></select>"
     if app is None:
-        buttons.append(f'<form method=post action="/demo/install" class=inline>{hidden}<button>Install app</button></form>')
+        buttons.append(
+            f'<form method=post action="/frame/install" class=inline>{hidden}{lang_select} '
+            "<button>Install</button></form>"
+        )
+        buttons.append(
+            f'<form method=post action="/demo/install" class=inline>{hidden}'
+            "<button>Install without the app's page</button></form>"
+        )
         buttons.append(
             f'<form method=post action="/demo/install-ui" class=inline>{hidden}'
-            "<button>Open installer only</button></form>"
+            "<button>POST the installer only</button></form>"
         )
     else:
         if not app.installed:
             buttons.append(
                 f'<form method=post action="/demo/finish" class=inline>{hidden}<button>installFinish</button></form>'
             )
-        buttons.append(
-            f'<a href="/demo/open?portal={quote(portal.member_id)}" target=_blank>Open app as admin</a>'
-        )
+        links = frame.frame_links(portal)
+        buttons.append(f'<a class=open-app href="{_e(links["admin"])}">Open app as admin</a> ')
+        buttons.append(f'<a class=open-app href="{_e(links["admin"])}&amp;lang=ru">(по-русски)</a> ')
+        if "user" in links:
+            buttons.append(f'<a class=open-app href="{_e(links["user"])}">Open app as a user</a> ')
+        buttons.append(f'<a href="/demo/open?portal={quote(portal.member_id)}" target=_blank>raw app POST</a> ')
         buttons.append(f'<form method=post action="/demo/update" class=inline>{hidden}<button>Update app</button></form>')
         buttons.append(
             f'<form method=post action="/demo/uninstall" class=inline>{hidden}'

@@ -1,5 +1,5 @@
-"""Outbound events (contract §4): form-encoded PHP arrays POSTed to bound handlers, with the auth block
-variants of §4.4, never retried, every attempt recorded on the portal."""
+"""Outbound events (docs/bitrix24-contract.md §4): form-encoded PHP arrays POSTed to bound handlers, with
+the auth block variants of §4.4, never retried, every attempt recorded on the portal."""
 
 from __future__ import annotations
 

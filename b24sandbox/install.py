@@ -1,5 +1,5 @@
-"""Install flows as Bitrix24 runs them (contract §1.3-§1.6): the installer page POST, ONAPPINSTALL,
-installFinish, uninstall, reinstall, update, and opening the app or a placement."""
+"""Install flows as Bitrix24 runs them (docs/bitrix24-contract.md §1.3-§1.6): the installer page POST,
+ONAPPINSTALL, installFinish, uninstall, reinstall, update, and opening the app or a placement."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from b24sandbox.events import FORM_HEADERS, Outgoing, auth_block, event_body, system_auth
 from b24sandbox.oauth import new_secret
-from b24sandbox.state import AppInstall, Portal, User
+from b24sandbox.state import AppInstall, Portal, Token, User
 
 if TYPE_CHECKING:
     from b24sandbox.sandbox import Sandbox
@@ -43,16 +43,21 @@ def iframe_request(
     *,
     placement: str = "DEFAULT",
     options: dict[str, Any] | None = None,
+    token: Token | None = None,
+    app_sid: str | None = None,
+    lang: str | None = None,
 ) -> tuple[str, bytes]:
-    """§1.3: DOMAIN/PROTOCOL/LANG/APP_SID in the query string, the rest form-encoded in the body."""
+    """§1.3: DOMAIN/PROTOCOL/LANG/APP_SID in the query string, the rest form-encoded in the body.
+    The framed portal page (``b24sandbox.frame``) passes the token, APP_SID and language it also answers
+    ``getInitData`` with."""
     assert portal.app is not None
     addr = sb.addressing()
-    token = sb.tokens.issue(portal, user.id)
+    token = token or sb.tokens.issue(portal, user.id)
     query = {
         "DOMAIN": addr.domain_field(portal.domain),
         "PROTOCOL": addr.protocol_field(portal.domain),
-        "LANG": portal.lang,
-        "APP_SID": secrets.token_hex(16),
+        "LANG": lang or portal.lang,
+        "APP_SID": app_sid or secrets.token_hex(16),
     }
     body: dict[str, str] = {
         "AUTH_ID": token.access_token,
@@ -79,24 +84,32 @@ def post_page(sb: Sandbox, url: str, body: bytes) -> Any:
     return transport(url, body, dict(FORM_HEADERS))
 
 
+def begin_install(sb: Sandbox, portal: Portal, user_id: int | None = None) -> User:
+    """The admin clicks "Install": the app is registered on the portal, not yet INSTALLED (that takes
+    installFinish). Returns the installing admin. Call under the sandbox lock."""
+    app = _registered(sb)
+    user = _user(portal, user_id, admin=True)
+    if portal.app is not None and portal.app.installed:
+        raise InstallError("already installed: use open_app(), or reinstall()")
+    if portal.app is None:
+        portal.app = AppInstall(
+            client_id=app.client_id,
+            application_token=new_secret(),
+            scope=tuple(app.scopes),
+            installed=False,
+            version=app.version,
+            installed_by=user.id,
+            status=app.status,
+        )
+    return user
+
+
 def install_ui(sb: Sandbox, portal: Portal, user_id: int | None = None) -> Any:
     """The admin clicks "Install": the app is registered on the portal (not yet INSTALLED) and the installer
     page is POSTed. Returns whatever the transport returned (the app's response)."""
     app = _registered(sb)
     with sb._locked():
-        user = _user(portal, user_id, admin=True)
-        if portal.app is not None and portal.app.installed:
-            raise InstallError("already installed: use open_app(), or reinstall()")
-        if portal.app is None:
-            portal.app = AppInstall(
-                client_id=app.client_id,
-                application_token=new_secret(),
-                scope=tuple(app.scopes),
-                installed=False,
-                version=app.version,
-                installed_by=user.id,
-                status=app.status,
-            )
+        user = begin_install(sb, portal, user_id)
         url, body = iframe_request(sb, portal, user, app.installer_url or app.app_url)
     return post_page(sb, url, body)
 

@@ -1,5 +1,5 @@
-"""Contract §3: the per-portal leaky bucket (503 QUERY_LIMIT_EXCEEDED) and the per-method operating-time
-budget (429 OPERATION_TIME_LIMIT) kept in 10 one-minute buckets."""
+"""The per-portal leaky bucket (503 QUERY_LIMIT_EXCEEDED) and the per-method operating-time budget
+(429 OPERATION_TIME_LIMIT) kept in 10 one-minute buckets: docs/bitrix24-contract.md §3."""
 
 from __future__ import annotations
 

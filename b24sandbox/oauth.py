@@ -1,5 +1,5 @@
-"""The OAuth server (contract §1.7-1.11): authorization codes, rotating refresh tokens, expiring access tokens,
-OAuth-side app.info, and the error responses of §1.10."""
+"""The OAuth server (docs/bitrix24-contract.md §1.7-1.11): authorization codes, rotating refresh tokens,
+expiring access tokens, OAuth-side app.info, and the error responses of §1.10."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The portal REST surface (contract §2): parameters, auth, the envelope, pagination, batch, errors, limits."""
+"""The portal REST surface (docs/bitrix24-contract.md §2): parameters, auth, the envelope, pagination,
+batch, errors, limits."""
 
 from __future__ import annotations
 

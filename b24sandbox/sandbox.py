@@ -59,7 +59,7 @@ class Sandbox:
         self.faults = Faults()
         self.internal_errors: list[str] = []
 
-        # OAuth knobs (§1.9, §1.10, §11)
+        # OAuth knobs (docs/bitrix24-contract.md §1.9, §1.10, §11)
         self.access_lifetime = 3600.0
         self.refresh_lifetime = 180 * 86400.0
         self.code_lifetime = 30.0

@@ -1,4 +1,5 @@
-"""What people do on a portal that reaches the app as telephony events (contract §6.1, §6.2)."""
+"""What people do on a portal that reaches the app as telephony events (docs/bitrix24-contract.md §6.1,
+§6.2)."""
 
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def _new_telephony_state() -> Any:
 LOG_LIMIT = 10_000  # request log / deliveries kept per portal (a demo server runs for days)
 
 PLAN_LIMITS: dict[str, tuple[float, float]] = {
-    # plan -> (bucket capacity, drain per second), contract §3.1
+    # plan -> (bucket capacity, drain per second), docs/bitrix24-contract.md §3.1
     "standard": (50.0, 2.0),
     "enterprise": (250.0, 5.0),
 }
@@ -98,6 +98,8 @@ class AppInstall:
     payment_expired: bool = False
     days: int | None = None
     id: int = 1
+    # (user id, app version) pairs whose first run is over: BX24's setInstall, stored per user and version
+    first_runs: set[tuple[int, int]] = field(default_factory=set)
 
 
 @dataclass
@@ -164,6 +166,7 @@ class Portal:
     telephony: Any = field(default_factory=_new_telephony_state)  # b24sandbox.telephony.TelephonyState
     app: AppInstall | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    user_options: dict[int, dict[str, Any]] = field(default_factory=dict)  # setUserOption, per user
     event_bindings: list[EventBinding] = field(default_factory=list)
     placements: list[PlacementBinding] = field(default_factory=list)
     request_log: list[dict[str, Any]] = field(default_factory=list)

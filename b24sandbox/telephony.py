@@ -1,7 +1,7 @@
 """External telephony of a sandbox portal: lines, calls, call cards, statistics, recordings, transcripts.
 
-Implements the REST methods of contract §5 (``telephony.externalline.*``, ``telephony.externalcall.*``,
-``telephony.call.attachtranscription``) with the validation order, messages, result shapes and PHP quirks of the
+Implements the REST methods of docs/bitrix24-contract.md §5 (``telephony.externalline.*``,
+``telephony.externalcall.*``, ``telephony.call.attachtranscription``) with the validation order, messages, result shapes and PHP quirks of the
 real Bitrix24 ``voximplant`` module (``rest.php`` + ``Rest\\Helper``), plus the voximplant events of §10.4.
 
 Where the sources disagree the real module wins and the difference is configurable on ``TelephonyState``:

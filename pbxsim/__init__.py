@@ -1,4 +1,4 @@
-"""A PBX simulator speaking shared/docs/pbx-api.md (framework-free: requests + stdlib).
+"""A PBX simulator speaking docs/pbx-api.md (framework-free: requests + stdlib).
 
     from pbxsim import PbxSimulator, SimServer, build, play
     sim = PbxSimulator("http://127.0.0.1:8000", connection_id, "whsec_…")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from .client import PbxSimulator
 from .load import DEFAULT_MIX, run_load
-from .scenarios import SCENARIOS, DeliveryOptions, ScenarioParams, build, play
+from .scenarios import PBX_LINE, SCENARIOS, DeliveryOptions, ScenarioParams, build, play
 from .server import ORIGINATE_MODES, OUTCOMES, RecordingPolicy, SimServer
 from .wav import wav_bytes
 
@@ -73,7 +73,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.connection:
         server.add_connection(
             args.connection, args.secret or [], mode=args.mode, refuse_status=args.refuse_status,
-            outcome=args.outcome, app_url=args.app, speed=args.speed,
+            outcome=args.outcome, app_url=args.app, speed=args.speed, line_number=args.line,
         )
     server.start()
     print(json.dumps({
@@ -153,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--secret", action="append", help="whsec_… (repeat during a rotation)")
     p.add_argument("--mode", choices=ORIGINATE_MODES, default="accept")
     p.add_argument("--refuse-status", type=int, default=404)
+    p.add_argument("--line", default=PBX_LINE, help="the PBX's own external number, for commands that name none")
     p.add_argument("--outcome", choices=OUTCOMES, default="answered")
     p.add_argument("--speed", type=float, default=1.0)
     p.add_argument("--recording-user")

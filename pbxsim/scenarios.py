@@ -138,13 +138,16 @@ SCENARIOS: dict[str, dict[str, Any]] = {
 
 # The same Moscow number as different PBX dial plans write it.
 CLIENT_FORMATS = ("+7 (916) 555-01-23", "89165550123", "+79165550123", "8 916 555 01 23", "7-916-555-01-23")
-LINE_FORMATS = ("8 (495) 123-45-67", "+74951234567", "84951234567", "+7 495 123 4567")
+# The simulated PBX's own external number, and spellings of it a PBX may send. Never a client's number:
+# the connector would take it for a company line.
+PBX_LINE = "+74990000001"
+LINE_FORMATS = ("8 (499) 000-00-01", "+74990000001", "84990000001", "+7 499 000 0001")
 
 
 @dataclass(frozen=True)
 class ScenarioParams:
     client_number: str | None = None  # None: one of CLIENT_FORMATS, picked by the seed
-    line_number: str | None = None
+    line_number: str | None = None  # None: one of LINE_FORMATS, picked by the seed
     agents: tuple[str, ...] = ("101", "102", "103")
     recording_base_url: str = "https://pbx.example.test"
     recording_delay_s: float = 300.0

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from . import signing
 from .client import PbxSimulator
-from .scenarios import ScenarioParams, build, play
+from .scenarios import PBX_LINE, ScenarioParams, build, play
 from .wav import TONES_HZ, iter_wav, wav_size
 
 ORIGINATE_MODES = ("accept", "refuse", "error", "timeout")
@@ -42,6 +42,8 @@ class ConnectionConfig:
     app_url: str | None = None  # where to send the events of accepted calls; None: don't place calls
     outcome: str = "answered"
     speed: float = 0.0  # how fast the placed call's events are sent (0: at once)
+    # The external number this PBX declares (PUT /lines) and calls from when a command names no line.
+    line_number: str = PBX_LINE
 
 
 @dataclass
@@ -280,7 +282,7 @@ class SimServer:
         responded.wait(timeout=5)
         params = ScenarioParams(
             client_number=str(command.get("client_number") or ""),
-            line_number=command.get("line_number") or None,
+            line_number=command.get("line_number") or config.line_number,
             agents=(str(command.get("extension") or "101"),),
             origin_request_id=str(command["request_id"]),
             recording_base_url=self.recording_base_url,

@@ -64,7 +64,8 @@ class PortalAdmin(admin.ModelAdmin):
 
 @admin.register(Bitrix24Event)
 class Bitrix24EventAdmin(admin.ModelAdmin):
-    list_display = ("id", "portal", "event", "status", "attempts", "received_at", "processed_at")
+    # A refused event (a forged uninstall) says why in ``error``.
+    list_display = ("id", "portal", "event", "status", "error", "attempts", "received_at", "processed_at")
     list_filter = ("status", "event")
     search_fields = ("portal__domain", "portal__member_id", "event")
     readonly_fields = [f.name for f in Bitrix24Event._meta.fields]

@@ -25,7 +25,8 @@ class InstallRejected(Exception):
 
 
 class EventRejected(Exception):
-    """An inbound Bitrix24 event was refused (HTTP status in ``status``); nothing was stored."""
+    """An inbound Bitrix24 event was refused (HTTP status in ``status``); nothing was acted on. Nothing is
+    stored either, except the record of a forged uninstall (``Bitrix24Event`` with status ``refused``)."""
 
     def __init__(self, message: str, *, status: int) -> None:
         self.status = status

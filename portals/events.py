@@ -1,7 +1,7 @@
 """Bitrix24 event intake (authenticate, store, hand to a worker) and processing.
 
-Bitrix24 never retries an event (contract §4.2), so the view does only cheap checks, stores the
-event durably and answers 200; the work happens in ``portals.tasks.process_bitrix24_event``.
+Bitrix24 never retries an event (docs/bitrix24-contract.md §4.2), so the view does only cheap checks,
+stores the event durably and answers 200; the work happens in ``portals.tasks.process_bitrix24_event``.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
-from b24client import phparray, redact
+from b24client import errors, phparray, redact
 
 from .errors import EventRejected, InstallRejected
 from .install import offer_from_event_auth, save_install, setup_portal, verify_offer
 from .models import Bitrix24Event, Portal
-from .services import purge_credentials
+from .uninstall import FORGED_REASON, Verdict, confirm_uninstall, mark_uninstalled
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ INSTALL_EVENTS = frozenset({"ONAPPINSTALL", "ONAPPUPDATE"})
 TELEPHONY_EVENTS = frozenset({"ONEXTERNALCALLSTART", "ONEXTERNALCALLBACKSTART"})
 # A "processing" event older than this is presumed abandoned by a dead worker (sweeper re-dispatches it).
 EVENT_STUCK_AFTER = 900.0
+_FINAL = (Bitrix24Event.Status.DONE, Bitrix24Event.Status.UNHANDLED, Bitrix24Event.Status.REFUSED)
 _AUTH_SECRETS = ("access_token", "refresh_token", "application_token")
 _MAX_BODY = 1024 * 1024
 
@@ -107,34 +108,38 @@ def accept_event(body: bytes) -> Bitrix24Event:
             return _store(outcome.portal, payload)
 
     portal = authenticate(payload)
+    if name == "ONAPPUNINSTALL":
+        return _accept_uninstall(portal, payload)
     with transaction.atomic():
-        if name == "ONAPPUNINSTALL":
-            mark_uninstalled(portal)
         return _store(portal, payload)
 
 
-def mark_uninstalled(portal: Portal) -> None:
-    """Tokens are purged at once; other data waits for the worker (kept or purged per data[CLEAN])."""
-    now = timezone.now()
-    purge_credentials(portal)
-    Portal.objects.filter(pk=portal.pk).update(
-        status=Portal.Status.UNINSTALLED,
-        dead_reason="uninstalled by the portal",
-        status_changed_at=now,
-        uninstalled_at=now,
-        install_finished=False,
-        application_token="",
-    )
-    logger.info("portal %s (%s) uninstalled; tokens purged", portal.pk, portal.domain)
+def _accept_uninstall(portal: Portal, payload: dict[str, Any]) -> Bitrix24Event:
+    """Purge only an uninstall Bitrix24 confirms (``portals.uninstall``); a forged one is refused with
+    everything kept, and recorded (status ``refused``) for the vendor's admin; an undecided one is
+    stored and confirmed by the worker."""
+    verdict = confirm_uninstall(portal)  # outside any transaction: it asks Bitrix24
+    if verdict is Verdict.FORGED:
+        Bitrix24Event.objects.create(
+            portal=portal, event=payload["event"], payload=strip_secrets(payload),
+            status=Bitrix24Event.Status.REFUSED, error=FORGED_REASON, processed_at=timezone.now(),
+        )
+        logger.warning("forged ONAPPUNINSTALL for portal %s (%s) refused: its token still works",
+                       portal.pk, portal.domain)
+        raise EventRejected(FORGED_REASON, status=403)
+    with transaction.atomic():
+        if verdict is Verdict.CONFIRMED:
+            mark_uninstalled(portal)
+        return _store(portal, payload)
 
 
 # ------------------------------------------------------------------------------------- processing
 
 
 def _calls_hook(name: str):
-    """A function from calls.services, if the calls app provides it (imported lazily: no hard dependency)."""
+    """A function from calls.originate.bitrix24_events, if the calls app provides it (imported lazily: no hard dependency)."""
     try:
-        module = importlib.import_module("calls.services")
+        module = importlib.import_module("calls.originate.bitrix24_events")
     except ImportError:
         return None
     return getattr(module, name, None)
@@ -153,7 +158,7 @@ def process_event(event_id: int) -> str:
     """Do what an event asks. Returns the final status. Exceptions propagate (the task decides retries)."""
     with transaction.atomic():
         event = Bitrix24Event.objects.select_for_update().filter(pk=event_id).first()
-        if event is None or event.status in (Bitrix24Event.Status.DONE, Bitrix24Event.Status.UNHANDLED):
+        if event is None or event.status in _FINAL:
             return event.status if event else "missing"
         if (
             event.status == Bitrix24Event.Status.PROCESSING
@@ -180,16 +185,34 @@ def process_event(event_id: int) -> str:
             if not report.ok:
                 raise RuntimeError(f"event binding failed: {report.failed}")
     elif event.event == "ONAPPUNINSTALL":
-        data = event.payload.get("data") if isinstance(event.payload.get("data"), dict) else {}
-        portal = Portal.objects.get(pk=event.portal_id)
-        # A reinstall may have happened before this ran; its data belongs to the new install.
-        if str(data.get("CLEAN") or "0") == "1" and portal.status == Portal.Status.UNINSTALLED:
-            purge_portal_data(portal.pk)
+        status = _process_uninstall(event)
     else:
         status = Bitrix24Event.Status.UNHANDLED
 
-    Bitrix24Event.objects.filter(pk=event.pk).update(status=status, error="", processed_at=timezone.now())
+    error = FORGED_REASON if status == Bitrix24Event.Status.REFUSED else ""
+    Bitrix24Event.objects.filter(pk=event.pk).update(status=status, error=error, processed_at=timezone.now())
     return status
+
+
+def _process_uninstall(event: Bitrix24Event) -> str:
+    data = event.payload.get("data") if isinstance(event.payload.get("data"), dict) else {}
+    portal = Portal.objects.get(pk=event.portal_id)
+    if portal.installed_at and portal.installed_at > event.received_at:
+        # Reinstalled since this event arrived: the portal's data belongs to the new install.
+        return Bitrix24Event.Status.DONE
+    if portal.status != Portal.Status.UNINSTALLED:
+        # Bitrix24 could not confirm the uninstall while the event was received: ask again.
+        verdict = confirm_uninstall(portal)
+        if verdict is Verdict.UNDECIDED:
+            raise errors.Transient("UNINSTALL_UNCONFIRMED", "Bitrix24 could not confirm the uninstall yet")
+        if verdict is Verdict.FORGED:
+            logger.warning("forged ONAPPUNINSTALL for portal %s (%s) refused: its token still works",
+                           portal.pk, portal.domain)
+            return Bitrix24Event.Status.REFUSED
+        mark_uninstalled(portal)
+    if str(data.get("CLEAN") or "0") == "1":
+        purge_portal_data(portal.pk)
+    return Bitrix24Event.Status.DONE
 
 
 def record_failure(event_id: int, error: str, *, final: bool, retry_in: float = 0.0) -> None:

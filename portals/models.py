@@ -75,6 +75,8 @@ class Bitrix24Event(models.Model):
         DONE = "done", "Done"
         UNHANDLED = "unhandled", "Unhandled"
         FAILED = "failed", "Failed"
+        # Not acted on: the event failed a check only Bitrix24 could answer (a forged uninstall).
+        REFUSED = "refused", "Refused"
 
     portal = models.ForeignKey(Portal, on_delete=models.CASCADE, related_name="events")
     event = models.CharField(max_length=100, db_index=True)

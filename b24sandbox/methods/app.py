@@ -1,4 +1,4 @@
-"""app.info (portal side) and app.option.get/set (contract §1.11, §10.1)."""
+"""app.info (portal side) and app.option.get/set (docs/bitrix24-contract.md §1.11, §10.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""event.bind / event.unbind / event.get / events / event.test (contract §4.1)."""
+"""event.bind / event.unbind / event.get / events / event.test (docs/bitrix24-contract.md §4.1)."""
 
 from __future__ import annotations
 

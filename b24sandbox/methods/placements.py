@@ -1,4 +1,4 @@
-"""placement.bind / unbind / get / list (contract §8)."""
+"""placement.bind / unbind / get / list (docs/bitrix24-contract.md §8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""server.time, scope, method.get (contract §10.5)."""
+"""server.time, scope, method.get (docs/bitrix24-contract.md §10.5)."""
 
 from __future__ import annotations
 

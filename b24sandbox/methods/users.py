@@ -1,4 +1,4 @@
-"""user.get, user.current, user.admin, profile (contract §7)."""
+"""user.get, user.current, user.admin, profile (docs/bitrix24-contract.md §7)."""
 
 from __future__ import annotations
 

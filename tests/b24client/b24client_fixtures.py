@@ -15,7 +15,7 @@ MEMBER_ID = "a223c6b9410f85df78e9377d6c4f7213"
 CLIENT_ID = "local.5f1e2d3c4b5a69.12345678"
 CLIENT_SECRET = "Zq8SecretNeverLogged0123456789abcdefABCDEF"
 
-# contract §2.2
+# docs/bitrix24-contract.md §2.2
 TIME = {"start": 1773130778, "finish": 1773130779.120838, "duration": 1.1208, "processing": 1,
         "date_start": "2026-03-10T11:19:38+03:00", "date_finish": "2026-03-10T11:19:39+03:00",
         "operating_reset_at": 1773131378, "operating": 0.2218}
@@ -45,7 +45,7 @@ def make_client(store: MemoryTokenStore | None = None, **kwargs: Any) -> tuple[B
 
 
 def token_response(n: int, **overrides: Any) -> dict:
-    """contract §1.8 refresh response (note: ``domain`` is the OAuth server, not the portal)."""
+    """§1.8 refresh response (note: ``domain`` is the OAuth server, not the portal)."""
     body = {"access_token": f"access-token-{n}", "client_endpoint": ENDPOINT, "domain": "oauth.bitrix.info",
             "expires": 1780319382, "expires_in": 3600, "member_id": MEMBER_ID, "refresh_token": f"refresh-token-{n}",
             "scope": "telephony,crm,user", "server_endpoint": f"{OAUTH_SERVER}/rest/", "status": "L", "user_id": 67}

@@ -1,4 +1,4 @@
-"""OAuthApp against the Bitrix24 OAuth server's documented responses (contract §1.7-1.11)."""
+"""OAuthApp against the Bitrix24 OAuth server's documented responses (docs/bitrix24-contract.md §1.7-1.11)."""
 
 from __future__ import annotations
 

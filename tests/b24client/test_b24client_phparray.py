@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from b24client import phparray
 
-# contract §4.3: the ONEXTERNALCALLSTART body exactly as Bitrix24 posts it.
+# docs/bitrix24-contract.md §4.3: the ONEXTERNALCALLSTART body exactly as Bitrix24 posts it.
 EVENT_BODY = (
     "event=ONEXTERNALCALLSTART&event_handler_id=1055&data%5BPHONE_NUMBER%5D=%2B494951234567"
     "&data%5BPHONE_NUMBER_INTERNATIONAL%5D=%2B494951234567&data%5BEXTENSION%5D=&data%5BUSER_ID%5D=1269"

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
+from calls.connections.services import create_connection, verification_keys
 from calls.models import PbxEvent
-from calls.originate_http import post_originate
-from calls.pbx_connections import create_connection, verification_keys
+from calls.originate.transport import post_originate
 from pbxsim import SCENARIOS, PbxSimulator, ScenarioParams, SimServer, build, play, run_load
 from portals.models import Portal
 
@@ -66,6 +66,29 @@ def test_accepted_originate_command_plays_a_call_echoing_the_request_id(live_ser
     assert started.payload["extension"] == "105"
     assert started.payload["client_number"] == "+74951234567"
     assert PbxEvent.objects.filter(connection=conn, call_id=started.call_id).count() == 5
+
+
+def test_a_command_without_a_line_is_placed_from_the_pbxs_own_line(live_server, transactional_db, settings):
+    """A callback or click-to-call that names no line: the PBX calls from the number it declared, never
+    from some spelling of a client's number (the connector would take that for a company line)."""
+    settings.RECORDINGS_ALLOW_HTTP = True
+    with SimServer() as pbx:
+        issued = make_connection(originate_url=pbx.originate_url("placeholder"))
+        conn = issued.connection
+        conn.originate_url = pbx.originate_url(conn.public_id)
+        conn.save()
+        pbx.add_connection(conn.public_id, issued.secret, app_url=live_server.url, line_number="+74990000077")
+        for request_id, line in (("rq-1", None), ("rq-2", "+74957770000")):
+            command = {"request_id": request_id, "kind": "callback", "extension": "101",
+                       "client_number": "+74951234567"}
+            if line:
+                command["line_number"] = line
+            assert post_originate(conn.originate_url, verification_keys(conn.pk), command,
+                                  request_id=request_id).status == "accepted"
+        pbx.wait_for_calls()
+    lines = dict(PbxEvent.objects.filter(connection=conn, type="call.started")
+                 .values_list("payload__origin_request_id", "payload__line_number"))
+    assert lines == {"rq-1": "+74990000077", "rq-2": "+74957770000"}
 
 
 def test_load_generator_spreads_calls_over_connections(live_server, transactional_db):

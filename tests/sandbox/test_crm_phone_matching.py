@@ -1,5 +1,6 @@
 # ruff: noqa: RUF001  -- Cyrillic CRM names are the point of these tests
-"""CRM phone matching and lead creation of the sandbox portal (contract §5.3 CRM lookup, §5.7, §12)."""
+"""CRM phone matching and lead creation of the sandbox portal (docs/bitrix24-contract.md §5.3, §5.7,
+§12 "CRM lookup")."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from b24sandbox import crm
     ],
 )
 def test_numbers_typed_in_different_formats_match_like_on_bitrix24(stored: str, dialed: str) -> None:
-    """§12 CRM lookup: Bitrix24 normalises both sides (NormalizePhone): trunk 8→7, 00/011 prefixes, formatting."""
+    """§12 "CRM lookup": Bitrix24 normalises both sides (NormalizePhone): trunk 8→7, 00/011 prefixes, formatting."""
     state = crm.CrmState()
     contact = state.add_contact("Иван", "Петров", phones=[stored], assigned_by_id=2)
     assert [e.id for e in state.find_by_phone(dialed)] == [contact.id]
@@ -38,7 +39,7 @@ def test_numbers_typed_in_different_formats_match_like_on_bitrix24(stored: str, 
     ],
 )
 def test_numbers_that_bitrix24_does_not_consider_equal_do_not_match(stored: str, dialed: str) -> None:
-    """§12 CRM lookup: matching is equality of normalised numbers, not "last N digits"."""
+    """§12 "CRM lookup": matching is equality of normalised numbers, not "last N digits"."""
     state = crm.CrmState()
     state.add_contact("John", "Smith", phones=[stored])
     assert state.find_by_phone(dialed) == []

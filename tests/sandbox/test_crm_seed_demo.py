@@ -1,5 +1,5 @@
 # ruff: noqa: RUF001  -- Cyrillic CRM names are the point of these tests
-"""Demo CRM data of a sandbox portal (contract §5.7 routing data, §12 "CRM lookup")."""
+"""Demo CRM data of a sandbox portal (docs/bitrix24-contract.md §5.7 routing data, §12 "CRM lookup")."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _seeded(seed: int = 1) -> Portal:
 
 
 def test_fixture_numbers_are_found_by_their_international_form() -> None:
-    """§12 CRM lookup: each well-known demo number, stored in a different real-world format, matches E.164."""
+    """§12 "CRM lookup": each well-known demo number, stored in a different real-world format, matches E.164."""
     state = _seeded().crm
     expectations = {
         "+74951234567": [("CONTACT", "Иван Петров")],

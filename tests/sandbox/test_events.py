@@ -1,5 +1,6 @@
-"""Events: contract §4.1 (binding methods), §4.2 (delivery: no retry, after install only, delay), §4.3 (wire
-format), §4.4 (auth block variants), §6.1 (ONEXTERNALCALLSTART), §6.2 (ONEXTERNALCALLBACKSTART)."""
+"""Events: docs/bitrix24-contract.md §4.1 (binding methods), §4.2 (delivery: no retry, after install only,
+delay), §4.3 (wire format), §4.4 (auth block variants), §6.1 (ONEXTERNALCALLSTART), §6.2
+(ONEXTERNALCALLBACKSTART)."""
 
 from __future__ import annotations
 

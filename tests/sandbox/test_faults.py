@@ -1,5 +1,5 @@
-"""Fault injection per portal and per method (contract §2.3 500/503 rows, §3.3 OVERLOAD_LIMIT, §12 optional
-faults): 500s, 503 OVERLOAD_LIMIT, slow answers, dropped connections."""
+"""Fault injection per portal and per method (docs/bitrix24-contract.md §2.3 500/503 rows, §3.3
+OVERLOAD_LIMIT, §12 "Limits"): 500s, 503 OVERLOAD_LIMIT, slow answers, dropped connections."""
 
 from __future__ import annotations
 

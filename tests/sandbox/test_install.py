@@ -1,5 +1,5 @@
-"""Install flows: contract §1.3 (iframe POST), §1.4 (installFinish), §1.5 (ONAPPINSTALL), §1.6 (update,
-uninstall), §2.8 (renamed portal), §8 (placement frames)."""
+"""Install flows: docs/bitrix24-contract.md §1.3 (iframe POST), §1.4 (installFinish), §1.5 (ONAPPINSTALL),
+§1.6 (update, uninstall), §2.8 (renamed portal), §8 (placement frames)."""
 
 from __future__ import annotations
 
@@ -163,3 +163,13 @@ def test_call_card_placement_opens_with_placement_options_as_a_json_string_8(sb,
     options = json.loads(page.flat["PLACEMENT_OPTIONS"])
     assert options["CRM_ACTIVITY_ID"] == "undefined" and options["CALL_LIST_MODE"] == "false"
     assert options["CALL_ID"] == "externalCall.x.1" and options["LINE_NAME"] == "101"
+
+
+def test_portal_side_app_info_answers_only_while_the_app_is_installed_1_6_1_11(sb, portal, rest, clock):
+    # The app confirms an ONAPPUNINSTALL this way: a token that still works means the event is forged.
+    assert rest.result("app.info")["INSTALLED"] is True
+    sb.uninstall(portal)
+    revoked = rest.call("app.info")
+    assert revoked.status_code == 401 and revoked.json()["error"] == "ERROR_OAUTH"
+    clock.advance(2 * 3600)  # expired as well as revoked: still "not installed", never expired_token
+    assert rest.call("app.info").json()["error"] == "ERROR_OAUTH"

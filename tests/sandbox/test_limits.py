@@ -1,5 +1,5 @@
-"""Limits: contract §3.1 (leaky bucket per portal, 503 QUERY_LIMIT_EXCEEDED) and §3.2 (per-method operating
-time, 429 OPERATION_TIME_LIMIT, 10 one-minute buckets), switchable per test."""
+"""Limits: docs/bitrix24-contract.md §3.1 (leaky bucket per portal, 503 QUERY_LIMIT_EXCEEDED) and §3.2
+(per-method operating time, 429 OPERATION_TIME_LIMIT, 10 one-minute buckets), switchable per test."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Core methods: user.get / user.current / user.admin / profile (contract §7), app.info and app.option
-(§1.11, §10.1), placement.* (§8), server.time (§10.5)."""
+"""Core methods: user.get / user.current / user.admin / profile (docs/bitrix24-contract.md §7), app.info
+and app.option (§1.11, §10.1), placement.* (§8), server.time (§10.5)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The OAuth server: contract §1.7 (authorization code), §1.8 (refresh), §1.9 (lifetimes, single use),
-§1.10 (errors), §1.11 (OAuth-side app.info)."""
+"""The OAuth server: docs/bitrix24-contract.md §1.7 (authorization code), §1.8 (refresh), §1.9 (lifetimes,
+single use), §1.10 (errors), §1.11 (OAuth-side app.info)."""
 
 from __future__ import annotations
 

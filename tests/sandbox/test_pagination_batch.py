@@ -1,4 +1,5 @@
-"""Lists and batch: contract §2.5 (50 a page, start/next/total, start=-1) and §2.6 (batch)."""
+"""Lists and batch: docs/bitrix24-contract.md §2.5 (50 a page, start/next/total, start=-1) and §2.6
+(batch)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""PHP-style parameters both ways (contract §2.1 PHP keys, §4.3 http_build_query)."""
+"""PHP-style parameters both ways (docs/bitrix24-contract.md §2.1 PHP keys, §4.3 http_build_query)."""
 
 from sandbox_fixtures import *  # noqa: F403  (fixtures)
 

@@ -1,5 +1,5 @@
-"""The portal REST surface: contract §2.1 (request forms, auth, https, method names), §2.2 (envelope),
-§2.3 (error catalogue and statuses), §2.4 (payload quirks)."""
+"""The portal REST surface: docs/bitrix24-contract.md §2.1 (request forms, auth, https, method names),
+§2.2 (envelope), §2.3 (error catalogue and statuses), §2.4 (payload quirks)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""telephony.externalCall.show / .hide on the sandbox portal (contract §5.6, §6.3, §12)."""
+"""telephony.externalCall.show / .hide on the sandbox portal (docs/bitrix24-contract.md §5.6, §6.3, §12)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Click-to-call pre-registration and the call it leaves for the app (contract §6.1, §5.3, §12 "Events")."""
+"""Click-to-call pre-registration and the call it leaves for the app (docs/bitrix24-contract.md §6.1,
+§5.3, §12 "Events")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""telephony.externalCall.finish on the sandbox portal (contract §5.4, §2.3, §2.4, §10.2, §10.4, §12)."""
+"""telephony.externalCall.finish on the sandbox portal (docs/bitrix24-contract.md §5.4, §2.3, §2.4, §10.2,
+§10.4, §12)."""
 
 from __future__ import annotations
 

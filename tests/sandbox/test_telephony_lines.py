@@ -1,4 +1,4 @@
-"""telephony.externalLine.* on the sandbox portal (contract §5.1, §5.2, §2.4)."""
+"""telephony.externalLine.* on the sandbox portal (docs/bitrix24-contract.md §5.1, §5.2, §2.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""telephony.externalCall.attachRecord and the uploadUrl step on the sandbox portal (contract §5.5, §2.6, §12)."""
+"""telephony.externalCall.attachRecord and the uploadUrl step on the sandbox portal
+(docs/bitrix24-contract.md §5.5, §2.6, §12)."""
 
 from __future__ import annotations
 

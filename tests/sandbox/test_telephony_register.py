@@ -1,4 +1,5 @@
-"""telephony.externalCall.register on the sandbox portal (contract §5.3, §10.4, §12 "Telephony state machine")."""
+"""telephony.externalCall.register on the sandbox portal (docs/bitrix24-contract.md §5.3, §10.4,
+§12 "Telephony state machine")."""
 
 from __future__ import annotations
 

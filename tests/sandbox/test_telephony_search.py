@@ -1,4 +1,5 @@
-"""telephony.externalCall.searchCrmEntities on the sandbox portal (contract §5.7, §6.3, §2.4)."""
+"""telephony.externalCall.searchCrmEntities on the sandbox portal (docs/bitrix24-contract.md §5.7, §6.3,
+§2.4)."""
 
 from __future__ import annotations
 

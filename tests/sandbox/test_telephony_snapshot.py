@@ -1,4 +1,4 @@
-"""The telephony snapshot product tests assert on, and tenant isolation (contract §12, sandbox contract)."""
+"""The telephony snapshot product tests assert on, and tenant isolation (docs/bitrix24-contract.md §12)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,7 @@ def test_snapshot_tells_the_whole_story_of_a_call_and_is_json(h: Harness) -> Non
 
 
 def test_portal_cards_visible_follows_the_snapshot(h: Harness) -> None:
-    """Sandbox contract: ``portal.cards_visible(call_id)`` answers who sees a card now."""
+    """``portal.cards_visible(call_id)`` answers who sees a card now."""
     call_id = h.register()["CALL_ID"]
     h.ok("telephony.externalcall.show", {"CALL_ID": call_id, "USER_ID": 5})
     assert h.portal.cards_visible(call_id) == {2, 5}

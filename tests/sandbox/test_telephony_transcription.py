@@ -1,4 +1,4 @@
-"""telephony.call.attachTranscription on the sandbox portal (contract §5.8, §10.3)."""
+"""telephony.call.attachTranscription on the sandbox portal (docs/bitrix24-contract.md §5.8, §10.3)."""
 
 from __future__ import annotations
 

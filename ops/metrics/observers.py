@@ -1,0 +1,87 @@
+"""What moves the counters: b24client's observer hook, model signals of the inbox and dead letters, and
+Celery's task signals. Connected once per process by ``OpsConfig.ready()``."""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from b24client import errors as b24_errors
+from b24client import observe
+from ops.metrics import registry
+
+_METHOD = re.compile(r"^[a-z][a-z0-9_.]{0,80}$")
+_started: dict[str, float] = {}
+
+
+def method_label(method: Any) -> str:
+    name = str(method or "").lower()
+    return name if _METHOD.match(name) else "other"
+
+
+def request_result(entry: Mapping[str, Any]) -> str:
+    """``ok`` or the b24client error class the answer maps to (a fixed set), or ``connection_error``."""
+    status, error = entry.get("status"), str(entry.get("error") or "")
+    if status is None:
+        return "connection_error"
+    if not error and status < 300:
+        return "ok"
+    if 300 <= status < 400 and not error:
+        return "redirect"
+    code = "" if error.startswith("HTTP ") else error
+    return b24_errors.classify(code, "", status).__name__
+
+
+def on_b24client(kind: str, fields: Mapping[str, Any]) -> None:
+    if kind == "request":
+        method = method_label(fields.get("method"))
+        registry.B24_REQUESTS.labels(method, request_result(fields)).inc()
+        if fields.get("duration_ms") is not None:
+            registry.B24_REQUEST_SECONDS.labels(method).observe(float(fields["duration_ms"]) / 1000)
+        if fields.get("status") in (429, 503):
+            registry.B24_OVERLOAD.labels(str(fields["status"])).inc()
+    elif kind == "token_refresh":
+        registry.TOKEN_REFRESHES.labels(str(fields.get("outcome") or "unknown")).inc()
+
+
+def on_pbx_event_saved(sender: Any, instance: Any, created: bool = False, **_: Any) -> None:
+    if created:
+        registry.PBX_EVENTS.labels(str(instance.type or "unknown")[:64]).inc()
+
+
+def on_dead_letter_saved(sender: Any, instance: Any, created: bool = False, **_: Any) -> None:
+    if created:
+        registry.DEAD_LETTERS.labels(str(instance.kind)).inc()
+
+
+def on_task_prerun(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    if task_id:
+        _started[task_id] = time.monotonic()
+
+
+def on_task_postrun(task_id: str | None = None, task: Any = None, state: str | None = None, **_: Any) -> None:
+    name = getattr(task, "name", "unknown")
+    registry.TASKS.labels(name, (state or "unknown").lower()).inc()
+    started = _started.pop(task_id or "", None)
+    if started is not None:
+        registry.TASK_SECONDS.labels(name).observe(time.monotonic() - started)
+
+
+def on_task_retry(sender: Any = None, **_: Any) -> None:
+    registry.TASK_RETRIES.labels(getattr(sender, "name", "unknown")).inc()
+
+
+def connect() -> None:
+    from celery import signals
+    from django.db.models.signals import post_save
+
+    from calls.models import DeadLetter, PbxEvent
+
+    observe.add_observer(on_b24client)
+    post_save.connect(on_pbx_event_saved, sender=PbxEvent, dispatch_uid="ops-metrics-pbx-event")
+    post_save.connect(on_dead_letter_saved, sender=DeadLetter, dispatch_uid="ops-metrics-dead-letter")
+    signals.task_prerun.connect(on_task_prerun, weak=False, dispatch_uid="ops-metrics-prerun")
+    signals.task_postrun.connect(on_task_postrun, weak=False, dispatch_uid="ops-metrics-postrun")
+    signals.task_retry.connect(on_task_retry, weak=False, dispatch_uid="ops-metrics-retry")
