@@ -9,8 +9,8 @@ Which agent:
 1. the responsible person of the CRM object the form named (then of the other CRM objects that own
    the number, in Bitrix24's order) if they have an extension on the chosen connection and are at
    work (the same TIMEMAN rule as ``/route``: a callback must ring someone who can answer);
-2. else the line's callback agent (``LineRouting.callback_user_id``);
-3. else the portal's callback agent (``Portal.settings["callback_user_id"]``).
+2. else the line's callback agent (``LineSettings.callback_user_id``);
+3. else the portal's callback agent (``PortalCallSettings.callback_user_id``).
 
 Which connection: the enabled one that owns ``LINE_NUMBER``, else the portal's default.
 
@@ -34,7 +34,7 @@ from django.db import IntegrityError, transaction
 
 from b24client import errors as b24errors
 from calls import phones
-from calls.models import Call, LineRouting, OriginateCommand, PbxConnection
+from calls.models import Call, LineSettings, OriginateCommand, PbxConnection
 from calls.originate import commands, messages
 from calls.originate.click_to_call import (  # the same outcomes as a click-to-call start
     DUPLICATE,
@@ -49,13 +49,12 @@ from calls.originate.click_to_call import (  # the same outcomes as a click-to-c
 )
 from calls.routing import lookup
 from calls.routing.rules import AT_WORK_STATUSES, CrmCandidate
+from calls.settings import selectors as settings_selectors
 from portals.models import Portal
 
 logger = logging.getLogger(__name__)
 
 _REQUEST_NAMESPACE = uuid.UUID("5d4a3c8e-7f0b-4c1e-9a57-2f1d0c6b8e93")
-
-PORTAL_CALLBACK_AGENT_SETTING = "callback_user_id"
 
 
 def request_id_for_event(event_id: int) -> str:
@@ -114,18 +113,14 @@ def _named_first(candidates: list[CrmCandidate], entity: tuple[str, int] | None)
 
 
 def portal_callback_agent(portal: Portal) -> int | None:
-    try:
-        value = int((portal.settings or {}).get(PORTAL_CALLBACK_AGENT_SETTING) or 0)
-    except (TypeError, ValueError):
-        return None
-    return value if value > 0 else None
+    return settings_selectors.portal_row(portal).callback_user_id
 
 
 def line_callback_agent(connection: PbxConnection, line_number: str) -> int | None:
     if not line_number:
         return None
     return (
-        LineRouting.objects.filter(line__connection=connection, line__number=line_number, line__removed_at__isnull=True)
+        LineSettings.objects.filter(line__connection=connection, line__number=line_number, line__removed_at__isnull=True)
         .values_list("callback_user_id", flat=True)
         .first()
     )

@@ -15,8 +15,8 @@ Bitrix24 does:
   number is registered in Bitrix24 with CRM data (a lead may just have been created for an unknown
   caller, or the client re-assigned). ``forget_portal`` drops a whole portal (lookups and answers)
   by bumping its generation; it runs when a connection's extension overrides change (signal
-  receivers in ``calls.models.routing``) and when a line or its routing settings are saved or
-  deleted (receivers below). The portal's UF_PHONE_INNER directory is synced by the call state
+  receivers in ``calls.models.routing``), when a line or its settings are saved or
+  deleted (receivers below) and when the portal's call settings change (``calls.settings.services``). The portal's UF_PHONE_INNER directory is synced by the call state
   machine with queryset updates, which send no signal: a changed directory reaches cached answers
   within ``ROUTE_CACHE_SECONDS`` (the directory itself follows Bitrix24 every
   ``CALLS_EXTENSIONS_TTL``); so does a line the PBX stopped listing (``PUT /lines`` marks it removed
@@ -54,7 +54,8 @@ from django.utils import timezone
 from b24client import errors as b24errors
 from calls import phones
 from calls.models import ExtensionDirectory, ExtensionOverride, PbxConnection, PbxLine
-from calls.models.routing import LineRouting, RouteDecision
+from calls.models.routing import RouteDecision
+from calls.models.settings import LineSettings, PortalCallSettings
 from calls.routing.rules import (
     CrmCandidate,
     LineDefault,
@@ -322,20 +323,25 @@ def _extension_maps(connection: PbxConnection) -> tuple[dict[int, str], dict[str
     return by_user, by_extension
 
 
-def _line_routing(connection: PbxConnection, line_number: str) -> LineRouting | None:
+def _line_settings(connection: PbxConnection, line_number: str) -> LineSettings | None:
     if not line_number:
         return None
     line = (
         PbxLine.objects.filter(connection=connection, number=line_number, removed_at__isnull=True)
-        .select_related("routing")
+        .select_related("settings")
         .first()
     )
     if line is None:
         return None
     try:
-        return line.routing
-    except LineRouting.DoesNotExist:
+        return line.settings
+    except LineSettings.DoesNotExist:
         return None
+
+
+def _portal_routes_to_responsible(portal_id: int) -> bool:
+    switch = PortalCallSettings.objects.filter(portal_id=portal_id).values_list("route_to_responsible", flat=True)
+    return next(iter(switch), True)
 
 
 def _ask_within_deadline(query: RouteQuery, *, slow: bool) -> tuple[list[CrmCandidate], str, str | None]:
@@ -439,14 +445,16 @@ def decide_route(
         return cached
     generation = found.get(generation_key, 0)
     client = query.client
-    routing = _line_routing(connection, query.line)
+    routing = _line_settings(connection, query.line)
     by_user, by_extension = _extension_maps(connection)
     fallback = LineDefault(
         extension=(routing.default_extension or None) if routing else None,
         user_id=routing.default_user_id if routing else None,
     )
     tag: str | None = None
-    if not client or phones.is_extension(client) or (routing is not None and not routing.route_to_responsible):
+    # The CRM is asked only while both the portal's switch and the line's are on.
+    if (not client or phones.is_extension(client) or (routing is not None and not routing.route_to_responsible)
+            or not _portal_routes_to_responsible(query.portal_id)):
         candidates, source = [], SOURCE_NOT_ASKED
     else:
         entry = _live_entry(found.get(entry_key), generation)
@@ -508,8 +516,8 @@ def _line_changed(sender: type, instance: PbxLine, **kwargs: object) -> None:
         forget_portal(portal_id)
 
 
-@receiver([post_save, post_delete], sender=LineRouting, dispatch_uid="calls.routing.lookup.line_routing_changed")
-def _line_routing_changed(sender: type, instance: LineRouting, **kwargs: object) -> None:
+@receiver([post_save, post_delete], sender=LineSettings, dispatch_uid="calls.routing.lookup.line_routing_changed")
+def _line_routing_changed(sender: type, instance: LineSettings, **kwargs: object) -> None:
     """A line's fallback or CRM routing switch changed: cached answers of its portal are stale."""
     portal_id = (
         PbxLine.objects.filter(pk=instance.line_id).values_list("connection__portal_id", flat=True).first()

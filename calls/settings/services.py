@@ -16,8 +16,14 @@ from django.utils.translation import gettext as _
 
 from calls import phones
 from calls.models import ExtensionOverride, PbxConnection, PbxLine
-from calls.models.settings import CardMode, CrmCreate, LineSettings, MissedCallStrategy, PortalCallSettings
-from calls.models.settings import UserCallSettings
+from calls.models.settings import (
+    CardMode,
+    CrmCreate,
+    LineSettings,
+    MissedCallStrategy,
+    PortalCallSettings,
+    UserCallSettings,
+)
 from calls.routing.lookup import forget_portal
 from portals.models import Portal
 
@@ -248,12 +254,13 @@ def update_line_settings(portal_id: int, line_id: int, changes: Mapping[str, Any
 
 
 def _resync_line(line: PbxLine) -> None:
-    """Bitrix24 shows the line's name: mark it out of date and push it after the commit."""
-    from calls.lines.services import SYNC_TASK
-    from calls.pbx_api.intake import enqueue_after_commit
+    """Bitrix24 shows the line's name: mark it out of date and push it after the commit (the sweeper
+    retries a push that fails)."""
+    from calls.sync.tasks import sync_pbx_lines
 
     PbxLine.objects.filter(pk=line.pk).update(bitrix_line_registered=False)
-    enqueue_after_commit(SYNC_TASK, [line.connection_id])
+    connection_id = line.connection_id
+    transaction.on_commit(lambda: sync_pbx_lines.delay(connection_id))
 
 
 def declare_line(portal_id: int, connection_id: int, number: str) -> dict[str, Any]:

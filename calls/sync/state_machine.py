@@ -36,10 +36,11 @@ docs/architecture.md). ``Policy`` carries them, resolved (I/O) by ``policy_for``
   that maps to nobody. A PBX call in which every agent named so far is such a user (an outbound call
   they dial, an incoming call that rang only them) is not registered; if an agent whose calls are
   registered joins before the end (a ring wave, a transfer), it is registered then. A call that was
-  registered already (it started without naming an agent) is finished as usual. Click-to-call and
-  callbacks are started from Bitrix24 for that user and are always finished in Bitrix24.
-* Calls on a line that is switched off are not registered (a call registered before the switch
-  is finished as usual).
+  registered already (it started without naming an agent) is finished as usual.
+* Calls the PBX reports on a line that is switched off are not registered (a call registered before
+  the switch is finished as usual).
+* Neither rule applies to click-to-call and callbacks: they were started from Bitrix24 (it registered
+  the click-to-call itself; the callback form is a client's request) and are always finished there.
 * Finish waits a few seconds after ``call.ended`` arrived (``finish_wait``): an answer or transfer the
   PBX sent earlier may arrive just after it, and finish cannot be undone.
 * Finish user: the agent who took the call last (after transfers, the last agent who was connected
@@ -530,9 +531,11 @@ def derive(call: CallInput, policy: Policy) -> Desired:
 
 def _skip_reason(call: CallInput, policy: Policy, timeline: _Timeline) -> str:
     """Why this call is not to be registered, or "" (see the module docstring)."""
+    if call.origin != ORIGIN_PBX:
+        return ""  # started from Bitrix24 (click-to-call, a callback form): always recorded there
     if not policy.line_enabled:
         return "the line is switched off"
-    if call.origin != ORIGIN_PBX or not policy.users_not_registered:
+    if not policy.users_not_registered:
         return ""
     users = {u for u in (policy.users_by_extension.get(ext) for ext in timeline.named) if u is not None}
     if users and users <= policy.users_not_registered:

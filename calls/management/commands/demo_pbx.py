@@ -22,7 +22,7 @@ from django.core.management.base import BaseCommand
 
 from calls.connections.services import create_connection, rotate_secret
 from calls.models import PbxConnection, PbxLine
-from calls.routing.configuration import set_line_routing
+from calls.settings.services import update_line_settings
 from pbxsim import PbxSimulator
 from pbxsim.scenarios import ScenarioParams, build, play
 from pbxsim.server import SimServer
@@ -54,7 +54,7 @@ class Command(BaseCommand):
         self.stdout.write(f"lines: HTTP {sent.response.status}")
         line = PbxLine.objects.filter(connection=connection, removed_at__isnull=True).first()
         if line is not None:
-            set_line_routing(line, default_extension=options["fallback_extension"])
+            update_line_settings(portal.pk, line.pk, {"default_extension": options["fallback_extension"]})
         server.add_connection(connection.public_id, secret, mode="accept", app_url=options["app_url"],
                               outcome=options["outcome"], speed=options["speed"])
         server.start()
