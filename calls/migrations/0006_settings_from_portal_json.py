@@ -20,7 +20,7 @@ def forwards(apps, schema_editor):
         options = portal.settings if isinstance(portal.settings, dict) else {}
         if not any(key in options for key in _KEYS):
             continue
-        row = PortalCallSettings(portal=portal)
+        row = PortalCallSettings.objects.filter(portal=portal).first() or PortalCallSettings(portal=portal)
         if "crm_create" in options:
             row.crm_create = "both" if options["crm_create"] else "off"
         if "add_to_chat" in options:
@@ -36,6 +36,7 @@ def forwards(apps, schema_editor):
 
 
 def backwards(apps, schema_editor):
+    """Back into the JSON; what it cannot hold (the newer settings) is lost with the rows."""
     PortalCallSettings = apps.get_model("calls", "PortalCallSettings")
     for row in PortalCallSettings.objects.select_related("portal"):
         portal = row.portal
@@ -49,6 +50,7 @@ def backwards(apps, schema_editor):
                 options[key] = getattr(row, key)
         portal.settings = options
         portal.save(update_fields=["settings"])
+        row.delete()
 
 
 class Migration(migrations.Migration):

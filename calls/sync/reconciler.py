@@ -409,8 +409,9 @@ def client_responsible(call: Call, facts: tuple[sm.Fact, ...]) -> int | None:
 
     From the CRM lookup ``/route`` cached for the number, else asked from Bitrix24 (and cached): the
     responsible of the CRM object the call was bound to at registration first, then of the others in
-    Bitrix24's order. Bitrix24 refusing the search (no CRM) means nobody; its being unavailable raises
-    (the run retries, the finish waits).
+    Bitrix24's order. A lead Bitrix24 created for this very call (an unknown caller) is nobody's yet:
+    the chain goes on, and the finish gives the lead to the owner it finds. Bitrix24 refusing the
+    search (no CRM) means nobody; its being unavailable raises (the run retries, the finish waits).
     """
     started = min((f for f in facts if f.type == sm.STARTED), key=sm.Fact.sort_key, default=None)
     raw = (started.data.get("client_number") if started else None) or call.client_number
@@ -426,9 +427,21 @@ def client_responsible(call: Call, facts: tuple[sm.Fact, ...]) -> int | None:
             logger.info("call %s: CRM search refused (%s); no responsible manager", call.pk, exc)
             return None
         store_candidates(call.portal_id, client, candidates)
+    created = _created_by_call(call)
     bound = (call.crm_entity_type, call.crm_entity_id)
-    ordered = sorted(candidates, key=lambda c: (c.entity_type, c.entity_id) != bound)
+    ordered = sorted((c for c in candidates if (c.entity_type, c.entity_id) not in created),
+                     key=lambda c: (c.entity_type, c.entity_id) != bound)
     return next((c.responsible_id for c in ordered if c.responsible_id), None)
+
+
+def _created_by_call(call: Call) -> set[tuple[str, int]]:
+    """The CRM objects Bitrix24 created when it registered this call (``register_result``)."""
+    result = call.register_result if isinstance(call.register_result, dict) else {}
+    created = {("LEAD", lead) for lead in [_int_or_none(result.get("CRM_CREATED_LEAD"))] if lead}
+    for item in result.get("CRM_CREATED_ENTITIES") or []:
+        if isinstance(item, dict) and _int_or_none(item.get("ENTITY_ID")):
+            created.add((str(item.get("ENTITY_TYPE") or "").upper(), _int_or_none(item["ENTITY_ID"])))
+    return created
 
 
 def _installer_user_id(portal: Portal) -> int | None:

@@ -478,6 +478,8 @@ def derive(call: CallInput, policy: Policy) -> Desired:
 
     skip_reason = _skip_reason(call, policy, timeline)
     answered_by = timeline.last_connected
+    # Every extension the call named that maps to nobody (for the admin), whoever the cards went to.
+    unmapped |= {ext for ext in timeline.named if ext not in policy.users_by_extension}
 
     if ended is None and call.forced_end is None:
         cards = frozenset(u for u in (_card_user(e, timeline, policy, user_of) for e in sorted(timeline.visible()))

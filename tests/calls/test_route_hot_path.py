@@ -17,7 +17,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from calls.settings.services import update_line_settings
 from click_to_call_fixtures import connect_pbx, line_routing
 from django.core.cache import cache
 from django.utils import timezone
@@ -34,6 +33,7 @@ from calls.models import (
 )
 from calls.pbx_api import signing
 from calls.routing.lookup import forget_number
+from calls.settings.services import update_line_settings
 from pbxsim.server import SimServer
 from portals.models import Portal
 
