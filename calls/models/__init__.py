@@ -1,7 +1,7 @@
 """Models of the calls app, one module per concern; re-exported here for Django and callers."""
 
 from .calls import Call, DeadLetter, ExtensionDirectory
-from .connections import ConnectionSecret, ExtensionOverride, PbxConnection, PbxLine
+from .connections import ConnectionSecret, ExtensionOverride, PbxConnection, PbxLine, SeenLineNumber
 from .inbox import PbxEvent, PbxWebhookReceipt
 from .originate import OriginateCommand
 from .routing import RouteDecision
@@ -21,5 +21,6 @@ __all__ = [
     "PbxWebhookReceipt",
     "PortalCallSettings",
     "RouteDecision",
+    "SeenLineNumber",
     "UserCallSettings",
 ]

@@ -117,6 +117,25 @@ def portal_settings(portal_id: int) -> dict[str, Any]:
     }
 
 
+def non_default_settings(portal_id: int) -> list[tuple[str, Any, Any]]:
+    """(setting, value, default) of every portal setting that differs from its default, and how many users
+    and lines have settings of their own (for the vendor's console)."""
+    portal = _portal(portal_id)
+    row = portal_row(portal)
+    out = []
+    for field in PortalCallSettings._meta.concrete_fields:
+        if field.name in ("id", "portal", "updated_at"):
+            continue
+        default = field.get_default()
+        if getattr(row, field.attname) != default:
+            out.append((field.name, getattr(row, field.attname), default))
+    users = UserCallSettings.objects.filter(portal_id=portal_id).count()
+    lines = LineSettings.objects.filter(line__connection__portal_id=portal_id).count()
+    out += [(name, count, 0) for name, count in (("users with own settings", users),
+                                                  ("lines with own settings", lines)) if count]
+    return out
+
+
 def missed_call_owner_chain(portal_id: int, line_id: int | None = None) -> list[dict[str, Any]]:
     """Who owns a missed incoming call, link by link, in the order the state machine tries them
     (``MISSED_CALL_OWNER_CHAIN``): the first link naming a user whose calls are registered wins.

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0004_call_register_params'),
+        ('calls', '0005_seen_line_number'),
         ('portals', '0001_initial'),
     ]
 

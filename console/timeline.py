@@ -1,0 +1,109 @@
+"""One call's story for the vendor: the PBX's events, each Bitrix24 request with its response (as the REST
+log holds them, redacted), what the connector still wants to do, and a plain answer to "did a card pop,
+and if not, why"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.db.models import Q
+
+from calls.models import Call, DeadLetter
+from calls.sync.selectors import call_timeline
+from portals.models import RestCallLog
+
+SHOW = "telephony.externalcall.show"
+REGISTER = "telephony.externalcall.register"
+# A request logged a little before the first event we stored still belongs to the call (clock skew).
+_BEFORE = timedelta(minutes=1)
+MAX_REST_ENTRIES = 500
+
+
+@dataclass
+class TimelineItem:
+    at: datetime
+    source: str  # "pbx" | "bitrix24"
+    title: str
+    ok: bool | None = None
+    detail: Any = None
+    response: Any = None
+
+
+@dataclass
+class CallStory:
+    call: Call
+    items: list[TimelineItem] = field(default_factory=list)
+    rest: list[RestCallLog] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    card_verdict: str = ""
+    card_shown_to: list[int] = field(default_factory=list)
+
+
+def rest_requests_of(call: Call) -> list[RestCallLog]:
+    """The REST log rows that name this call (our EXTERNAL_CALL_ID on register, Bitrix24's CALL_ID after)."""
+    names = Q(request__EXTERNAL_CALL_ID=str(call.uuid))
+    if call.b24_call_id:
+        names |= Q(request__CALL_ID=call.b24_call_id)
+    start = (call.first_fact_at or call.created_at) - _BEFORE
+    return list(RestCallLog.objects.filter(portal_id=call.portal_id, created_at__gte=start).filter(names)
+                .order_by("created_at", "id")[:MAX_REST_ENTRIES])
+
+
+def _shown_to(rest: list[RestCallLog]) -> list[int]:
+    users: set[int] = set()
+    for entry in rest:
+        if entry.method.lower() == SHOW and not entry.error and (entry.status or 0) < 300:
+            raw = (entry.request or {}).get("USER_ID")
+            for user in raw if isinstance(raw, list) else [raw]:
+                try:
+                    users.add(int(user))
+                except (TypeError, ValueError):
+                    continue
+    return sorted(users)
+
+
+def card_verdict(call: Call, rest: list[RestCallLog], letters: list[DeadLetter], shown_to: list[int]) -> str:
+    if shown_to:
+        return f"Card shown to Bitrix24 user(s) {', '.join(map(str, shown_to))}."
+    portal = call.portal
+    if not portal.is_callable:
+        return (f"No card: the portal cannot be called ({portal.get_status_display().lower()}"
+                f"{': ' + portal.dead_reason if portal.dead_reason else ''}).")
+    if call.status == Call.Status.IGNORED:
+        return "No card: a call between extensions is not shown in Bitrix24."
+    registered = any(e.method.lower() == REGISTER and not e.error for e in rest) or call.registered_at
+    if not registered:
+        reason = letters[0].reason if letters else (call.last_error or "not attempted yet")
+        if call.status == Call.Status.WAITING_FOR_START:
+            reason = "call.started has not arrived from the PBX"
+        return f"No card: the call was never registered in Bitrix24 ({reason})."
+    if call.unmapped_extensions:
+        exts = ", ".join(sorted(call.unmapped_extensions))
+        return (f"No card: extension(s) {exts} rang but no Bitrix24 user has that extension "
+                "(UF_PHONE_INNER or a connection override), so nobody could be shown the card.")
+    return "No card: no agent's extension rang for this call (the PBX sent no call.ringing)."
+
+
+def call_story(call: Call) -> CallStory:
+    story = CallStory(call)
+    for event in call_timeline(call):
+        payload = event.payload or {}
+        exts = payload.get("extensions") or [payload.get("extension") or payload.get("to_extension") or ""]
+        ext = ", ".join(str(e) for e in exts if e)
+        story.items.append(TimelineItem(
+            at=event.occurred_at, source="pbx",
+            title=f"{event.type}{' ' + ext if ext else ''}", ok=event.status != "failed",
+            detail=payload))
+    story.rest = rest_requests_of(call)
+    for entry in story.rest:
+        story.items.append(TimelineItem(
+            at=entry.created_at, source="bitrix24",
+            title=f"{entry.method} → {entry.error or entry.status}", ok=not entry.error and (entry.status or 0) < 300,
+            detail=entry.request, response=entry.response))
+    story.items.sort(key=lambda item: item.at)
+    story.dead_letters = list(DeadLetter.objects.filter(call=call).order_by("-created_at"))
+    story.card_shown_to = _shown_to(story.rest)
+    story.card_verdict = card_verdict(call, story.rest, story.dead_letters, story.card_shown_to)
+    return story
