@@ -14,7 +14,7 @@ from typing import Any
 from django.db.models import Q
 from django.utils import timezone
 
-from calls.models import Call, ExtensionDirectory, ExtensionOverride, PbxConnection, PbxLine
+from calls.models import Call, ExtensionDirectory, ExtensionOverride, PbxConnection, PbxLine, SeenLineNumber
 from calls.models.settings import CardMode, LineSettings, PortalCallSettings, UserCallSettings
 from calls.sync import state_machine as sm
 from portals.models import Portal, PortalCredential
@@ -319,23 +319,15 @@ def line(portal_id: int, line_id: int) -> dict[str, Any]:
 
 
 def undeclared_lines(portal_id: int) -> list[dict[str, Any]]:
-    """Line numbers recent calls came in on (or went out from) that no connection of the portal declared."""
+    """Numbers calls came in on (or went out from) that no PBX of the portal declared (``SeenLineNumber``),
+    most recent first: the admin may add them as lines on purpose (``services.declare_line``)."""
     declared = set(PbxLine.objects.filter(connection__portal_id=portal_id, removed_at__isnull=True)
                    .values_list("connection_id", "number"))
-    seen: dict[tuple[int, str], dict[str, Any]] = {}
-    rows = (_recent_calls(portal_id).exclude(line_number="").exclude(connection_id=None)
-            .values_list("connection_id", "line_number", "started_at", "created_at"))
-    for connection_id, number, started_at, created_at in rows:
-        if (connection_id, number) in declared:
-            continue
-        when = started_at or created_at
-        entry = seen.setdefault((connection_id, number), {"number": number, "connection_id": connection_id,
-                                                          "calls": 0, "last_seen": when})
-        entry["calls"] += 1
-        entry["last_seen"] = max(entry["last_seen"], when)
-    names = dict(PbxConnection.objects.filter(portal_id=portal_id).values_list("pk", "name"))
-    return [{**e, "connection_name": names.get(e["connection_id"]), "last_seen": e["last_seen"].isoformat()}
-            for e in sorted(seen.values(), key=lambda e: (-e["calls"], e["number"]))]
+    seen = (SeenLineNumber.objects.filter(connection__portal_id=portal_id).select_related("connection")
+            .order_by("-last_seen_at"))
+    return [{"number": row.number, "connection_id": row.connection_id, "connection_name": row.connection.name,
+             "first_seen": row.first_seen_at.isoformat(), "last_seen": row.last_seen_at.isoformat()}
+            for row in seen if (row.connection_id, row.number) not in declared]
 
 
 def connection_ids(portal_id: int, ids: Iterable[int]) -> set[int]:

@@ -12,7 +12,7 @@ from django.utils import translation
 
 from calls.connections.services import create_connection
 from calls.extensions.extension_map import sync_extensions
-from calls.models import Call, ExtensionOverride, PbxLine
+from calls.models import Call, ExtensionOverride, PbxLine, SeenLineNumber
 from calls.models.settings import LineSettings, PortalCallSettings, UserCallSettings
 from calls.settings import NotFound, selectors, services
 from portals.models import Portal
@@ -192,8 +192,8 @@ def test_line_settings_are_validated_and_scoped_to_the_portal(two_portals):
 
 def test_undeclared_line_numbers_are_listed_and_can_be_added_on_purpose(two_portals):
     (one, connection, _line), (two, other_connection, _l2) = two_portals
-    Call.objects.create(portal=one, connection=connection, pbx_call_id="c1", line_number="+74950000001")
-    Call.objects.create(portal=one, connection=connection, pbx_call_id="c2", line_number="+74951234567")
+    SeenLineNumber.objects.create(connection=connection, number="+74950000001")  # as the call sync records them
+    SeenLineNumber.objects.create(connection=connection, number="+74951234567")  # declared since
     assert [u["number"] for u in selectors.undeclared_lines(one.pk)] == ["+74950000001"]
     assert selectors.undeclared_lines(two.pk) == []
     with pytest.raises(ValidationError) as excinfo:
