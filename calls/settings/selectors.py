@@ -39,6 +39,12 @@ def portal_row(portal: Portal) -> PortalCallSettings:
         return PortalCallSettings(portal=portal)
 
 
+def recordings_on(portal_id: int) -> bool:
+    """The portal's recordings switch, read afresh (for the PBX's uploads)."""
+    switch = PortalCallSettings.objects.filter(portal_id=portal_id).values_list("recordings", flat=True)
+    return next(iter(switch), True)
+
+
 def user_rows(portal_id: int) -> list[UserCallSettings]:
     """Users whose settings differ from the defaults (the only ones with a row)."""
     return list(UserCallSettings.objects.filter(portal_id=portal_id))

@@ -204,3 +204,20 @@ def test_undeclared_line_numbers_are_listed_and_can_be_added_on_purpose(two_port
     added = services.declare_line(one.pk, connection.pk, "8 (495) 000-00-01")
     assert (added["number"], added["added_by_admin"]) == ("+74950000001", True)
     assert selectors.undeclared_lines(one.pk) == []
+
+
+def test_an_uploaded_recording_is_not_kept_while_the_portal_has_recordings_off(db, client, settings, tmp_path):
+    from pbx_api_fixtures import make_tenant
+
+    from calls.models import PbxEvent
+    from pbxsim.wav import wav_bytes
+
+    settings.RECORDINGS_DIR = tmp_path
+    tenant = make_tenant(client)
+    services.update_portal_settings(tenant.connection.portal_id, {"recordings": False})
+    sent = tenant.sim.upload_recording("1700000000.42", wav_bytes(1.0), content_type="audio/wav")
+    assert sent.response.status == 202 and sent.response.json()["discarded"] is True
+    assert not PbxEvent.objects.exists() and not [p for p in tmp_path.rglob("*") if p.is_file()]
+    services.update_portal_settings(tenant.connection.portal_id, {"recordings": True})
+    sent = tenant.sim.upload_recording("1700000000.43", wav_bytes(1.0), content_type="audio/wav")
+    assert "discarded" not in sent.response.json() and PbxEvent.objects.count() == 1
