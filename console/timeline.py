@@ -10,7 +10,7 @@ from typing import Any
 
 from django.db.models import Q
 
-from calls.models import Call, DeadLetter
+from calls.models import Call, DeadLetter, ExtensionDirectory, ExtensionOverride, PbxEvent
 from calls.sync.selectors import call_timeline
 from portals.models import RestCallLog
 
@@ -64,7 +64,31 @@ def _shown_to(rest: list[RestCallLog]) -> list[int]:
     return sorted(users)
 
 
-def card_verdict(call: Call, rest: list[RestCallLog], letters: list[DeadLetter], shown_to: list[int]) -> str:
+def rang_extensions(events: list[PbxEvent]) -> list[str]:
+    """Extensions the PBX said rang or answered, in order."""
+    seen: dict[str, None] = {}
+    for event in events:
+        payload = event.payload or {}
+        if event.type == "call.ringing":
+            for ext in payload.get("extensions") or []:
+                seen[str(ext)] = None
+        elif event.type == "call.answered" and payload.get("extension"):
+            seen[str(payload["extension"])] = None
+    return list(seen)
+
+
+def mapped_extensions(call: Call) -> set[str]:
+    """Extensions with a Bitrix24 user as last read (the portal's map and the connection's overrides); no I/O."""
+    directory = ExtensionDirectory.objects.filter(portal_id=call.portal_id).first()
+    mapped = set((directory.users_by_extension or {}) if directory else {})
+    if call.connection_id:
+        mapped |= set(ExtensionOverride.objects.filter(connection_id=call.connection_id)
+                      .values_list("extension", flat=True))
+    return mapped
+
+
+def card_verdict(call: Call, rest: list[RestCallLog], letters: list[DeadLetter], shown_to: list[int],
+                 events: list[PbxEvent] | None = None) -> str:
     if shown_to:
         return f"Card shown to Bitrix24 user(s) {', '.join(map(str, shown_to))}."
     portal = call.portal
@@ -79,16 +103,24 @@ def card_verdict(call: Call, rest: list[RestCallLog], letters: list[DeadLetter],
         if call.status == Call.Status.WAITING_FOR_START:
             reason = "call.started has not arrived from the PBX"
         return f"No card: the call was never registered in Bitrix24 ({reason})."
-    if call.unmapped_extensions:
-        exts = ", ".join(sorted(call.unmapped_extensions))
-        return (f"No card: extension(s) {exts} rang but no Bitrix24 user has that extension "
+    rang = rang_extensions(events or [])
+    mapped = mapped_extensions(call) if rang else set()
+    unmapped = sorted(set(call.unmapped_extensions or []) | {e for e in rang if e not in mapped})
+    if unmapped and not (set(rang) - set(unmapped)):
+        return (f"No card: extension(s) {', '.join(unmapped)} rang but no Bitrix24 user has that extension "
                 "(UF_PHONE_INNER or a connection override), so nobody could be shown the card.")
+    if rang:
+        ended = next((e for e in events or [] if e.type == "call.ended"), None)
+        when = f" at {ended.occurred_at:%H:%M:%S}" if ended else ""
+        return (f"No card: extension(s) {', '.join(rang)} rang, but the call had ended{when} by the time we "
+                "could show the card (its events reached us together, or the sync was late: see the times).")
     return "No card: no agent's extension rang for this call (the PBX sent no call.ringing)."
 
 
 def call_story(call: Call) -> CallStory:
     story = CallStory(call)
-    for event in call_timeline(call):
+    events = list(call_timeline(call))
+    for event in events:
         payload = event.payload or {}
         exts = payload.get("extensions") or [payload.get("extension") or payload.get("to_extension") or ""]
         ext = ", ".join(str(e) for e in exts if e)
@@ -105,5 +137,5 @@ def call_story(call: Call) -> CallStory:
     story.items.sort(key=lambda item: item.at)
     story.dead_letters = list(DeadLetter.objects.filter(call=call).order_by("-created_at"))
     story.card_shown_to = _shown_to(story.rest)
-    story.card_verdict = card_verdict(call, story.rest, story.dead_letters, story.card_shown_to)
+    story.card_verdict = card_verdict(call, story.rest, story.dead_letters, story.card_shown_to, events)
     return story

@@ -293,7 +293,23 @@ class RouteQuery:
         ]
 
 
-def _extension_maps(connection: PbxConnection) -> tuple[dict[int, str], dict[str, int]]:
+def line_default(routing: LineSettings | None) -> LineDefault:
+    """Where the line's calls go when no CRM responsible takes them."""
+    if routing is None:
+        return LineDefault()
+    return LineDefault(extension=routing.default_extension or None, user_id=routing.default_user_id)
+
+
+def asks_crm(portal_id: int, routing: LineSettings | None) -> bool:
+    """Whether the line's calls go to the CRM responsible first: while both the portal's switch and the
+    line's are on (the default for a line without settings). Reads the portal's switch afresh."""
+    if routing is not None and not routing.route_to_responsible:
+        return False
+    switch = PortalCallSettings.objects.filter(portal_id=portal_id).values_list("route_to_responsible", flat=True)
+    return next(iter(switch), True)
+
+
+def extension_maps(connection: PbxConnection) -> tuple[dict[int, str], dict[str, int]]:
     """(user -> extension, extension -> user) on this connection: UF_PHONE_INNER with overrides.
 
     Read straight from the stored directory, never refreshed here: a refresh is a ``user.get``
@@ -323,7 +339,8 @@ def _extension_maps(connection: PbxConnection) -> tuple[dict[int, str], dict[str
     return by_user, by_extension
 
 
-def _line_settings(connection: PbxConnection, line_number: str) -> LineSettings | None:
+def line_routing(connection: PbxConnection, line_number: str) -> LineSettings | None:
+    """The settings of the connection's line ``line_number`` (normalised), if it has any."""
     if not line_number:
         return None
     line = (
@@ -337,11 +354,6 @@ def _line_settings(connection: PbxConnection, line_number: str) -> LineSettings 
         return line.settings
     except LineSettings.DoesNotExist:
         return None
-
-
-def _portal_routes_to_responsible(portal_id: int) -> bool:
-    switch = PortalCallSettings.objects.filter(portal_id=portal_id).values_list("route_to_responsible", flat=True)
-    return next(iter(switch), True)
 
 
 def _ask_within_deadline(query: RouteQuery, *, slow: bool) -> tuple[list[CrmCandidate], str, str | None]:
@@ -445,16 +457,11 @@ def decide_route(
         return cached
     generation = found.get(generation_key, 0)
     client = query.client
-    routing = _line_settings(connection, query.line)
-    by_user, by_extension = _extension_maps(connection)
-    fallback = LineDefault(
-        extension=(routing.default_extension or None) if routing else None,
-        user_id=routing.default_user_id if routing else None,
-    )
+    routing = line_routing(connection, query.line)
+    by_user, by_extension = extension_maps(connection)
+    fallback = line_default(routing)
     tag: str | None = None
-    # The CRM is asked only while both the portal's switch and the line's are on.
-    if (not client or phones.is_extension(client) or (routing is not None and not routing.route_to_responsible)
-            or not _portal_routes_to_responsible(query.portal_id)):
+    if not client or phones.is_extension(client) or not asks_crm(query.portal_id, routing):
         candidates, source = [], SOURCE_NOT_ASKED
     else:
         entry = _live_entry(found.get(entry_key), generation)
