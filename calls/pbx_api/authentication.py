@@ -44,6 +44,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
 import logcontext
+from calls.connections.activity import note_signed_request
 from calls.connections.services import auth_epoch_key
 from calls.models import ConnectionSecret, PbxConnection
 from calls.pbx_api import signing
@@ -248,6 +249,7 @@ class PbxSignatureAuthentication(BaseAuthentication):
                 raise PbxApiError(401, again.code, str(again)) from again
         connection = material.build_connection()
         logcontext.bind(portal_id=connection.portal_id)  # this request's log lines name the tenant
+        note_signed_request(connection)
         return PbxPrincipal(connection), PbxAuth(connection, signed, body, None)
 
     def authenticate_header(self, request: Request) -> str:

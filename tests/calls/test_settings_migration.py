@@ -6,8 +6,8 @@ import pytest
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-BEFORE = [("calls", "0006_call_settings"), ("portals", "0003_event_refused_status")]
-AFTER = [("calls", "0007_settings_from_portal_json")]
+BEFORE = [("calls", "0007_call_settings"), ("portals", "0003_event_refused_status")]
+AFTER = [("calls", "0008_settings_from_portal_json")]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -56,7 +56,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0006_call_settings'),
+        ('calls', '0007_call_settings'),
         ('portals', '0001_initial'),
     ]
 

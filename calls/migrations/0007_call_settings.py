@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0005_seen_line_number'),
+        ('calls', '0006_connection_signed_request_seen'),
         ('portals', '0001_initial'),
     ]
 
