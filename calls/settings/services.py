@@ -4,17 +4,21 @@ Each service validates everything it was given before it changes anything: bad i
 ``ValidationError`` naming every bad field, and nothing is written. Unknown keys are errors too, so a
 typo never passes silently. A setting applies to the next call: calls read their policy afresh at each
 sync, and what ``/route`` cached is dropped (``forget_portal``) with every change that can alter it.
+Each returns ``Saved``: the new view of what changed (the selector's dict, for the page) and the work
+its caller queues after the commit (``calls.dispatch.queue``; services never import tasks).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from calls import phones
+from calls.followups import FollowUps
 from calls.models import ExtensionOverride, PbxConnection, PbxLine
 from calls.models.settings import (
     CardMode,
@@ -37,6 +41,12 @@ LINE_FIELDS = ("name", "enabled", "route_to_responsible", "default_extension", "
                "callback_user_id", "missed_call_owner_id", "crm_source")
 
 
+@dataclass(frozen=True)
+class Saved:
+    view: dict[str, Any]  # what the selector shows for what was changed
+    follow_ups: FollowUps = field(default_factory=FollowUps)
+
+
 def _portal(portal_id: int) -> Portal:
     portal = Portal.objects.filter(pk=portal_id).first()
     if portal is None:
@@ -47,8 +57,8 @@ def _portal(portal_id: int) -> Portal:
 # --- portal ---------------------------------------------------------------------------------------------------
 
 
-def update_portal_settings(portal_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """Change the portal's call handling; returns ``selectors.portal_settings``.
+def update_portal_settings(portal_id: int, changes: Mapping[str, Any]) -> Saved:
+    """Change the portal's call handling; the view is ``selectors.portal_settings``.
 
     ``changes``: any of ``crm_create`` (off|incoming|outgoing|both), ``route_to_responsible`` (bool),
     ``missed_call_owner`` ({"strategy": responsible|last_rang|fixed, "user_id": for fixed}),
@@ -86,7 +96,7 @@ def update_portal_settings(portal_id: int, changes: Mapping[str, Any]) -> dict[s
             # An ORM save: the PBX API's in-process auth memory (which holds the portal) sees it at once.
             portal.save(update_fields=["default_country", "updated_at"])
         forget_portal(portal_id)
-    return selectors.portal_settings(portal_id)
+    return Saved(selectors.portal_settings(portal_id))
 
 
 def _missed_call_owner(errors: check.Errors, value: Any, current: PortalCallSettings,
@@ -112,8 +122,8 @@ def _missed_call_owner(errors: check.Errors, value: Any, current: PortalCallSett
 # --- users ------------------------------------------------------------------------------------------------------
 
 
-def update_user_settings(portal_id: int, user_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """A Bitrix24 user's call settings; returns ``selectors.user_settings``.
+def update_user_settings(portal_id: int, user_id: int, changes: Mapping[str, Any]) -> Saved:
+    """A Bitrix24 user's call settings; the view is ``selectors.user_settings``.
 
     ``changes``: any of ``register_calls`` (bool), ``card_mode`` (ring|answer|never), ``overrides``
     ({connection id: extension on that PBX, or "" / None to use their UF_PHONE_INNER there}).
@@ -143,7 +153,7 @@ def update_user_settings(portal_id: int, user_id: int, changes: Mapping[str, Any
                 settings.save()
         for connection_id, extension in overrides.items():
             _set_override(connection_id, user, extension)
-    return selectors.user_settings(portal_id, user)
+    return Saved(selectors.user_settings(portal_id, user))
 
 
 def _overrides(errors: check.Errors, portal_id: int, user_id: int | None, value: Any) -> dict[int, str]:
@@ -192,12 +202,11 @@ def _set_override(connection_id: int, user_id: int, extension: str) -> None:
                 _("Extension %(ext)s was just given to another user on this PBX.") % {"ext": extension}]}) from None
 
 
-def request_employee_sync(portal_id: int) -> None:
-    """Read the portal's users from Bitrix24 again, in the background (the list shows when it is done)."""
+def request_employee_sync(portal_id: int) -> FollowUps:
+    """Read the portal's users from Bitrix24 again, in the background (the list shows when it is done):
+    the work for the caller to queue."""
     _portal(portal_id)
-    from calls.extensions.tasks import sync_extensions
-
-    transaction.on_commit(lambda: sync_extensions.delay(portal_id))
+    return FollowUps(sync_extensions=[portal_id])
 
 
 # --- lines ------------------------------------------------------------------------------------------------------
@@ -215,8 +224,8 @@ def _line(portal_id: int, line_id: int) -> PbxLine:
     return line
 
 
-def update_line_settings(portal_id: int, line_id: int, changes: Mapping[str, Any]) -> dict[str, Any]:
-    """One external line's settings; returns ``selectors.line``.
+def update_line_settings(portal_id: int, line_id: int, changes: Mapping[str, Any]) -> Saved:
+    """One external line's settings; the view is ``selectors.line`` (a new name: the line's sync follows).
 
     ``changes``: any of ``name`` (shown in Bitrix24; "" for the PBX's), ``enabled`` (bool: register this
     line's calls), ``route_to_responsible`` (bool), ``default_extension`` (where ``/route`` sends calls
@@ -242,6 +251,7 @@ def update_line_settings(portal_id: int, line_id: int, changes: Mapping[str, Any
         row["name"] = check.text(errors, "name", changes["name"] or "", max_length=255)
     errors.raise_if_any()
 
+    follow_ups = FollowUps()
     with transaction.atomic():
         settings, _created = LineSettings.objects.select_for_update().get_or_create(line=line)
         renamed = "name" in row and row["name"] != settings.name
@@ -249,21 +259,18 @@ def update_line_settings(portal_id: int, line_id: int, changes: Mapping[str, Any
             setattr(settings, name, value)
         settings.save()  # its receiver drops the routing answers cached for the portal
         if renamed:
-            _resync_line(line)
-    return selectors.line(portal_id, line.pk)
+            follow_ups.add(_resync_line(line))
+    return Saved(selectors.line(portal_id, line.pk), follow_ups)
 
 
-def _resync_line(line: PbxLine) -> None:
-    """Bitrix24 shows the line's name: mark it out of date and push it after the commit (the sweeper
+def _resync_line(line: PbxLine) -> FollowUps:
+    """Bitrix24 shows the line's name: mark it out of date, to be pushed by the line sync (the sweeper
     retries a push that fails)."""
-    from calls.sync.tasks import sync_pbx_lines
-
     PbxLine.objects.filter(pk=line.pk).update(bitrix_line_registered=False)
-    connection_id = line.connection_id
-    transaction.on_commit(lambda: sync_pbx_lines.delay(connection_id))
+    return FollowUps(sync_lines=[line.connection_id])
 
 
-def declare_line(portal_id: int, connection_id: int, number: str) -> dict[str, Any]:
+def declare_line(portal_id: int, connection_id: int, number: str) -> Saved:
     """Add a number the PBX used but never declared as a line of ``connection_id``, on purpose.
 
     It is registered in Bitrix24 like the PBX's own lines, and kept when the PBX's next ``PUT /lines``
@@ -283,6 +290,7 @@ def declare_line(portal_id: int, connection_id: int, number: str) -> dict[str, A
                    % {"country": connection.portal.default_country})
         errors.raise_if_any()
         raise  # unreachable: raise_if_any raised
+    follow_ups = FollowUps()
     with transaction.atomic():
         line, created = PbxLine.objects.select_for_update().get_or_create(
             connection=connection, number=e164, defaults={"added_by_admin": True})
@@ -292,5 +300,5 @@ def declare_line(portal_id: int, connection_id: int, number: str) -> dict[str, A
             line.bitrix_line_registered = False
             line.save(update_fields=["removed_at", "added_by_admin", "bitrix_line_registered", "updated_at"])
         if created or not line.bitrix_line_registered:
-            _resync_line(line)
-    return selectors.line(portal_id, line.pk)
+            follow_ups.add(_resync_line(line))
+    return Saved(selectors.line(portal_id, line.pk), follow_ups)

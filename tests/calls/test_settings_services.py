@@ -88,13 +88,13 @@ def test_changes_apply_and_only_to_this_portal(two_portals):
     shown = services.update_portal_settings(one.pk, {
         "crm_create": "off", "route_to_responsible": False, "add_to_chat": False, "default_country": "kz",
         "recordings": False, "default_user_id": 3, "callback_user_id": 2,
-        "missed_call_owner": {"strategy": "fixed", "user_id": 4}})
+        "missed_call_owner": {"strategy": "fixed", "user_id": 4}}).view
     assert shown["default_country"] == "KZ" and shown["missed_call_owner"]["user_id"] == 4
     assert selectors.portal_settings(two.pk)["crm_create"] == "both"
     assert Portal.objects.get(pk=two.pk).default_country == "RU"
     # The fixed user is kept when only the strategy changes, and used again when it comes back.
     services.update_portal_settings(one.pk, {"missed_call_owner": {"strategy": "last_rang"}})
-    shown = services.update_portal_settings(one.pk, {"missed_call_owner": {"strategy": "fixed"}})
+    shown = services.update_portal_settings(one.pk, {"missed_call_owner": {"strategy": "fixed"}}).view
     assert shown["missed_call_owner"] == {**shown["missed_call_owner"], "strategy": "fixed", "user_id": 4}
 
 
@@ -173,6 +173,8 @@ def test_line_settings_are_validated_and_scoped_to_the_portal(two_portals):
     shown = services.update_line_settings(one.pk, line.pk, {
         "name": " Main line ", "enabled": False, "default_extension": "600", "default_user_id": 2,
         "callback_user_id": 3, "missed_call_owner_id": 4, "crm_source": "UC_RADIO", "route_to_responsible": False})
+    assert shown.follow_ups.sync_lines == [line.connection_id]  # Bitrix24 is to show the new name
+    shown = shown.view
     assert {k: shown[k] for k in ("name", "shown_as", "pbx_name", "enabled", "default_extension", "crm_source")} == {
         "name": "Main line", "shown_as": "Main line", "pbx_name": "Sales", "enabled": False,
         "default_extension": "600", "crm_source": "UC_RADIO"}
@@ -201,7 +203,9 @@ def test_undeclared_line_numbers_are_listed_and_can_be_added_on_purpose(two_port
     assert set(fields_of(excinfo)) == {"connection_id"}
     with pytest.raises(ValidationError):
         services.declare_line(one.pk, connection.pk, "not a number")
-    added = services.declare_line(one.pk, connection.pk, "8 (495) 000-00-01")
+    saved = services.declare_line(one.pk, connection.pk, "8 (495) 000-00-01")
+    assert saved.follow_ups.sync_lines == [connection.pk]  # registered in Bitrix24 by the line sync
+    added = saved.view
     assert (added["number"], added["added_by_admin"]) == ("+74950000001", True)
     assert selectors.undeclared_lines(one.pk) == []
 

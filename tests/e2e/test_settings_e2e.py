@@ -1,6 +1,7 @@
 """Every call-handling setting applies to the next call, end to end.
 
-Each test changes settings the way the app's pages do (``calls.settings.services``), plays calls
+Each test changes settings the way the app's pages do (``calls.settings.services``, queueing what they
+return with ``calls.dispatch``), plays calls
 through the PBX API with the simulator (live server, a REAL Celery worker process, the sandbox
 Bitrix24 over HTTP), and asserts what Bitrix24 received. Where a setting changes something, a call
 played before the change shows the other behaviour, so the change itself is what the test sees.
@@ -16,6 +17,7 @@ from call_e2e_fixtures import *  # noqa: F403  (fixtures)
 from call_scenario_fixtures import LINE
 from conftest import wait_until
 
+from calls import dispatch
 from calls.models import Call, PbxEvent, PbxLine
 from calls.settings import selectors, services
 
@@ -208,7 +210,8 @@ def test_a_lines_name_switch_and_crm_source_apply_to_the_next_call(phone, worker
     line = declare_line(phone)
     assert [ln["name"] for ln in phone.telephony()["lines"] if ln["number"] == LINE] == ["Sales"]
 
-    services.update_line_settings(portal, line.pk, {"name": "Отдел продаж", "crm_source": "UC_RADIO"})
+    dispatch.queue(services.update_line_settings(portal, line.pk, {"name": "Отдел продаж",
+                                                                   "crm_source": "UC_RADIO"}).follow_ups)
     wait_until(lambda: [ln["name"] for ln in phone.telephony()["lines"] if ln["number"] == LINE] == ["Отдел продаж"],
                timeout=30, what="the line's new name in Bitrix24\n" + worker.log()[-2000:])
     b24 = finished(phone, phone.scenario("missed_call", client_number=unknown_client()), worker)
@@ -257,7 +260,7 @@ def test_employees_list_sync_and_an_extension_override_apply_to_the_next_call(ph
 
     portal = phone.portal.pk
     phone.b24.users[7] = User(7, "Gleb", "Second", "gleb@example.com", uf_phone_inner="101")
-    services.request_employee_sync(portal)
+    dispatch.queue(services.request_employee_sync(portal))  # what the page's "sync now" does
     wait_until(lambda: selectors.employees(portal)["sync"]["user_count"] == 7, timeout=30,
                what="the sync the admin asked for\n" + worker.log()[-2000:])
     listed = selectors.employees(portal)

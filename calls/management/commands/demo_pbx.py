@@ -20,6 +20,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from calls import dispatch
 from calls.connections.services import create_connection, rotate_secret
 from calls.models import PbxConnection, PbxLine
 from calls.settings.services import update_line_settings
@@ -54,7 +55,8 @@ class Command(BaseCommand):
         self.stdout.write(f"lines: HTTP {sent.response.status}")
         line = PbxLine.objects.filter(connection=connection, removed_at__isnull=True).first()
         if line is not None:
-            update_line_settings(portal.pk, line.pk, {"default_extension": options["fallback_extension"]})
+            dispatch.queue(update_line_settings(portal.pk, line.pk,
+                                                {"default_extension": options["fallback_extension"]}).follow_ups)
         server.add_connection(connection.public_id, secret, mode="accept", app_url=options["app_url"],
                               outcome=options["outcome"], speed=options["speed"], line_number=options["line"])
         server.start()

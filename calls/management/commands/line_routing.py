@@ -12,7 +12,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from calls import phones
+from calls import dispatch, phones
 from calls.models import PbxConnection, PbxLine
 from calls.settings import selectors, services
 from portals.models import Portal
@@ -37,7 +37,7 @@ class Command(BaseCommand):
                 portal = Portal.objects.filter(member_id=options["portal"]).first()
                 if portal is None:
                     raise CommandError(f"no portal with member_id {options['portal']!r}")
-                shown = services.update_portal_settings(portal.pk, {"callback_user_id": options["callback_user"]})
+                shown = services.update_portal_settings(portal.pk, {"callback_user_id": options["callback_user"]}).view
                 self.stdout.write(json.dumps({"portal": portal.member_id, "callback_user_id": shown["callback_user_id"]}))
                 return
             line = self._line(options["connection"], options["line"])
@@ -51,8 +51,12 @@ class Command(BaseCommand):
             if options["crm_routing"] is not None:
                 changes["route_to_responsible"] = options["crm_routing"] == "on"
             portal_id = line.connection.portal_id
-            shown = (services.update_line_settings(portal_id, line.pk, changes) if changes
-                     else selectors.line(portal_id, line.pk))
+            if changes:
+                saved = services.update_line_settings(portal_id, line.pk, changes)
+                dispatch.queue(saved.follow_ups)
+                shown = saved.view
+            else:
+                shown = selectors.line(portal_id, line.pk)
         except ValidationError as exc:
             raise CommandError("; ".join(f"{field}: {' '.join(messages)}"
                                          for field, messages in exc.message_dict.items())) from exc
