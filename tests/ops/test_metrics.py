@@ -24,7 +24,20 @@ from tests.conftest import child_env, wait_until
 
 REGISTER = "telephony.externalcall.register"
 FINISH = "telephony.externalcall.finish"
-WORKER_METRICS_PORT = 8171
+WORKER_METRICS_PORTS = range(8171, 8180)
+
+
+def free_port() -> int:
+    import socket
+
+    for port in WORKER_METRICS_PORTS:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {WORKER_METRICS_PORTS}")
 
 
 def value(name: str, **labels: str) -> float:
@@ -132,7 +145,7 @@ def test_metrics_need_the_token_or_a_direct_local_client(client, settings):
 def test_a_prefork_worker_adds_up_its_children_on_its_own_metrics_port(transactional_db, tmp_path):
     from benchmarks import harness
 
-    port = WORKER_METRICS_PORT
+    port = free_port()
     env = child_env(METRICS_WORKER_PORT=str(port), METRICS_WORKER_HOST="127.0.0.1",
                     PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"), METRICS_TOKEN="worker-scrape-token",
                     METRICS_ALLOWED_NETWORKS="192.0.2.0/24")  # not loopback: the token is needed
