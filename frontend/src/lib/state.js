@@ -9,7 +9,8 @@ export function createAppState(boot, api) {
     api,
     isAdmin: Boolean(boot.isAdmin),
     lang: boot.lang === 'ru' ? 'ru' : 'en',
-    wizard: { done: Boolean(boot.wizard && boot.wizard.done), step: (boot.wizard && boot.wizard.step) || 'connect' },
+    wizard: { done: Boolean(boot.wizard && boot.wizard.done), step: (boot.wizard && boot.wizard.step) || 'connect_pbx' },
+    mode: boot.mode === 'wizard' ? 'wizard' : 'app',
     installFinished: Boolean(boot.installFinished),
   })
 }
