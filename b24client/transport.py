@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 import requests
 
 from . import observe
+from .errors import InvalidRequest
 
 logger = logging.getLogger("b24client")
 
@@ -56,6 +57,5 @@ def check_scheme(url: str, allow_http: bool) -> None:
     scheme = urlsplit(url).scheme.lower()
     if scheme == "https" or (allow_http and scheme == "http"):
         return
-    from .errors import InvalidRequest
 
     raise InvalidRequest("INSECURE_ENDPOINT", f"refusing non-HTTPS endpoint {url!r}")

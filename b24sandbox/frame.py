@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
 PARENT_SCRIPT = Path(__file__).with_name("frame_parent.js")
 SESSION_LIMIT = 500  # page views remembered (a demo server runs for days)
-# openPath: what the portal lets an app open in a slider (frame-protocol §7)
+# openPath: what the portal lets an app open in a slider
 OPEN_PATH_ALLOWED = re.compile(
     r"^/(crm/(deal|lead|contact|company|type)|marketplace|company/personal/user/\d+|workgroups/group/\d+)/"
 )
@@ -182,7 +182,7 @@ def portal_page(sb: Sandbox, request: Request, params: dict[str, Any]) -> Respon
         "users": [_picker_entry(u) for u in _employees(portal)],
     }
     # The name is in the served HTML: the SDK reads window.name, which must exist before the frame's
-    # window does (frame-protocol §1). The body fields go in the form, the query stays in the action URL.
+    # window does. The body fields go in the form, the query stays in the action URL.
     frame_name = f"{request.netloc}|{protocol}|{sid}"
     inputs = "".join(
         f'<input type="hidden" name="{_e(k)}" value="{_e(v)}">' for k, v in parse_qsl(body.decode("ascii"))
@@ -209,7 +209,7 @@ def _employees(portal: Portal) -> list[User]:
 
 
 def _picker_entry(user: User) -> dict[str, Any]:
-    """What selectUser answers for one user (frame-protocol §7): ``id`` is a string."""
+    """What selectUser answers for one user: ``id`` is a string."""
     return {
         "id": str(user.id),
         "name": f"{user.name} {user.last_name}".strip(),

@@ -19,7 +19,7 @@
   }
 
   function reply(callback, result) {
-    // Always a string, only when the request carried a callback (frame-protocol §3).
+    // Always a string, only when the request carried a callback.
     if (!callback) return false;
     frame.contentWindow.postMessage(callback + ":" + (result === undefined ? "" : JSON.stringify(result)),
       config.appOrigin);
@@ -149,7 +149,7 @@
     slider.hidden = false;
   }
 
-  // --------------------------------------------------------------------------- commands (frame-protocol §7)
+  // --------------------------------------------------------------------------- commands
   var handlers = {
     getInitData: function (params, callback, entry) {
       return viaBackend("getInitData", params, callback, entry);

@@ -173,8 +173,8 @@ def _stop(procs: list[subprocess.Popen]) -> None:
 
 def _portals(sb: Any, count: int, recordings: Any, tag: str) -> list[tuple[str, str]]:
     from b24sandbox.state import User
-    from calls import extensions
-    from calls.pbx_connections import create_connection
+    from calls.connections.services import create_connection
+    from calls.extensions import extension_map
     from portals.models import Portal
 
     connections = []
@@ -193,7 +193,7 @@ def _portals(sb: Any, count: int, recordings: Any, tag: str) -> list[tuple[str, 
         issued.connection.recording_hosts = ["127.0.0.1"]
         issued.connection.save(update_fields=["recording_hosts"])
         recordings.add_connection(issued.connection.public_id, issued.secret)
-        extensions.sync_extensions(portal.pk)  # warm: the map a running portal already has
+        extension_map.sync_extensions(portal.pk)  # warm: the map a running portal already has
         connections.append((issued.connection.public_id, issued.secret))
     return connections
 

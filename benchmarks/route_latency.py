@@ -149,8 +149,8 @@ def _serve_app() -> tuple[WSGIServer, str, _ServerClock]:
 def _install(sb: Any, clients: int) -> tuple[Any, Any, list[str], list[str]]:
     from django.conf import settings
 
+    from calls.connections.services import create_connection
     from calls.models import LineRouting, PbxLine
-    from calls.pbx_connections import create_connection
     from portals.models import Portal
 
     sb.register_app(settings.BITRIX24_CLIENT_ID, settings.BITRIX24_CLIENT_SECRET,

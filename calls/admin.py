@@ -13,9 +13,12 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from calls.connections.services import DEFAULT_ROTATION_OVERLAP, IssuedSecret, rotate_secret
+from calls.pbx_api.intake import PROCESS_TASK, enqueue_after_commit
+from calls.sync import dead_letters, reconciler, tasks
+from calls.sync import state_machine as sm
+
 from .models import Call, ConnectionSecret, DeadLetter, ExtensionOverride, PbxConnection, PbxEvent, PbxLine
-from .pbx_connections import DEFAULT_ROTATION_OVERLAP, IssuedSecret, rotate_secret
-from .pbx_intake import PROCESS_TASK, enqueue_after_commit
 
 ROTATE_HELP = (
     "To rotate the signing secret, tick this connection in the list and run “Rotate signing secret”, or run "
@@ -181,7 +184,7 @@ class PbxEventAdmin(admin.ModelAdmin):
         self.message_user(request, f"{len(ids)} event(s) queued again at {timezone.now():%H:%M:%S}.")
 
 
-# --- the call state machine (calls.call_sync): calls and the dead-letter list -------------------------
+# --- the call state machine (calls.sync.reconciler): calls and the dead-letter list -------------------------
 
 
 class _OpenFilter(admin.SimpleListFilter):
@@ -216,14 +219,12 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay (try the call / event again)")
     def replay(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
-        from . import dead_letters
 
         replayed = sum(dead_letters.replay(pk) for pk in queryset.values_list("pk", flat=True))
         self.message_user(request, f"{replayed} dead letter(s) replayed.")
 
     @admin.action(description="Dismiss (handled by hand, do not replay)")
     def dismiss(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
-        from . import dead_letters
 
         dismissed = sum(dead_letters.dismiss(pk) for pk in queryset.values_list("pk", flat=True))
         self.message_user(request, f"{dismissed} dead letter(s) dismissed.")
@@ -245,11 +246,8 @@ class CallAdmin(admin.ModelAdmin):
 
     @admin.display(description="What Bitrix24 should have / still needs")
     def explain(self, obj: Call) -> str:
-        from . import call_sync
-        from . import state_machine as sm
-
         try:
-            desired, achieved = call_sync.desired_state(obj)
+            desired, achieved = reconciler.desired_state(obj)
         except Exception as exc:  # the explain view must never break the page
             return f"cannot derive: {type(exc).__name__}: {exc}"
         steps = sm.plan(desired, achieved)
@@ -261,7 +259,6 @@ class CallAdmin(admin.ModelAdmin):
 
     @admin.action(description="Sync with Bitrix24 now")
     def sync_now(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
-        from . import tasks
 
         ids = list(queryset.values_list("pk", flat=True))
         for pk in ids:

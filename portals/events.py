@@ -1,7 +1,7 @@
 """Bitrix24 event intake (authenticate, store, hand to a worker) and processing.
 
-Bitrix24 never retries an event (contract §4.2), so the view does only cheap checks, stores the
-event durably and answers 200; the work happens in ``portals.tasks.process_bitrix24_event``.
+Bitrix24 never retries an event (docs/bitrix24-contract.md §4.2), so the view does only cheap checks,
+stores the event durably and answers 200; the work happens in ``portals.tasks.process_bitrix24_event``.
 """
 
 from __future__ import annotations
@@ -137,9 +137,9 @@ def _accept_uninstall(portal: Portal, payload: dict[str, Any]) -> Bitrix24Event:
 
 
 def _calls_hook(name: str):
-    """A function from calls.services, if the calls app provides it (imported lazily: no hard dependency)."""
+    """A function from calls.originate.bitrix24_events, if the calls app provides it (imported lazily: no hard dependency)."""
     try:
-        module = importlib.import_module("calls.services")
+        module = importlib.import_module("calls.originate.bitrix24_events")
     except ImportError:
         return None
     return getattr(module, name, None)

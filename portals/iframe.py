@@ -12,7 +12,7 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
 
-# Bitrix24 sends these in the body, older portals partly in the query string (contract §1.3).
+# Bitrix24 sends these in the body, older portals partly in the query string (docs/bitrix24-contract.md §1.3).
 IFRAME_FIELDS = (
     "DOMAIN", "PROTOCOL", "LANG", "APP_SID", "AUTH_ID", "AUTH_EXPIRES", "REFRESH_ID", "SERVER_ENDPOINT",
     "APPLICATION_TOKEN", "APPLICATION_SCOPE", "member_id", "status", "PLACEMENT", "PLACEMENT_OPTIONS",

@@ -51,7 +51,8 @@ def events_handler_url() -> str:
 
 
 def split_scopes(raw: str | None) -> list[str]:
-    # Comma-separated everywhere except the ONAPPINSTALL docs page, which says spaces (contract §1.5).
+    # Comma-separated everywhere except the ONAPPINSTALL docs page, which says spaces
+    # (docs/bitrix24-contract.md §1.5).
     return [s for s in re.split(r"[\s,]+", raw or "") if s]
 
 
@@ -284,7 +285,7 @@ def setup_portal(portal_id: int) -> SetupReport:
 
 
 def install_from_iframe(fields: Mapping[str, str]) -> InstallOutcome:
-    """The installer page POST (contract §1.3): verify, store, set up."""
+    """The installer page POST (§1.3): verify, store, set up."""
     expires_in = _float_or_none(fields.get("AUTH_EXPIRES"))
     offer = InstallOffer(
         member_id=(fields.get("member_id") or "").strip(),

@@ -1,4 +1,5 @@
-"""Connecting a portal from outside Bitrix24: the OAuth 2.0 authorization-code flow (contract §1.7).
+"""Connecting a portal from outside Bitrix24: the OAuth 2.0 authorization-code flow
+(docs/bitrix24-contract.md §1.7).
 
 b24client's OAuthApp builds the authorize URL with requests-oauthlib's OAuth2Session (state
 included) and exchanges the code with the GET Bitrix24 documents (client_id and client_secret in

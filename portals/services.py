@@ -36,7 +36,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# Bitrix24's leaky bucket per plan (contract §3.1): (burst capacity, drain per second).
+# Bitrix24's leaky bucket per plan (docs/bitrix24-contract.md §3.1): (burst capacity, drain per second).
 PLAN_LIMITS = {"enterprise": (250.0, 5.0), "standard": (50.0, 2.0)}
 
 _local = threading.local()

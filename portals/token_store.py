@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from django.db import transaction
 from django.utils import timezone
@@ -48,7 +49,6 @@ def domain_from_client_endpoint(client_endpoint: str) -> str:
     The sandbox in server mode addresses portals by path (``http://127.0.0.1:8001/portal/acme.test/rest/``);
     there the portal's domain is the last path segment before ``rest``.
     """
-    from urllib.parse import urlsplit
 
     parts = urlsplit(client_endpoint)
     segments = [s for s in parts.path.split("/") if s]

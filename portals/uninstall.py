@@ -1,7 +1,8 @@
 """ONAPPUNINSTALL: confirm it with Bitrix24 before switching a portal off.
 
-The event carries only ``application_token`` (contract §1.6), and Bitrix24 hands that same token to
-every user's browser in the app page's launch POST (§1.3): any employee could post a perfect copy.
+The event carries only ``application_token`` (docs/bitrix24-contract.md §1.6), and Bitrix24 hands that
+same token to every user's browser in the app page's launch POST (§1.3): any employee could post a
+perfect copy.
 What a forger cannot fake is the revocation: on a real uninstall Bitrix24 revokes every token of the
 app (§1.6, REST then answers 401 ``ERROR_OAUTH`` / ``invalid_token``). So before anything is purged
 the stored token chain asks the portal's own ``app.info``: an answer means the app is still

@@ -247,7 +247,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's Django fix-up closes the database connection around every task unless this is set; worker
-# connections are recycled like request connections instead (CONN_MAX_AGE, health checks: calls.tasks).
+# connections are recycled like request connections instead (CONN_MAX_AGE, health checks: calls.sync.tasks).
 CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SERIALIZER = "json"
@@ -264,7 +264,7 @@ CELERY_BEAT_SCHEDULE["portals-sweep-bitrix24-events"] = {
     "schedule": 60.0,
 }
 
-# --- Call state machine (calls.call_sync) ------------------------------------------------------------
+# --- Call state machine (calls.sync) ----------------------------------------------------------------
 # Retries of Bitrix24 steps: exponential backoff with full jitter from BASE, capped at MAX (keep it far
 # below the Redis visibility timeout), dead letter after GIVE_UP of continuous failure (outlives a
 # Bitrix24 outage of an hour). Rate-limit waits are re-scheduled and never count as failures.
@@ -291,6 +291,8 @@ CALLS_EXTENSIONS_TTL = env_int("CALLS_EXTENSIONS_TTL", 600)
 CALLS_EXTENSIONS_MISS_INTERVAL = env_int("CALLS_EXTENSIONS_MISS_INTERVAL", 60)
 CALLS_EXTENSION_MAX_DIGITS = env_int("CALLS_EXTENSION_MAX_DIGITS", 5)
 CALLS_LINE_CACHE_SECONDS = env_int("CALLS_LINE_CACHE_SECONDS", 3600)
+# Celery's autodiscovery looks only at ``<app>.tasks``; calls keeps its tasks next to their scenario.
+CELERY_IMPORTS = ("calls.sync.tasks",)
 CELERY_BEAT_SCHEDULE["calls-sweep-overdue"] = {
     "task": "calls.tasks.sweep_overdue",
     "schedule": CALLS_SWEEP_INTERVAL_SECONDS,
@@ -326,7 +328,7 @@ PBX_ROUTE_RECEIPTS = env_str("PBX_ROUTE_RECEIPTS", "cache" if REDIS_URL else "da
 # PBX API authentication keeps each connection's row, portal and keys in process memory this long at
 # most; ORM saves apply at once (shared epoch), queryset updates (e.g. uninstall) within this.
 PBX_AUTH_CACHE_SECONDS = float(env_str("PBX_AUTH_CACHE_SECONDS", "5"))
-CELERY_IMPORTS = ("calls.originate_tasks", "calls.routing_tasks")
+CELERY_IMPORTS = (*CELERY_IMPORTS, "calls.originate.tasks", "calls.routing.tasks")
 CELERY_BEAT_SCHEDULE["calls-sweep-originate-commands"] = {
     "task": "calls.originate_tasks.sweep_originate_commands",
     "schedule": 30.0,

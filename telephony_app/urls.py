@@ -4,5 +4,5 @@ from django.urls import include, path
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("portals.urls")),
-    path("", include("calls.urls")),
+    path("", include("calls.pbx_api.urls")),
 ]

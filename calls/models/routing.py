@@ -63,7 +63,7 @@ class RouteDecision(models.Model):
 @receiver([post_save, post_delete], sender="calls.ExtensionOverride")
 def _extension_override_changed(sender: type, instance: models.Model, **kwargs: object) -> None:
     """A user's extension on a connection changed: cached routing answers of the portal may be stale."""
-    from calls.routing import forget_portal
+    from calls.routing.lookup import forget_portal
 
     portal_id = getattr(getattr(instance, "connection", None), "portal_id", None)
     if portal_id is not None:

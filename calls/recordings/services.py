@@ -17,6 +17,7 @@ from typing import Any
 import requests
 
 from portals.errors import PortalUnavailable
+from portals.services import bitrix24_client_for
 
 from ..models import Call, PbxConnection, PbxEvent
 from .addresses import Resolver, system_resolver
@@ -64,8 +65,6 @@ def attach_recording(*, call_pk: int, event_id: str | None = None, client: RestC
     event = recording_event(call, event_id)
     source = source_from_payload(event.payload, connection)
     if client is None:
-        from portals.services import bitrix24_client_for
-
         try:
             client = bitrix24_client_for(call.portal_id)
         except PortalUnavailable as exc:

@@ -15,7 +15,7 @@ from . import housekeeping
 
 # bulk: the queue of the recording transfers whose leftovers it removes. Idempotent, so no acks_late
 # needed: a lost run is simply the next hour's.
-@shared_task(queue="bulk", ignore_result=True)
+@shared_task(name="calls.recordings.tasks.remove_stale_temp_files", queue="bulk", ignore_result=True)
 def remove_stale_temp_files() -> int:
     """Remove download/conversion temp files a killed worker left in RECORDINGS_DIR/tmp (older than 6 h,
     far beyond the longest transfer); returns how many."""

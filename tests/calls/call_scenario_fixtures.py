@@ -15,9 +15,9 @@ from urllib.parse import urlsplit
 import pytest
 from pbx_api_fixtures import DjangoClientTransport
 
-from calls import call_sync
+from calls.connections.services import create_connection
 from calls.models import Call, PbxConnection, PbxEvent
-from calls.pbx_connections import create_connection
+from calls.sync import reconciler
 from pbxsim import PbxSimulator
 from pbxsim.scenarios import Scenario, ScenarioParams, build, play
 from pbxsim.server import SimServer
@@ -111,19 +111,19 @@ def phone(sandbox, client, recordings, db, settings) -> PhonePortal:
     return make_phone_portal(sandbox, client, recordings)
 
 
-def drive(*, rounds: int = 80) -> list[call_sync.SyncResult]:
+def drive(*, rounds: int = 80) -> list[reconciler.SyncResult]:
     """What the worker does, synchronously and without waiting out delays: apply every pending inbox
     event, then sync every call with work outstanding, until nothing is left to do."""
-    results: list[call_sync.SyncResult] = []
+    results: list[reconciler.SyncResult] = []
     for _ in range(rounds):
         touched: set[int] = set()
         for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).order_by("pk").values_list("pk", flat=True):
-            call_pk = call_sync.apply_pbx_event(pk)
+            call_pk = reconciler.apply_pbx_event(pk)
             if call_pk is not None:
                 touched.add(call_pk)
         touched |= set(Call.objects.filter(status=Call.Status.PENDING).values_list("pk", flat=True))
         if not touched:
             return results
         for call_pk in sorted(touched):
-            results.append(call_sync.sync_call(call_pk, allow_slow=True))
+            results.append(reconciler.sync_call(call_pk, allow_slow=True))
     raise AssertionError(f"calls did not settle after {rounds} rounds: {results[-5:]}")

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from pbx_api_fixtures import DjangoClientTransport
 
+from calls.connections.services import create_connection
 from calls.models import LineRouting, OriginateCommand, PbxConnection, PbxLine
-from calls.pbx_connections import create_connection
 from pbxsim import PbxSimulator
 from pbxsim.scenarios import ScenarioParams, build, play
 from pbxsim.server import SimServer

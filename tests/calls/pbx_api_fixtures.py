@@ -9,8 +9,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from calls.connections.services import create_connection
 from calls.models import PbxConnection
-from calls.pbx_connections import create_connection
 from pbxsim import PbxSimulator, SimResponse
 from portals.models import Portal
 

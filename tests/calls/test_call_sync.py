@@ -9,8 +9,8 @@ import pytest
 from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
 from call_scenario_fixtures import AGENTS, CLIENT, LINE, drive, make_phone_portal
 
-from calls import call_sync
 from calls.models import Call, DeadLetter, ExtensionOverride, PbxEvent
+from calls.sync import reconciler
 
 
 @pytest.fixture(autouse=True)
@@ -291,7 +291,7 @@ def test_replaying_the_same_event_changes_nothing(phone):
     phone.play(scenario)
     drive()
     event = PbxEvent.objects.filter(connection=phone.connection).first()
-    again = call_sync.apply_pbx_event(event.pk)
+    again = reconciler.apply_pbx_event(event.pk)
     assert again == phone.call(scenario.call_id).pk
     drive()
     b24 = one_b24_call(phone, scenario.call_id)
@@ -304,9 +304,9 @@ def test_replaying_the_same_event_changes_nothing(phone):
 def test_second_sync_while_one_holds_the_lease_is_told_to_come_back(phone):
     scenario = phone.scenario("busy_outgoing")
     phone.send(scenario.events[0])
-    call_pk = call_sync.apply_pbx_event(PbxEvent.objects.get().pk)
-    token = call_sync._claim(call_pk)
+    call_pk = reconciler.apply_pbx_event(PbxEvent.objects.get().pk)
+    token = reconciler._claim(call_pk)
     assert token is not None
-    result = call_sync.sync_call(call_pk)
+    result = reconciler.sync_call(call_pk)
     assert result.outcome == "busy" and result.delay > 0
     assert phone.b24_calls() == []

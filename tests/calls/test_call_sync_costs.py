@@ -16,14 +16,15 @@ from call_scenario_fixtures import AGENTS
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from calls import call_sync, extensions, tasks
+from calls.extensions import extension_map
 from calls.models import Call, PbxEvent
+from calls.sync import reconciler, tasks
 from portals.services import bitrix24_client_for
 
 
 @pytest.fixture(autouse=True)
 def _extension_map_synced(phone):
-    extensions.sync_extensions(phone.portal.pk)  # a running portal already has its extension map
+    extension_map.sync_extensions(phone.portal.pk)  # a running portal already has its extension map
 
 
 @pytest.fixture
@@ -77,18 +78,18 @@ def test_each_event_of_a_ring_group_call_is_processed_within_its_query_ceiling(p
 def test_a_sync_with_nothing_to_do_costs_a_handful_of_queries(phone, django_assert_max_num_queries):
     scenario = phone.scenario("busy_outgoing")
     for event in scenario.events:
-        call_pk = call_sync.apply_pbx_event(inbox_pk(phone, event))
-        call_sync.sync_call(call_pk)
+        call_pk = reconciler.apply_pbx_event(inbox_pk(phone, event))
+        reconciler.sync_call(call_pk)
     # claim, the row (with the extension map, and that the connection overrides none), the facts, settle + let go
     with django_assert_max_num_queries(4):
-        assert call_sync.sync_call(call_pk).outcome == "idle"
+        assert reconciler.sync_call(call_pk).outcome == "idle"
 
 
 def test_one_sync_reads_the_facts_and_the_extension_map_once_however_many_steps_it_takes(phone):
     started = phone.scenario("ring_group_second_answers").events[0]
-    call_pk = call_sync.apply_pbx_event(inbox_pk(phone, started))
+    call_pk = reconciler.apply_pbx_event(inbox_pk(phone, started))
     with CaptureQueriesContext(connection) as captured:
-        assert call_sync.sync_call(call_pk).outcome == "idle"
+        assert reconciler.sync_call(call_pk).outcome == "idle"
     from b24sandbox import telephony
 
     assert [c["registrations"] for c in telephony.snapshot(phone.b24)["calls"]] == [1]
@@ -126,8 +127,8 @@ def test_events_arriving_while_the_finish_waits_queue_no_second_sync(phone, queu
 
 def test_a_call_whose_holder_died_gets_one_comeback_message_however_many_events_found_it_busy(phone, queued):
     started, ringing, answered, ended, _recording = phone.scenario("ring_group_second_answers").events
-    call_pk = call_sync.apply_pbx_event(inbox_pk(phone, started))
-    assert call_sync._claim(call_pk) is not None  # a worker takes the call and dies holding it
+    call_pk = reconciler.apply_pbx_event(inbox_pk(phone, started))
+    assert reconciler._claim(call_pk) is not None  # a worker takes the call and dies holding it
     for event in (ringing, answered, ended):
         tasks.process_pbx_event.run(inbox_pk(phone, event))
     assert [(name, args) for name, args, _ in queued] == [("sync_call", (call_pk,))]
@@ -150,8 +151,8 @@ def test_the_message_counted_on_queues_the_next_one_itself_when_more_waiting_is_
     assert [name for name, _, _ in queued] == ["sync_call"]
     # That message's own run, when it is due, must not count on itself: the window is stretched so
     # the finish still has to wait, and the run queues the next message.
-    real_time = call_sync.time.time
-    monkeypatch.setattr(call_sync, "time", SimpleNamespace(time=lambda: real_time() + queued[0][2]))
+    real_time = reconciler.time.time
+    monkeypatch.setattr(reconciler, "time", SimpleNamespace(time=lambda: real_time() + queued[0][2]))
     settings.CALLS_FINISH_SETTLE_SECONDS = 60
     tasks.sync_call.run(call_pk)
     assert [name for name, _, _ in queued] == ["sync_call", "sync_call"]
@@ -191,19 +192,19 @@ def test_a_fact_applied_while_a_step_waits_for_bitrix24_decides_the_next_step(ph
     from b24client import Bitrix24Client
 
     started, ringing, answered, _ended, _recording = phone.scenario("ring_group_second_answers").events
-    call_pk = call_sync.apply_pbx_event(inbox_pk(phone, started))
-    call_sync.apply_pbx_event(inbox_pk(phone, ringing))
+    call_pk = reconciler.apply_pbx_event(inbox_pk(phone, started))
+    reconciler.apply_pbx_event(inbox_pk(phone, ringing))
     answered_pk = inbox_pk(phone, answered)
     request = Bitrix24Client.call
 
     def register_answered_late(self, method: str, params: Any = None) -> Any:
         result = request(self, method, params)
-        if method == call_sync.REGISTER:
-            call_sync.apply_pbx_event(answered_pk)  # another worker applies call.answered meanwhile
+        if method == reconciler.REGISTER:
+            reconciler.apply_pbx_event(answered_pk)  # another worker applies call.answered meanwhile
         return result
 
     monkeypatch.setattr(Bitrix24Client, "call", register_answered_late)
-    assert call_sync.sync_call(call_pk).outcome == "idle"
+    assert reconciler.sync_call(call_pk).outcome == "idle"
     b24 = phone.b24_call(phone.call(started["call_id"]))
     # The ringing group's card was never shown: the step after register already knew who answered.
     assert [(h["op"], h["users"]) for h in b24["history"] if h["op"] in ("show", "hide")] == [

@@ -10,8 +10,8 @@ from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings
 from call_scenario_fixtures import AGENTS, drive
 from django.utils import timezone
 
-from calls import call_sync, dead_letters, tasks
 from calls.models import Call, DeadLetter, ExtensionOverride, PbxEvent
+from calls.sync import dead_letters, reconciler, tasks
 
 REGISTER = "telephony.externalcall.register"
 FINISH = "telephony.externalcall.finish"
@@ -23,10 +23,10 @@ def statistics(phone) -> list[dict]:
     return telephony.snapshot(phone.b24)["statistics"]
 
 
-def sync_once(phone, pbx_call_id: str) -> call_sync.SyncResult:
+def sync_once(phone, pbx_call_id: str) -> reconciler.SyncResult:
     for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).values_list("pk", flat=True):
-        call_sync.apply_pbx_event(pk)
-    return call_sync.sync_call(phone.call(pbx_call_id).pk, allow_slow=True)
+        reconciler.apply_pbx_event(pk)
+    return reconciler.sync_call(phone.call(pbx_call_id).pk, allow_slow=True)
 
 
 def test_register_whose_answer_was_lost_is_retried_into_the_same_bitrix24_call(phone, sandbox):
@@ -59,7 +59,7 @@ def test_finish_whose_answer_was_lost_counts_as_done_when_bitrix24_says_not_foun
 def test_finish_refused_on_the_first_attempt_is_not_taken_for_done(phone, sandbox):
     scenario = phone.scenario("busy_outgoing")
     phone.play(scenario)
-    call_pk = call_sync.apply_pbx_event(PbxEvent.objects.order_by("pk").first().pk)
+    call_pk = reconciler.apply_pbx_event(PbxEvent.objects.order_by("pk").first().pk)
     drive()
     call = Call.objects.get(pk=call_pk)
     # Someone else finished Bitrix24's call before our first finish attempt.
@@ -87,7 +87,7 @@ def test_transient_failures_back_off_exponentially_with_jitter_up_to_the_cap(set
     settings.CALLS_RETRY_BASE_SECONDS = 2
     settings.CALLS_RETRY_MAX_SECONDS = 60
     settings.CALLS_RETRY_MIN_SECONDS = 0.5
-    delays = {attempt: [call_sync.backoff(attempt) for _ in range(300)] for attempt in (1, 3, 10)}
+    delays = {attempt: [reconciler.backoff(attempt) for _ in range(300)] for attempt in (1, 3, 10)}
     assert max(delays[1]) <= 2 and max(delays[3]) <= 8 and max(delays[10]) <= 60
     assert min(min(d) for d in delays.values()) >= 0.5
     assert max(delays[10]) > 30  # the cap is reached, not the uncapped 1024 s
@@ -120,8 +120,8 @@ def test_method_over_its_time_budget_is_rescheduled_not_failed(phone, sandbox):
     drive()  # the first show crosses the budget but completes (as Bitrix24 does)
     phone.send(answered, transferred)
     for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).values_list("pk", flat=True):
-        call_sync.apply_pbx_event(pk)
-    result = call_sync.sync_call(phone.call(scenario.call_id).pk)
+        reconciler.apply_pbx_event(pk)
+    result = reconciler.sync_call(phone.call(scenario.call_id).pk)
     assert result.outcome == "retry" and result.delay >= 1
     call = phone.call(scenario.call_id)
     assert call.attempts == 0 and "OPERATION_TIME_LIMIT" in call.last_error
@@ -135,7 +135,7 @@ def test_bitrix24_down_longer_than_the_give_up_time_becomes_a_dead_letter_and_re
     assert sync_once(phone, scenario.call_id).outcome == "retry"
     call = phone.call(scenario.call_id)
     Call.objects.filter(pk=call.pk).update(failing_since=timezone.now() - timedelta(hours=7))
-    assert call_sync.sync_call(call.pk).outcome == "dead"
+    assert reconciler.sync_call(call.pk).outcome == "dead"
     [letter] = DeadLetter.objects.filter(call=call, resolved_at=None)
     assert letter.reason == "Bitrix24 kept failing" and "HTTP 500" in letter.detail
     assert phone.b24_calls() == []

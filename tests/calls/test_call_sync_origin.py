@@ -7,8 +7,8 @@ import pytest
 from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
 from call_scenario_fixtures import AGENTS, CLIENT, LINE, drive, make_phone_portal
 
-from calls import call_sync
 from calls.models import Call
+from calls.sync import reconciler
 
 
 def bitrix24_click(phone, sandbox, user_id: int) -> str:
@@ -58,14 +58,14 @@ def test_click_to_call_events_that_came_before_call_started_are_merged_into_it(p
 
 def test_refused_click_to_call_is_finished_as_failed_with_the_reason(phone, sandbox):
     call = click_to_call(phone, sandbox)
-    call_sync.finish_call_as_failed(call.pk, "404", "PBX: extension 101 does not exist")
+    reconciler.finish_call_as_failed(call.pk, "404", "PBX: extension 101 does not exist")
     drive()
     [b24] = phone.b24_calls()
     assert (b24["finish_user_id"], b24["status_code"], b24["duration"]) == (AGENTS["101"], "404", 0)
     assert b24["failed_reason"] == "PBX: extension 101 does not exist"
     call.refresh_from_db()
     assert call.status == Call.Status.DONE
-    call_sync.finish_call_as_failed(call.pk, "404", "again")  # idempotent
+    reconciler.finish_call_as_failed(call.pk, "404", "again")  # idempotent
     drive()
     assert len(phone.b24_calls()) == 1
 
@@ -73,7 +73,7 @@ def test_refused_click_to_call_is_finished_as_failed_with_the_reason(phone, sand
 def test_finish_as_failed_rejects_a_status_bitrix24_does_not_know(phone, sandbox):
     call = click_to_call(phone, sandbox)
     with pytest.raises(ValueError, match="STATUS_CODE"):
-        call_sync.finish_call_as_failed(call.pk, "999", "nope")
+        reconciler.finish_call_as_failed(call.pk, "999", "nope")
     call.refresh_from_db()
     assert call.forced_end is None
 
@@ -97,7 +97,7 @@ def test_refused_callback_is_recorded_in_bitrix24_as_a_failed_callback(phone):
     call = Call.objects.create(portal=phone.portal, connection=phone.connection, origin=Call.Origin.CALLBACK,
                                origin_request_id="cb-2", origin_user_id=AGENTS["103"], client_number=CLIENT,
                                line_number=LINE)
-    call_sync.finish_call_as_failed(call.pk, "OTHER", "PBX refused the callback")
+    reconciler.finish_call_as_failed(call.pk, "OTHER", "PBX refused the callback")
     drive()
     [b24] = phone.b24_calls()
     assert (b24["type"], b24["status_code"], b24["failed_reason"]) == (4, "OTHER", "PBX refused the callback")

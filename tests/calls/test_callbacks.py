@@ -7,8 +7,8 @@ from __future__ import annotations
 from click_to_call_fixtures import *  # noqa: F403  (fixtures)
 from click_to_call_fixtures import connect_pbx, line_routing
 
-from calls.callbacks import request_id_for_event
 from calls.models import Call, OriginateCommand
+from calls.originate.callbacks import request_id_for_event
 from portals.models import Bitrix24Event
 
 LINE = "+74951234567"
@@ -120,7 +120,7 @@ def test_callback_refused_by_the_pbx_is_registered_and_finished_as_failed(
 
 def test_reprocessing_the_same_callback_event_places_one_call(installed_portal, sandbox, pbx_server, client,
                                                               run_tasks_inline):
-    from calls.services import handle_bitrix24_telephony_event
+    from calls.originate.bitrix24_events import handle_bitrix24_telephony_event
 
     b24 = installed_portal.b24
     contact = b24.crm.add_contact("Ivan", phones=[(CLIENT, "MOBILE")], assigned_by_id=2)

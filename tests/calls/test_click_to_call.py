@@ -12,8 +12,8 @@ import pytest
 from click_to_call_fixtures import *  # noqa: F403  (fixtures)
 from click_to_call_fixtures import command_for, connect_pbx
 
-from calls import originate
 from calls.models import Call, OriginateCommand
+from calls.originate import commands
 
 CLIENT = "+79165550123"
 
@@ -145,11 +145,11 @@ def test_command_accepted_but_never_placed_is_failed_by_the_sweeper(installed_po
     connect_pbx(installed_portal.portal, pbx_server, client)
     with run_tasks_inline():
         b24_call_id = sandbox.click_to_call(installed_portal.b24, user_id=2, phone=CLIENT)
-        originate.sweep_commands()  # within the start timeout: nothing happens
+        commands.sweep_commands()  # within the start timeout: nothing happens
     assert not installed_portal.b24.telephony.calls[b24_call_id].finished
     settings.ORIGINATE_START_TIMEOUT = 0
     with run_tasks_inline():
-        originate.sweep_commands()
+        commands.sweep_commands()
     finish = _finish(installed_portal, b24_call_id)
     assert finish.status_code == "503"
     assert "never started the call" in finish.failed_reason
@@ -225,7 +225,7 @@ def test_lost_send_message_is_recovered_by_the_sweeper_and_a_redelivered_one_sen
 
     from django.utils import timezone
 
-    from calls.services import handle_bitrix24_telephony_event
+    from calls.originate.bitrix24_events import handle_bitrix24_telephony_event
     from portals.models import Bitrix24Event
 
     pbx = connect_pbx(installed_portal.portal, pbx_server, client)
@@ -236,12 +236,12 @@ def test_lost_send_message_is_recovered_by_the_sweeper_and_a_redelivered_one_sen
     assert command.status == "pending" and pbx.commands() == []
 
     with run_tasks_inline():
-        originate.sweep_commands()  # too young to be called lost
+        commands.sweep_commands()  # too young to be called lost
     assert pbx.commands() == []
     OriginateCommand.objects.filter(pk=command.pk).update(created_at=timezone.now() - timedelta(seconds=30))
     with run_tasks_inline():
-        assert originate.sweep_commands()["resent"] == 1
+        assert commands.sweep_commands()["resent"] == 1
     assert len(pbx.commands()) == 1
     # A late copy of the original message finds the command already sent.
-    assert originate.send_command(command.pk) == "accepted"
+    assert commands.send_command(command.pk) == "accepted"
     assert len(pbx.commands()) == 1

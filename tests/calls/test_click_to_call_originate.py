@@ -7,7 +7,8 @@ import time
 
 import pytest
 
-from calls import originate_http, signing
+from calls.originate import transport
+from calls.pbx_api import signing
 from pbxsim.server import SimServer
 
 BODY = {
@@ -31,8 +32,8 @@ def key() -> bytes:
     return signing.generate_secret()
 
 
-def _send(pbx: SimServer, keys: list[bytes], body: dict | None = None, **kwargs) -> originate_http.OriginateOutcome:
-    return originate_http.post_originate(
+def _send(pbx: SimServer, keys: list[bytes], body: dict | None = None, **kwargs) -> transport.OriginateOutcome:
+    return transport.post_originate(
         pbx.originate_url("conn-1"), keys, body or BODY, request_id=(body or BODY)["request_id"], **kwargs
     )
 
@@ -99,7 +100,7 @@ def test_a_pbx_that_never_answers_is_given_up_on_within_the_budget(pbx, key):
 def test_unreachable_host_counts_as_unreachable_not_refused(key):
     with SimServer() as server:
         url = server.originate_url("conn-1")
-    outcome = originate_http.post_originate(url, [key], BODY, request_id="req-1", budget_seconds=1.0,
+    outcome = transport.post_originate(url, [key], BODY, request_id="req-1", budget_seconds=1.0,
                                             backoff=(0.1,))
     assert outcome.status == "unreachable"
     assert outcome.detail.startswith("connection failed")
@@ -114,6 +115,6 @@ def test_a_repeated_command_places_one_call_only(pbx, key):
 
 
 def test_body_is_compact_utf8_json():
-    raw = originate_http.encode_body({"text": "Перезвоните клиенту", "kind": "callback"})
+    raw = transport.encode_body({"text": "Перезвоните клиенту", "kind": "callback"})
     assert json.loads(raw) == {"text": "Перезвоните клиенту", "kind": "callback"}
     assert "Перезвоните".encode() in raw

@@ -9,9 +9,9 @@ import pytest
 from django.utils import timezone
 
 from b24client import errors as b24errors
-from calls import extensions
+from calls.connections.services import create_connection
+from calls.extensions import extension_map
 from calls.models import ExtensionDirectory, ExtensionOverride
-from calls.pbx_connections import create_connection
 
 
 def user_get_calls(b24) -> int:
@@ -38,7 +38,7 @@ def staff_portal(sandbox, db):
 
 
 def test_map_skips_users_without_extension_and_dismissed_users_and_flags_shared_extensions(staff_portal):
-    directory = extensions.sync_extensions(staff_portal.portal.pk)
+    directory = extension_map.sync_extensions(staff_portal.portal.pk)
     assert directory.users_by_extension == {"100": 1, "101": 2, "102": 3}
     assert directory.conflicts == {"102": [3, 7]}
     assert "" not in directory.users_by_extension
@@ -50,50 +50,50 @@ def test_sync_reads_every_page_of_a_large_portal(install_portal):
     active_with_ext = {u.uf_phone_inner: u.id for u in sorted(installed.b24.users.values(), key=lambda u: -u.id)
                        if u.active and u.uf_phone_inner and u.user_type == "employee"}
     assert max(active_with_ext.values()) > 50  # more than one user.get page
-    mapping = extensions.users_by_extension(installed.portal.pk)
+    mapping = extension_map.users_by_extension(installed.portal.pk)
     assert mapping == {ext: uid for ext, uid in active_with_ext.items()}
 
 
 def test_a_failed_sync_keeps_the_last_good_map(staff_portal, sandbox):
-    extensions.sync_extensions(staff_portal.portal.pk)
+    extension_map.sync_extensions(staff_portal.portal.pk)
     sandbox.faults.add("error500", portal=staff_portal.b24, method="user.get", times=None)
-    directory = extensions.sync_extensions(staff_portal.portal.pk)
+    directory = extension_map.sync_extensions(staff_portal.portal.pk)
     assert directory.users_by_extension == {"100": 1, "101": 2, "102": 3}
     assert "500" in directory.last_error
-    assert extensions.users_by_extension(staff_portal.portal.pk)["101"] == 2
+    assert extension_map.users_by_extension(staff_portal.portal.pk)["101"] == 2
 
 
 def test_without_any_good_map_a_retryable_failure_is_raised_for_the_caller_to_retry(staff_portal, sandbox):
     sandbox.faults.add("overload", portal=staff_portal.b24, method="user.get", times=None)
     with pytest.raises(b24errors.Transient):
-        extensions.users_by_extension(staff_portal.portal.pk)
+        extension_map.users_by_extension(staff_portal.portal.pk)
     assert ExtensionDirectory.objects.get(portal=staff_portal.portal).last_error
 
 
 def test_an_unknown_extension_triggers_one_refresh_per_interval(staff_portal, settings):
     settings.CALLS_EXTENSIONS_MISS_INTERVAL = 60
-    extensions.sync_extensions(staff_portal.portal.pk)
+    extension_map.sync_extensions(staff_portal.portal.pk)
     from b24sandbox.state import User
 
     staff_portal.b24.users[8] = User(8, "Hanna", "New", "h@example.com", uf_phone_inner="108")
     ExtensionDirectory.objects.update(attempted_at=timezone.now() - timedelta(minutes=5))
     before = user_get_calls(staff_portal.b24)
-    assert extensions.users_by_extension(staff_portal.portal.pk, need=["108"])["108"] == 8
+    assert extension_map.users_by_extension(staff_portal.portal.pk, need=["108"])["108"] == 8
     assert user_get_calls(staff_portal.b24) == before + 1
     # a PBX full of unmapped extensions does not hammer user.get
-    extensions.users_by_extension(staff_portal.portal.pk, need=["999"])
-    extensions.users_by_extension(staff_portal.portal.pk, need=["998"])
+    extension_map.users_by_extension(staff_portal.portal.pk, need=["999"])
+    extension_map.users_by_extension(staff_portal.portal.pk, need=["998"])
     assert user_get_calls(staff_portal.b24) == before + 1
 
 
 def test_a_stale_map_is_refreshed_after_its_ttl(staff_portal, settings):
     settings.CALLS_EXTENSIONS_TTL = 600
-    extensions.sync_extensions(staff_portal.portal.pk)
+    extension_map.sync_extensions(staff_portal.portal.pk)
     staff_portal.b24.users[2].uf_phone_inner = "201"
-    assert "101" in extensions.users_by_extension(staff_portal.portal.pk)  # still fresh
+    assert "101" in extension_map.users_by_extension(staff_portal.portal.pk)  # still fresh
     old = timezone.now() - timedelta(minutes=11)
     ExtensionDirectory.objects.update(synced_at=old, attempted_at=old)
-    mapping = extensions.users_by_extension(staff_portal.portal.pk)
+    mapping = extension_map.users_by_extension(staff_portal.portal.pk)
     assert mapping.get("201") == 2 and "101" not in mapping
 
 
@@ -102,22 +102,22 @@ def test_connection_overrides_win_and_stay_per_connection(staff_portal):
     second = create_connection(portal=staff_portal.portal, name="PBX B").connection
     ExtensionOverride.objects.create(connection=first, extension="101", user_id=3)
     ExtensionOverride.objects.create(connection=first, extension="555", user_id=1)
-    extensions.sync_extensions(staff_portal.portal.pk)
-    a = extensions.users_by_extension(staff_portal.portal.pk, first.pk)
-    b = extensions.users_by_extension(staff_portal.portal.pk, second.pk)
+    extension_map.sync_extensions(staff_portal.portal.pk)
+    a = extension_map.users_by_extension(staff_portal.portal.pk, first.pk)
+    b = extension_map.users_by_extension(staff_portal.portal.pk, second.pk)
     assert (a["101"], a["555"]) == (3, 1)
     assert b["101"] == 2 and "555" not in b
-    assert extensions.extension_of_user(staff_portal.portal.pk, 1, first.pk) == "555"
-    assert extensions.extension_of_user(staff_portal.portal.pk, 2) == "101"
-    assert extensions.extension_of_user(staff_portal.portal.pk, 5) is None
+    assert extension_map.extension_of_user(staff_portal.portal.pk, 1, first.pk) == "555"
+    assert extension_map.extension_of_user(staff_portal.portal.pk, 2) == "101"
+    assert extension_map.extension_of_user(staff_portal.portal.pk, 5) is None
 
 
 def test_maps_of_two_portals_never_mix(staff_portal, install_portal):
     other = install_portal("other.bitrix24.test")
-    extensions.sync_extensions(staff_portal.portal.pk)
-    extensions.sync_extensions(other.portal.pk)
-    mine = extensions.users_by_extension(staff_portal.portal.pk)
-    theirs = extensions.users_by_extension(other.portal.pk)
+    extension_map.sync_extensions(staff_portal.portal.pk)
+    extension_map.sync_extensions(other.portal.pk)
+    mine = extension_map.users_by_extension(staff_portal.portal.pk)
+    theirs = extension_map.users_by_extension(other.portal.pk)
     assert mine["102"] == 3
     assert theirs == {u.uf_phone_inner: u.id for u in other.b24.users.values()
                       if u.active and u.uf_phone_inner and u.user_type == "employee"}

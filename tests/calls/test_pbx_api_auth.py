@@ -11,9 +11,9 @@ from django.utils import timezone
 from pbx_api_fixtures import *  # noqa: F403 (fixtures)
 from pbx_api_fixtures import event
 
-from calls import signing
+from calls.connections.services import rotate_secret
 from calls.models import PbxEvent, PbxLine, PbxWebhookReceipt
-from calls.pbx_connections import rotate_secret
+from calls.pbx_api import signing
 from pbxsim.wav import wav_bytes
 from portals.models import Portal
 
@@ -43,9 +43,9 @@ ENDPOINTS = ["events", "recording", "lines"]
 @pytest.fixture(autouse=True)
 def no_bitrix24_sync(monkeypatch):
     # PUT /lines syncs to Bitrix24; these tests are about the gate in front of it.
-    from calls import pbx_lines
+    from calls.lines import services
 
-    monkeypatch.setattr(pbx_lines, "sync_lines_to_bitrix24", lambda connection_id: pbx_lines.LineSyncResult())
+    monkeypatch.setattr(services, "sync_lines_to_bitrix24", lambda connection_id: services.LineSyncResult())
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

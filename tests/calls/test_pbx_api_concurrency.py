@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from pbx_api_fixtures import event, make_portal
 
+from calls.connections.services import create_connection
 from calls.models import PbxEvent, PbxWebhookReceipt
-from calls.pbx_connections import create_connection
 from pbxsim import PbxSimulator
 
 pytestmark = pytest.mark.django_db(transaction=True)

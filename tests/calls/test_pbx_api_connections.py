@@ -14,9 +14,9 @@ from django.db import connection as db_connection
 from pbx_api_fixtures import *  # noqa: F403 (fixtures)
 from pbx_api_fixtures import DjangoClientTransport, event, make_portal
 
-from calls import signing
+from calls.connections.services import outbound_signature_headers, rotate_secret
 from calls.models import ConnectionSecret, PbxConnection
-from calls.pbx_connections import outbound_signature_headers, rotate_secret
+from calls.pbx_api import signing
 from pbxsim import PbxSimulator
 from pbxsim import signing as pbx_signing
 

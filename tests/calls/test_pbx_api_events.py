@@ -10,8 +10,8 @@ from django.test import override_settings
 from pbx_api_fixtures import *  # noqa: F403 (fixtures)
 from pbx_api_fixtures import event, make_tenant
 
-from calls import pbx_intake
 from calls.models import PbxEvent
+from calls.pbx_api import intake
 
 pytestmark = pytest.mark.django_db
 
@@ -211,12 +211,12 @@ def test_new_events_are_enqueued_after_commit_and_duplicates_are_not(tenant, mon
     enqueued: list[int] = []
 
     class RecordingTask:
-        """Stands in for calls.tasks.process_pbx_event, which the state machine provides."""
+        """Stands in for calls.sync.tasks.process_pbx_event, which the state machine provides."""
 
         def delay_on_commit(self, pk):
             transaction.on_commit(lambda: enqueued.append(pk))
 
-    monkeypatch.setattr(pbx_intake, "optional_task", lambda name: RecordingTask() if name == "process_pbx_event" else None)
+    monkeypatch.setattr(intake, "optional_task", lambda name: RecordingTask() if name == "process_pbx_event" else None)
     tenant.sim.send_events(event(1))
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         tenant.sim.send_events([event(1), event(2)])
@@ -225,7 +225,7 @@ def test_new_events_are_enqueued_after_commit_and_duplicates_are_not(tenant, mon
 
 
 def test_without_a_processing_task_events_stay_pending(tenant, monkeypatch):
-    monkeypatch.setattr(pbx_intake, "optional_task", lambda name: None)
+    monkeypatch.setattr(intake, "optional_task", lambda name: None)
     tenant.sim.send_events(event(1))
     assert PbxEvent.objects.get().status == PbxEvent.Status.PENDING
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from pbx_api_fixtures import make_tenant
 
+from calls.lines.services import connections_with_unsynced_lines, sync_lines_to_bitrix24
 from calls.models import PbxLine
-from calls.pbx_lines import connections_with_unsynced_lines, sync_lines_to_bitrix24
 
 
 def bitrix_lines(b24_portal) -> dict[str, str]:

@@ -9,10 +9,10 @@ import wave
 import pytest
 from pbx_api_fixtures import *  # noqa: F403 (fixtures)
 
-from calls import signing
 from calls.models import PbxEvent
-from calls.pbx_answers import PbxApiError
-from calls.pbx_intake import spool_and_verify
+from calls.pbx_api import signing
+from calls.pbx_api.intake import spool_and_verify
+from calls.pbx_api.responses import PbxApiError
 from pbxsim.wav import wav_bytes
 
 pytestmark = pytest.mark.django_db

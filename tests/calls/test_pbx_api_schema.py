@@ -7,7 +7,7 @@ import yaml
 from drf_spectacular.drainage import GENERATOR_STATS, reset_generator_stats
 from drf_spectacular.validation import validate_schema
 
-from calls.pbx_events import EVENT_TYPES
+from calls.pbx_api.events import EVENT_TYPES
 
 SCHEMA_URL = "/api/pbx/v1/schema/"
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 import pytest
 from django.utils import timezone
 
+from calls.connections.services import create_connection
 from calls.models import Call, PbxConnection, PbxEvent
-from calls.pbx_connections import create_connection
 from calls.recordings import CallNotFinished, SourceRefused, UnsupportedFormat, UploadFailed
 from calls.recordings.services import attach_recording
 from calls.recordings.upload import upload_recording

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pbx_api_fixtures import DjangoClientTransport
 
-from calls import call_sync
+from calls.connections.services import create_connection
 from calls.models import Call, PbxEvent
-from calls.pbx_connections import create_connection
+from calls.sync import reconciler
 from pbxsim import PbxSimulator
 from pbxsim.wav import wav_bytes
 
@@ -33,11 +33,11 @@ def deliver_pending() -> Call:
     """What the realtime and bulk tasks do, run inline: apply every stored event, then sync."""
     call_pks = set()
     for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).order_by("pk").values_list("pk", flat=True):
-        call_pk = call_sync.apply_pbx_event(pk)
+        call_pk = reconciler.apply_pbx_event(pk)
         if call_pk:
             call_pks.add(call_pk)
     for call_pk in call_pks:
-        call_sync.sync_call(call_pk, allow_slow=True)
+        reconciler.sync_call(call_pk, allow_slow=True)
     return Call.objects.get(pk=call_pks.pop())
 
 

@@ -22,7 +22,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from pbx_api_fixtures import make_tenant
 
-from calls import signing
+from calls.connections.services import rotate_secret
 from calls.models import (
     ConnectionSecret,
     ExtensionOverride,
@@ -31,9 +31,9 @@ from calls.models import (
     PbxWebhookReceipt,
     RouteDecision,
 )
-from calls.pbx_connections import rotate_secret
-from calls.routing import forget_number
-from calls.routing_settings import set_line_routing
+from calls.pbx_api import signing
+from calls.routing.configuration import set_line_routing
+from calls.routing.lookup import forget_number
 from pbxsim.server import SimServer
 from portals.models import Portal
 
@@ -143,7 +143,7 @@ def tenant_with_line(db, client):
 @pytest.fixture
 def later(monkeypatch):
     """Move the clock the authentication memory ages by: ``later(seconds)``."""
-    from calls.api import authentication
+    from calls.pbx_api import authentication
 
     offset = 0.0
     real = authentication._monotonic
@@ -185,7 +185,7 @@ def test_rotation_overlap_ends_on_time_although_the_keys_are_remembered(tenant_w
     assert _internal(tenant.sim, secrets=[tenant.secret])[0] == 200
     assert _internal(tenant.sim, secrets=[new])[0] == 200
     # A day later: nothing was saved meanwhile, the remembered old key has simply expired.
-    from calls.api import authentication
+    from calls.pbx_api import authentication
 
     day_later = timezone.now() + timedelta(hours=24, seconds=1)
     monkeypatch.setattr(authentication.timezone, "now", lambda: day_later)

@@ -15,7 +15,7 @@ import pytest
 from click_to_call_fixtures import connect_pbx, line_routing
 
 from calls.models import ExtensionOverride, PbxConnection, RouteDecision
-from calls.routing_tasks import warm_route_cache
+from calls.routing.tasks import warm_route_cache
 from pbxsim.scenarios import ScenarioParams, build, play
 from pbxsim.server import SimServer
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from calls.routing_rules import (
+from calls.routing.rules import (
     CRM_RESPONSIBLE,
     LINE_DEFAULT,
     NONE,

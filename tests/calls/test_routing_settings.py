@@ -8,9 +8,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.management import CommandError, call_command
 
+from calls.connections.services import create_connection
 from calls.models import LineRouting, PbxLine
-from calls.pbx_connections import create_connection
-from calls.routing_settings import set_line_routing, set_portal_callback_agent
+from calls.routing.configuration import set_line_routing, set_portal_callback_agent
 from portals.models import Portal
 
 

@@ -1,4 +1,4 @@
-"""calls.signing: the Standard Webhooks scheme of pbx-api.md, both directions."""
+"""calls.pbx_api.signing: the Standard Webhooks scheme of pbx-api.md, both directions."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from calls import signing
+from calls.pbx_api import signing
 
 KEY = bytes(range(32))
 OLD_KEY = b"\x01" * 32

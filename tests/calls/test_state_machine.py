@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from calls import state_machine as sm
-from calls.state_machine import Achieved, CallInput, Fact, ForcedEnd, Phase, Policy, StepKind
+from calls.sync import state_machine as sm
+from calls.sync.state_machine import Achieved, CallInput, Fact, ForcedEnd, Phase, Policy, StepKind
 
 MSK = timezone(timedelta(hours=3))
 T0 = datetime(2026, 3, 7, 10, 20, 30, tzinfo=MSK)

@@ -15,8 +15,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calls import state_machine as sm
-from calls.state_machine import Achieved, CallInput, Fact, Policy, StepKind
+from calls.sync import state_machine as sm
+from calls.sync.state_machine import Achieved, CallInput, Fact, Policy, StepKind
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 POLICY = Policy(users_by_extension={"101": 11, "102": 12, "103": 13}, missed_call_owner=99, default_user=1)

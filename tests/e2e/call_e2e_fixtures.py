@@ -28,8 +28,8 @@ from call_scenario_fixtures import CLIENT, LINE, recordings, staff
 from conftest import WorkerProcess, child_env, install_through_ui, wait_until
 
 from benchmarks import harness
+from calls.connections.services import create_connection
 from calls.models import Call
-from calls.pbx_connections import create_connection
 from pbxsim import PbxSimulator
 from pbxsim.scenarios import Scenario, ScenarioParams, build, play
 from pbxsim.server import SimServer

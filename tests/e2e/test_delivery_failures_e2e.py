@@ -11,8 +11,8 @@ from call_e2e_fixtures import *  # noqa: F403  (fixtures)
 from call_e2e_fixtures import kill_pool_children, kill_whole_worker, start_worker, stop_worker
 from conftest import wait_until
 
-from calls import tasks
 from calls.models import Call, PbxEvent
+from calls.sync import tasks
 from pbxsim import PbxSimulator
 
 pytestmark = pytest.mark.e2e

@@ -7,9 +7,9 @@ from collections import Counter
 
 import pytest
 
+from calls.connections.services import create_connection, verification_keys
 from calls.models import PbxEvent
-from calls.originate_http import post_originate
-from calls.pbx_connections import create_connection, verification_keys
+from calls.originate.transport import post_originate
 from pbxsim import SCENARIOS, PbxSimulator, ScenarioParams, SimServer, build, play, run_load
 from portals.models import Portal
 

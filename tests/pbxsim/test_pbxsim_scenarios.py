@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from calls.pbx_events import validate_event
+from calls.pbx_api.events import validate_event
 from pbxsim import SCENARIOS, DeliveryOptions, ScenarioParams, build
 from pbxsim.wav import wav_sha256
 

@@ -1,5 +1,5 @@
 """The simulator's HTTP side: the originate endpoint (driven by the connector's own originate
-client, calls.originate_http) and recordings served over HTTP."""
+client, calls.originate.transport) and recordings served over HTTP."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ import wave
 import pytest
 import requests
 
-from calls import signing
-from calls.originate_http import post_originate
+from calls.originate.transport import post_originate
+from calls.pbx_api import signing
 from pbxsim import SimServer
 from pbxsim.server import RecordingPolicy
 from pbxsim.wav import wav_size

@@ -1,4 +1,4 @@
-"""The simulator's own Standard Webhooks code agrees with the connector's (calls.signing)."""
+"""The simulator's own Standard Webhooks code agrees with the connector's (calls.pbx_api.signing)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from calls import signing
+from calls.pbx_api import signing
 from pbxsim import signing as sim_signing
 
 SECRET = signing.encode_secret(bytes(range(32)))

@@ -123,9 +123,9 @@ def test_portal_a_application_token_never_authenticates_events_for_portal_b(inst
 @pytest.mark.django_db
 def test_telephony_events_are_handed_to_the_calls_hook(installed_portal, post_event, monkeypatch):
     seen: list[int] = []
-    fake = types.ModuleType("calls.services")
+    fake = types.ModuleType("calls.originate.bitrix24_events")
     fake.handle_bitrix24_telephony_event = seen.append
-    monkeypatch.setitem(sys.modules, "calls.services", fake)
+    monkeypatch.setitem(sys.modules, "calls.originate.bitrix24_events", fake)
     post_event(_telephony_event(installed_portal.portal))
     event = Bitrix24Event.objects.get()
 
@@ -141,7 +141,7 @@ def test_telephony_events_are_handed_to_the_calls_hook(installed_portal, post_ev
 
 @pytest.mark.django_db
 def test_telephony_events_are_marked_unhandled_when_the_calls_hook_is_absent(installed_portal, post_event, monkeypatch):
-    monkeypatch.setitem(sys.modules, "calls.services", None)  # import raises ImportError
+    monkeypatch.setitem(sys.modules, "calls.originate.bitrix24_events", None)  # import raises ImportError
     post_event(_telephony_event(installed_portal.portal))
     event = Bitrix24Event.objects.get()
 
@@ -155,9 +155,9 @@ def test_a_failing_calls_hook_marks_the_event_failed_with_the_error(installed_po
     def broken(event_id: int) -> None:
         raise ValueError("no PBX connection configured")
 
-    fake = types.ModuleType("calls.services")
+    fake = types.ModuleType("calls.originate.bitrix24_events")
     fake.handle_bitrix24_telephony_event = broken
-    monkeypatch.setitem(sys.modules, "calls.services", fake)
+    monkeypatch.setitem(sys.modules, "calls.originate.bitrix24_events", fake)
     post_event(_telephony_event(installed_portal.portal))
     event = Bitrix24Event.objects.get()
 
@@ -179,9 +179,9 @@ def test_an_event_whose_task_message_was_lost_is_swept_and_processed_once(
     from portals.tasks import sweep_bitrix24_events
 
     seen: list[int] = []
-    fake = types.ModuleType("calls.services")
+    fake = types.ModuleType("calls.originate.bitrix24_events")
     fake.handle_bitrix24_telephony_event = seen.append
-    monkeypatch.setitem(sys.modules, "calls.services", fake)
+    monkeypatch.setitem(sys.modules, "calls.originate.bitrix24_events", fake)
     with django_capture_on_commit_callbacks(execute=False):  # the broker never got the message
         post_event(_telephony_event(installed_portal.portal))
     event = Bitrix24Event.objects.get()

@@ -91,8 +91,8 @@ def test_rotate_token_keys_fails_loudly_when_a_value_cannot_be_decrypted(setting
 
 @pytest.mark.django_db
 def test_rotate_token_keys_also_reencrypts_pbx_signing_keys_and_recording_passwords(settings):
+    from calls.connections.services import create_connection
     from calls.models import ConnectionSecret, PbxConnection
-    from calls.pbx_connections import create_connection
 
     settings.TOKEN_ENCRYPTION_KEYS = [OLD_KEY]
     portal, _ = _portal_with_tokens()

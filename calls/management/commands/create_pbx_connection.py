@@ -7,7 +7,7 @@ import json
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from calls.pbx_connections import create_connection
+from calls.connections.services import create_connection
 from portals.models import Portal
 
 

@@ -20,9 +20,9 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from calls.connections.services import create_connection, rotate_secret
 from calls.models import PbxConnection, PbxLine
-from calls.pbx_connections import create_connection, rotate_secret
-from calls.routing_settings import set_line_routing
+from calls.routing.configuration import set_line_routing
 from pbxsim import PbxSimulator
 from pbxsim.scenarios import ScenarioParams, build, play
 from pbxsim.server import SimServer

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from calls import phones
 from calls.models import LineRouting, PbxConnection, PbxLine
-from calls.routing_settings import set_line_routing, set_portal_callback_agent
+from calls.routing.configuration import set_line_routing, set_portal_callback_agent
 from portals.models import Portal
 
 

@@ -8,8 +8,8 @@ from datetime import timedelta
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
+from calls.connections.services import active_secrets, rotate_secret
 from calls.models import PbxConnection
-from calls.pbx_connections import active_secrets, rotate_secret
 
 
 class Command(BaseCommand):

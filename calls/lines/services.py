@@ -1,0 +1,264 @@
+"""The PBX's external numbers (``PUT …/lines``) and their mirror in Bitrix24 external lines.
+
+``PUT`` stores the list (normalised to E.164 with the portal's default country) in one
+transaction, then synchronises Bitrix24 right away, inside the request, so the ``200`` shows
+which lines Bitrix24 has (``registered_in_bitrix24``). When Bitrix24 cannot be reached (down,
+rate-limited, tokens dead, portal unpaid) the PUT still succeeds: the list is stored, the
+affected lines say ``false``, and the sync is retried later through
+``calls.sync.tasks.sync_pbx_lines.delay_on_commit(connection_id)`` when that task exists, and by any
+sweeper that calls ``sync_lines_to_bitrix24`` for ``connections_with_unsynced_lines()``.
+
+The Bitrix24 line ``NUMBER`` is the E.164 form (``+74951234567``), which is what ``LINE_NUMBER``
+must carry in ``telephony.externalCall.register``. A number the PBX stopped listing keeps its row
+(``removed_at`` set) until Bitrix24 confirmed the delete, so a failed delete is retried, never
+forgotten. A number that another connection of the same portal still lists is not deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from rest_framework import serializers
+
+from b24client import errors as b24errors
+from calls.models import PbxConnection, PbxLine
+from calls.pbx_api.intake import enqueue_after_commit, load_json
+from calls.pbx_api.receipts import answer_once
+from calls.pbx_api.responses import PbxAnswer, error_body
+from calls.phones import InvalidPhoneNumber, normalise_number
+from portals.errors import PortalUnavailable
+from portals.services import bitrix24_client_for
+
+logger = logging.getLogger(__name__)
+
+MAX_LINES = 500
+SYNC_TASK = "sync_pbx_lines"
+
+
+class LineSerializer(serializers.Serializer):
+    number = serializers.CharField(max_length=64, help_text="Any format; stored as E.164 with the portal's country.")
+    name = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+
+
+class LineStateSerializer(serializers.Serializer):
+    number = serializers.CharField(help_text="E.164")
+    name = serializers.CharField()
+    registered_in_bitrix24 = serializers.BooleanField(
+        help_text="False while Bitrix24 does not yet show this line with this name (sync retried later)."
+    )
+
+
+def current_lines(connection: PbxConnection) -> list[dict[str, Any]]:
+    return [
+        {"number": line.number, "name": line.name, "registered_in_bitrix24": line.bitrix_line_registered}
+        for line in PbxLine.objects.filter(connection=connection, removed_at__isnull=True).order_by("number")
+    ]
+
+
+def connections_with_unsynced_lines() -> list[int]:
+    return list(
+        PbxLine.objects.filter(connection__enabled=True)
+        .exclude(bitrix_line_registered=True, removed_at__isnull=True)
+        .values_list("connection_id", flat=True)
+        .distinct()
+    )
+
+
+def validate_lines(data: Any, default_country: str) -> tuple[list[tuple[str, str]], dict[str, list[str]], str]:
+    """(E.164 number, name) pairs, or field errors keyed ``"<index>.<field>"``."""
+    if not isinstance(data, list):
+        return [], {}, 'The body must be a JSON array of lines: [{"number": "+74951234567", "name": "Sales"}].'
+    if len(data) > MAX_LINES:
+        return [], {}, f"At most {MAX_LINES} lines; got {len(data)}."
+    lines: list[tuple[str, str]] = []
+    errors: dict[str, list[str]] = {}
+    seen: dict[str, int] = {}
+    for index, item in enumerate(data):
+        serializer = LineSerializer(data=item) if isinstance(item, dict) else None
+        if serializer is None:
+            errors[str(index)] = ["Each line must be a JSON object."]
+            continue
+        if not serializer.is_valid():
+            for name, messages in serializer.errors.items():
+                errors[f"{index}.{name}"] = [str(m) for m in messages]
+            continue
+        raw = serializer.validated_data["number"]
+        try:
+            number = normalise_number(raw, default_country)
+        except InvalidPhoneNumber:
+            errors[f"{index}.number"] = [
+                f"{raw!r} is not a valid phone number (numbers without a country code are read as {default_country})."
+            ]
+            continue
+        if number in seen:
+            errors[f"{index}.number"] = [f"{number} is listed twice (also line {seen[number]})."]
+            continue
+        seen[number] = index
+        lines.append((number, serializer.validated_data["name"].strip()))
+    if errors:
+        first = next(iter(errors))
+        return [], errors, f"Line {first.split('.')[0]} is invalid: {' '.join(errors[first])} Nothing was changed."
+    return lines, {}, ""
+
+
+def store_lines(connection: PbxConnection, lines: list[tuple[str, str]]) -> None:
+    """Make the connection's active lines exactly ``lines``; call inside a transaction."""
+    now = timezone.now()
+    wanted = dict(lines)
+    existing = {line.number: line for line in PbxLine.objects.select_for_update().filter(connection=connection)}
+    for number, name in wanted.items():
+        line = existing.get(number)
+        if line is None:
+            PbxLine.objects.create(connection=connection, number=number, name=name)
+            continue
+        if line.name != name or line.removed_at is not None:
+            line.bitrix_line_registered = line.bitrix_line_registered and line.name == name
+            line.name = name
+            line.removed_at = None
+            line.save(update_fields=["name", "removed_at", "bitrix_line_registered", "updated_at"])
+    PbxLine.objects.filter(connection=connection, removed_at__isnull=True).exclude(number__in=wanted).update(
+        removed_at=now, updated_at=now
+    )
+
+
+def replace_lines(connection: PbxConnection, webhook_id: str, body: bytes) -> PbxAnswer:
+    """``PUT …/lines``: validate, store, sync to Bitrix24 (see the module docstring)."""
+
+    def handle() -> PbxAnswer:
+        try:
+            data = load_json(body)
+        except (ValueError, RecursionError) as exc:
+            return PbxAnswer(400, error_body("invalid_json", f"The body is not valid JSON: {exc}"))
+        lines, fields, detail = validate_lines(data, connection.portal.default_country)
+        if detail:
+            return PbxAnswer(400, error_body("invalid_line" if fields else "invalid_body", detail, fields))
+        store_lines(connection, lines)
+        return PbxAnswer(200, None)
+
+    # The 200 body is the current list, rebuilt for a replay; error bodies are remembered.
+    answer, replayed = answer_once(connection, webhook_id, handle, remember_body=lambda a: a.status != 200)
+    if answer.status != 200:
+        return answer
+    if not replayed:
+        result = sync_lines_to_bitrix24(connection.pk)
+        if not result.complete:
+            with transaction.atomic():
+                enqueue_after_commit(SYNC_TASK, [connection.pk])
+    return PbxAnswer(200, current_lines(connection))
+
+
+# --- Bitrix24 side --------------------------------------------------------------------------
+
+
+@dataclass
+class LineSyncResult:
+    added: list[str] = field(default_factory=list)
+    renamed: list[str] = field(default_factory=list)
+    deleted: list[str] = field(default_factory=list)
+    complete: bool = True
+    error: str = ""
+
+
+def _digits(number: Any) -> str:
+    return re.sub(r"\D", "", str(number or ""))
+
+
+def _bitrix_unavailable_errors() -> tuple[type[BaseException], ...]:
+    return (
+        PortalUnavailable,
+        b24errors.Transient,
+        b24errors.RateLimited,
+        b24errors.MethodBlocked,
+        b24errors.TokenDead,
+        b24errors.TokenExpired,
+    )
+
+
+def sync_lines_to_bitrix24(connection_id: int) -> LineSyncResult:
+    """Make the portal's Bitrix24 external lines match this connection's lines (idempotent).
+
+    Never raises for Bitrix24 being unavailable: the result says ``complete=False`` and the
+    lines keep ``bitrix_line_registered=False`` / their ``removed_at`` rows for the retry.
+    """
+
+    connection = PbxConnection.objects.select_related("portal").get(pk=connection_id)
+    result = LineSyncResult()
+    unavailable = _bitrix_unavailable_errors()
+    lines = list(PbxLine.objects.filter(connection=connection))
+    try:
+        client = bitrix24_client_for(connection.portal_id)
+        remote_items = client.call("telephony.externalLine.get", {}).result or []
+    except unavailable as exc:
+        return _mark_failed(lines, result, exc)
+    remote = {_digits(item.get("NUMBER")): item for item in remote_items if isinstance(item, dict)}
+    held_elsewhere = set(
+        PbxLine.objects.filter(connection__portal_id=connection.portal_id, removed_at__isnull=True)
+        .exclude(connection=connection)
+        .values_list("number", flat=True)
+    )
+    for line in lines:
+        try:
+            if line.removed_at is None:
+                _sync_active(client, line, remote.get(_digits(line.number)), result, b24errors)
+            else:
+                _sync_removed(client, line, remote.get(_digits(line.number)), held_elsewhere, result, b24errors)
+        except unavailable as exc:
+            return _mark_failed([ln for ln in lines if ln.pk and not _done(ln)], result, exc)
+        except b24errors.Bitrix24Error as exc:
+            # Bitrix24 refused this one line (a validation error): keep it visible, go on with the rest.
+            logger.warning("Bitrix24 refused line %s of connection %s: %s", line.number, connection_id, exc)
+            PbxLine.objects.filter(pk=line.pk).update(sync_error=str(exc)[:500])
+            result.complete = False
+            result.error = str(exc)
+    return result
+
+
+def _done(line: PbxLine) -> bool:
+    return getattr(line, "_synced", False)
+
+
+def _mark_failed(lines: list[PbxLine], result: LineSyncResult, exc: BaseException) -> LineSyncResult:
+    logger.info("Bitrix24 line sync postponed: %s", exc)
+    PbxLine.objects.filter(pk__in=[ln.pk for ln in lines]).update(sync_error=f"Bitrix24 unavailable: {exc}"[:500])
+    result.complete = False
+    result.error = str(exc)
+    return result
+
+
+def _sync_active(client: Any, line: PbxLine, remote: dict | None, result: LineSyncResult, b24errors: Any) -> None:
+    name = line.name or line.number
+    if remote is None:
+        try:
+            client.call("telephony.externalLine.add", {"NUMBER": line.number, "NAME": name, "CRM_AUTO_CREATE": "Y"})
+        except b24errors.InvalidRequest as exc:
+            # Added by a concurrent sync a moment ago: the goal is reached.
+            if "already exists" not in str(exc).lower():
+                raise
+        result.added.append(line.number)
+    elif (remote.get("NAME") or "") != name:
+        client.call("telephony.externalLine.update", {"NUMBER": remote["NUMBER"], "NAME": name})
+        result.renamed.append(line.number)
+    PbxLine.objects.filter(pk=line.pk, name=line.name, removed_at__isnull=True).update(
+        bitrix_line_registered=True, sync_error=""
+    )
+    line._synced = True  # type: ignore[attr-defined]
+
+
+def _sync_removed(
+    client: Any, line: PbxLine, remote: dict | None, held_elsewhere: set[str], result: LineSyncResult, b24errors: Any
+) -> None:
+    if remote is not None and line.number not in held_elsewhere:
+        try:
+            client.call("telephony.externalLine.delete", {"NUMBER": remote["NUMBER"]})
+        except b24errors.InvalidRequest as exc:
+            if "could not find" not in str(exc).lower():
+                raise
+        result.deleted.append(line.number)
+    # Only if the PBX has not listed the number again meanwhile.
+    PbxLine.objects.filter(pk=line.pk, removed_at__isnull=False).delete()
+    line._synced = True  # type: ignore[attr-defined]

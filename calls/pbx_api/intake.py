@@ -1,0 +1,324 @@
+"""Intake of the PBX API: events into the inbox, uploaded recordings onto disk (services).
+
+Events are stored before the PBX gets its 202 and processed afterwards. The processing hook is
+``calls.sync.tasks.process_pbx_event`` (written by the call state machine): when that module and task
+exist, every newly stored event is enqueued with ``delay_on_commit(pk)``; until then events stay
+``pending`` for the state machine's sweeper to pick up.
+
+An uploaded recording becomes a synthetic ``call.recording_ready`` inbox event whose payload has
+``local_path`` (relative to ``settings.RECORDINGS_DIR``) and ``"url": null``, so a recording
+reaches the state machine by one road whether the PBX uploaded it or published a URL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import logging
+import mimetypes
+import os
+import re
+import tempfile
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.files.uploadhandler import TemporaryFileUploadHandler
+from django.db import IntegrityError, transaction
+from django.http.multipartparser import MultiPartParser, MultiPartParserError
+from django.utils import timezone
+
+from calls.models import PbxConnection, PbxEvent
+from calls.pbx_api import signing
+from calls.pbx_api.events import CALL_RECORDING_READY, MAX_ID_LENGTH, validate_events
+from calls.pbx_api.receipts import answer_once
+from calls.pbx_api.responses import PbxAnswer, PbxApiError, error_body
+
+logger = logging.getLogger(__name__)
+
+PROCESS_TASK = "process_pbx_event"
+CHUNK_BYTES = 64 * 1024
+RAW_AUDIO_TYPES = ("audio/", "application/octet-stream")
+
+
+def optional_task(name: str) -> Any | None:
+    """``calls.sync.tasks.<name>`` if the module and the task exist (they belong to later work).
+
+    ``find_spec`` rather than ``except ImportError``: a broken ``calls.sync.tasks`` must fail loudly,
+    not look like a missing one.
+    """
+    if importlib.util.find_spec("calls.sync.tasks") is None:
+        return None
+    return getattr(importlib.import_module("calls.sync.tasks"), name, None)
+
+
+def enqueue_after_commit(task_name: str, ids: Iterable[int]) -> None:
+    task = optional_task(task_name)
+    if task is None:
+        logger.debug("calls.sync.tasks.%s does not exist yet; leaving the work to the sweeper", task_name)
+        return
+    for pk in ids:
+        if hasattr(task, "delay_on_commit"):
+            task.delay_on_commit(pk)
+        else:
+            transaction.on_commit(partial(task.delay, pk))
+
+
+def load_json(body: bytes) -> Any:
+    def reject_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    return json.loads(body, parse_constant=reject_constant)
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    accepted: int
+    duplicates: int
+    new_ids: list[int]
+
+
+def store_events(connection: PbxConnection, payloads: list[dict], *, webhook_id: str) -> StoreResult:
+    """Insert validated events; an event_id seen before on this connection is a duplicate.
+
+    Each insert runs in a savepoint so a duplicate (even one committed by a concurrent request
+    a moment ago) is counted instead of failing the batch.
+    """
+    accepted, duplicates, new_ids = 0, 0, []
+    now = timezone.now()
+    for payload in payloads:
+        try:
+            with transaction.atomic():
+                event = PbxEvent.objects.create(
+                    connection=connection,
+                    event_id=payload["event_id"],
+                    webhook_id=webhook_id,
+                    type=payload["type"],
+                    call_id=payload["call_id"],
+                    occurred_at=datetime.fromisoformat(payload["occurred_at"]),
+                    payload=payload,
+                    received_at=now,
+                )
+        except IntegrityError:
+            duplicates += 1
+            continue
+        accepted += 1
+        new_ids.append(event.pk)
+    return StoreResult(accepted, duplicates, new_ids)
+
+
+def receive_events(connection: PbxConnection, webhook_id: str, body: bytes) -> PbxAnswer:
+    """``POST …/events``: the raw, already verified body → 202 / 400 (or a replayed answer)."""
+
+    def handle() -> PbxAnswer:
+        try:
+            data = load_json(body)
+        except (ValueError, RecursionError) as exc:
+            return PbxAnswer(400, error_body("invalid_json", f"The body is not valid JSON: {exc}"))
+        context = {"allowed_recording_hosts": connection.allowed_recording_hosts()}
+        payloads, fields, detail = validate_events(data, context)
+        if detail:
+            return PbxAnswer(400, error_body("invalid_event" if fields else "invalid_body", detail, fields))
+        result = store_events(connection, payloads, webhook_id=webhook_id)
+        enqueue_after_commit(PROCESS_TASK, result.new_ids)
+        return PbxAnswer(202, {"accepted": result.accepted, "duplicates": result.duplicates})
+
+    answer, _ = answer_once(connection, webhook_id, handle)
+    return answer
+
+
+# --- recordings uploaded by the PBX ---------------------------------------------------------
+
+
+@dataclass
+class SpooledBody:
+    path: Path
+    size: int
+    sha256: str
+
+
+def _spool_dir() -> Path:
+    spool = Path(settings.RECORDINGS_DIR) / "tmp"
+    spool.mkdir(parents=True, exist_ok=True)
+    return spool
+
+
+def spool_and_verify(
+    stream: IO[bytes], verifier: signing.StreamingVerifier, *, content_length: int | None, max_bytes: int
+) -> SpooledBody:
+    """Copy the raw body to a temporary file next to its final place, feeding the signature
+    verifier as it goes; 413 past ``max_bytes``, 401 when no signature matches. The file is
+    removed on any failure."""
+    if content_length is not None and content_length > max_bytes:
+        raise PbxApiError(413, "too_large", f"The body is larger than the limit of {max_bytes} bytes.")
+    fd, name = tempfile.mkstemp(dir=_spool_dir(), suffix=".part")
+    path = Path(name)
+    digest = hashlib.sha256()
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while True:
+                chunk = stream.read(CHUNK_BYTES)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PbxApiError(413, "too_large", f"The body is larger than the limit of {max_bytes} bytes.")
+                verifier.update(chunk)
+                digest.update(chunk)
+                out.write(chunk)
+        verifier.verify()
+    except signing.SignatureError as exc:
+        path.unlink(missing_ok=True)
+        raise PbxApiError(401, exc.code, str(exc)) from exc
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return SpooledBody(path, size, digest.hexdigest())
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def _clean_filename(name: str | None, call_id: str, content_type: str) -> str:
+    base = os.path.basename((name or "").replace("\\", "/")).strip()
+    base = _SAFE_NAME.sub("_", base).strip("._")[:120]
+    if not base:
+        ext = mimetypes.guess_extension(content_type) or ".bin"
+        base = _SAFE_NAME.sub("_", call_id)[:100] + ext
+    return base
+
+
+def _filename_from_disposition(value: str) -> str | None:
+    match = re.search(r'filename\*?=(?:UTF-8\'\')?"?([^";]+)"?', value or "", re.IGNORECASE)
+    return match.group(1) if match else None
+
+
+@dataclass
+class UploadedAudio:
+    path: Path
+    size: int
+    sha256: str
+    filename: str
+    content_type: str
+
+
+def _extract_multipart(spooled: SpooledBody, content_type: str) -> UploadedAudio:
+    """Parse the spooled multipart body and keep its ``file`` part (streamed to disk by Django)."""
+
+    meta = {"CONTENT_TYPE": content_type, "CONTENT_LENGTH": str(spooled.size)}
+    handler = TemporaryFileUploadHandler()
+    with spooled.path.open("rb") as fh:
+        try:
+            _, files = MultiPartParser(meta, fh, [handler], encoding="utf-8").parse()
+        except MultiPartParserError as exc:
+            raise PbxApiError(400, "invalid_multipart", f"The multipart body cannot be parsed: {exc}") from exc
+    upload = files.get("file")
+    if upload is None:
+        raise PbxApiError(
+            400, "invalid_body", "The multipart body has no field named file.", {"file": ["This field is required."]}
+        )
+    target = spooled.path.with_suffix(".audio")
+    os.replace(upload.temporary_file_path(), target)
+    upload.close()
+    digest = hashlib.sha256()
+    with target.open("rb") as fh:
+        for chunk in iter(partial(fh.read, CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return UploadedAudio(
+        target, target.stat().st_size, digest.hexdigest(), upload.name or "", upload.content_type or ""
+    )
+
+
+def receive_recording(
+    connection: PbxConnection,
+    call_id: str,
+    spooled: SpooledBody,
+    *,
+    webhook_id: str,
+    content_type: str,
+    content_disposition: str = "",
+) -> PbxAnswer:
+    """``POST …/calls/{call_id}/recording`` after the body was spooled and verified."""
+    moved: list[Path] = []
+
+    def handle() -> PbxAnswer:
+        if not call_id or len(call_id) > MAX_ID_LENGTH:
+            return PbxAnswer(400, error_body(
+                "invalid_call_id", f"call_id must be 1 to {MAX_ID_LENGTH} characters.", {"call_id": ["Invalid."]}
+            ))
+        if spooled.size == 0:
+            return PbxAnswer(400, error_body("empty_recording", "The body is empty: no recording was sent."))
+        media = content_type.split(";", 1)[0].strip().lower()
+        if media == "multipart/form-data":
+            try:
+                audio = _extract_multipart(spooled, content_type)
+            except PbxApiError as exc:
+                return exc.answer()
+        elif media.startswith(RAW_AUDIO_TYPES):
+            audio = UploadedAudio(
+                spooled.path, spooled.size, spooled.sha256, _filename_from_disposition(content_disposition) or "", media
+            )
+        else:
+            return PbxAnswer(400, error_body(
+                "unsupported_content_type",
+                f"Content-Type {media or '(none)'} is not accepted: send the audio as the raw body with its audio/* "
+                "type, or as multipart/form-data with a field named file.",
+            ))
+        if audio.size == 0:
+            return PbxAnswer(400, error_body("empty_recording", "The recording is empty."))
+        audio_type = audio.content_type.split(";", 1)[0].strip().lower() or "application/octet-stream"
+        filename = _clean_filename(audio.filename, call_id, audio_type)
+        relative = Path("uploads") / connection.public_id / f"{uuid.uuid4().hex}{Path(filename).suffix}"
+        final = Path(settings.RECORDINGS_DIR) / relative
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(audio.path, final)
+        moved.append(final)
+        now = timezone.now()
+        # Same audio for the same call uploaded twice (a PBX retry with a new webhook-id) is a duplicate.
+        event_id = "upload:" + hashlib.sha256(f"{call_id}\n{audio.sha256}".encode()).hexdigest()
+        payload = {
+            "event_id": event_id,
+            "type": CALL_RECORDING_READY,
+            "call_id": call_id,
+            "occurred_at": now.isoformat(),
+            "url": None,
+            "local_path": relative.as_posix(),
+            "filename": filename,
+            "content_type": audio_type,
+            "size_bytes": audio.size,
+            "sha256": audio.sha256,
+            "source": "upload",
+        }
+        result = store_events(connection, [payload], webhook_id=webhook_id)
+        if result.duplicates:
+            final.unlink(missing_ok=True)
+            moved.clear()
+        enqueue_after_commit(PROCESS_TASK, result.new_ids)
+        return PbxAnswer(202, {
+            "accepted": result.accepted, "duplicates": result.duplicates,
+            "size_bytes": audio.size, "sha256": audio.sha256,
+        })
+
+    try:
+        answer, _ = answer_once(connection, webhook_id, handle)
+    except PbxApiError as exc:
+        answer = exc.answer()
+    except BaseException:
+        for path in moved:
+            path.unlink(missing_ok=True)
+        raise
+    finally:
+        spooled.path.unlink(missing_ok=True)
+        spooled.path.with_suffix(".audio").unlink(missing_ok=True)
+    if answer.status >= 300:
+        for path in moved:
+            path.unlink(missing_ok=True)
+    return answer

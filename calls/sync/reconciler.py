@@ -1,0 +1,891 @@
+"""Services of the call state machine: apply PBX events to calls, and bring Bitrix24 in line.
+
+``apply_pbx_event`` attaches one inbox event to its ``Call`` under the call's row lock (creating the
+call, or joining a click-to-call / callback call through ``origin_request_id``) and bumps the call's
+``facts_version``. ``sync_call`` then reconciles: it derives the desired Bitrix24 state from all facts
+(``calls.sync.state_machine``), compares it with what Bitrix24 already has, and executes the missing steps
+one by one, persisting each result before the next.
+
+Exactly once:
+* only one worker syncs a call at a time (a lease on the row, taken with a compare-and-set UPDATE,
+  expiring by itself if the worker dies); there is no global lock, so portals never wait for each other;
+* every non-idempotent step writes an "attempted" mark and its exact parameters before it calls
+  Bitrix24: a retried register re-sends the same parameters and the same ``EXTERNAL_CALL_ID`` and gets
+  the same ``CALL_ID`` back; a retried finish that meets "Call is not found" after an earlier attempt
+  counts as done; show/hide and attachRecord are idempotent; "Line already exists" is success.
+
+Failures: rate limits and method blocks are waited out by re-scheduling (never sleeping, never counted
+as failures); transient errors back off exponentially with full jitter up to a cap, and become a dead
+letter after ``CALLS_GIVE_UP_AFTER_SECONDS`` of continuous failure; permanent errors (validation, dead
+tokens, a portal that is gone) become a dead letter at once. ``sync_call`` never raises for those: it
+returns a ``SyncResult`` telling the task what to schedule.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, Q
+from django.utils import timezone
+
+from b24client import errors as b24errors
+from calls import phones
+from calls.extensions import extension_map
+from calls.models import Call, ExtensionOverride, PbxConnection, PbxEvent, PbxLine, RouteDecision
+from calls.recordings import RecordingError
+from calls.recordings.services import attach_recording, retry_delay
+from calls.routing.lookup import forget_number
+from calls.sync import dead_letters
+from calls.sync import state_machine as sm
+from portals.errors import PortalUnavailable
+from portals.models import Portal, PortalCredential
+from portals.services import bitrix24_client_for
+
+logger = logging.getLogger(__name__)
+
+REGISTER = "telephony.externalcall.register"
+FINISH = "telephony.externalcall.finish"
+SHOW = "telephony.externalcall.show"
+HIDE = "telephony.externalcall.hide"
+LINE_ADD = "telephony.externalLine.add"
+
+_COMMON_EVENT_FIELDS = frozenset({"event_id", "type", "call_id", "occurred_at"})
+_MAX_STEPS_PER_RUN = 25
+_UNSET: Any = object()
+# A follow-up due this soon may be the very message running now (or about to claim the call once we
+# let go): only a later one is trusted to come, so only a later one lets a run skip queueing its own.
+_FOLLOW_UP_MARGIN_S = 1.0
+# How much later than wanted a follow-up already queued may come and still stand in for ours.
+_FOLLOW_UP_SLACK_S = 0.25
+
+
+def conf(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+# --- results -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What the task should do next: nothing, run again after ``delay`` s, or hand over to the bulk queue."""
+
+    outcome: str  # "idle" | "busy" | "retry" | "dead" | "slow_step"
+    delay: float = 0.0
+    detail: str = ""
+    # True when a message that will do this run's follow-up is already queued: enqueue nothing.
+    queued: bool = False
+    follow_up_key: str = ""  # where ``note_follow_up_queued`` records the message the task queues
+    follow_up_due: float = 0.0  # unix time the follow-up is due (decided with ``delay``)
+
+
+class _Retry(Exception):
+    def __init__(self, reason: str, *, delay: float | None = None, counts: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.delay = delay
+        self.counts = counts
+
+
+class _Dead(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+# --- applying PBX events ---------------------------------------------------------------------------
+
+
+def apply_pbx_event(pbx_event_pk: int) -> int | None:
+    """Attach an inbox event to its call; returns the call's pk (None when the event is unusable).
+
+    Idempotent: an event already processed changes nothing and still returns its call, so a task
+    redelivered after a crash goes on to sync the call.
+    """
+    return _apply(pbx_event_pk, claim=False)[0]
+
+
+def process_pbx_event(pbx_event_pk: int) -> tuple[int | None, SyncResult | None]:
+    """What the worker does with an inbox event: apply it, then sync its call at once.
+
+    The call is claimed for the sync in the same UPDATE that records the fact, when nobody holds it
+    (the row is locked there anyway). Returns the call's pk and the sync's result (None, None for an
+    unusable event).
+    """
+    call_pk, token = _apply(pbx_event_pk, claim=True)
+    if call_pk is None:
+        return None, None
+    return call_pk, sync_call(call_pk, claimed=token)
+
+
+def _apply(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | None]:
+    """``apply_pbx_event``; with ``claim``, also the lease token if the call was free to take."""
+    with transaction.atomic():
+        event = (PbxEvent.objects.select_for_update().select_related("connection")
+                 .filter(pk=pbx_event_pk).first())
+        if event is None:
+            return None, None
+        connection = event.connection
+        if event.status == PbxEvent.Status.PROCESSED:
+            call = _find_call(connection, event.call_id)
+            return (call.pk if call else None), None
+        if event.status == PbxEvent.Status.FAILED:
+            return None, None
+        problem = _fact_problem(event)
+        if problem:
+            event.status = PbxEvent.Status.FAILED
+            event.error = problem
+            event.attempts += 1
+            event.processed_at = timezone.now()
+            event.save(update_fields=["status", "error", "attempts", "processed_at"])
+            dead_letters.record_event(event, "PBX event cannot be used", problem)
+            return None, None
+        call = _call_for_event(event, connection)
+        now = timezone.now()
+        event.status = PbxEvent.Status.PROCESSED
+        event.attempts += 1
+        event.processed_at = now
+        event.error = ""
+        event.save(update_fields=["status", "attempts", "processed_at", "error"])
+        updates: dict[str, Any] = {"facts_version": call.facts_version + 1, "updated_at": now}
+        if call.first_fact_at is None:
+            updates["first_fact_at"] = now
+        if call.status == Call.Status.DEAD:
+            # A late call.started is what a call dead-lettered for want of it was waiting for.
+            if event.type == sm.STARTED and dead_letters.resolve_waiting_for_start(call):
+                updates.update(status=Call.Status.PENDING, attempts=0, failing_since=None, next_attempt_at=None)
+        elif call.status != Call.Status.IGNORED:
+            updates["status"] = Call.Status.PENDING
+        token = None
+        if claim and (call.lease_until is None or call.lease_until < now):
+            token = secrets.token_hex(8)
+            updates.update(lease_token=token, lease_until=now + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 60)))
+        Call.objects.filter(pk=call.pk).update(**updates)
+        return call.pk, token
+
+
+def _fact_problem(event: PbxEvent) -> str:
+    if event.type not in sm.EVENT_TYPES:
+        return f"unknown event type {event.type!r}"
+    if not isinstance(event.payload, dict):
+        return "payload is not an object"
+    if not event.call_id:
+        return "call_id is empty"
+    return ""
+
+
+def _find_call(connection: PbxConnection, pbx_call_id: str) -> Call | None:
+    return Call.objects.filter(connection=connection, pbx_call_id=pbx_call_id).first()
+
+
+def _call_for_event(event: PbxEvent, connection: PbxConnection) -> Call:
+    """The call this event belongs to, locked; created if new. Runs inside the caller's transaction."""
+    request_id = event.payload.get("origin_request_id") if event.type == sm.STARTED else None
+    if request_id:
+        joined = _join_origin_call(event, connection, str(request_id))
+        if joined is not None:
+            return joined
+    call = Call.objects.select_for_update().filter(connection=connection, pbx_call_id=event.call_id).first()
+    if call is not None:
+        return call
+    try:
+        with transaction.atomic():
+            return Call.objects.create(portal_id=connection.portal_id, connection=connection,
+                                       pbx_call_id=event.call_id, origin=Call.Origin.PBX)
+    except IntegrityError:
+        # Another worker created it first: wait for its lock and use its row.
+        return Call.objects.select_for_update().get(connection=connection, pbx_call_id=event.call_id)
+
+
+def _join_origin_call(event: PbxEvent, connection: PbxConnection, request_id: str) -> Call | None:
+    """Attach a PBX call to the click-to-call / callback call that asked for it (same portal only)."""
+    origin_call = (Call.objects.select_for_update()
+                   .filter(portal_id=connection.portal_id, origin_request_id=request_id).first())
+    if origin_call is None:
+        logger.warning("call.started %s names unknown origin_request_id %s", event.event_id, request_id)
+        return None
+    if origin_call.pbx_call_id and (origin_call.pbx_call_id != event.call_id
+                                    or origin_call.connection_id != connection.pk):
+        logger.warning("origin request %s already joined PBX call %s; %s stays a separate call",
+                       request_id, origin_call.pbx_call_id, event.call_id)
+        return None
+    if origin_call.pbx_call_id is None:
+        # Events that came before call.started made a placeholder call; it cannot have reached
+        # Bitrix24 (nothing is registered without call.started), so it simply goes away.
+        placeholder = (Call.objects.select_for_update()
+                       .filter(connection=connection, pbx_call_id=event.call_id).exclude(pk=origin_call.pk).first())
+        first_fact_at = origin_call.first_fact_at
+        if placeholder is not None:
+            first_fact_at = placeholder.first_fact_at or first_fact_at
+            placeholder.delete()
+        Call.objects.filter(pk=origin_call.pk).update(
+            connection=connection, pbx_call_id=event.call_id, first_fact_at=first_fact_at,
+        )
+        origin_call.refresh_from_db()
+    return origin_call
+
+
+def finish_call_as_failed(call_pk: int, status_code: str, reason: str) -> None:
+    """End a click-to-call / callback call the PBX refused to place, so the agent sees why.
+
+    ``status_code`` is a Bitrix24 STATUS_CODE (e.g. "404", "480", "OTHER"); ``reason`` becomes
+    FAILED_REASON. Idempotent; a call that already ended on the PBX keeps the PBX's outcome.
+    """
+    if status_code not in sm.BITRIX24_STATUS_CODES:
+        raise ValueError(f"{status_code!r} is not a Bitrix24 STATUS_CODE")
+    with transaction.atomic():
+        call = Call.objects.select_for_update().get(pk=call_pk)
+        if call.forced_end is None:
+            forced = {"status_code": status_code, "reason": reason[:255], "at": timezone.now().isoformat()}
+            Call.objects.filter(pk=call.pk).update(
+                forced_end=forced, facts_version=call.facts_version + 1, status=Call.Status.PENDING,
+                updated_at=timezone.now(),
+            )
+    from calls.sync import tasks
+
+    transaction.on_commit(lambda: tasks.sync_call.delay(call_pk))
+
+
+# --- deriving ------------------------------------------------------------------------------------------
+
+
+def _parse_time(raw: Any, fallback: datetime) -> datetime:
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return fallback
+        if parsed.tzinfo is not None:
+            return parsed
+    return fallback
+
+
+def facts_of(call: Call) -> tuple[sm.Fact, ...]:
+    if call.connection_id is None or not call.pbx_call_id:
+        return ()
+    rows = PbxEvent.objects.filter(
+        connection_id=call.connection_id, call_id=call.pbx_call_id, status=PbxEvent.Status.PROCESSED,
+    ).values_list("event_id", "type", "occurred_at", "payload", "received_at")
+    facts = []
+    for event_id, type_, occurred_at, payload, received_at in rows:
+        payload = payload if isinstance(payload, dict) else {}
+        # The payload's own timestamp keeps the PBX's UTC offset, which CALL_START_DATE must carry.
+        when = _parse_time(payload.get("occurred_at"), occurred_at)
+        data = {k: v for k, v in payload.items() if k not in _COMMON_EVENT_FIELDS}
+        facts.append(sm.Fact(event_id=event_id, type=type_, occurred_at=when, data=data, received_at=received_at))
+    return tuple(facts)
+
+
+def _forced_end(call: Call) -> sm.ForcedEnd | None:
+    raw = call.forced_end
+    if not isinstance(raw, dict):
+        return None
+    return sm.ForcedEnd(status_code=str(raw.get("status_code") or "OTHER"), reason=str(raw.get("reason") or ""),
+                        at=_parse_time(raw.get("at"), call.created_at))
+
+
+def call_input(call: Call, facts: tuple[sm.Fact, ...], *, routed_user_id: int | None = _UNSET) -> sm.CallInput:
+    if routed_user_id is _UNSET:
+        routed_user_id = _routed_user(call, facts)
+    return sm.CallInput(
+        facts=facts,
+        origin=call.origin,
+        origin_user_id=call.origin_user_id,
+        preset_client_number=call.client_number or None,
+        preset_line_number=call.line_number or None,
+        crm_entity_type=call.crm_entity_type or None,
+        crm_entity_id=call.crm_entity_id,
+        forced_end=_forced_end(call),
+        routed_user_id=routed_user_id,
+    )
+
+
+def _routed_user(call: Call, facts: tuple[sm.Fact, ...]) -> int | None:
+    """The manager ``/route`` sent this caller to, if the PBX asked just before the call started."""
+    if call.connection_id is None or call.register_params:
+        return None  # only the registration uses it, and that is decided once
+    started = min((f for f in facts if f.type == sm.STARTED), key=sm.Fact.sort_key, default=None)
+    if started is None or started.data.get("direction") != "inbound":
+        return None
+
+    client = phones.normalize(str(started.data.get("client_number") or ""), call.portal.default_country)
+    window_start = started.occurred_at - timedelta(minutes=5)
+    decision = (RouteDecision.objects.filter(connection_id=call.connection_id, client_number=client,
+                                             decided_at__gte=window_start,
+                                             decided_at__lte=started.occurred_at + timedelta(minutes=1))
+                .exclude(user_id=None).order_by("-decided_at").first())
+    return decision.user_id if decision else None
+
+
+def _mentioned_extensions(facts: tuple[sm.Fact, ...]) -> set[str]:
+    found: set[str] = set()
+    for fact in facts:
+        for key in ("extension", "from_extension", "to_extension"):
+            if fact.data.get(key):
+                found.add(str(fact.data[key]).strip())
+        for ext in fact.data.get("extensions") or []:
+            found.add(str(ext).strip())
+    return found
+
+
+def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSET,
+               has_overrides: bool = True) -> sm.Policy:
+    """The portal's policy for this call. ``directory``: its ``ExtensionDirectory`` (None: none yet), and
+    ``has_overrides``: whether the connection has extension overrides, when the caller read them already."""
+    portal = call.portal
+    options = portal.settings if isinstance(portal.settings, dict) else {}
+    need = _mentioned_extensions(facts)
+    if directory is _UNSET:
+        users = extension_map.users_by_extension(portal.pk, call.connection_id, need=need,
+                                              has_overrides=has_overrides)
+    else:
+        users = extension_map.users_by_extension(portal.pk, call.connection_id, need=need, directory=directory,
+                                              has_overrides=has_overrides)
+    default_user = _int_or_none(options.get("default_user_id"))
+    if default_user is None:
+        default_user = _installer_user_id(portal)
+    return sm.Policy(
+        default_country=portal.default_country or "RU",
+        users_by_extension=users,
+        missed_call_owner=_int_or_none(options.get("missed_call_owner_id")),
+        default_user=default_user,
+        crm_create=bool(options.get("crm_create", True)),
+        add_to_chat=bool(options.get("add_to_chat", True)),
+        extension_max_digits=int(getattr(settings, "CALLS_EXTENSION_MAX_DIGITS", phones.DEFAULT_EXTENSION_MAX_DIGITS)),
+    )
+
+
+def _installer_user_id(portal: Portal) -> int | None:
+    if Portal.credential.is_cached(portal):  # read with the call (``_Run``)
+        credential = getattr(portal, "credential", None)
+        return credential.user_id if credential is not None else None
+    # Read alone: the credential row's encrypted tokens are not needed here.
+    return PortalCredential.objects.filter(portal_id=portal.pk).values_list("user_id", flat=True).first()
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def achieved_of(call: Call) -> sm.Achieved:
+    return sm.Achieved(
+        b24_call_id=call.b24_call_id,
+        line_registered=call.line_registered,
+        cards_shown=frozenset(int(u) for u in call.cards_shown or []),
+        finished=call.finished_at is not None,
+        recording_key=call.recording_key or None,
+    )
+
+
+def desired_state(call: Call) -> tuple[sm.Desired, sm.Achieved]:
+    """(desired, achieved) for a call, for the admin's explain view (the sync loop uses ``_Run``)."""
+    facts = facts_of(call)
+    return sm.derive(call_input(call, facts), policy_for(call, facts)), achieved_of(call)
+
+
+class _Run:
+    """What one ``sync_call`` reads once and reuses across its steps.
+
+    The facts, the policy (extension map, portal settings) and the ``/route`` decision are re-read
+    only when ``facts_version`` (or the call's PBX identity) changed: applying an event marks it
+    processed and bumps the version in one transaction, so an unchanged version means unchanged facts.
+    """
+
+    def __init__(self) -> None:
+        self.portal: Portal | None = None
+        # Set by ``end``: None while the run holds the call; then whether newer facts came meanwhile.
+        self.newer_facts: bool | None = None
+        self._directory: Any = _UNSET
+        self._has_overrides = True
+        self._facts_key: tuple[Any, ...] | None = None
+        self._facts: tuple[sm.Fact, ...] = ()
+        self._policy: sm.Policy | None = None
+        self._routed: dict[bool, int | None] = {}
+
+    def load_call(self, call_pk: int) -> Call:
+        if self.portal is None:
+            # The first read brings along what the run needs besides the row: the portal, its extension
+            # map, its credential (the installing admin's user id; the token pair for the client), and
+            # whether the connection overrides any extension (most have none: no query for them).
+            call = (Call.objects.select_related("portal", "portal__credential", "portal__extension_directory")
+                    .defer("portal__application_token")
+                    .annotate(has_overrides=Exists(ExtensionOverride.objects.filter(
+                        connection_id=OuterRef("connection_id"))))
+                    .get(pk=call_pk))
+            self.portal = call.portal
+            self._directory = getattr(self.portal, "extension_directory", None)
+            self._has_overrides = call.has_overrides
+        else:
+            call = Call.objects.get(pk=call_pk)
+            call.portal = self.portal
+        return call
+
+    def derive(self, call: Call) -> tuple[tuple[sm.Fact, ...], sm.Desired]:
+        key = (call.facts_version, call.connection_id, call.pbx_call_id)
+        if key != self._facts_key:
+            self._facts = facts_of(call)
+            # What the first read brought serves the first policy; a later one (new facts) reads again.
+            directory, self._directory = self._directory, _UNSET
+            has_overrides, self._has_overrides = self._has_overrides, True
+            self._policy = policy_for(call, self._facts, directory=directory, has_overrides=has_overrides)
+            self._routed = {}
+            self._facts_key = key
+        assert self._policy is not None
+        registered = bool(call.register_params)
+        if registered not in self._routed:
+            self._routed[registered] = _routed_user(call, self._facts)
+        inputs = call_input(call, self._facts, routed_user_id=self._routed[registered])
+        return self._facts, sm.derive(inputs, self._policy)
+
+    def end(self, call: Call, token: str, version: int, **fields: Any) -> None:
+        """Write the run's last fields and let go of the call in the same UPDATE.
+
+        It only matches while ``facts_version`` is still the one synced: a fact applied while we held
+        the call (its own sync found the call busy) made it fail, and the second UPDATE records that
+        the run must go round again. Saves the separate release and re-check on the usual path.
+        """
+        fields = {**_unsaved(call), **fields, "lease_token": "", "lease_until": None, "updated_at": timezone.now()}
+        if Call.objects.filter(pk=call.pk, lease_token=token, facts_version=version).update(**fields):
+            self.newer_facts = False
+        elif Call.objects.filter(pk=call.pk, lease_token=token).update(**fields):
+            self.newer_facts = True
+        else:
+            raise _LeaseLost
+
+
+# --- follow-up messages -------------------------------------------------------------------------------
+#
+# Every event of a call runs a sync, and a sync that must come back later (finish waiting for late
+# events, a retry, a busy call) asks its task to queue one more. Several events of one call would so
+# queue several messages for about the same moment, all but the first finding nothing to do. The task
+# records each message it queued (``note_follow_up_queued``: call, kind, due time, in the cache); a
+# later run whose own follow-up would come no earlier than one already queued leaves it at that. Only
+# queued messages are recorded, so a lost record costs one redundant message, never a lost one; a lost
+# message is found by the sweeper as before (``next_attempt_at``, ``updated_at``).
+
+
+def _follow_up_key(call_uuid: Any, allow_slow: bool) -> str:
+    return f"calls:follow-up:{'slow' if allow_slow else 'sync'}:{call_uuid}"
+
+
+def _follow_up(outcome: str, delay: float, key: str, detail: str = "") -> SyncResult:
+    """A result asking to come back after ``delay`` s, unless a queued message already comes by then."""
+    try:
+        queued_at = cache.get(key)
+    except Exception:  # the cache only saves work: without it, queue as before
+        logger.warning("follow-up cache unavailable", exc_info=True)
+        queued_at = None
+    now = time.time()
+    due = now + delay
+    queued = isinstance(queued_at, (int, float)) and now + _FOLLOW_UP_MARGIN_S < queued_at <= due + _FOLLOW_UP_SLACK_S
+    return SyncResult(outcome, delay=delay, detail=detail, queued=queued, follow_up_key=key, follow_up_due=due)
+
+
+def note_follow_up_queued(result: SyncResult) -> None:
+    """Record that the task queued ``result``'s follow-up, so other runs of the call can count on it."""
+    if not result.follow_up_key or result.queued:
+        return
+    try:
+        cache.set(result.follow_up_key, result.follow_up_due, timeout=int(result.delay) + 5)
+    except Exception:
+        logger.warning("follow-up cache unavailable", exc_info=True)
+
+
+# --- syncing ---------------------------------------------------------------------------------------------
+
+
+def sync_call(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None) -> SyncResult:
+    """Bring Bitrix24 in line with the call's facts, step by step. Never raises for Bitrix24 failures.
+
+    When another worker holds the call, its holder does the work we came for: a holder checks for new
+    facts once more *after* letting go, so a fact applied while it was busy is never left behind. The
+    "busy" result only asks to come back after the holder's lease, in case the holder died.
+    ``claimed``: the lease token when the caller already holds the call (``process_pbx_event``).
+    """
+    run = _Run()
+    for _ in range(3):
+        token = claimed if claimed is not None else _claim(call_pk)
+        claimed = None  # a second round claims the call like anyone else
+        if token is None:
+            row = Call.objects.filter(pk=call_pk).values_list("lease_until", "uuid").first()
+            if row is None or row[0] is None:
+                return SyncResult("idle")
+            lease_until, call_uuid = row
+            # One message per call comes back after the lease, however many events found it busy.
+            return _follow_up("busy", max(1.0, (lease_until - timezone.now()).total_seconds() + 1.0),
+                              _follow_up_key(call_uuid, allow_slow))
+        run.newer_facts = None
+        try:
+            result = _sync_loop(call_pk, token, run, allow_slow=allow_slow)
+        except _LeaseLost:
+            logger.warning("call %s: lease lost mid-sync; the new holder carries on", call_pk)
+            return SyncResult("idle", detail="lease lost")
+        finally:
+            if run.newer_facts is None:  # not let go by ``_Run.end``
+                Call.objects.filter(pk=call_pk, lease_token=token).update(lease_token="", lease_until=None)
+        if result.outcome not in ("idle", "retry"):
+            return result
+        # Facts applied while we held the call (their own sync found it busy) are ours to handle now,
+        # even when we were about to wait (a call.started that arrives while its call.ended waits).
+        newer_facts = run.newer_facts
+        if newer_facts is None:
+            newer_facts = (Call.objects.filter(pk=call_pk, facts_version__gt=F("synced_version"))
+                           .exclude(status=Call.Status.DEAD).exists())
+        if not newer_facts:
+            return result
+    return SyncResult("retry", delay=0.5, detail="facts keep arriving")
+
+
+def _claim(call_pk: int) -> str | None:
+    now = timezone.now()
+    token = secrets.token_hex(8)
+    claimed = (Call.objects.filter(pk=call_pk)
+               .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+               .update(lease_token=token, lease_until=now + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 60))))
+    return token if claimed else None
+
+
+def _save(call: Call, token: str, **fields: Any) -> None:
+    """Persist under the lease, and on ``call``; a lost lease means another worker owns the call now: stop.
+
+    The write also tells whether a fact was applied meanwhile (``facts_version`` moved on): the loop
+    then reads the row again before its next step; otherwise it goes on from ``call`` as written.
+    """
+    now = timezone.now()
+    fields = {**_unsaved(call), **fields}
+    fields.setdefault("updated_at", now)
+    fields.setdefault("lease_until", now + timedelta(seconds=conf("CALLS_SYNC_LEASE_SECONDS", 60)))
+    held = Call.objects.filter(pk=call.pk, lease_token=token)
+    if not held.filter(facts_version=call.facts_version).update(**fields):
+        if not held.update(**fields):
+            raise _LeaseLost
+        call.facts_moved_on = True  # noted on this copy only: a fresh read has no such attribute
+    for name, value in fields.items():
+        setattr(call, name, value)
+
+
+def _unsaved(call: Call) -> dict[str, Any]:
+    """Fields set on ``call`` that go to the database with its next write (``_remember_derived``)."""
+    return call.__dict__.pop("unsaved_fields", None) or {}
+
+
+_STATUS_BY_PHASE = {
+    sm.Phase.EMPTY: Call.Status.NEW,
+    sm.Phase.WAITING_FOR_START: Call.Status.WAITING_FOR_START,
+    sm.Phase.IGNORED: Call.Status.IGNORED,
+    sm.Phase.LIVE: Call.Status.LIVE,
+    sm.Phase.ENDED: Call.Status.DONE,
+}
+
+
+def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> SyncResult:
+    client = None
+    call: Call | None = None
+    for _ in range(_MAX_STEPS_PER_RUN):
+        # Each step goes on from the row as this run wrote it; it is read again when a write found that
+        # a fact was applied meanwhile (or a forced end: it bumps the version too). The facts and the
+        # policy are read again only then (``_Run``).
+        if call is None or getattr(call, "facts_moved_on", False):
+            call = run.load_call(call_pk)
+        if call.status == Call.Status.DEAD:
+            return SyncResult("dead", detail=call.last_error)
+        version = call.facts_version
+        follow_up_key = _follow_up_key(call.uuid, allow_slow)
+        try:
+            facts, desired = run.derive(call)
+            _remember_derived(call, desired, facts)
+            wait = _finish_wait(desired)
+            steps = sm.plan(desired, achieved_of(call), hold_finish=wait > 0)
+            if not steps and wait > 0:
+                run.end(call, token, version, status=Call.Status.PENDING, synced_version=version,
+                        next_attempt_at=timezone.now() + timedelta(seconds=wait))
+                return _follow_up("retry", wait, follow_up_key, "finish waits for late events")
+            if not steps:
+                return _settle(call, token, run, desired, version)
+            step = steps[0]
+            if step.kind is sm.StepKind.ATTACH_RECORDING and not allow_slow:
+                _save(call, token, status=Call.Status.PENDING, synced_version=version)
+                return SyncResult("slow_step", detail="recording")
+            if client is None:
+                client = _client_for(call)
+            _execute(step, call, desired, client, token)
+            if call.attempts or call.failing_since:
+                _save(call, token, attempts=0, failing_since=None, last_error="")
+        except _Dead as dead:
+            return _to_dead_letter(call, token, dead.reason, dead.detail)
+        except _Retry as retry:
+            return _schedule_retry(call, token, run, retry, allow_slow)
+        except b24errors.RateLimited as exc:
+            return _schedule_retry(call, token, run, _Retry(str(exc), delay=exc.retry_after + random.uniform(0, 1),
+                                                            counts=False), allow_slow)
+        except b24errors.MethodBlocked as exc:
+            wait = max(1.0, exc.until - time.time()) + random.uniform(0, 2)
+            return _schedule_retry(call, token, run, _Retry(str(exc), delay=wait, counts=False), allow_slow)
+        except b24errors.TokenDead as exc:
+            return _to_dead_letter(call, token, "portal's Bitrix24 authorisation is dead", str(exc))
+        except b24errors.InvalidRequest as exc:
+            return _to_dead_letter(call, token, f"Bitrix24 refused {exc.method or 'the request'}", str(exc))
+        except (b24errors.Bitrix24Error, requests.RequestException, OSError) as exc:
+            return _schedule_retry(call, token, run, _Retry(f"{type(exc).__name__}: {exc}"), allow_slow)
+    return SyncResult("retry", delay=0.5, detail="step budget of one run used up")
+
+
+def _finish_wait(desired: sm.Desired) -> float:
+    ended = desired.ended_by
+    if ended is None:
+        return 0.0
+    age = (timezone.now() - ended.received_at).total_seconds() if ended.received_at else float("inf")
+    return sm.finish_wait(desired, ended_age=age, settle=conf("CALLS_FINISH_SETTLE_SECONDS", 3),
+                          answer_wait=conf("CALLS_ANSWER_WAIT_SECONDS", 30))
+
+
+def _client_for(call: Call) -> Any:
+    try:
+        return bitrix24_client_for(call.portal_id, portal=call.portal)
+    except PortalUnavailable as exc:
+        if exc.status == Portal.Status.INSTALLING:
+            raise _Retry("the portal is still being installed") from exc
+        raise _Dead(f"portal is {exc.status}", exc.reason or "Bitrix24 cannot be called for this portal") from exc
+
+
+def _remember_derived(call: Call, desired: sm.Desired, facts: tuple[sm.Fact, ...]) -> None:
+    """Copy what the facts say onto the row, for the admin and selectors (no effect on Bitrix24).
+
+    Written with the run's next write (every way out of a run writes), not in an UPDATE of its own.
+    """
+    started = min((f for f in facts if f.type == sm.STARTED), key=sm.Fact.sort_key, default=None)
+    ended = min((f for f in facts if f.type == sm.ENDED), key=sm.Fact.sort_key, default=None)
+    fields: dict[str, Any] = {}
+    if started is not None:
+        country = call.portal.default_country
+        if not call.direction:
+            fields["direction"] = str(started.data.get("direction") or "")[:8]
+        if not call.client_number and started.data.get("client_number"):
+            fields["client_number"] = phones.normalize(str(started.data["client_number"]), country)[:64]
+        if not call.line_number and started.data.get("line_number"):
+            fields["line_number"] = phones.normalize(str(started.data["line_number"]), country)[:64]
+        if call.started_at is None:
+            fields["started_at"] = started.occurred_at
+    if ended is not None and call.ended_at is None:
+        fields["ended_at"] = ended.occurred_at
+    answered_by = desired.answered_by or ""
+    if answered_by != call.answered_by:
+        fields["answered_by"] = answered_by[:64]
+    unmapped = sorted(desired.unmapped_extensions)
+    if unmapped != sorted(call.unmapped_extensions or []):
+        fields["unmapped_extensions"] = unmapped
+    if fields:
+        for name, value in fields.items():
+            setattr(call, name, value)
+        call.unsaved_fields = {**_unsaved(call), **fields}
+
+
+def _settle(call: Call, token: str, run: _Run, desired: sm.Desired, version: int) -> SyncResult:
+    status = _STATUS_BY_PHASE[desired.phase]
+    if desired.phase is sm.Phase.WAITING_FOR_START:
+        waited = (timezone.now() - (call.first_fact_at or call.created_at)).total_seconds()
+        limit = conf("CALLS_START_WAIT_SECONDS", 600)
+        if waited >= limit:
+            return _to_dead_letter(
+                call, token, "call.started never arrived",
+                f"events of PBX call {call.pbx_call_id} arrived, but no call.started within {limit:.0f} s; "
+                "nothing was sent to Bitrix24. Replay once the PBX has sent call.started.",
+            )
+        run.end(call, token, version, status=status, synced_version=version, next_attempt_at=None)
+        return SyncResult("retry", delay=max(1.0, limit - waited), detail="waiting for call.started")
+    run.end(call, token, version, status=status, synced_version=version, next_attempt_at=None, attempts=0,
+            failing_since=None, last_error="")
+    return SyncResult("idle")
+
+
+def _schedule_retry(call: Call, token: str, run: _Run, retry: _Retry, allow_slow: bool) -> SyncResult:
+    now = timezone.now()
+    call.refresh_from_db(fields=["attempts", "failing_since"])
+    if retry.counts:
+        attempts = call.attempts + 1
+        failing_since = call.failing_since or now
+        give_up = conf("CALLS_GIVE_UP_AFTER_SECONDS", 6 * 3600)
+        if (now - failing_since).total_seconds() >= give_up:
+            return _to_dead_letter(call, token, "Bitrix24 kept failing",
+                                   f"gave up after {attempts} attempts over {give_up:.0f} s: {retry.reason}")
+        delay = retry.delay if retry.delay is not None else backoff(attempts)
+    else:
+        attempts, failing_since = call.attempts, call.failing_since
+        delay = retry.delay or 1.0
+    logger.info("call %s: retry in %.1f s (%s)", call.pk, delay, retry.reason)
+    run.end(call, token, call.facts_version, status=Call.Status.PENDING, attempts=attempts,
+            failing_since=failing_since, next_attempt_at=now + timedelta(seconds=delay),
+            last_error=retry.reason[:2000], synced_version=call.facts_version)
+    return _follow_up("retry", delay, _follow_up_key(call.uuid, allow_slow), retry.reason)
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter, capped: spreads the retries of many calls after an outage."""
+    base = conf("CALLS_RETRY_BASE_SECONDS", 2)
+    cap = conf("CALLS_RETRY_MAX_SECONDS", 300)
+    ceiling = min(cap, base * (2 ** min(attempt - 1, 30)))
+    return max(conf("CALLS_RETRY_MIN_SECONDS", 0.5), random.uniform(0, ceiling))
+
+
+def _to_dead_letter(call: Call, token: str, reason: str, detail: str) -> SyncResult:
+    logger.error("call %s dead-lettered: %s (%s)", call.pk, reason, detail)
+    _save(call, token, status=Call.Status.DEAD, last_error=f"{reason}: {detail}"[:2000], next_attempt_at=None)
+    dead_letters.record_call(call, reason, detail)
+    return SyncResult("dead", detail=reason)
+
+
+# --- steps -----------------------------------------------------------------------------------------------
+
+
+def _execute(step: sm.Step, call: Call, desired: sm.Desired, client: Any, token: str) -> None:
+    if step.kind is sm.StepKind.ENSURE_LINE:
+        _ensure_line(call, desired.line or "", client, token)
+    elif step.kind is sm.StepKind.REGISTER:
+        _register(call, desired, client, token)
+    elif step.kind is sm.StepKind.CARDS:
+        _cards(call, step, client, token)
+    elif step.kind is sm.StepKind.FINISH:
+        _finish(call, desired, client, token)
+    elif step.kind is sm.StepKind.ATTACH_RECORDING:
+        _attach_recording(call, desired, client, token)
+
+
+def _line_cache_key(portal: Portal, number: str) -> str:
+    # A reinstall starts with no lines (Bitrix24 drops an app's lines with the app): new key.
+    installed = int(portal.installed_at.timestamp() * 1000) if portal.installed_at else 0
+    return f"calls:line:{portal.pk}:{installed}:{number}"
+
+
+def _ensure_line(call: Call, number: str, client: Any, token: str) -> None:
+    known = (cache.get(_line_cache_key(call.portal, number))
+             or PbxLine.objects.filter(connection__portal_id=call.portal_id, number=number,
+                                       bitrix_line_registered=True, removed_at=None).exists())
+    if not known:
+        name = (PbxLine.objects.filter(connection__portal_id=call.portal_id, number=number)
+                .values_list("name", flat=True).first()) or number
+        try:
+            client.call(LINE_ADD, {"NUMBER": number, "NAME": name})
+        except b24errors.InvalidRequest as exc:
+            if "already exists" not in exc.description.lower():
+                raise
+        cache.set(_line_cache_key(call.portal, number), True, int(conf("CALLS_LINE_CACHE_SECONDS", 3600)))
+    _save(call, token, line_registered=True)
+
+
+def _register(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
+    assert desired.register is not None
+    params = call.register_params
+    if not params:
+        params = {**desired.register, "EXTERNAL_CALL_ID": str(call.uuid)}
+        if params.get("USER_ID") is None:
+            raise _Dead("no Bitrix24 user to register the call under",
+                        "the agent's extension is not mapped and the portal has no default user")
+    # The mark goes in before the call: if we die after Bitrix24 registered it, the retry re-sends
+    # exactly these parameters and gets the same CALL_ID back.
+    _save(call, token, register_params=params, register_attempted_at=call.register_attempted_at or timezone.now())
+    result = client.call(REGISTER, params).result
+    call_id = result.get("CALL_ID") if isinstance(result, dict) else None
+    if not call_id:
+        raise _Retry(f"register answered without CALL_ID: {result!r}")
+    crm = {k: result.get(k) for k in ("CRM_ENTITY_TYPE", "CRM_ENTITY_ID", "CRM_CREATED_LEAD",
+                                       "CRM_CREATED_ENTITIES", "LEAD_CREATION_ERROR") if k in result}
+    fields: dict[str, Any] = {"b24_call_id": str(call_id), "registered_at": timezone.now(),
+                              "b24_user_id": params.get("USER_ID"), "register_result": crm}
+    if not call.crm_entity_type and result.get("CRM_ENTITY_TYPE") and _int_or_none(result.get("CRM_ENTITY_ID")):
+        fields.update(crm_entity_type=str(result["CRM_ENTITY_TYPE"])[:16],
+                      crm_entity_id=_int_or_none(result["CRM_ENTITY_ID"]))
+    try:
+        with transaction.atomic():
+            _save(call, token, **fields)
+    except IntegrityError as exc:
+        raise _Dead("Bitrix24 returned a CALL_ID that belongs to another call",
+                    f"{call_id} is already bound to another call of this portal") from exc
+    if crm.get("CRM_ENTITY_ID") or crm.get("CRM_CREATED_ENTITIES") or crm.get("CRM_CREATED_LEAD"):
+        # The CRM knows this caller now (maybe as a lead just created): /route must ask Bitrix24 again.
+
+        forget_number(call.portal_id, str(params.get("PHONE_NUMBER") or ""))
+
+
+def _cards(call: Call, step: sm.Step, client: Any, token: str) -> None:
+    """Show and hide in one request (a batch when both), each to all its users at once (USER_ID array).
+
+    A ``false`` answer means Bitrix24 no longer knows the call (finished elsewhere): nothing to show.
+    """
+    shown = {int(u) for u in call.cards_shown or []}
+    commands: dict[str, tuple[str, dict]] = {}
+    if step.show:
+        commands["show"] = (SHOW, {"CALL_ID": call.b24_call_id, "USER_ID": sorted(step.show)})
+    if step.hide:
+        commands["hide"] = (HIDE, {"CALL_ID": call.b24_call_id, "USER_ID": sorted(step.hide)})
+    failure: Exception | None = None
+    if len(commands) == 1:
+        key, (method, params) = next(iter(commands.items()))
+        client.call(method, params)
+        done = {key}
+    else:
+        result = client.batch(commands)
+        done = set(commands) - set(result.errors)
+        failure = next(iter(result.errors.values()), None)
+    if done:
+        _save(call, token, cards_shown=sorted(_apply_cards(shown, step, done)))
+    if failure is not None:
+        raise failure
+
+
+def _apply_cards(shown: set[int], step: sm.Step, done: set[str]) -> set[int]:
+    if "show" in done:
+        shown |= set(step.show)
+    if "hide" in done:
+        shown -= set(step.hide)
+    return shown
+
+
+def _finish(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
+    assert desired.finish is not None
+    params = {**desired.finish, "CALL_ID": call.b24_call_id}
+    if params.get("USER_ID") is None:
+        raise _Dead("no Bitrix24 user to finish the call under", "no agent, missed-call owner or default user")
+    tried_before = call.finish_attempted_at is not None
+    _save(call, token, finish_attempted_at=call.finish_attempted_at or timezone.now(), finish_params=params)
+    try:
+        client.call(FINISH, params)
+    except b24errors.InvalidRequest as exc:
+        # An earlier attempt reached Bitrix24 but its answer was lost: the call is finished already.
+        if not (tried_before and "call is not found" in exc.description.lower()):
+            raise
+        logger.info("call %s: finish retried after a lost answer; Bitrix24 already finished it", call.pk)
+    _save(call, token, finished_at=timezone.now(), cards_shown=[])
+
+
+def _attach_recording(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
+    assert desired.recording is not None
+
+    # Download, conversion and upload can take many minutes: hold the call that long, no longer.
+    _save(call, token, lease_until=timezone.now() + timedelta(seconds=conf("CALLS_RECORDING_LEASE_SECONDS", 1900)))
+    try:
+        attach_recording(call_pk=call.pk, event_id=desired.recording.event_id, client=client)
+    except RecordingError as exc:
+        _save(call, token, recording_error=exc.reason[:2000])
+        if exc.retryable:
+            raise _Retry(f"recording: {exc.reason}", delay=retry_delay(call.attempts + 1, exc)) from exc
+        raise _Dead("recording cannot be attached", exc.reason) from exc
+    _save(call, token, recording_key=desired.recording.event_id, recording_attached_at=timezone.now(),
+          recording_error="")
