@@ -8,9 +8,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     APP_ENV=production \
     APP_VAR_DIR=/var/lib/telephony
 
-# ffmpeg converts PBX recordings that are not wav/mp3 (RECORDINGS_FFMPEG).
+# ffmpeg converts PBX recordings that are not wav/mp3 (RECORDINGS_FFMPEG); gettext compiles locale/.
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg \
+    && apt-get install -y --no-install-recommends ffmpeg gettext \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app
@@ -21,6 +21,7 @@ COPY . .
 # collectstatic needs settings to load; production checks are satisfied by throw-away values
 # for this one build step only (nothing is encrypted or signed during it).
 RUN APP_ENV=development python manage.py collectstatic --no-input \
+    && APP_ENV=development python manage.py compilemessages --ignore 'frontend/*' \
     && useradd --system --home /app telephony \
     && mkdir -p /var/lib/telephony \
     && chown telephony /var/lib/telephony

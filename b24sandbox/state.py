@@ -180,6 +180,7 @@ class Portal:
     time_zone: str = "Europe/Moscow"
     event_auth: str | None = None  # per-portal override of Sandbox.event_auth
     app_is_default_line: bool = True  # ONEXTERNALCALLSTART goes to this app only when it is the default line
+    default_outgoing_number: str = ""  # which of the app's external numbers is that default ("" = the app itself)
     next_binding_id: int = 1000
 
     def find_user(self, *, user_id: int | None = None, phone_inner: str | None = None) -> User | None:

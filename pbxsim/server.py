@@ -5,7 +5,8 @@
   app URL is set, plays an ``originate_<outcome>`` call echoing ``request_id`` as
   ``origin_request_id``), ``refuse`` (a 4xx with a reason), ``error`` (a 5xx) or ``timeout``
   (holds the request open longer than any sane client waits). A command repeated with the same
-  ``request_id`` is answered the same way but places no second call.
+  ``request_id`` is answered the same way but places no second call. A ``test`` command gets 200
+  in ``accept`` mode and places no call (the other modes answer it as they answer any command).
 * ``GET|HEAD /recordings/{name}.wav?seconds=N&tone=Hz``: a valid WAV streamed with its
   Content-Length; optional Basic or Bearer auth, first-N-requests failures and a slow start.
 """
@@ -250,6 +251,11 @@ class SimServer:
             record.status = 504
             if not state.stopping.wait(config.timeout_s):
                 handler._json(504, {"error": "too_slow"})
+            return
+        if payload.get("kind") == "test":
+            # The connector's connection test (pbx-api.md): signature checked above, nothing to dial.
+            record.status = 200
+            handler._json(200, {"ok": True, "kind": "test"})
             return
         record.status = 202
         request_id = str(payload["request_id"])

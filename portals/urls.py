@@ -6,7 +6,6 @@ app_name = "portals"
 
 urlpatterns = [
     path("bitrix24/install/", views.install, name="install"),
-    path("bitrix24/app/", views.app_page, name="app"),
     path("bitrix24/events/", views.events, name="events"),
     path("bitrix24/oauth/start/", views.oauth_start, name="oauth-start"),
     path("bitrix24/oauth/callback/", views.oauth_callback, name="oauth-callback"),

@@ -1,4 +1,7 @@
-"""Bitrix24-facing endpoints: installer, app page, event handler, OAuth connect. Thin: services do the work."""
+"""Bitrix24-facing endpoints: installer, event handler, OAuth connect. Thin: services do the work.
+
+The app page itself (``/bitrix24/app/``) belongs to the in-portal app, which also registers the page
+the installer shows once an install is recorded (``portals.frame_pages``)."""
 
 from __future__ import annotations
 
@@ -9,12 +12,11 @@ from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
-from . import oauth_connect
+from . import frame_pages, oauth_connect
 from .errors import EventRejected, InstallRejected
 from .events import accept_event
 from .iframe import claimed_origin, frame_for, iframe_fields, iframe_view, portal_origin
-from .install import BOUND_EVENTS, events_handler_url, install_from_iframe
-from .page import PageRejected, open_app_page
+from .install import events_handler_url, install_from_iframe
 
 logger = logging.getLogger(__name__)
 
@@ -35,30 +37,11 @@ def install(request: HttpRequest) -> HttpResponse:
         response = render(request, "portals/install_failed.html", {"reason": str(exc)}, status=exc.status)
         return frame_for(response, claimed_origin(fields))
     portal = outcome.portal
-    context = {
-        "portal": portal,
-        "setup": outcome.setup,
-        "reinstalled": outcome.reinstalled,
-        "bound_events": BOUND_EVENTS,
-    }
-    response = render(request, "portals/install.html", context)
+    response = frame_pages.installed_page(request, outcome, fields)
+    if response is None:
+        context = {"portal": portal, "setup": outcome.setup, "reinstalled": outcome.reinstalled}
+        response = render(request, "portals/install.html", context)
     return frame_for(response, portal_origin(portal.client_endpoint))
-
-
-@iframe_view
-@sensitive_variables()
-def app_page(request: HttpRequest) -> HttpResponse:
-    if request.method != "POST":
-        response = render(request, "portals/open_from_bitrix24.html", status=200)
-        return frame_for(response, None)
-    fields = iframe_fields(request)
-    try:
-        page = open_app_page(fields)
-    except PageRejected as exc:
-        response = render(request, "portals/install_failed.html", {"reason": str(exc)}, status=exc.status)
-        return frame_for(response, claimed_origin(fields))
-    response = render(request, "portals/app.html", {"page": page, "portal": page.portal})
-    return frame_for(response, portal_origin(page.portal.client_endpoint))
 
 
 @csrf_exempt

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "portals",
     "calls",
     "ops",
+    "inportal",
 ]
 
 MIDDLEWARE = [

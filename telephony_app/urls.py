@@ -5,4 +5,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("portals.urls")),
     path("", include("calls.pbx_api.urls")),
+    path("", include("inportal.urls")),
 ]

@@ -41,6 +41,27 @@ APP_PATH = "/bitrix24/app/"
 EVENTS_PATH = "/bitrix24/events/"
 
 
+# ------------------------------------------------------------------------------------ catalogues
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _compiled_catalogues() -> None:
+    """Pages and API answers are tested in Russian too: compile a catalogue newer than its .mo
+    (scripts/test compiles them all first; this covers a bare ``pytest`` after editing a .po)."""
+    compiled = False
+    for po in (ROOT / "locale").glob("*/LC_MESSAGES/*.po"):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            subprocess.run(["msgfmt", "--check", "-o", str(mo), str(po)], check=True)
+            compiled = True
+    if compiled:
+        # Catalogues Django loaded before (test database setup) were read without these files.
+        from django.utils.translation import trans_real
+
+        trans_real._translations.clear()
+        trans_real._default = None
+
+
 # ------------------------------------------------------------------------------------ transports
 
 

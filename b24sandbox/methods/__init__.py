@@ -7,7 +7,7 @@ import importlib
 
 def load() -> None:
     """Import every module that registers methods (registration is an import side effect)."""
-    for name in ("users", "app", "event_methods", "placements", "system"):
+    for name in ("users", "app", "event_methods", "placements", "system", "voximplant_lines"):
         importlib.import_module(f"b24sandbox.methods.{name}")
     try:
         importlib.import_module("b24sandbox.telephony")

@@ -42,6 +42,9 @@ class PbxConnection(models.Model):
         blank=True,
         help_text="Extra host names recordings may be downloaded from (the originate URL's host is always allowed)",
     )
+    # When the PBX's signature last verified (kept to the minute: written at most once a minute).
+    first_signed_request_at = models.DateTimeField(null=True, blank=True)
+    last_signed_request_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

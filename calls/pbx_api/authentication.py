@@ -43,6 +43,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+from calls.connections.activity import note_signed_request
 from calls.connections.services import auth_epoch_key
 from calls.models import ConnectionSecret, PbxConnection
 from calls.pbx_api import signing
@@ -245,6 +246,7 @@ class PbxSignatureAuthentication(BaseAuthentication):
             except signing.SignatureError as again:
                 raise PbxApiError(401, again.code, str(again)) from again
         connection = material.build_connection()
+        note_signed_request(connection)
         return PbxPrincipal(connection), PbxAuth(connection, signed, body, None)
 
     def authenticate_header(self, request: Request) -> str:

@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from calls.connections.activity import note_signed_request
 from calls.lines.services import replace_lines
 from calls.pbx_api.authentication import HasPbxSignature, PbxAuth, PbxSignatureAuthentication
 from calls.pbx_api.errors import pbx_exception_handler
@@ -122,6 +123,7 @@ class RecordingView(PbxApiView):
             content_length=_content_length(django_request.META),
             max_bytes=int(settings.RECORDING_MAX_BYTES),
         )
+        note_signed_request(auth.connection)
         return self.answer(
             receive_recording(
                 auth.connection,

@@ -47,7 +47,8 @@ def test_marketplace_install_stores_the_portal_binds_events_and_finishes_from_th
 
     response = installed.install_response
     html = response.content.decode()
-    assert "//api.bitrix24.com/api/v1/" in html and "BX24.installFinish()" in html
+    # The installing admin lands in the app's setup wizard (which calls installFinish at its end).
+    assert '<script id="app-boot"' in html and '"mode": "wizard"' in html
     assert "frame-ancestors 'self' https://acme.bitrix24.test" in response["Content-Security-Policy"]
     assert not response.has_header("X-Frame-Options")
     cred = PortalCredential.objects.get(portal=portal)
@@ -58,7 +59,7 @@ def test_marketplace_install_stores_the_portal_binds_events_and_finishes_from_th
     sandbox.install_finish(b24)
     page = sandbox.open_app(b24)
     assert page.status_code == 200
-    assert "connected" in page.content.decode()
+    assert '"installFinished": true' in page.content.decode()
     portal.refresh_from_db()
     assert portal.install_finished
 
@@ -160,7 +161,7 @@ def test_onappinstall_arriving_before_the_installer_page_installs_and_the_page_t
     page = DjangoTransport()(url, body, headers)
 
     assert page.status_code == 200
-    assert "BX24.installFinish()" in page.content.decode()
+    assert '"mode": "wizard"' in page.content.decode()
     # The same installation: the chain from ONAPPINSTALL stays; bindings are not duplicated.
     assert PortalCredential.objects.get(portal=portal).access_token == tokens_from_event
     assert len(b24.event_bindings) == len(BOUND_EVENTS)
@@ -269,12 +270,12 @@ def test_any_portal_user_can_open_the_app_page_but_a_forged_application_token_ca
 
 
 @pytest.mark.django_db
-def test_the_app_page_shows_the_admin_why_a_dead_portal_stopped_working(sandbox, installed_portal):
+def test_the_app_page_of_a_dead_portal_still_opens_and_carries_its_status(sandbox, installed_portal):
     Portal.objects.filter(pk=installed_portal.portal.pk).update(
         status=Portal.Status.TOKENS_DEAD, dead_reason="invalid_grant: refresh refused"
     )
 
     html = sandbox.open_app(installed_portal.b24).content.decode()
 
-    assert "Tokens dead" in html and "invalid_grant: refresh refused" in html
-    assert "reinstall" in html
+    # The page opens (the viewer's own token still works); the status API says what is wrong.
+    assert '"status": "tokens_dead"' in html

@@ -1,0 +1,38 @@
+"""The in-portal JSON API, version 1, and its own OpenAPI schema (apart from the PBX API's)."""
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
+
+from ..connections import views as connections
+from ..status import views as status
+from ..wizard import views as wizard
+from .session_views import SessionView
+
+api_v1 = [
+    path("session", SessionView.as_view(), name="inportal-session"),
+    path("status", status.StatusView.as_view(), name="inportal-status"),
+    path("repairs/<str:repair_id>", status.RepairView.as_view(), name="inportal-repair"),
+    path("wizard", wizard.WizardView.as_view(), name="inportal-wizard"),
+    path("connections", connections.ConnectionsView.as_view(), name="inportal-connections"),
+    path("connections/<str:connection_id>", connections.ConnectionView.as_view(), name="inportal-connection"),
+    path("connections/<str:connection_id>/rotate", connections.RotateView.as_view(), name="inportal-connection-rotate"),
+    path("connections/<str:connection_id>/test", connections.ConnectionTestView.as_view(),
+         name="inportal-connection-test"),
+    path("connections/<str:connection_id>/check", connections.CheckView.as_view(), name="inportal-connection-check"),
+]
+
+schema_urls = [
+    path(
+        "bitrix24/app/api/v1/schema/",
+        SpectacularAPIView.as_view(
+            patterns=[path("bitrix24/app/api/v1/", include(api_v1))],
+            custom_settings={
+                "TITLE": "In-portal app API",
+                "DESCRIPTION": "The JSON API the connector's pages inside Bitrix24 use (version 1).",
+                "VERSION": "1.0.0",
+                "ENUM_NAME_OVERRIDES": {"WizardStepEnum": "inportal.wizard.services.STEPS"},
+            },
+        ),
+        name="inportal-api-schema",
+    ),
+]
