@@ -171,7 +171,10 @@ def _portal_section(sb: Sandbox, portal: Portal) -> str:
     state = "not installed" if app is None else ("installed" if app.installed else "installing (installFinish pending)")
     hidden = _hidden_portal(portal)
     buttons = []
-    lang_select = "<select name=lang><option value=en>English</option><option value=ru>Русский</option></select>"
+    lang_select = "<select name=lang>" + "".join(
+        f'<option value="{code}"{" selected" if code == portal.lang else ""}>{label}</option>'
+        for code, label in (("en", "English"), ("ru", "Русский"))
+    ) + "</select>"
     if app is None:
         buttons.append(
             f'<form method=post action="/frame/install" class=inline>{hidden}{lang_select} '

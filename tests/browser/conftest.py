@@ -143,3 +143,147 @@ def app_frame(page: Any, timeout: float = 15_000) -> Any:
     frame = handle.content_frame()
     assert frame is not None
     return frame
+
+
+# ------------------------------------------------------------------------------------ the app in the portal page
+
+
+@dataclass
+class AppView:
+    """The sandbox's portal page with the app framed in it."""
+
+    watched: BrowserPage
+    stack: AppStack
+
+    @property
+    def page(self) -> Any:
+        return self.watched.page
+
+    @property
+    def frame(self) -> Any:
+        return app_frame(self.page)
+
+    def wait_ready(self, selector: str = "#app-root") -> Any:
+        frame = self.frame
+        frame.wait_for_selector(selector, timeout=20_000)
+        return frame
+
+    def open_tab(self, name: str) -> Any:
+        frame = self.frame
+        frame.click(f"#app-tabs button:has-text({name!r}), #app-tabs [role=tab]:has-text({name!r})")
+        return frame
+
+    def fit(self) -> dict[str, float]:
+        """Scroll sizes of the frame's document and the frame box's height, once the page has settled."""
+        frame = self.frame
+        self.page.wait_for_timeout(400)  # the SDK's resize round trip after the last render
+        inner = frame.evaluate("""() => ({scrollWidth: document.documentElement.scrollWidth,
+            clientWidth: document.documentElement.clientWidth, scrollHeight: document.documentElement.scrollHeight,
+            clientHeight: document.documentElement.clientHeight,
+            content: Math.ceil(document.getElementById('app-root').getBoundingClientRect().height)})""")
+        inner["frameHeight"] = self.page.eval_on_selector("#app-frame", "f => f.getBoundingClientRect().height")
+        inner["frameWidth"] = self.page.eval_on_selector("#app-frame", "f => f.getBoundingClientRect().width")
+        return inner
+
+    def assert_fits(self) -> None:
+        size = self.fit()
+        assert size["scrollWidth"] <= size["clientWidth"], f"horizontal scroll inside the frame: {size}"
+        assert size["scrollHeight"] <= size["clientHeight"] + 1, f"vertical scroll inside the frame: {size}"
+        assert abs(size["frameHeight"] - size["content"]) <= 2, f"the frame is not as tall as the page: {size}"
+
+    def api(self, method: str, path: str, *, token: str | None = None, body: Any = None,
+            auth_id: str | None = None) -> dict[str, Any]:
+        """A request to the app's API from inside the frame (the real browser, the page's own origin)."""
+        return self.frame.evaluate(
+            """async ([method, path, token, body, authId]) => {
+                const boot = JSON.parse(document.getElementById('app-boot').textContent);
+                const headers = {Accept: 'application/json'};
+                if (token !== '') headers.Authorization = 'Bearer ' + (token ?? boot.session);
+                if (authId) headers['X-Bitrix24-Auth'] = authId;
+                if (body !== null) headers['Content-Type'] = 'application/json';
+                const r = await fetch(boot.apiBase + path, {method, headers, credentials: 'omit',
+                    body: body === null ? undefined : JSON.stringify(body)});
+                let data = null; try { data = await r.json(); } catch (e) {}
+                return {status: r.status, body: data};
+            }""",
+            [method, path, token, body, auth_id],
+        )
+
+    def boot(self) -> dict[str, Any]:
+        return self.frame.evaluate("() => JSON.parse(document.getElementById('app-boot').textContent)")
+
+    def auth_id(self) -> str:
+        """The AUTH_ID the portal page POSTed into the frame (what the SDK holds)."""
+        return self.page.evaluate("() => document.querySelector('#app-form input[name=AUTH_ID]').value")
+
+
+@dataclass
+class AppStack:
+    """Bitrix24 (the sandbox, a real HTTP server on 127.0.0.1) and the connector (Django's live server on
+    localhost, another site): the app's frame is a third-party context as in a real portal."""
+
+    sandbox: Any
+    sandbox_url: str
+    app_url: str
+    open_page: Callable[..., BrowserPage]
+
+    def create_portal(self, domain: str = "demo.bitrix24.test", *, lang: str = "en", seed: str | None = "demo",
+                      **kw: Any) -> Any:
+        b24 = self.sandbox.create_portal(domain, seed=seed, lang=lang, **kw)
+        self.sandbox.set_limits(b24, enabled=False)
+        return b24
+
+    def install(self, b24: Any, *, wizard_done: bool = True) -> Any:
+        """Install without a browser (the installer page POSTed by the sandbox, then installFinish)."""
+        from inportal.models import WizardState
+        from portals.models import Portal
+
+        response = self.sandbox.install(b24)
+        assert response.status_code == 200, response.text[:2000]
+        portal = Portal.objects.get(member_id=b24.member_id)
+        if wizard_done:
+            WizardState.objects.update_or_create(portal=portal, defaults={"done": True, "step": "finish"})
+        return portal
+
+    def frame_url(self, b24: Any, user_id: int | None = None, lang: str | None = None) -> str:
+        query = f"portal={b24.member_id}&user_id={user_id or b24.admin().id}"
+        return f"{self.sandbox_url}/frame/?{query}" + (f"&lang={lang}" if lang else "")
+
+    def open_app(self, b24: Any, user_id: int | None = None, *, lang: str | None = None, browser: Any = None,
+                 ready: str = "#app-root") -> AppView:
+        watched = self.open_page(browser=browser)
+        view = AppView(watched, self)
+        watched.page.goto(self.frame_url(b24, user_id, lang))
+        if ready:
+            view.wait_ready(ready)
+        return view
+
+
+@pytest.fixture
+def app_stack(frontend_build, live_server, settings, transactional_db, open_page) -> Iterator[AppStack]:
+    from b24sandbox.clock import RealClock
+    from b24sandbox.sandbox import Sandbox
+
+    sb = Sandbox(clock=RealClock(), allow_http=True)
+    server = sb.serve("127.0.0.1", 0)
+    app_url = live_server.url
+    settings.APP_BASE_URL = app_url
+    settings.BITRIX24_ALLOW_HTTP = True
+    settings.BITRIX24_OAUTH_SERVER = f"{server.base_url}/oauth"
+    settings.BITRIX24_OAUTH_HOSTS = [*settings.BITRIX24_OAUTH_HOSTS, "127.0.0.1"]
+    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
+    settings.RECORDINGS_ALLOW_HTTP = True
+    sb.register_app(
+        settings.BITRIX24_CLIENT_ID,
+        settings.BITRIX24_CLIENT_SECRET,
+        scopes=list(settings.BITRIX24_APP_SCOPES),
+        app_url=f"{app_url}/bitrix24/app/",
+        installer_url=f"{app_url}/bitrix24/install/",
+        install_event_url=f"{app_url}/bitrix24/events/",
+        redirect_uri=f"{app_url}/bitrix24/oauth/callback/",
+    )
+    try:
+        yield AppStack(sb, server.base_url, app_url, open_page)
+    finally:
+        server.stop()
+    assert not sb.internal_errors, "the sandbox itself failed:\n" + "\n".join(sb.internal_errors)
