@@ -6,8 +6,9 @@
 // frontend/i18n-build/ (not tracked), and makemessages -d djangojs runs over that. Then translate the new
 // entries; tests/frontend/test_catalogues.py fails on an untranslated, missing or stale message.
 //
-//   node scripts/extract-messages.mjs            update the catalogues
-//   node scripts/extract-messages.mjs --sources  only write i18n-build/ (what the test compares against)
+//   node scripts/extract-messages.mjs              update locale/{ru,en}/LC_MESSAGES/djangojs.po
+//   node scripts/extract-messages.mjs --out DIR    compile into DIR and update DIR/locale/ if DIR has one
+//                                                  (how the test checks the catalogues without touching them)
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative } from 'node:path'
@@ -43,8 +44,12 @@ function compileVue(file) {
   return parts.join('\n')
 }
 
-export function writeSources(target = out) {
-  rmSync(target, { recursive: true, force: true })
+function writeSources(target) {
+  // keep a locale/ folder the caller put there (the test's copy of the catalogues)
+  mkdirSync(target, { recursive: true })
+  for (const entry of readdirSync(target, { withFileTypes: true }).filter((e) => e.name !== 'locale')) {
+    rmSync(join(target, entry.name), { recursive: true, force: true })
+  }
   for (const file of walk(sources)) {
     const name = relative(sources, file)
     let code = null
@@ -59,6 +64,7 @@ export function writeSources(target = out) {
 }
 
 function makemessages(dir) {
+  // makemessages writes to dir/locale/ when there is one, else to the project's LOCALE_PATHS
   const python = process.env.PYTHON || join(root, '.venv', 'bin', 'python')
   const result = spawnSync(python, [join(root, 'manage.py'), 'makemessages', '--domain', 'djangojs', '--locale', 'ru',
     '--locale', 'en', '--no-obsolete', '--no-location', '--no-wrap', '--extension', 'js'], { cwd: dir, stdio: 'inherit' })
@@ -66,6 +72,7 @@ function makemessages(dir) {
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const dir = writeSources()
-  if (!process.argv.includes('--sources')) makemessages(dir)
+  const at = process.argv.indexOf('--out')
+  const target = at > 0 ? process.argv[at + 1] : out
+  makemessages(writeSources(target))
 }
