@@ -151,6 +151,12 @@ def index_page(sb: Sandbox, message: str = "") -> str:
             f" (installer <code>{_e(app.installer_url or app.app_url)}</code>)"
         )
     parts.append("</p>")
+    pbx_url = getattr(sb, "demo_pbx_url", None)
+    if pbx_url:
+        parts.append(
+            f'<p>Demo PBX: <a href="{_e(pbx_url)}" target=_blank id=demo-pbx>its settings page</a> takes the events URL '
+            "and secret the app's setup wizard shows, and gives back its command URL.</p>"
+        )
     for portal in sb.portals.values():
         parts.append(_portal_section(sb, portal))
     parts.append(

@@ -136,6 +136,20 @@ def open_page(chromium) -> Iterator[Callable[..., BrowserPage]]:
     assert not problems, "the browser reported problems:\n" + "\n".join(problems)
 
 
+def wait_until(predicate: Callable[[], Any], *, timeout: float = 30.0, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy (work done by another process)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(0.2)
+
+
 def app_frame(page: Any, timeout: float = 15_000) -> Any:
     """The app's frame inside the sandbox's portal page, once it has loaded."""
     page.wait_for_selector("#app-frame", state="attached", timeout=timeout)
