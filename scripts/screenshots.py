@@ -147,7 +147,7 @@ def run_wizard(stack: Stack, page: Any, portal: Any, lang: str, out: Path) -> No
         document.body.appendChild(form); form.submit();
     }""", [portal.member_id, lang])
     frame = page.wait_for_selector("#app-frame").content_frame()
-    frame.wait_for_selector("#page-wizard[data-step=connect_pbx]", timeout=30_000)
+    frame.wait_for_selector("#page-wizard[data-step=connect]", timeout=30_000)
     frame.click(".connection-submit")
     frame.wait_for_selector(".secret-reveal")
     events_url = frame.input_value(".secret-reveal [data-field=events_url] input")

@@ -58,7 +58,7 @@ def test_a_newcomer_goes_from_install_to_the_first_calls_card_and_recording(app_
 
     # --- the wizard in the installer's frame: create the connection, its secret shown once
     frame = app_frame(page)
-    frame.wait_for_selector("#page-wizard[data-step=connect_pbx]", timeout=30_000)
+    frame.wait_for_selector("#page-wizard[data-step=connect]", timeout=30_000)
     assert frame.evaluate("() => document.documentElement.lang") == lang
     frame.click(".connection-submit")
     frame.wait_for_selector(".secret-reveal")

@@ -9,7 +9,7 @@ export function createAppState(boot, api) {
     api,
     isAdmin: Boolean(boot.isAdmin),
     lang: boot.lang === 'ru' ? 'ru' : 'en',
-    wizard: { done: Boolean(boot.wizard && boot.wizard.done), step: (boot.wizard && boot.wizard.step) || 'connect_pbx' },
+    wizard: { done: Boolean(boot.wizard && boot.wizard.done), step: (boot.wizard && boot.wizard.step) || 'connect' },
     mode: boot.mode === 'wizard' ? 'wizard' : 'app',
     installFinished: Boolean(boot.installFinished),
   })
