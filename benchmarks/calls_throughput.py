@@ -175,6 +175,8 @@ def _portals(sb: Any, count: int, recordings: Any, tag: str) -> list[tuple[str, 
     from b24sandbox.state import User
     from calls.connections.services import create_connection
     from calls.extensions import extension_map
+    from calls.models import PbxLine
+    from pbxsim.scenarios import PBX_LINE
     from portals.models import Portal
 
     connections = []
@@ -193,6 +195,8 @@ def _portals(sb: Any, count: int, recordings: Any, tag: str) -> list[tuple[str, 
         issued.connection.recording_hosts = ["127.0.0.1"]
         issued.connection.save(update_fields=["recording_hosts"])
         recordings.add_connection(issued.connection.public_id, issued.secret)
+        # The simulated PBX's line, declared (PUT …/lines) and not yet in Bitrix24: the first call adds it.
+        PbxLine.objects.create(connection=issued.connection, number=PBX_LINE, name="Bench line")
         extension_map.sync_extensions(portal.pk)  # warm: the map a running portal already has
         connections.append((issued.connection.public_id, issued.secret))
     return connections

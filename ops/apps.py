@@ -8,6 +8,8 @@ class OpsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from ops.logs import celery_context
         from ops.metrics import observers
 
         observers.connect()
+        celery_context.connect()

@@ -17,6 +17,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+import logcontext
 from b24client import errors, phparray, redact
 
 from .errors import EventRejected, InstallRejected
@@ -160,6 +161,7 @@ def process_event(event_id: int) -> str:
         event = Bitrix24Event.objects.select_for_update().filter(pk=event_id).first()
         if event is None or event.status in _FINAL:
             return event.status if event else "missing"
+        logcontext.bind(portal_id=event.portal_id)
         if (
             event.status == Bitrix24Event.Status.PROCESSING
             and event.processing_started_at

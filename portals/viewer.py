@@ -123,7 +123,7 @@ def identify_viewer(portal: Portal, auth_id: str) -> Viewer:
 
 
 def portal_of_auth_id(auth_id: str) -> tuple[Portal, int]:
-    """The portal and user an ``AUTH_ID`` belongs to, from the OAuth server's ``app.info`` (contract §1.11):
+    """The portal and user an ``AUTH_ID`` belongs to, from the OAuth server's ``app.info`` (docs/bitrix24-contract.md §1.11):
     the token must be alive, ours, and of a portal that installed the app."""
     auth_id = (auth_id or "").strip()
     if not auth_id:

@@ -81,14 +81,17 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Redoc / Swagger UI served from our static files (docs work offline)
     "portals",
     "calls",
     "ops",
+    "console",
     "inportal",
 ]
 
 MIDDLEWARE = [
     "ops.middleware.ProbeMiddleware",  # first: probes and scrapes skip host validation and the HTTPS redirect
+    "ops.logs.middleware.LogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -218,6 +221,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
 }
+# The docs pages load Redoc / Swagger UI from our own static files, never from a CDN.
+SPECTACULAR_SETTINGS.update({"REDOC_DIST": "SIDECAR", "SWAGGER_UI_DIST": "SIDECAR", "SWAGGER_UI_FAVICON_HREF": "SIDECAR"})
 
 # --- Celery ------------------------------------------------------------------------------------
 # A namespace keeps concurrent test runs (and a demo running beside them) from consuming each
@@ -299,12 +304,20 @@ CELERY_BEAT_SCHEDULE["calls-sweep-overdue"] = {
     "schedule": CALLS_SWEEP_INTERVAL_SECONDS,
 }
 
+# json (default in production) or plain.
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if IS_PRODUCTION else "plain")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {"redact": {"()": "b24client.redact.RedactingFilter"}},
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["redact"]}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # One JSON object per line with portal_id / call_id / pbx_call_id of the work in hand (ops.logs).
+        "json": {"()": "ops.logs.formatting.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT, "filters": ["redact"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # urllib3 logs full URLs, and Bitrix24's OAuth GET carries secrets in the query string.
     "loggers": {"urllib3": {"level": "WARNING"}, "requests_oauthlib": {"level": "WARNING"}},
@@ -362,3 +375,7 @@ CELERY_BEAT_SCHEDULER = "ops.beat:HeartbeatScheduler"
 # (never through a proxy). PROMETHEUS_MULTIPROC_DIR (environment only) adds up gunicorn/pool processes.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 METRICS_ALLOWED_NETWORKS = env_list("METRICS_ALLOWED_NETWORKS", "" if IS_PRODUCTION else "127.0.0.0/8,::1/128")
+
+# --- Operator console (console/, /console/, staff only) -------------------------------------------------
+CONSOLE_PBX_SILENT_HOURS = float(env_str("CONSOLE_PBX_SILENT_HOURS", "24"))
+CONSOLE_WINDOW_HOURS = float(env_str("CONSOLE_WINDOW_HOURS", "24"))

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("console/", include("console.urls")),
     path("", include("portals.urls")),
     path("", include("calls.pbx_api.urls")),
     path("", include("inportal.urls")),

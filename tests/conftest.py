@@ -55,9 +55,13 @@ def _compiled_catalogues() -> None:
             subprocess.run(["msgfmt", "--check", "-o", str(mo), str(po)], check=True)
             compiled = True
     if compiled:
-        # Catalogues Django loaded before (test database setup) were read without these files.
+        # Catalogues loaded before (test database setup) were read from the old files: Django and
+        # Python's gettext module both keep them.
+        import gettext
+
         from django.utils.translation import trans_real
 
+        gettext._translations.clear()
         trans_real._translations.clear()
         trans_real._default = None
 

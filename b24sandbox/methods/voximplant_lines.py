@@ -1,7 +1,7 @@
 """The portal's outgoing lines and its "default number for outgoing calls" (``voximplant.line.*``).
 
 Click-to-call reaches an external-telephony app only while the app (or one of its external lines) is
-that default (contract §5.9, §6.1). Bitrix24 lists the app as a pseudo-line ``REST_APP:<app id>`` and
+that default (docs/bitrix24-contract.md §5.9, §6.1). Bitrix24 lists the app as a pseudo-line ``REST_APP:<app id>`` and
 each of its external lines by number, next to the portal's own lines (here only ``LINK_BASE_NUMBER``).
 All three methods need the telephony line-management right; the sandbox grants it to administrators.
 

@@ -26,7 +26,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from b24client import errors as b24errors
-from calls.models import PbxConnection, PbxLine
+from calls.models import Call, PbxConnection, PbxLine, SeenLineNumber
 from calls.pbx_api.intake import enqueue_after_commit, load_json
 from calls.pbx_api.receipts import answer_once
 from calls.pbx_api.responses import PbxAnswer, error_body
@@ -262,3 +262,18 @@ def _sync_removed(
     # Only if the PBX has not listed the number again meanwhile.
     PbxLine.objects.filter(pk=line.pk, removed_at__isnull=False).delete()
     line._synced = True  # type: ignore[attr-defined]
+
+
+def record_seen_line(call: Call, number: str) -> None:
+    """Remember that ``call`` came with ``number`` as its line although no PBX of the portal declared it."""
+    if not number or call.connection_id is None:
+        return
+    now = timezone.now()
+    seen, created = SeenLineNumber.objects.get_or_create(
+        connection_id=call.connection_id, number=number[:64],
+        defaults={"first_seen_at": now, "last_seen_at": now, "last_call": call},
+    )
+    if not created:
+        SeenLineNumber.objects.filter(pk=seen.pk).update(last_seen_at=now, last_call=call)
+    logger.info("call %s: line %s was never declared by the PBX; not added to Bitrix24, recorded as seen",
+                call.pk, number)

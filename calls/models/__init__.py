@@ -1,7 +1,7 @@
 """Models of the calls app, one module per concern; re-exported here for Django and callers."""
 
 from .calls import Call, DeadLetter, ExtensionDirectory
-from .connections import ConnectionSecret, ExtensionOverride, PbxConnection, PbxLine
+from .connections import ConnectionSecret, ExtensionOverride, PbxConnection, PbxLine, SeenLineNumber
 from .inbox import PbxEvent, PbxWebhookReceipt
 from .originate import OriginateCommand
 from .routing import LineRouting, RouteDecision
@@ -19,4 +19,5 @@ __all__ = [
     "PbxLine",
     "PbxWebhookReceipt",
     "RouteDecision",
+    "SeenLineNumber",
 ]

@@ -124,6 +124,28 @@ class PbxLine(models.Model):
         return self.number
 
 
+class SeenLineNumber(models.Model):
+    """A number a PBX gave as a call's line without ever declaring it (``PUT …/lines``).
+
+    Such a number is not a company line: it is never added to Bitrix24 and never sent as
+    ``LINE_NUMBER`` (Bitrix24 would add it to the app's lines). It is kept here, one row per connection
+    and number, so that an admin can see it and make it a line on purpose.
+    """
+
+    connection = models.ForeignKey(PbxConnection, on_delete=models.CASCADE, related_name="seen_line_numbers")
+    number = models.CharField(max_length=64, help_text="normalised as the call's numbers are")
+    first_seen_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    last_call = models.ForeignKey("calls.Call", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["connection_id", "-last_seen_at"]
+        constraints = [models.UniqueConstraint(fields=["connection", "number"], name="calls_seen_line_unique_number")]
+
+    def __str__(self) -> str:
+        return self.number
+
+
 class ExtensionOverride(models.Model):
     """Maps a PBX extension to a Bitrix24 user for one connection, over ``UF_PHONE_INNER``."""
 

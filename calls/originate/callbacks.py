@@ -5,12 +5,14 @@ agent, send the originate command (with the text to read to the agent and the vo
 state machine registers the call as a callback (``TYPE=4`` with ``LINE_NUMBER``) when the PBX's
 ``call.started`` echoes our request id, then finishes it and attaches the recording.
 
-Which agent:
+Which agent: the chain an incoming call follows (``calls.routing.rules.choose``), so a callback rings
+whoever the same client calling in would reach:
 1. the responsible person of the CRM object the form named (then of the other CRM objects that own
    the number, in Bitrix24's order) if they have an extension on the chosen connection and are at
-   work (the same TIMEMAN rule as ``/route``: a callback must ring someone who can answer);
-2. else the line's callback agent (``LineRouting.callback_user_id``);
-3. else the portal's callback agent (``Portal.settings["callback_user_id"]``).
+   work, unless the line routes without the CRM;
+2. else the line's callback agent (``LineRouting.callback_user_id``), then the portal's
+   (``Portal.settings["callback_user_id"]``), if they have an extension;
+3. else the line's default: its extension (a queue or ring group, too) or its default user's.
 
 Which connection: the enabled one that owns ``LINE_NUMBER``, else the portal's default.
 
@@ -34,7 +36,7 @@ from django.db import IntegrityError, transaction
 
 from b24client import errors as b24errors
 from calls import phones
-from calls.models import Call, LineRouting, OriginateCommand, PbxConnection
+from calls.models import Call, OriginateCommand, PbxConnection
 from calls.originate import commands, messages
 from calls.originate.click_to_call import (  # the same outcomes as a click-to-call start
     DUPLICATE,
@@ -48,7 +50,7 @@ from calls.originate.click_to_call import (  # the same outcomes as a click-to-c
     line_owner,
 )
 from calls.routing import lookup
-from calls.routing.rules import AT_WORK_STATUSES, CrmCandidate
+from calls.routing.rules import CrmCandidate, choose
 from portals.models import Portal
 
 logger = logging.getLogger(__name__)
@@ -86,9 +88,9 @@ class CallbackRequest:
 
 @dataclass(frozen=True)
 class Agent:
-    user_id: int
+    user_id: int | None  # None: the line's default extension, a queue or ring group
     extension: str
-    source: str  # crm_responsible | line_callback_agent | portal_callback_agent
+    source: str  # the reason of calls.routing.rules.choose
 
 
 def _crm_candidates(portal: Portal, client: str) -> list[CrmCandidate]:
@@ -121,33 +123,22 @@ def portal_callback_agent(portal: Portal) -> int | None:
     return value if value > 0 else None
 
 
-def line_callback_agent(connection: PbxConnection, line_number: str) -> int | None:
-    if not line_number:
-        return None
-    return (
-        LineRouting.objects.filter(line__connection=connection, line__number=line_number, line__removed_at__isnull=True)
-        .values_list("callback_user_id", flat=True)
-        .first()
-    )
-
-
 def choose_agent(portal: Portal, connection: PbxConnection, client: str, line_number: str,
                  entity: tuple[str, int] | None) -> Agent | None:
-    for candidate in _named_first(_crm_candidates(portal, client), entity):
-        if candidate.responsible_id is None or candidate.timeman_status not in AT_WORK_STATUSES:
-            continue
-        extension = extension_for(portal.pk, candidate.responsible_id, connection.pk)
-        if extension:
-            return Agent(candidate.responsible_id, extension, "crm_responsible")
-    for user_id, source in (
-        (line_callback_agent(connection, line_number), "line_callback_agent"),
-        (portal_callback_agent(portal), "portal_callback_agent"),
-    ):
-        if user_id:
-            extension = extension_for(portal.pk, user_id, connection.pk)
-            if extension:
-                return Agent(user_id, extension, source)
-    return None
+    """Who rings first; None when the chain ends with nobody who has an extension."""
+    routing = lookup.line_routing(connection, line_number)
+    candidates = _named_first(_crm_candidates(portal, client), entity) if lookup.asks_crm(routing) else []
+    _, user_by_extension = lookup.extension_maps(connection)
+    choice = choose(
+        candidates,
+        lambda user_id: extension_for(portal.pk, user_id, connection.pk),
+        lookup.line_default(routing),
+        user_by_extension.get,
+        named_agents=(routing.callback_user_id if routing else None, portal_callback_agent(portal)),
+    )
+    if not choice.extension:
+        return None
+    return Agent(choice.user_id, choice.extension, choice.reason)
 
 
 def start_callback(portal_id: int, event_id: int, data: Mapping[str, Any]) -> str:

@@ -43,6 +43,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+import logcontext
 from calls.connections.activity import note_signed_request
 from calls.connections.services import auth_epoch_key
 from calls.models import ConnectionSecret, PbxConnection
@@ -226,6 +227,7 @@ class PbxSignatureAuthentication(BaseAuthentication):
         verifier = signing.StreamingVerifier(material.keys_at(now), signed)
         if streamed:
             connection = material.build_connection()
+            logcontext.bind(portal_id=connection.portal_id)
             return PbxPrincipal(connection), PbxAuth(connection, signed, None, verifier)
         try:
             body = request._request.body
@@ -246,6 +248,7 @@ class PbxSignatureAuthentication(BaseAuthentication):
             except signing.SignatureError as again:
                 raise PbxApiError(401, again.code, str(again)) from again
         connection = material.build_connection()
+        logcontext.bind(portal_id=connection.portal_id)  # this request's log lines name the tenant
         note_signed_request(connection)
         return PbxPrincipal(connection), PbxAuth(connection, signed, body, None)
 

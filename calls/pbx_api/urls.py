@@ -1,5 +1,5 @@
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from calls.pbx_api import route_views
 from calls.pbx_api import views as pbx_views
@@ -24,4 +24,5 @@ urlpatterns = [
         name="pbx-api-schema",
     ),
     path("api/pbx/v1/docs/", SpectacularRedocView.as_view(url_name="pbx-api-schema"), name="pbx-api-docs"),
+    path("api/pbx/v1/swagger/", SpectacularSwaggerView.as_view(url_name="pbx-api-schema"), name="pbx-api-swagger"),
 ]

@@ -292,7 +292,19 @@ class RouteQuery:
         ]
 
 
-def _extension_maps(connection: PbxConnection) -> tuple[dict[int, str], dict[str, int]]:
+def line_default(routing: LineRouting | None) -> LineDefault:
+    """Where the line's calls go when no CRM responsible takes them."""
+    if routing is None:
+        return LineDefault()
+    return LineDefault(extension=routing.default_extension or None, user_id=routing.default_user_id)
+
+
+def asks_crm(routing: LineRouting | None) -> bool:
+    """Whether the line's calls go to the CRM responsible first (the default for a line without settings)."""
+    return routing is None or routing.route_to_responsible
+
+
+def extension_maps(connection: PbxConnection) -> tuple[dict[int, str], dict[str, int]]:
     """(user -> extension, extension -> user) on this connection: UF_PHONE_INNER with overrides.
 
     Read straight from the stored directory, never refreshed here: a refresh is a ``user.get``
@@ -322,7 +334,8 @@ def _extension_maps(connection: PbxConnection) -> tuple[dict[int, str], dict[str
     return by_user, by_extension
 
 
-def _line_routing(connection: PbxConnection, line_number: str) -> LineRouting | None:
+def line_routing(connection: PbxConnection, line_number: str) -> LineRouting | None:
+    """The routing settings of the connection's line ``line_number`` (normalised), if it has any."""
     if not line_number:
         return None
     line = (
@@ -439,14 +452,11 @@ def decide_route(
         return cached
     generation = found.get(generation_key, 0)
     client = query.client
-    routing = _line_routing(connection, query.line)
-    by_user, by_extension = _extension_maps(connection)
-    fallback = LineDefault(
-        extension=(routing.default_extension or None) if routing else None,
-        user_id=routing.default_user_id if routing else None,
-    )
+    routing = line_routing(connection, query.line)
+    by_user, by_extension = extension_maps(connection)
+    fallback = line_default(routing)
     tag: str | None = None
-    if not client or phones.is_extension(client) or (routing is not None and not routing.route_to_responsible):
+    if not client or phones.is_extension(client) or not asks_crm(routing):
         candidates, source = [], SOURCE_NOT_ASKED
     else:
         entry = _live_entry(found.get(entry_key), generation)

@@ -1,8 +1,9 @@
-"""Who should take an incoming call: the pure rules behind ``/route`` (no Django, no I/O).
+"""Who takes a call from a client: the pure rules (no Django, no I/O) behind ``/route`` and callbacks.
 
 Bitrix24's ``telephony.externalCall.searchCrmEntities`` returns the CRM objects that own a phone
 number, "sorted by internal priority" (Bitrix24 recommends taking the first), each with its
-responsible user, that user's extension and their working-day status (TIMEMAN_STATUS). The rules:
+responsible user, that user's extension and their working-day status (TIMEMAN_STATUS). The chain,
+the same for an incoming call and a CRM-form callback:
 
 * Walk the objects in Bitrix24's order; take the first whose responsible user has an extension on
   this connection (our extension map first, then the ``USER_PHONE_INNER`` Bitrix24 returned) and is
@@ -10,6 +11,8 @@ responsible user, that user's extension and their working-day status (TIMEMAN_ST
 * "At work" means TIMEMAN_STATUS ``OPENED``. ``NOT_INSTALLED`` (the portal does not track working
   time) or no status at all count as at work as well: otherwise a portal without time tracking
   could never route to anyone. CLOSED, PAUSED, EXPIRED and UNAVAILABLE are skipped.
+* Then the agents named for this kind of call, in order, if they have an extension (a callback:
+  the line's callback agent, then the portal's; an incoming call names none).
 * Nobody qualifies: the line's default (an extension, a queue or ring group, and/or a user);
   the CRM object found is still reported so the PBX can show it.
 """
@@ -23,6 +26,7 @@ from typing import Any
 import phonenumbers
 
 CRM_RESPONSIBLE = "crm_responsible"
+NAMED_AGENT = "named_agent"
 LINE_DEFAULT = "line_default"
 NONE = "none"
 
@@ -145,8 +149,9 @@ def choose(
     extension_of: Callable[[int], str | None],
     line_default: LineDefault,
     user_of_extension: Callable[[str], int | None],
+    named_agents: Iterable[int | None] = (),
 ) -> RouteChoice:
-    """Apply the rules in the module docstring. ``extension_of(user_id)`` reads our extension map."""
+    """Apply the chain in the module docstring. ``extension_of(user_id)`` reads our extension map."""
     candidates = list(candidates)
     first_entity = (candidates[0].entity_type, candidates[0].entity_id) if candidates else None
     for candidate in candidates:
@@ -160,6 +165,10 @@ def choose(
                 reason=CRM_RESPONSIBLE,
                 crm_entity=(candidate.entity_type, candidate.entity_id),
             )
+    for user_id in named_agents:
+        extension = extension_of(user_id) if user_id else None
+        if extension:
+            return RouteChoice(extension=extension, user_id=user_id, reason=NAMED_AGENT, crm_entity=first_entity)
     extension = line_default.extension or (
         extension_of(line_default.user_id) if line_default.user_id is not None else None
     )

@@ -27,7 +27,7 @@ import logging
 import random
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,14 +38,17 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
+import logcontext
 from b24client import errors as b24errors
 from calls import phones
 from calls.extensions import extension_map
+from calls.lines.selectors import company_lines
+from calls.lines.services import record_seen_line
 from calls.models import Call, ExtensionOverride, PbxConnection, PbxEvent, PbxLine, RouteDecision
 from calls.recordings import RecordingError
 from calls.recordings.services import attach_recording, retry_delay
 from calls.routing.lookup import forget_number
-from calls.sync import dead_letters
+from calls.sync import dead_letters, signals
 from calls.sync import state_machine as sm
 from portals.errors import PortalUnavailable
 from portals.models import Portal, PortalCredential
@@ -135,12 +138,18 @@ def process_pbx_event(pbx_event_pk: int) -> tuple[int | None, SyncResult | None]
 
 def _apply(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | None]:
     """``apply_pbx_event``; with ``claim``, also the lease token if the call was free to take."""
+    with logcontext.bound():  # the event's ids label the lines logged while applying it, and only them
+        return _apply_event(pbx_event_pk, claim=claim)
+
+
+def _apply_event(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | None]:
     with transaction.atomic():
         event = (PbxEvent.objects.select_for_update().select_related("connection")
                  .filter(pk=pbx_event_pk).first())
         if event is None:
             return None, None
         connection = event.connection
+        logcontext.bind(portal_id=connection.portal_id, pbx_call_id=event.call_id)
         if event.status == PbxEvent.Status.PROCESSED:
             call = _find_call(connection, event.call_id)
             return (call.pk if call else None), None
@@ -359,7 +368,7 @@ def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSE
     default_user = _int_or_none(options.get("default_user_id"))
     if default_user is None:
         default_user = _installer_user_id(portal)
-    return sm.Policy(
+    policy = sm.Policy(
         default_country=portal.default_country or "RU",
         users_by_extension=users,
         missed_call_owner=_int_or_none(options.get("missed_call_owner_id")),
@@ -368,6 +377,11 @@ def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSE
         add_to_chat=bool(options.get("add_to_chat", True)),
         extension_max_digits=int(getattr(settings, "CALLS_EXTENSION_MAX_DIGITS", phones.DEFAULT_EXTENSION_MAX_DIGITS)),
     )
+    # Only a call not yet in Bitrix24 needs to know whether its line is a company line.
+    line_raw = "" if call.b24_call_id else sm.line_raw_of(facts, call.line_number or None)
+    if not line_raw:
+        return policy
+    return replace(policy, company_lines=company_lines(portal.pk, [sm.line_number_of(line_raw, policy)]))
 
 
 def _installer_user_id(portal: Portal) -> int | None:
@@ -433,6 +447,7 @@ class _Run:
             self.portal = call.portal
             self._directory = getattr(self.portal, "extension_directory", None)
             self._has_overrides = call.has_overrides
+            logcontext.bind(portal_id=call.portal_id, call_id=str(call.uuid), pbx_call_id=call.pbx_call_id)
         else:
             call = Call.objects.get(pk=call_pk)
             call.portal = self.portal
@@ -513,6 +528,14 @@ def note_follow_up_queued(result: SyncResult) -> None:
 
 
 def sync_call(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None) -> SyncResult:
+    """Bring Bitrix24 in line with the call's facts (``_sync_call``); listeners hear how the run ended."""
+    with logcontext.bound():  # the call's ids label this run's log lines, and only them
+        result = _sync_call(call_pk, allow_slow=allow_slow, claimed=claimed)
+    signals.sync_ran.send(sender=SyncResult, outcome=result.outcome)
+    return result
+
+
+def _sync_call(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None) -> SyncResult:
     """Bring Bitrix24 in line with the call's facts, step by step. Never raises for Bitrix24 failures.
 
     When another worker holds the call, its holder does the work we came for: a holder checks for new
@@ -689,9 +712,13 @@ def _remember_derived(call: Call, desired: sm.Desired, facts: tuple[sm.Fact, ...
     answered_by = desired.answered_by or ""
     if answered_by != call.answered_by:
         fields["answered_by"] = answered_by[:64]
-    unmapped = sorted(desired.unmapped_extensions)
-    if unmapped != sorted(call.unmapped_extensions or []):
+    # Kept once seen: after the call ended the vendor still needs to know which extension had no user.
+    recorded = sorted(call.unmapped_extensions or [])
+    unmapped = sorted(set(recorded) | set(desired.unmapped_extensions))
+    if unmapped != recorded:
         fields["unmapped_extensions"] = unmapped
+        if not recorded:
+            signals.extensions_unmapped.send(sender=Call, portal_id=call.portal_id, extensions=unmapped)
     if fields:
         for name, value in fields.items():
             setattr(call, name, value)
@@ -798,6 +825,8 @@ def _register(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
         if params.get("USER_ID") is None:
             raise _Dead("no Bitrix24 user to register the call under",
                         "the agent's extension is not mapped and the portal has no default user")
+        if desired.undeclared_line:
+            record_seen_line(call, desired.undeclared_line)
     # The mark goes in before the call: if we die after Bitrix24 registered it, the retry re-sends
     # exactly these parameters and gets the same CALL_ID back.
     _save(call, token, register_params=params, register_attempted_at=call.register_attempted_at or timezone.now())
@@ -818,6 +847,7 @@ def _register(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
     except IntegrityError as exc:
         raise _Dead("Bitrix24 returned a CALL_ID that belongs to another call",
                     f"{call_id} is already bound to another call of this portal") from exc
+    _step_done("register", call)
     if crm.get("CRM_ENTITY_ID") or crm.get("CRM_CREATED_ENTITIES") or crm.get("CRM_CREATED_LEAD"):
         # The CRM knows this caller now (maybe as a lead just created): /route must ask Bitrix24 again.
 
@@ -846,6 +876,8 @@ def _cards(call: Call, step: sm.Step, client: Any, token: str) -> None:
         failure = next(iter(result.errors.values()), None)
     if done:
         _save(call, token, cards_shown=sorted(_apply_cards(shown, step, done)))
+    if "show" in done:
+        _step_done("card", call)
     if failure is not None:
         raise failure
 
@@ -873,6 +905,7 @@ def _finish(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
             raise
         logger.info("call %s: finish retried after a lost answer; Bitrix24 already finished it", call.pk)
     _save(call, token, finished_at=timezone.now(), cards_shown=[])
+    _step_done("finish", call)
 
 
 def _attach_recording(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
@@ -889,3 +922,9 @@ def _attach_recording(call: Call, desired: sm.Desired, client: Any, token: str) 
         raise _Dead("recording cannot be attached", exc.reason) from exc
     _save(call, token, recording_key=desired.recording.event_id, recording_attached_at=timezone.now(),
           recording_error="")
+    _step_done("recording", call)
+
+
+def _step_done(step: str, call: Call) -> None:
+    signals.step_done.send(sender=Call, step=step, portal_id=call.portal_id, first_fact_at=call.first_fact_at,
+                           done_at=timezone.now())

@@ -7,8 +7,12 @@ from datetime import datetime, timedelta
 from django.db.models import Q, QuerySet
 
 from calls.models import Call, DeadLetter, PbxEvent
+from portals.models import RestCallLog
 
 SWEEP_BATCH = 500
+# A request logged a little before the first event we stored still belongs to the call (clock skew).
+REST_LOG_LEAD = timedelta(minutes=1)
+MAX_REST_ENTRIES = 500
 
 
 def stuck_pbx_events(now: datetime, grace: timedelta) -> list[int]:
@@ -55,3 +59,14 @@ def call_timeline(call: Call) -> QuerySet[PbxEvent]:
         return PbxEvent.objects.none()
     return PbxEvent.objects.filter(connection_id=call.connection_id, call_id=call.pbx_call_id).order_by(
         "occurred_at", "id")
+
+
+def rest_requests_of(call: Call) -> list[RestCallLog]:
+    """The REST log rows that name this call (our EXTERNAL_CALL_ID on register, Bitrix24's CALL_ID after),
+    oldest first. Shown by the operator console and the in-portal Activity page."""
+    names = Q(request__EXTERNAL_CALL_ID=str(call.uuid))
+    if call.b24_call_id:
+        names |= Q(request__CALL_ID=call.b24_call_id)
+    start = (call.first_fact_at or call.created_at) - REST_LOG_LEAD
+    return list(RestCallLog.objects.filter(portal_id=call.portal_id, created_at__gte=start).filter(names)
+                .order_by("created_at", "id")[:MAX_REST_ENTRIES])

@@ -36,11 +36,15 @@ Policies (documented in one place, see also docs/architecture.md):
   as Bitrix24's attachRecord does).
 * Calls whose outside party is an internal extension are calls between two extensions: never
   registered.
+* ``LINE_NUMBER`` (incoming calls and callbacks) is only ever a company line (``Policy.company_lines``):
+  the line is added to Bitrix24 first if need be. Any other number the PBX gives as the line is left
+  out of the registration (Bitrix24 would add it to the app's lines) and reported as
+  ``Desired.undeclared_line``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -127,6 +131,9 @@ class Policy:
     crm_create: bool = True
     add_to_chat: bool = True
     extension_max_digits: int = phones.DEFAULT_EXTENSION_MAX_DIGITS
+    # The portal's company lines among the numbers this call mentions (calls.lines.selectors). Any other
+    # number is not sent as LINE_NUMBER: Bitrix24 would add it to the app's lines.
+    company_lines: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,7 @@ class Desired:
     reason: str = ""
     register: Mapping[str, Any] | None = None  # telephony.externalCall.register params, minus EXTERNAL_CALL_ID
     line: str | None = None  # external line that must exist before register
+    undeclared_line: str | None = None  # the call's line is no company line: register it without one
     cards: frozenset[int] = frozenset()
     finish: Mapping[str, Any] | None = None  # telephony.externalCall.finish params, minus CALL_ID
     recording: Fact | None = None
@@ -272,6 +280,17 @@ def _iso_with_offset(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def line_raw_of(facts: Iterable[Fact], preset: str | None) -> str:
+    """The call's line as given: ``call.started``'s ``line_number``, else the one preset on the call."""
+    started = _first(sorted(facts, key=Fact.sort_key), STARTED)
+    return str((started.data.get("line_number") if started else None) or preset or "")
+
+
+def line_number_of(raw: str, policy: Policy) -> str:
+    """A line normalised the way ``register`` sends it as ``LINE_NUMBER``."""
+    return phones.normalize(raw, policy.default_country, max_digits=policy.extension_max_digits)
+
+
 def derive(call: CallInput, policy: Policy) -> Desired:
     """The Bitrix24 state the call should have given everything we know now."""
     facts = sorted(call.facts, key=Fact.sort_key)
@@ -321,9 +340,10 @@ def derive(call: CallInput, policy: Policy) -> Desired:
 
     register: dict[str, Any] | None = None
     line: str | None = None
+    undeclared_line: str | None = None
     if call.origin != ORIGIN_CLICK_TO_CALL:
         # Click-to-call calls were registered by Bitrix24 itself: never register them again.
-        line_raw = data.get("line_number") or call.preset_line_number or ""
+        line_raw = line_raw_of(facts, call.preset_line_number)
         call_type = TYPE_CALLBACK if call.origin == ORIGIN_CALLBACK else (
             TYPE_OUTGOING if outbound else TYPE_INCOMING
         )
@@ -338,8 +358,12 @@ def derive(call: CallInput, policy: Policy) -> Desired:
             "ADD_TO_CHAT": 1 if policy.add_to_chat else 0,
         }
         if call_type in (TYPE_INCOMING, TYPE_CALLBACK) and line_raw:
-            line = phones.normalize(line_raw, policy.default_country, max_digits=policy.extension_max_digits)
-            register["LINE_NUMBER"] = line
+            number = line_number_of(line_raw, policy)
+            if number in policy.company_lines:
+                line = number
+                register["LINE_NUMBER"] = line
+            else:
+                undeclared_line = number
         if call.crm_entity_type and call.crm_entity_id:
             register["CRM_ENTITY_TYPE"] = call.crm_entity_type
             register["CRM_ENTITY_ID"] = call.crm_entity_id
@@ -357,7 +381,8 @@ def derive(call: CallInput, policy: Policy) -> Desired:
     if ended is None and call.forced_end is None:
         cards = frozenset(u for u in (user_of(e) for e in sorted(timeline.visible())) if u is not None)
         return Desired(
-            phase=Phase.LIVE, register=register, line=line, cards=cards, recording=recording,
+            phase=Phase.LIVE, register=register, line=line, undeclared_line=undeclared_line, cards=cards,
+            recording=recording,
             answered_by=answered_by, unmapped_extensions=frozenset(unmapped),
         )
 
@@ -391,7 +416,8 @@ def derive(call: CallInput, policy: Policy) -> Desired:
         policy=policy, cost=cost, currency=currency, vote=vote,
     )
     return Desired(
-        phase=Phase.ENDED, reason=disposition, register=register, line=line, finish=finish,
+        phase=Phase.ENDED, reason=disposition, register=register, line=line, undeclared_line=undeclared_line,
+        finish=finish,
         recording=recording, answered_by=answered_by, unmapped_extensions=frozenset(unmapped),
         ended_by=ended, answer_unknown=ended is not None and disposition == "answered" and answered_by is None,
     )

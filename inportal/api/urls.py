@@ -3,6 +3,7 @@
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
+from ..activity import views as activity
 from ..connections import views as connections
 from ..status import views as status
 from ..wizard import views as wizard
@@ -19,6 +20,11 @@ api_v1 = [
     path("connections/<str:connection_id>/test", connections.ConnectionTestView.as_view(),
          name="inportal-connection-test"),
     path("connections/<str:connection_id>/check", connections.CheckView.as_view(), name="inportal-connection-check"),
+    path("calls", activity.CallsView.as_view(), name="inportal-calls"),
+    path("calls/undelivered", activity.UndeliveredView.as_view(), name="inportal-calls-undelivered"),
+    path("calls/undelivered/<int:letter_id>/retry", activity.LetterRetryView.as_view(), name="inportal-letter-retry"),
+    path("calls/<str:call_id>", activity.CallView.as_view(), name="inportal-call"),
+    path("calls/<str:call_id>/retry", activity.CallRetryView.as_view(), name="inportal-call-retry"),
 ]
 
 schema_urls = [
@@ -30,7 +36,6 @@ schema_urls = [
                 "TITLE": "In-portal app API",
                 "DESCRIPTION": "The JSON API the connector's pages inside Bitrix24 use (version 1).",
                 "VERSION": "1.0.0",
-                "ENUM_NAME_OVERRIDES": {"WizardStepEnum": "inportal.wizard.services.STEPS"},
             },
         ),
         name="inportal-api-schema",

@@ -17,7 +17,8 @@ from .services import STEPS, save_wizard
 class WizardSerializer(serializers.Serializer):
     step = serializers.ChoiceField(choices=STEPS)
     done = serializers.BooleanField()
-    visited = serializers.ListField(child=serializers.ChoiceField(choices=STEPS), read_only=True)
+    visited = serializers.ListField(child=serializers.CharField(), read_only=True,
+                                    help_text="the steps (ids as in step) the admin has been to, in order")
     finished_at = serializers.DateTimeField(allow_null=True, read_only=True)
 
 

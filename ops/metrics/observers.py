@@ -3,6 +3,7 @@ Celery's task signals. Connected once per process by ``OpsConfig.ready()``."""
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Mapping
@@ -12,8 +13,12 @@ from b24client import errors as b24_errors
 from b24client import observe
 from ops.metrics import registry
 
+logger = logging.getLogger("ops.bitrix24")
+
 _METHOD = re.compile(r"^[a-z][a-z0-9_.]{0,80}$")
 _started: dict[str, float] = {}
+STEPS = ("register", "card", "finish", "recording")
+SYNC_OUTCOMES = ("idle", "busy", "retry", "dead", "slow_step")
 
 
 def method_label(method: Any) -> str:
@@ -37,13 +42,20 @@ def request_result(entry: Mapping[str, Any]) -> str:
 def on_b24client(kind: str, fields: Mapping[str, Any]) -> None:
     if kind == "request":
         method = method_label(fields.get("method"))
-        registry.B24_REQUESTS.labels(method, request_result(fields)).inc()
+        result = request_result(fields)
+        registry.B24_REQUESTS.labels(method, result).inc()
+        # One line per Bitrix24 request, carrying the portal and call of the work in hand (logcontext).
+        logger.info("bitrix24 %s: %s (HTTP %s, %s ms)", fields.get("method"), result, fields.get("status"),
+                    fields.get("duration_ms"), extra={"b24_method": method, "b24_result": result})
         if fields.get("duration_ms") is not None:
             registry.B24_REQUEST_SECONDS.labels(method).observe(float(fields["duration_ms"]) / 1000)
         if fields.get("status") in (429, 503):
             registry.B24_OVERLOAD.labels(str(fields["status"])).inc()
     elif kind == "token_refresh":
-        registry.TOKEN_REFRESHES.labels(str(fields.get("outcome") or "unknown")).inc()
+        outcome = str(fields.get("outcome") or "unknown")
+        registry.TOKEN_REFRESHES.labels(outcome).inc()
+        logger.log(logging.INFO if outcome == "ok" else logging.WARNING, "bitrix24 token refresh: %s%s", outcome,
+                   f" ({fields['error']})" if fields.get("error") else "")
 
 
 def on_pbx_event_saved(sender: Any, instance: Any, created: bool = False, **_: Any) -> None:
@@ -73,11 +85,29 @@ def on_task_retry(sender: Any = None, **_: Any) -> None:
     registry.TASK_RETRIES.labels(getattr(sender, "name", "unknown")).inc()
 
 
+def on_step_done(sender: Any = None, step: str = "", first_fact_at: Any = None, done_at: Any = None, **_: Any) -> None:
+    if first_fact_at is not None and done_at is not None and step in STEPS:
+        registry.CALL_STEP_SECONDS.labels(step).observe(max(0.0, (done_at - first_fact_at).total_seconds()))
+
+
+def on_sync_ran(sender: Any = None, outcome: str = "", **_: Any) -> None:
+    registry.CALL_SYNC_RUNS.labels(outcome if outcome in SYNC_OUTCOMES else "other").inc()
+
+
+def on_extensions_unmapped(sender: Any = None, extensions: Any = (), **_: Any) -> None:
+    registry.CALLS_UNMAPPED.inc()
+
+
 def connect() -> None:
     from celery import signals
     from django.db.models.signals import post_save
 
     from calls.models import DeadLetter, PbxEvent
+    from calls.sync import signals as sync_signals
+
+    sync_signals.step_done.connect(on_step_done, dispatch_uid="ops-metrics-step-done")
+    sync_signals.sync_ran.connect(on_sync_ran, dispatch_uid="ops-metrics-sync-ran")
+    sync_signals.extensions_unmapped.connect(on_extensions_unmapped, dispatch_uid="ops-metrics-unmapped")
 
     observe.add_observer(on_b24client)
     post_save.connect(on_pbx_event_saved, sender=PbxEvent, dispatch_uid="ops-metrics-pbx-event")

@@ -27,6 +27,8 @@ CALL_STEP_SECONDS = Histogram("connector_call_step_seconds",
                               ["step"], buckets=STEP_BUCKETS)
 CALL_SYNC_RUNS = Counter("connector_call_sync_runs_total", "Call sync runs by outcome (retry = a step failed, tried again later)",
                          ["outcome"])
+CALLS_UNMAPPED = Counter("connector_calls_unmapped_extension_total",
+                         "Calls whose ringing or answering extension maps to no Bitrix24 user (no card for it)")
 DEAD_LETTERS = Counter("connector_dead_letters_total", "Dead letters written", ["kind"])
 TASKS = Counter("connector_celery_tasks_total", "Celery tasks run", ["task", "state"])
 TASK_RETRIES = Counter("connector_celery_task_retries_total", "Celery task retries", ["task"])

@@ -16,7 +16,7 @@ import pytest
 from pbx_api_fixtures import DjangoClientTransport
 
 from calls.connections.services import create_connection
-from calls.models import Call, PbxConnection, PbxEvent
+from calls.models import Call, PbxConnection, PbxEvent, PbxLine
 from calls.sync import reconciler
 from pbxsim import PbxSimulator
 from pbxsim.scenarios import Scenario, ScenarioParams, build, play
@@ -93,6 +93,8 @@ def make_phone_portal(sandbox: Any, client: Any, recordings: SimServer, *, domai
     connection.recording_hosts = [urlsplit(recordings.base_url).hostname]
     connection.save(update_fields=["recording_hosts"])
     recordings.add_connection(connection.public_id, issued.secret)
+    # The PBX declared its line (PUT …/lines); Bitrix24 has not heard of it yet, so the first call adds it.
+    PbxLine.objects.create(connection=connection, number=LINE, name="Main line")
     sim = PbxSimulator("http://testserver", connection.public_id, issued.secret,
                        transport=DjangoClientTransport(client))
     return PhonePortal(installed.portal, b24, connection, issued.secret, sim, recordings)

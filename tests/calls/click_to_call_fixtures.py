@@ -72,12 +72,13 @@ class Pbx:
         return [r.body for r in self.server.state.commands if r.connection_id == self.public_id and r.body]
 
     def play_originated(self, request_id: str, outcome: str = "answered", *, client_number: str | None = None,
-                        sim: PbxSimulator | None = None) -> list:
-        """Play the call the PBX places for the originate command ``request_id`` (as the simulator would)."""
+                        line_number: str | None = None, sim: PbxSimulator | None = None) -> list:
+        """Play the call the PBX places for the originate command ``request_id`` (as the simulator would;
+        ``line_number``: the line the PBX says it called from, instead of the command's)."""
         command = next(c for c in self.commands() if c["request_id"] == request_id)
         params = ScenarioParams(
             client_number=client_number or command["client_number"],
-            line_number=command.get("line_number") or None,
+            line_number=line_number or command.get("line_number") or None,
             agents=(command["extension"],),
             origin_request_id=request_id,
             recording_base_url=self.server.recording_base_url,

@@ -89,6 +89,29 @@ def test_portal_callback_agent_is_used_when_the_line_has_none(installed_portal, 
     assert [c["extension"] for c in pbx.commands()] == ["101"]
 
 
+def test_callback_nobody_is_named_for_falls_back_to_the_lines_default_extension_as_an_incoming_call_does(
+    installed_portal, sandbox, pbx_server, client, run_tasks_inline
+):
+    b24 = installed_portal.b24
+    b24.users[1].timeman_status = "CLOSED"  # owner of the lead the form creates: not at work
+    pbx = connect_pbx(installed_portal.portal, pbx_server, client, lines=(LINE,))
+    line_routing(pbx, LINE, default_extension="600")  # a queue; no callback agent anywhere
+    with run_tasks_inline():
+        sandbox.submit_callback_form(b24, "+7 903 111-22-33", text="Перезвоните", line=LINE)
+    [command] = pbx.commands()
+    assert (command["kind"], command["extension"], command["client_number"]) == ("callback", "600", "+79031112233")
+    call = Call.objects.get(origin_request_id=command["request_id"])
+    assert call.forced_end is None
+    # /route answers the same client calling in on that line with the same extension.
+    route = pbx.simulator().route("+7 903 111-22-33", LINE).response.json()
+    assert (route["extension"], route["reason"]) == ("600", "line_default")
+    with run_tasks_inline():
+        pbx.play_originated(call.origin_request_id, "answered")
+    [registered] = _registered_callbacks(b24)
+    assert (registered.type, registered.line_number) == (4, LINE)
+    assert registered.finish.status_code == "200"
+
+
 def test_callback_nobody_can_take_is_still_recorded_as_a_failed_callback(
     installed_portal, sandbox, pbx_server, client, run_tasks_inline
 ):

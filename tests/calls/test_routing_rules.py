@@ -1,10 +1,11 @@
-"""The pure rules of incoming-call routing: who gets the call for a given searchCrmEntities answer."""
+"""The pure routing chain (incoming calls and callbacks): who gets the call for a given searchCrmEntities answer."""
 
 from __future__ import annotations
 
 from calls.routing.rules import (
     CRM_RESPONSIBLE,
     LINE_DEFAULT,
+    NAMED_AGENT,
     NONE,
     CrmCandidate,
     LineDefault,
@@ -97,6 +98,17 @@ def test_line_default_user_is_rung_on_their_extension():
 def test_line_default_extension_names_its_owner():
     choice = choose([], _extension_of, LineDefault(extension="101"), _user_of)
     assert (choice.extension, choice.user_id) == ("101", 7)
+
+
+def test_named_agents_come_after_the_responsible_and_before_the_line_default():
+    closed = candidates_from_search([_item("LEAD", 3, 7, timeman="CLOSED")])
+    # The first named agent has no extension: the next one with an extension takes it.
+    choice = choose(closed, _extension_of, LineDefault(extension="600"), _user_of, named_agents=(9, None, 8))
+    assert (choice.extension, choice.user_id, choice.reason, choice.crm_entity) == ("102", 8, NAMED_AGENT, ("LEAD", 3))
+    at_work = candidates_from_search([_item("LEAD", 3, 7)])
+    assert choose(at_work, _extension_of, LineDefault(), _user_of, named_agents=(8,)).reason == CRM_RESPONSIBLE
+    nobody = choose(closed, _extension_of, LineDefault(extension="600"), _user_of, named_agents=(9,))
+    assert (nobody.extension, nobody.reason) == ("600", LINE_DEFAULT)
 
 
 def test_unknown_client_and_no_line_default_answers_none():

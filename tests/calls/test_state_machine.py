@@ -12,7 +12,9 @@ from calls.sync.state_machine import Achieved, CallInput, Fact, ForcedEnd, Phase
 MSK = timezone(timedelta(hours=3))
 T0 = datetime(2026, 3, 7, 10, 20, 30, tzinfo=MSK)
 USERS = {"101": 11, "102": 12, "103": 13}
-POLICY = Policy(default_country="RU", users_by_extension=USERS, missed_call_owner=99, default_user=1)
+LINE = "+74951234567"  # the PBX declared it: a company line
+POLICY = Policy(default_country="RU", users_by_extension=USERS, missed_call_owner=99, default_user=1,
+                company_lines=frozenset({LINE}))
 
 
 def fact(seconds: int, type_: str, event_id: str | None = None, **data) -> Fact:
@@ -52,6 +54,22 @@ def test_incoming_call_registers_type_2_with_normalised_numbers_line_and_start_o
         "LINE_NUMBER": "+74951234567",
     }
     assert desired.line == "+74951234567"
+
+
+def test_a_line_no_pbx_declared_is_left_out_of_the_registration_and_never_added():
+    desired = derive(inbound_started(extension="101", line_number="+7 916 000-11-22"))
+    assert "LINE_NUMBER" not in desired.register
+    assert desired.line is None and desired.undeclared_line == "+79160001122"
+    assert [s.kind for s in sm.plan(desired, Achieved())] == [StepKind.REGISTER]
+
+
+def test_a_callback_from_an_undeclared_line_is_registered_without_one():
+    started = fact(0, sm.STARTED, direction="outbound", client_number="+79165551234",
+                   line_number="8 (916) 555-12-34", extension="101", origin_request_id="r1")
+    desired = derive(started, origin=sm.ORIGIN_CALLBACK, origin_user_id=11)
+    assert desired.register["TYPE"] == 4 and "LINE_NUMBER" not in desired.register
+    assert desired.undeclared_line == "+79165551234"
+    assert StepKind.ENSURE_LINE not in [s.kind for s in sm.plan(desired, Achieved())]
 
 
 def test_outgoing_call_registers_type_1_under_the_dialling_agent_without_line_number():

@@ -156,3 +156,67 @@ def other_portal(install_portal) -> Any:
 def other_api(sandbox, other_portal) -> FrameApi:
     page = open_page(sandbox, other_portal.b24, user_id=1)
     return FrameApi(page.token, auth_id=page.auth_id)
+
+
+# --- calls flowing through a connection (the worker's loop done inline, as tests/calls does) ---------
+
+CLIENT = "+79165550123"
+LINE = "+74951234567"
+
+
+@dataclass
+class Phone:
+    portal: Any
+    b24: Any
+    connection: Any
+    secret: str
+    sim: Any
+    recordings: Any  # pbxsim SimServer serving the recordings
+
+    def play(self, name: str, call_id: str, **params: Any) -> None:
+        from pbxsim.scenarios import ScenarioParams, build, play
+
+        defaults: dict[str, Any] = {"client_number": CLIENT, "line_number": LINE, "call_id": call_id,
+                                    "recording_base_url": self.recordings.recording_base_url, "recording_delay_s": 300}
+        defaults.update(params)
+        for sent in play(self.sim, build(name, seed=1, params=ScenarioParams(**defaults)), speed=0):
+            assert sent.response.status == 202, sent.response.body
+        drive()
+
+
+def drive(rounds: int = 80) -> None:
+    """Apply every pending PBX event, then sync every call with work outstanding, until nothing is left."""
+    from calls.models import Call, PbxEvent
+    from calls.sync import reconciler
+
+    for _ in range(rounds):
+        touched: set[int] = set()
+        for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).order_by("pk").values_list("pk", flat=True):
+            call_pk = reconciler.apply_pbx_event(pk)
+            if call_pk is not None:
+                touched.add(call_pk)
+        touched |= set(Call.objects.filter(status=Call.Status.PENDING).values_list("pk", flat=True))
+        if not touched:
+            return
+        for call_pk in sorted(touched):
+            reconciler.sync_call(call_pk, allow_slow=True)
+    raise AssertionError("calls did not settle")
+
+
+@pytest.fixture
+def phone(installed_portal, settings) -> Any:
+    """The installed portal with a PBX connection whose simulator talks to our PBX API in-process and serves
+    its recordings over local http (default staff: 1 admin ext 100, 2 Boris ext 101, 3 Clara ext 102)."""
+    from urllib.parse import urlsplit
+
+    from calls.connections.services import create_connection
+    from pbxsim import PbxSimulator, SimServer
+
+    settings.RECORDINGS_ALLOW_PRIVATE_HOSTS = True
+    settings.RECORDINGS_ALLOW_HTTP = True
+    with SimServer() as recordings:
+        issued = create_connection(portal=installed_portal.portal, name="Main PBX",
+                                   recording_hosts=[urlsplit(recordings.base_url).hostname])
+        recordings.add_connection(issued.connection.public_id, issued.secret)
+        sim = PbxSimulator("https://app.test", issued.connection.public_id, issued.secret, transport=PbxTransport())
+        yield Phone(installed_portal.portal, installed_portal.b24, issued.connection, issued.secret, sim, recordings)

@@ -54,9 +54,7 @@ def test_cache_unreachable_makes_the_web_not_ready(client, settings):
 
 @pytest.mark.django_db
 def test_broker_unreachable_makes_the_web_not_ready(client, monkeypatch):
-    monkeypatch.setitem(current_app.conf, "broker_url", UNREACHABLE_REDIS)
-    monkeypatch.setitem(current_app.conf, "broker_write_url", None)
-    monkeypatch.setitem(current_app.conf, "broker_transport_options", {})
+    monkeypatch.setenv("CELERY_BROKER_URL", UNREACHABLE_REDIS)  # Celery reads it before its settings
     response = client.get("/readyz")
     assert response.status_code == 503
     broker = response.json()["checks"]["broker"]

@@ -47,20 +47,32 @@ def test_a_call_moves_the_counters_and_the_gauges(phone, client):
         "register": value("connector_b24_requests_total", method=REGISTER, result="ok"),
         "finish": value("connector_b24_requests_total", method=FINISH, result="ok"),
         "register_timed": value("connector_b24_request_seconds_count", method=REGISTER),
+        "steps": {step: value("connector_call_step_seconds_count", step=step) for step in ("register", "card", "finish")},
+        "idle_runs": value("connector_call_sync_runs_total", outcome="idle"),
     }
     scenario = phone.scenario("ring_group_second_answers")
-    phone.play(scenario)
+    first, *rest = scenario.deliveries
+    phone.send(*first.events)
 
     # Stored, not processed yet: the inbox backlog is visible at scrape time.
     waiting = scrape(client)
-    assert waiting[("connector_pbx_inbox_pending", ())] == len(scenario.events)
+    assert waiting[("connector_pbx_inbox_pending", ())] == len(first.events)
 
     drive()
+    for delivery in rest:  # as the worker would, each delivery handled before the next arrives
+        phone.send(*delivery.events)
+        drive()
     assert value("connector_pbx_events_total", type="call.started") == before["started"] + 1
     assert value("connector_pbx_events_total", type="call.ended") == before["ended"] + 1
     assert value("connector_b24_requests_total", method=REGISTER, result="ok") == before["register"] + 1
     assert value("connector_b24_requests_total", method=FINISH, result="ok") == before["finish"] + 1
     assert value("connector_b24_request_seconds_count", method=REGISTER) == before["register_timed"] + 1
+    # Event -> register, card pop and finish latencies: one observation each for this call (two cards: the ring
+    # group, then the agent who answered).
+    assert value("connector_call_step_seconds_count", step="register") == before["steps"]["register"] + 1
+    assert value("connector_call_step_seconds_count", step="card") >= before["steps"]["card"] + 1
+    assert value("connector_call_step_seconds_count", step="finish") == before["steps"]["finish"] + 1
+    assert value("connector_call_sync_runs_total", outcome="idle") > before["idle_runs"]
 
     done = scrape(client)
     assert done[("connector_pbx_inbox_pending", ())] == 0
@@ -77,6 +89,7 @@ def test_overload_and_refresh_and_dead_letters_are_counted(phone, client, sandbo
     unavailable = value("connector_b24_requests_total", method=REGISTER, result="Transient")
     refreshes = value("connector_b24_token_refreshes_total", outcome="ok")
     dead = value("connector_dead_letters_total", kind="call")
+    retries = value("connector_call_sync_runs_total", outcome="retry")
 
     sandbox.faults.add("overload", portal=phone.b24, method=REGISTER, times=2)
     sandbox.clock.advance(sandbox.access_lifetime + 60)  # the access token expired: the first call refreshes
@@ -84,6 +97,7 @@ def test_overload_and_refresh_and_dead_letters_are_counted(phone, client, sandbo
     drive()
     assert value("connector_b24_overload_total", status="503") == overloads + 2
     assert value("connector_b24_requests_total", method=REGISTER, result="Transient") == unavailable + 2
+    assert value("connector_call_sync_runs_total", outcome="retry") >= retries + 2  # each 503 retried later
     assert value("connector_b24_token_refreshes_total", outcome="ok") == refreshes + 1
 
     ExtensionOverride.objects.create(connection=phone.connection, extension="101", user_id=5)  # dismissed user

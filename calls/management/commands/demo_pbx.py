@@ -56,7 +56,7 @@ class Command(BaseCommand):
         if line is not None:
             set_line_routing(line, default_extension=options["fallback_extension"])
         server.add_connection(connection.public_id, secret, mode="accept", app_url=options["app_url"],
-                              outcome=options["outcome"], speed=options["speed"])
+                              outcome=options["outcome"], speed=options["speed"], line_number=options["line"])
         server.start()
         self.stdout.write(f"demo PBX for {portal.domain}: originate URL {connection.originate_url}")
         callers = itertools.cycle(DEMO_CALLERS)

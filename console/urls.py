@@ -1,0 +1,23 @@
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from console import views
+
+app_name = "console"
+
+urlpatterns = [
+    path("", views.portals, name="portals"),
+    path("login/", auth_views.LoginView.as_view(template_name="console/login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
+    path("portals/<int:portal_id>/", views.portal, name="portal"),
+    path("portals/<int:portal_id>/rest-log.json", views.rest_log_export, name="rest-log-export"),
+    path("search/", views.find, name="search"),
+    path("calls/<uuid:call_uuid>/", views.call, name="call"),
+    path("issues/", views.issue_list, name="issues"),
+    path("dead-letters/", views.letters, name="dead-letters"),
+    path("dead-letters/<int:pk>/replay", views.letter_replay, name="dead-letter-replay"),
+    path("dead-letters/<int:pk>/dismiss", views.letter_dismiss, name="dead-letter-dismiss"),
+    path("dead-letters/bulk-replay", views.letters_bulk_replay, name="dead-letters-bulk-replay"),
+    path("rest-log/", views.rest_log, name="rest-log"),
+    path("audit/", views.audit_log, name="audit"),
+]

@@ -1,0 +1,69 @@
+"""Company lines come only from what a PBX declared: a number a PBX merely gives as a call's line (a
+callback placed "from" the client's own number) is never added to Bitrix24, neither with
+externalLine.add nor by registering the call on it; it is recorded as seen instead."""
+
+from __future__ import annotations
+
+from call_scenario_fixtures import *  # noqa: F403  (fixtures)
+from call_scenario_fixtures import LINE, drive
+from click_to_call_fixtures import *  # noqa: F403  (fixtures)
+from click_to_call_fixtures import connect_pbx
+
+from b24sandbox import telephony
+from calls.models import Call, SeenLineNumber
+
+DECLARED = "+74951234567"
+
+
+def _line_adds(b24) -> list[str]:
+    return [str(e["params"].get("NUMBER")) for e in b24.request_log
+            if e["method"] == "telephony.externalline.add"]
+
+
+def _bitrix24_lines(b24) -> set[str]:
+    return {line["number"].lstrip("+") for line in telephony.snapshot(b24)["lines"]}
+
+
+def test_a_callback_the_pbx_places_from_the_clients_own_number_adds_no_line(
+    installed_portal, sandbox, pbx_server, client, run_tasks_inline
+):
+    b24 = installed_portal.b24
+    contact = b24.crm.add_contact("Ivan", "Petrov", phones=[("8 (916) 555-01-23", "WORK")], assigned_by_id=3)
+    pbx = connect_pbx(installed_portal.portal, pbx_server, client, lines=(DECLARED,))
+    with run_tasks_inline():
+        sandbox.submit_callback_form(b24, "+79165550123", crm=contact)  # the form names no line
+    [command] = pbx.commands()
+    assert "line_number" not in command
+    with run_tasks_inline():
+        pbx.play_originated(command["request_id"], "answered", line_number="8 (916) 555-01-23")
+
+    call = Call.objects.get(origin_request_id=command["request_id"])
+    [registered] = [c for c in b24.telephony.calls.values() if c.via == "rest"]
+    assert registered.finished and registered.type == 4
+    assert not registered.line_number
+    assert _line_adds(b24) == []
+    assert "79165550123" not in _bitrix24_lines(b24)
+    seen = SeenLineNumber.objects.get(connection=pbx.connection)
+    assert (seen.number, seen.last_call_id) == ("+79165550123", call.pk)
+
+
+def test_an_incoming_call_on_a_number_nobody_declared_is_registered_without_a_line(phone):
+    scenario = phone.scenario("missed_call", line_number="+7 (495) 777-00-00")
+    phone.play(scenario)
+    drive()
+    [b24_call] = phone.b24_calls()
+    assert b24_call["finished"] and not b24_call["line_number"]
+    assert _line_adds(phone.b24) == []
+    assert _bitrix24_lines(phone.b24) == set()
+    assert list(SeenLineNumber.objects.values_list("number", "last_call__pbx_call_id")) == [
+        ("+74957770000", scenario.call_id)
+    ]
+
+
+def test_a_declared_line_is_added_before_the_call_is_registered_on_it(phone):
+    phone.play(phone.scenario("missed_call"))
+    drive()
+    [b24_call] = phone.b24_calls()
+    assert b24_call["line_number"] == LINE
+    assert _line_adds(phone.b24) == [LINE]
+    assert not SeenLineNumber.objects.exists()
