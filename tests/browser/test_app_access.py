@@ -4,8 +4,8 @@ cookies blocked, and tokens that are forged, expired or another portal's."""
 from __future__ import annotations
 
 import pytest
-from conftest import AppStack
 
+from browser.browser_fixtures import AppStack
 from calls.models import PbxConnection
 
 

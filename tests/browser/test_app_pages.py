@@ -4,8 +4,9 @@ language only, shows no scroll bar at 1280 px, keeps the frame as tall as itself
 from __future__ import annotations
 
 import pytest
-from catalogues import pairs, untranslated_texts
-from conftest import AppStack
+
+from browser.browser_catalogues import pairs, untranslated_texts
+from browser.browser_fixtures import AppStack
 
 PAGES = ["status", "connections", "employees", "lines", "handling", "activity", "help"]
 

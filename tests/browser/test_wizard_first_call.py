@@ -7,9 +7,9 @@ connector Django's live server plus a real Celery worker, the PBX the simulator.
 from __future__ import annotations
 
 import pytest
-from catalogues import pairs
-from conftest import AppStack, AppView, app_frame, wait_until
 
+from browser.browser_catalogues import pairs
+from browser.browser_fixtures import AppStack, AppView, app_frame, wait_until
 from calls.models import Call, PbxConnection
 from pbxsim import SimServer
 from pbxsim.demo import incoming_call
