@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ('calls', '0005_connection_signed_request_seen'),
+        ('calls', '0004_call_register_params'),
         ('portals', '0003_event_refused_status'),
     ]
 
