@@ -5,8 +5,8 @@ transaction, then synchronises Bitrix24 right away, inside the request, so the `
 which lines Bitrix24 has (``registered_in_bitrix24``). When Bitrix24 cannot be reached (down,
 rate-limited, tokens dead, portal unpaid) the PUT still succeeds: the list is stored, the
 affected lines say ``false``, and the sync is retried later through
-``calls.sync.tasks.sync_pbx_lines.delay_on_commit(connection_id)`` when that task exists, and by any
-sweeper that calls ``sync_lines_to_bitrix24`` for ``connections_with_unsynced_lines()``.
+``calls.sync.tasks.sync_pbx_lines.delay_on_commit(connection_id)``, and by the sweeper for
+``connections_with_unsynced_lines()``.
 
 The Bitrix24 line ``NUMBER`` is the E.164 form (``+74951234567``), which is what ``LINE_NUMBER``
 must carry in ``telephony.externalCall.register``. A number the PBX stopped listing keeps its row

@@ -49,7 +49,7 @@ RAW_AUDIO_TYPES = ("audio/", "application/octet-stream")
 
 
 def optional_task(name: str) -> Any | None:
-    """``calls.sync.tasks.<name>`` if the module and the task exist (they belong to later work).
+    """The task ``calls.sync.tasks.<name>``, or None when there is none (the sweeper then does the work).
 
     ``find_spec`` rather than ``except ImportError``: a broken ``calls.sync.tasks`` must fail loudly,
     not look like a missing one.
@@ -62,7 +62,7 @@ def optional_task(name: str) -> Any | None:
 def enqueue_after_commit(task_name: str, ids: Iterable[int]) -> None:
     task = optional_task(task_name)
     if task is None:
-        logger.debug("calls.sync.tasks.%s does not exist yet; leaving the work to the sweeper", task_name)
+        logger.debug("no task calls.sync.tasks.%s; leaving the work to the sweeper", task_name)
         return
     for pk in ids:
         if hasattr(task, "delay_on_commit"):
