@@ -14,11 +14,20 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+
+from netguard import (
+    AddressRefused,
+    PinnedAddressAdapter,
+    ResolutionFailed,
+    Resolver,
+    pick_public_address,
+    system_resolver,
+)
 
 from . import coordination, errors, phparray, redact
 from .credentials import Credentials, TokenStore
@@ -52,7 +61,8 @@ def _is_ip_or_local(host: str) -> bool:
 def default_redirect_policy(old_endpoint: str, new_endpoint: str) -> bool:
     """A rename moves a portal to another DNS name (a new ``*.bitrix24.*`` name or a custom domain).
     IP literals and single-label hosts are only accepted when they are the host we already talk to
-    (the sandbox's path-based portals), so a redirect cannot steer our token to an internal address."""
+    (the sandbox's path-based portals). Where a new name points is checked by the client itself
+    (``Bitrix24Client._follow``), whatever the policy says."""
     old, new = urlsplit(old_endpoint), urlsplit(new_endpoint)
     new_host = (new.hostname or "").lower()
     if not new_host or new.username or new.password:
@@ -60,6 +70,14 @@ def default_redirect_policy(old_endpoint: str, new_endpoint: str) -> bool:
     if _is_ip_or_local(new_host):
         return new.netloc.lower() == old.netloc.lower()
     return True
+
+
+@dataclass(frozen=True)
+class _Move:
+    """A rename redirect being followed: stored only once a call there has succeeded."""
+
+    endpoint: str
+    session: requests.Session | None  # pinned to the checked address; None: the host we already use
 
 
 class Bitrix24Client:
@@ -76,6 +94,7 @@ class Bitrix24Client:
         allow_http: bool = False,
         redirect_policy: RedirectPolicy = default_redirect_policy,
         sleep: Callable[[float], None] = time.sleep,
+        resolver: Resolver = system_resolver,
     ) -> None:
         capacity, drain = limits
         if capacity < 1 or drain <= 0:
@@ -91,6 +110,7 @@ class Bitrix24Client:
         self.max_inline_wait = max_inline_wait
         self.allow_http = allow_http
         self.redirect_policy = redirect_policy
+        self.resolver = resolver
         self._sleep = sleep
         self._reset_at: dict[str, float] = {}  # method (lower) → last seen time.operating_reset_at
 
@@ -181,13 +201,22 @@ class Bitrix24Client:
     # ------------------------------------------------------------------------------------ the request
 
     def _request(self, method: str, params: dict[str, Any]) -> Any:
+        pinned: list[requests.Session] = []
+        try:
+            return self._request_loop(method, params, pinned)
+        finally:
+            for session in pinned:
+                session.close()
+
+    def _request_loop(self, method: str, params: dict[str, Any], pinned: list[requests.Session]) -> Any:
         creds = self.store.load()
         refreshed = False
         visited = {creds.client_endpoint}
+        moved: _Move | None = None
         while True:
             check_scheme(creds.client_endpoint, self.allow_http)
             self._throttle(method)
-            status, payload, location = self._post(creds, method, params)
+            status, payload, location = self._post(creds, method, params, moved.session if moved else None)
 
             if status in _REDIRECT_STATUSES:
                 new_endpoint = self._redirect_target(creds.client_endpoint, method, location)
@@ -195,12 +224,18 @@ class Bitrix24Client:
                     raise errors.Transient("REDIRECT_LOOP", f"portal redirects keep moving ({new_endpoint})",
                                            status, None, method)
                 visited.add(new_endpoint)
-                logger.info("portal %s moved to %s", self.member_id, new_endpoint)
-                self.store.endpoint_changed(new_endpoint)
+                moved = self._follow(creds.client_endpoint, new_endpoint, method)
+                if moved.session is not None:
+                    pinned.append(moved.session)
                 creds = replace(creds, client_endpoint=new_endpoint)
                 continue
 
             if status < 300 and isinstance(payload, Mapping) and payload.get("error") is None:
+                if moved is not None:
+                    # Only a working endpoint replaces the stored one: a redirect to somewhere that fails
+                    # is followed again next time instead of stranding the portal there.
+                    logger.info("portal %s moved to %s", self.member_id, moved.endpoint)
+                    self.store.endpoint_changed(moved.endpoint)
                 self._note_operating(method, payload)
                 return payload
 
@@ -208,12 +243,35 @@ class Bitrix24Client:
             if isinstance(exc, errors.TokenExpired) and not refreshed and self.oauth is not None:
                 refreshed = True
                 creds = self._refresh(creds)
+                if moved is not None:
+                    creds = replace(creds, client_endpoint=moved.endpoint)
                 continue
             if isinstance(exc, errors.TokenDead):
                 self.store.mark_dead(exc.code or exc.description)
             raise exc
 
-    def _post(self, creds: Credentials, method: str, params: dict[str, Any]) -> tuple[int, Any, str | None]:
+    def _follow(self, old_endpoint: str, new_endpoint: str, method: str) -> _Move:
+        """Check where a rename redirect points before our token goes there: every address the new host
+        resolves to must be public (netguard), and the request goes to the address checked."""
+        old, new = urlsplit(old_endpoint), urlsplit(new_endpoint)
+        if new.netloc.lower() == old.netloc.lower():
+            return _Move(new_endpoint, None)  # the host we already talk to
+        host = new.hostname or ""
+        port = new.port or (443 if new.scheme == "https" else 80)
+        try:
+            address = pick_public_address(host, port, resolver=self.resolver)
+        except AddressRefused as exc:
+            raise errors.InvalidRequest("UNSAFE_REDIRECT", f"refusing redirect to {new.netloc!r}: {exc}",
+                                        method=method) from exc
+        except ResolutionFailed as exc:
+            raise errors.Transient("REDIRECT_UNRESOLVED", f"portal redirect target: {exc}", method=method) from exc
+        session = requests.Session()
+        session.headers.update(self.session.headers)
+        session.mount(f"{new.scheme}://{new.netloc}", PinnedAddressAdapter(host, address))
+        return _Move(new_endpoint, session)
+
+    def _post(self, creds: Credentials, method: str, params: dict[str, Any],
+              session: requests.Session | None = None) -> tuple[int, Any, str | None]:
         url = f"{creds.client_endpoint}{method}"
         body = {**params, "auth": creds.access_token}
         entry: dict[str, Any] = {
@@ -222,7 +280,7 @@ class Bitrix24Client:
         }
         started = time.monotonic()
         try:
-            resp = self.session.post(
+            resp = (session or self.session).post(
                 url, data=json.dumps(body, default=str, ensure_ascii=False).encode("utf-8"),
                 headers={"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"},
                 timeout=self.timeout, allow_redirects=False,

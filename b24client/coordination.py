@@ -27,7 +27,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -78,7 +78,9 @@ def admit(level: float, last_ts: float, now: float, capacity: float, drain_per_s
 
 
 class MemoryBackend:
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        # The clock is a parameter so a test can drain the bucket without depending on machine speed.
+        self._clock = clock
         self._guard = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
@@ -98,7 +100,7 @@ class MemoryBackend:
     def acquire(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
         _check_bucket_args(capacity, drain_per_s, cost)
         with self._guard:
-            now = time.time()
+            now = self._clock()
             level, ts = self._buckets.get(key, (0.0, now))
             new_level, wait = admit(level, ts, now, capacity, drain_per_s, cost)
             if wait == 0.0:
@@ -107,7 +109,7 @@ class MemoryBackend:
 
     def fill(self, key: str, capacity: float) -> None:
         with self._guard:
-            self._buckets[key] = (float(capacity), time.time())
+            self._buckets[key] = (float(capacity), self._clock())
 
     def block(self, key: str, until: float) -> None:
         with self._guard:
@@ -116,7 +118,7 @@ class MemoryBackend:
     def blocked_until(self, key: str) -> float | None:
         with self._guard:
             until = self._blocks.get(key)
-            if until is None or until <= time.time():
+            if until is None or until <= self._clock():
                 self._blocks.pop(key, None)
                 return None
             return until

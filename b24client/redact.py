@@ -2,7 +2,8 @@
 
 Bitrix24 puts secrets in many shapes: JSON bodies (``{"auth": "..."}``), PHP-style form keys
 (``auth[access_token]=...``), OAuth GET query strings (``client_secret=...&refresh_token=...``),
-iframe POSTs (``AUTH_ID``, ``REFRESH_ID``) and webhook URLs (``/rest/1/<code>/method``).
+iframe POSTs (``AUTH_ID``, ``REFRESH_ID``) and webhook URLs (``/rest/1/<code>/method``); connection URLs
+(database, Redis) carry a password in their userinfo.
 Every helper here returns a redacted copy and never mutates its input.
 """
 
@@ -35,6 +36,8 @@ _QUERY_PAIR = re.compile(r"(?P<key>[A-Za-z0-9_\-\[\]%.]+)=(?P<value>[^&\s\"']*)"
 _JSON_PAIR = re.compile(r"(?P<q>[\"'])(?P<key>[A-Za-z0-9_\-]+)(?P=q)(?P<sep>\s*:\s*)(?P<vq>[\"'])(?P<value>[^\"']*)(?P=vq)")
 # Inbound webhook URLs carry their secret in the path: /rest/<user_id>/<code>/<method>.
 _WEBHOOK_PATH = re.compile(r"(/rest/\d+/)([^/\s?#]+)(?=/)")
+# Connection URLs carry a password in their userinfo: postgres://user:PASSWORD@host, redis://:PASSWORD@host.
+_URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)(?P<password>[^\s/@]+)(?=@)")
 
 
 def is_secret_key(key: object) -> bool:
@@ -86,7 +89,7 @@ def redact_url(url: str) -> str:
 
 
 def redact_text(text: str) -> str:
-    """Best-effort masking inside free text: query strings, JSON fragments, webhook URLs."""
+    """Best-effort masking inside free text: query strings, JSON fragments, webhook URLs, URL passwords."""
     if not text:
         return text
 
@@ -101,6 +104,7 @@ def redact_text(text: str) -> str:
 
     text = _QUERY_PAIR.sub(_query, text)
     text = _JSON_PAIR.sub(_json, text)
+    text = _URL_PASSWORD.sub(lambda m: m.group("head") + MASK, text)
     return _WEBHOOK_PATH.sub(lambda m: m.group(1) + MASK, text)
 
 

@@ -1,13 +1,19 @@
 """In-process mode: requests to sandbox hosts are answered by ``Sandbox.handle_request`` through
 ``responses`` callbacks (no sockets); every other host passes through to the real network (e.g. a Django
-live server on 127.0.0.1)."""
+live server on 127.0.0.1).
+
+The sandbox's hosts also resolve while it is active, as real Bitrix24 hosts do, to one public address
+(``VIRTUAL_HOST_ADDRESS``, never connected to): code that checks where a name points before it follows a
+portal's rename redirect sees what it would see on the internet. Other names resolve as usual."""
 
 from __future__ import annotations
 
 import contextlib
 import re
+import socket
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+from unittest import mock
 
 import requests
 import responses
@@ -18,6 +24,7 @@ if TYPE_CHECKING:
     from b24sandbox.sandbox import Sandbox
 
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+VIRTUAL_HOST_ADDRESS = "93.184.215.14"
 _ANY = re.compile(r".*")
 
 
@@ -67,13 +74,30 @@ def register(sb: Sandbox, rsps: responses.RequestsMock) -> None:
         rsps.add_callback(method, _ANY, callback=callback, match=[owns])
 
 
+def _resolving(sb: Sandbox) -> Any:
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: Any, port: Any, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0) -> Any:
+        name = host.decode() if isinstance(host, bytes) else str(host or "")
+        if not sb.owns_url(f"https://{name}/"):
+            return real(host, port, family, type, proto, flags)
+        if family not in (0, socket.AF_INET):
+            raise socket.gaierror(socket.EAI_NONAME, "no address of that family")
+        number = int(port) if str(port or "").isdigit() else 443
+        return [(socket.AF_INET, type or socket.SOCK_STREAM, proto or socket.IPPROTO_TCP, "",
+                 (VIRTUAL_HOST_ADDRESS, number))]
+
+    return mock.patch("socket.getaddrinfo", getaddrinfo)
+
+
 @contextlib.contextmanager
 def activate(sb: Sandbox, rsps: responses.RequestsMock | None = None) -> Iterator[responses.RequestsMock]:
-    if rsps is not None:
-        register(sb, rsps)
-        yield rsps
-        return
-    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
-        register(sb, mock)
-        mock.add_passthru(_ANY)  # only reached when no sandbox route matched
-        yield mock
+    with _resolving(sb):
+        if rsps is not None:
+            register(sb, rsps)
+            yield rsps
+            return
+        with responses.RequestsMock(assert_all_requests_are_fired=False) as requests_mock:
+            register(sb, requests_mock)
+            requests_mock.add_passthru(_ANY)  # only reached when no sandbox route matched
+            yield requests_mock

@@ -95,6 +95,62 @@ def _exited(pid: int) -> bool:
         return True
 
 
+# ------------------------------------------------------------------------------------ redis-server
+
+
+class RedisServer:
+    """A throwaway ``redis-server`` of our own (never the shared one): started, stopped and started again
+    on the same port, to see what a broker restart does to the processes using it. Nothing is persisted,
+    so a restart comes back empty, as a crashed Redis without persistence would."""
+
+    def __init__(self, workdir: Path, port: int | None = None, executable: str = "redis-server") -> None:
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.executable = executable
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10.0) -> None:
+        import socket
+
+        log = (self.workdir / f"redis-{self.port}.log").open("ab")
+        self.process = subprocess.Popen(
+            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
+                conn.sendall(b"PING\r\n")
+                if conn.recv(16).startswith(b"+PONG"):
+                    return
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server on port {self.port} did not start")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # redis-server shuts down on SIGTERM (nothing to save)
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 # ------------------------------------------------------------------------------------ /proc
 
 

@@ -1,12 +1,7 @@
-"""The viewer's language: Bitrix24's ``LANG`` (the user's interface language) mapped to ours."""
+"""The viewer's language: Bitrix24's ``LANG`` mapped to ours (the rule lives with the frame fields)."""
 
-from __future__ import annotations
+from portals.iframe import FALLBACK_LANGUAGE as FALLBACK
+from portals.iframe import FRAME_LANGUAGES as SUPPORTED
+from portals.iframe import frame_language
 
-SUPPORTED = ("ru", "en")
-FALLBACK = "en"
-
-
-def frame_language(lang: str | None) -> str:
-    """``ru`` for Russian, English for every other Bitrix24 language (de, ua, kz, br, …)."""
-    code = (lang or "").strip().lower().replace("_", "-").split("-", 1)[0]
-    return code if code in SUPPORTED else FALLBACK
+__all__ = ["FALLBACK", "SUPPORTED", "frame_language"]

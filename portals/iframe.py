@@ -19,6 +19,16 @@ IFRAME_FIELDS = (
 )
 SECRET_FIELDS = ("AUTH_ID", "REFRESH_ID", "APPLICATION_TOKEN")
 
+# The languages of the pages; Bitrix24's LANG (the viewer's interface language) picks one.
+FRAME_LANGUAGES = ("ru", "en")
+FALLBACK_LANGUAGE = "en"
+
+
+def frame_language(lang: str | None) -> str:
+    """``ru`` for Russian, English for every other Bitrix24 language (de, ua, kz, br, …)."""
+    code = (lang or "").strip().lower().replace("_", "-").split("-", 1)[0]
+    return code if code in FRAME_LANGUAGES else FALLBACK_LANGUAGE
+
 
 def iframe_fields(request: HttpRequest) -> dict[str, str]:
     return {
@@ -46,9 +56,11 @@ def claimed_origin(fields: dict[str, str]) -> str | None:
 
 
 def frame_for(response: HttpResponse, origin: str | None) -> HttpResponse:
-    """Allow framing by the verified portal only; nothing else may frame the page."""
+    """Allow framing by the verified portal only; nothing else may frame the page. frame-ancestors takes
+    the place of X-Frame-Options (which cannot name an origin), so the page is exempt from it."""
     ancestors = f"'self' {origin}" if origin else "'self'"
     response["Content-Security-Policy"] = f"frame-ancestors {ancestors}"
+    response.xframe_options_exempt = True
     response["Referrer-Policy"] = "no-referrer"
     response["Cache-Control"] = "no-store"
     return response

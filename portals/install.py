@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from b24client import Bitrix24Client, Credentials, errors
 
@@ -32,6 +33,7 @@ from .services import (
     store_credentials,
 )
 from .token_store import domain_from_client_endpoint
+from .verification_limits import verification_budget
 
 logger = logging.getLogger(__name__)
 
@@ -113,7 +115,7 @@ class _FixedTokenStore:
         return self._creds
 
     def refresh(self, failed: Credentials, do_refresh: Callable[[Credentials], Credentials]) -> Credentials:
-        raise InstallRejected("the offered access token has expired", status=403)
+        raise InstallRejected(gettext_noop("the offered access token has expired"), status=403)
 
     def endpoint_changed(self, new_client_endpoint: str) -> None:
         pass
@@ -132,24 +134,24 @@ def _allowed_endpoint(url: str) -> bool:
 def verify_offer(offer: InstallOffer) -> VerifiedInstall:
     """Check the offered token with the OAuth server's app.info and that its user is an admin."""
     if not offer.member_id or not offer.access_token:
-        raise InstallRejected("member_id and an access token are required", status=400)
+        raise InstallRejected(gettext_noop("member_id and an access token are required"), status=400)
     app = oauth_app(offer.server_endpoint)
     try:
         info = app.app_info(offer.access_token)
     except errors.Bitrix24Error as exc:
         logger.info("install for member %s refused by app.info: %s", offer.member_id, exc.code)
-        raise InstallRejected("the access token was not accepted by the Bitrix24 OAuth server") from exc
+        raise InstallRejected(gettext_noop("the access token was not accepted by the Bitrix24 OAuth server")) from exc
     install = info.get("install") or {}
     client_id = str(info.get("client_id") or "")
     if not hmac.compare_digest(client_id.encode(), settings.BITRIX24_CLIENT_ID.encode()):
-        raise InstallRejected("the access token belongs to another application")
+        raise InstallRejected(gettext_noop("the access token belongs to another application"))
     if not hmac.compare_digest(str(install.get("member_id") or "").encode(), offer.member_id.encode()):
-        raise InstallRejected("the access token belongs to another portal")
+        raise InstallRejected(gettext_noop("the access token belongs to another portal"))
     client_endpoint = str(install.get("client_endpoint") or "")
     if not client_endpoint and install.get("domain"):
         client_endpoint = f"https://{install['domain']}/rest/"
     if not client_endpoint or not _allowed_endpoint(client_endpoint):
-        raise InstallRejected("the OAuth server did not name a usable portal endpoint", status=400)
+        raise InstallRejected(gettext_noop("the OAuth server did not name a usable portal endpoint"), status=400)
     user_id = info.get("user_id")
     verified = VerifiedInstall(
         offer=offer,
@@ -160,7 +162,7 @@ def verify_offer(offer: InstallOffer) -> VerifiedInstall:
         server_endpoint=oauth_server_for(offer.server_endpoint).rstrip("/") + "/rest/",
     )
     if not _is_admin(verified):
-        raise InstallRejected("only a Bitrix24 administrator can install or connect the app")
+        raise InstallRejected(gettext_noop("only a Bitrix24 administrator can install or connect the app"))
     return verified
 
 
@@ -185,7 +187,8 @@ def _is_admin(verified: VerifiedInstall) -> bool:
     try:
         result = client.call("user.admin").result
     except errors.Bitrix24Error as exc:
-        raise InstallRejected(f"could not check the user's rights ({exc.code})") from exc
+        logger.info("user.admin failed while installing member %s: %s", offer.member_id, exc.code)
+        raise InstallRejected(gettext_noop("could not check the user's rights")) from exc
     return result is True or str(result).lower() in {"1", "true", "y"}
 
 
@@ -284,8 +287,9 @@ def setup_portal(portal_id: int) -> SetupReport:
     return report
 
 
-def install_from_iframe(fields: Mapping[str, str]) -> InstallOutcome:
-    """The installer page POST (§1.3): verify, store, set up."""
+def install_from_iframe(fields: Mapping[str, str], *, source: str = "") -> InstallOutcome:
+    """The installer page POST (§1.3): verify, store, set up. ``source``: the sender's address
+    (``portals.verification_limits``)."""
     expires_in = _float_or_none(fields.get("AUTH_EXPIRES"))
     offer = InstallOffer(
         member_id=(fields.get("member_id") or "").strip(),
@@ -298,8 +302,10 @@ def install_from_iframe(fields: Mapping[str, str]) -> InstallOutcome:
         lang=(fields.get("LANG") or "").strip(),
     )
     if not offer.refresh_token:
-        raise InstallRejected("REFRESH_ID is required to install", status=400)
-    outcome = save_install(verify_offer(offer))
+        raise InstallRejected(gettext_noop("REFRESH_ID is required to install"), status=400)
+    with verification_budget(source, offer.member_id):
+        verified = verify_offer(offer)
+    outcome = save_install(verified)
     outcome.setup = setup_portal(outcome.portal.pk)
     return outcome
 

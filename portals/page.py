@@ -7,11 +7,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from b24client import errors
 
 from .models import Portal
 from .services import oauth_app
+from .verification_limits import verification_budget
 
 
 class PageRejected(Exception):
@@ -31,31 +33,32 @@ def _verify_auth_id(portal: Portal, auth_id: str) -> None:
     try:
         info = oauth_app(portal.server_endpoint).app_info(auth_id)
     except errors.Bitrix24Error as exc:
-        raise PageRejected("Bitrix24 did not confirm this session; reopen the app", status=403) from exc
+        raise PageRejected(gettext_noop("Bitrix24 did not confirm this session; reopen the app"), status=403) from exc
     install = info.get("install") or {}
     if str(info.get("client_id") or "") != settings.BITRIX24_CLIENT_ID or str(
         install.get("member_id") or ""
     ) != portal.member_id:
-        raise PageRejected("Bitrix24 did not confirm this session; reopen the app", status=403)
+        raise PageRejected(gettext_noop("Bitrix24 did not confirm this session; reopen the app"), status=403)
 
 
-def open_app_page(fields: Mapping[str, str]) -> AppPage:
+def open_app_page(fields: Mapping[str, str], *, source: str = "") -> AppPage:
     member_id = (fields.get("member_id") or "").strip()
     if not member_id:
-        raise PageRejected("open this page from your Bitrix24", status=400)
+        raise PageRejected(gettext_noop("open this page from your Bitrix24"), status=400)
     portal = Portal.objects.filter(member_id=member_id).first()
     if portal is None:
-        raise PageRejected("the app is not installed on this Bitrix24 yet; install it first", status=401)
+        raise PageRejected(gettext_noop("the app is not installed on this Bitrix24 yet; install it first"), status=401)
     offered = (fields.get("APPLICATION_TOKEN") or "").strip()
     if offered:
         if not portal.application_token or not hmac.compare_digest(offered.encode(), portal.application_token.encode()):
-            raise PageRejected("this page was not opened by the portal the app is installed on", status=403)
+            raise PageRejected(gettext_noop("this page was not opened by the portal the app is installed on"), status=403)
     else:
         # Older portals post no APPLICATION_TOKEN: the OAuth server vouches for AUTH_ID instead.
         auth_id = (fields.get("AUTH_ID") or "").strip()
         if not auth_id:
-            raise PageRejected("open this page from your Bitrix24", status=400)
-        _verify_auth_id(portal, auth_id)
+            raise PageRejected(gettext_noop("open this page from your Bitrix24"), status=400)
+        with verification_budget(source, portal.member_id):
+            _verify_auth_id(portal, auth_id)
     if portal.status == Portal.Status.ACTIVE and not portal.install_finished:
         # Bitrix24 shows the app page (not the installer) only once BX24.installFinish() has run.
         Portal.objects.filter(pk=portal.pk).update(install_finished=True)

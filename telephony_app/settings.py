@@ -43,11 +43,26 @@ BITRIX24_OAUTH_SERVER = env_str("BITRIX24_OAUTH_SERVER", "https://oauth.bitrix.i
 # is never trusted: an attacker-controlled install POST could otherwise name any host.
 BITRIX24_OAUTH_HOSTS = env_list("BITRIX24_OAUTH_HOSTS", "oauth.bitrix.info,oauth.bitrix24.tech")
 BITRIX24_ALLOW_HTTP = env_bool("BITRIX24_ALLOW_HTTP", default=False)
+# Hosts the OAuth connect flow may redirect a browser to (portals.portal_domains): one label under one of
+# Bitrix24's cloud zones, or an on-premise Bitrix24 the vendor lists (host, host:port or *.domain).
+BITRIX24_CLOUD_ZONES = env_list(
+    "BITRIX24_CLOUD_ZONES",
+    "bitrix24.ru,bitrix24.by,bitrix24.kz,bitrix24.ua,bitrix24.uz,bitrix24.com,bitrix24.eu,bitrix24.de,"
+    "bitrix24.es,bitrix24.fr,bitrix24.it,bitrix24.pl,bitrix24.uk,bitrix24.in,bitrix24.com.br,bitrix24.com.tr,"
+    "bitrix24.mx,bitrix24.co,bitrix24.cn,bitrix24.jp,bitrix24.vn,bitrix24.id",
+)
+BITRIX24_ONPREMISE_HOSTS = env_list("BITRIX24_ONPREMISE_HOSTS", "")
 BITRIX24_APP_SCOPES = env_list("BITRIX24_APP_SCOPES", "telephony,crm,user_basic,placement")
 BITRIX24_HTTP_TIMEOUT = float(env_str("BITRIX24_HTTP_TIMEOUT", "15"))
 # Head-room under Bitrix24's own leaky bucket: other apps and browsers share the portal's budget.
 BITRIX24_RATE_HEADROOM = float(env_str("BITRIX24_RATE_HEADROOM", "0.8"))
 BITRIX24_REST_LOG_DAYS = env_int("BITRIX24_REST_LOG_DAYS", 7)
+# Requests that only Bitrix24 can vouch for (install events, installer/app page tokens, OAuth codes,
+# uninstalls to confirm) each cost an outbound call: per source address and per claimed portal, at most this
+# many unconfirmed ones per window, then 429 (portals.verification_limits; confirmed ones are refunded).
+BITRIX24_VERIFY_LIMIT_PER_SOURCE = env_int("BITRIX24_VERIFY_LIMIT_PER_SOURCE", 20)
+BITRIX24_VERIFY_LIMIT_PER_PORTAL = env_int("BITRIX24_VERIFY_LIMIT_PER_PORTAL", 10)
+BITRIX24_VERIFY_WINDOW_SECONDS = env_int("BITRIX24_VERIFY_WINDOW_SECONDS", 60)
 
 # --- Secrets at rest -----------------------------------------------------------------------
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
@@ -86,6 +101,7 @@ INSTALLED_APPS = [
     "calls",
     "ops",
     "console",
+    "axes",  # admin and console login throttling
     "inportal",
 ]
 
@@ -100,9 +116,33 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Nothing may be framed (X-Frame-Options: DENY) except the pages Bitrix24 frames, which answer
+    # frame-ancestors <the portal> instead (portals.iframe).
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "telephony_app.admin_site.AdminHostMiddleware",
+    "telephony_app.db_unavailable.DatabaseUnavailableMiddleware",  # a down/hung database: 503 + Retry-After
+    "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into its 429 page
 ]
 
+# --- The admin and staff logins -----------------------------------------------------------------------
+# The admin lives at ADMIN_URL (a path, e.g. "ops-7f3c/") and, with ADMIN_HOST, only on that host (it must be
+# in ALLOWED_HOSTS too); elsewhere its path is a 404.
+ADMIN_URL = env_str("ADMIN_URL", "admin/").strip("/") + "/"
+ADMIN_HOST = env_str("ADMIN_HOST", "")
+# Reverse proxies in front of the app that append to X-Forwarded-For (telephony_app.client_ip); 0: none.
+TRUSTED_PROXY_HOPS = env_int("TRUSTED_PROXY_HOPS", 0)
+# Login throttling (django-axes) for the admin and the operator console: after AXES_FAILURE_LIMIT wrong
+# passwords from one address, that address is locked out for AXES_COOLOFF_TIME hours (a 429 page).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = float(env_str("AXES_COOLOFF_TIME", "0.25"))
+AXES_LOCKOUT_PARAMETERS = ["ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "telephony_app.client_ip.client_ip"
+
 ROOT_URLCONF = "telephony_app.urls"
+# The DEBUG page and error e-mails mask passwords inside connection URLs too, not only secret-named settings.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "telephony_app.error_reports.SecretUrlExceptionReporterFilter"
 WSGI_APPLICATION = "telephony_app.wsgi.application"
 
 TEMPLATES = [
@@ -121,9 +161,23 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env_str("DATABASE_URL", "")
+DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 5)
+DB_STATEMENT_TIMEOUT = float(env_str("DB_STATEMENT_TIMEOUT", "15"))
+DB_IDLE_IN_TRANSACTION_TIMEOUT = float(env_str("DB_IDLE_IN_TRANSACTION_TIMEOUT", "60"))
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A hung database must cost seconds, not a web worker for gunicorn's 60 s: give up connecting after
+        # DB_CONNECT_TIMEOUT, cancel any statement after DB_STATEMENT_TIMEOUT and end a session left idle in
+        # a transaction after DB_IDLE_IN_TRANSACTION_TIMEOUT (0 switches one off, e.g. for a long migration).
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options["connect_timeout"] = DB_CONNECT_TIMEOUT
+        _options["options"] = " ".join(filter(None, [
+            _options.get("options", ""),
+            f"-c statement_timeout={int(DB_STATEMENT_TIMEOUT * 1000)}",
+            f"-c idle_in_transaction_session_timeout={int(DB_IDLE_IN_TRANSACTION_TIMEOUT * 1000)}",
+        ]))
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # sqlite:///path (e.g. a test worker pointed at the test DB file): same concurrency settings.
         DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -182,8 +236,8 @@ WHITENOISE_USE_FINDERS = not IS_PRODUCTION
 if not IS_PRODUCTION:
     STATIC_ROOT.mkdir(exist_ok=True)
 
-# Bitrix24 frames our pages; framing protection is applied per view (frame-ancestors).
-X_FRAME_OPTIONS = "SAMEORIGIN"
+# Bitrix24 frames a few of our pages (frame-ancestors per view, portals.iframe); nothing else may be framed.
+X_FRAME_OPTIONS = "DENY"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 if IS_PRODUCTION:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
@@ -202,6 +256,12 @@ RECORDINGS_ALLOW_PRIVATE_HOSTS = env_bool("RECORDINGS_ALLOW_PRIVATE_HOSTS", Fals
 RECORDINGS_ALLOWED_PRIVATE_NETWORKS = env_list("RECORDINGS_ALLOWED_PRIVATE_NETWORKS", "")
 # Plain-http recording URLs would expose the PBX credentials; allowed with private hosts (sandbox).
 RECORDINGS_ALLOW_HTTP = env_bool("RECORDINGS_ALLOW_HTTP", RECORDINGS_ALLOW_PRIVATE_HOSTS)
+if IS_PRODUCTION and (RECORDINGS_ALLOW_PRIVATE_HOSTS or RECORDINGS_ALLOW_HTTP):
+    # Both open the SSRF guard to every internal address or to credentials in clear text; an on-premise
+    # PBX gets its subnet in RECORDINGS_ALLOWED_PRIVATE_NETWORKS instead.
+    raise ImproperlyConfigured(
+        "Refusing to start in production: RECORDINGS_ALLOW_PRIVATE_HOSTS and RECORDINGS_ALLOW_HTTP must be off"
+    )
 # ffmpeg converts non-wav/mp3 recordings; a command name or path, "" switches conversion off.
 RECORDINGS_FFMPEG = env_str("RECORDINGS_FFMPEG", "ffmpeg")
 RECORDING_CONNECT_TIMEOUT = float(env_str("RECORDING_CONNECT_TIMEOUT", "10"))
@@ -230,15 +290,14 @@ SPECTACULAR_SETTINGS.update({"REDOC_DIST": "SIDECAR", "SWAGGER_UI_DIST": "SIDECA
 CELERY_BROKER_NAMESPACE = env_str("CELERY_BROKER_NAMESPACE", "") or (
     f"test-{os.getpid()}" if os.environ.get("PYTEST_VERSION") else ""
 )
-if REDIS_URL:
-    CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem://"
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
     if CELERY_BROKER_NAMESPACE:
         CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{CELERY_BROKER_NAMESPACE}:"
-else:
+elif CELERY_BROKER_URL == "filesystem://":
     _broker_dir = VAR_DIR / "broker" / (CELERY_BROKER_NAMESPACE or "main")
     _broker_dir.mkdir(parents=True, exist_ok=True)
-    CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
@@ -247,7 +306,18 @@ else:
     }
     # With acks_late and prefetch 1 a worker takes one message per poll of the folder: poll often.
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.1
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", CELERY_BROKER_URL)
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {}
+# A broker restart must not end the worker (celery/kombu/redis are pinned in requirements.txt for this):
+# it reconnects by itself, however long Redis is away (Celery's default gives up after 100 attempts,
+# some 45 minutes, and the worker exits), and also when Redis is not up yet as the worker starts.
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Tasks running while the broker is away finish their work (Bitrix24 calls, database writes) instead of
+# being killed: their unacknowledged messages come back after the visibility timeout and find the work
+# done (every task is idempotent). Set explicitly: Celery 6 turns this on by default.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

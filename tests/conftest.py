@@ -122,6 +122,7 @@ def sandbox(settings) -> Iterator[Any]:
     settings.BITRIX24_OAUTH_SERVER = f"https://{sb.oauth_host}"
     settings.BITRIX24_OAUTH_HOSTS = [*settings.BITRIX24_OAUTH_HOSTS, sb.oauth_host]
     settings.BITRIX24_ALLOW_HTTP = False
+    settings.BITRIX24_CLOUD_ZONES = [*settings.BITRIX24_CLOUD_ZONES, "bitrix24.test"]  # the sandbox's portals
     _register_app(sb, settings, APP_BASE_URL)
     sb.event_transport = DjangoTransport()
     with sb.activate():
@@ -150,6 +151,7 @@ def start_sandbox_server(settings, transactional_db) -> Iterator[Callable[..., A
         settings.BITRIX24_ALLOW_HTTP = True
         settings.BITRIX24_OAUTH_SERVER = f"{server.base_url}/oauth"
         settings.BITRIX24_OAUTH_HOSTS = [*settings.BITRIX24_OAUTH_HOSTS, "127.0.0.1"]
+        settings.BITRIX24_ONPREMISE_HOSTS = [*settings.BITRIX24_ONPREMISE_HOSTS, "127.0.0.1"]  # path-based portals
         _register_app(sb, settings, APP_BASE_URL)
         sb.event_transport = DjangoTransport()
         sb.server = server
@@ -221,6 +223,14 @@ def _calls_finish_without_settle_window(settings):
     deliver everything at once (eager tasks would otherwise spin until the window passes). Tests of the
     window itself set it back."""
     settings.CALLS_FINISH_SETTLE_SECONDS = 0
+
+
+@pytest.fixture(autouse=True)
+def _verification_limits_out_of_the_way(settings):
+    """Every test posts from 127.0.0.1 and the limiter's counters live in the shared cache: the limits
+    would leak from one test into the next. Tests of the limits set them (and their own addresses)."""
+    settings.BITRIX24_VERIFY_LIMIT_PER_SOURCE = 1_000_000
+    settings.BITRIX24_VERIFY_LIMIT_PER_PORTAL = 1_000_000
 
 
 # ------------------------------------------------------------------------------------ helpers

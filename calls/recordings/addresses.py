@@ -10,37 +10,27 @@ never resolves the name again, so a DNS answer that changes between check and us
 
 from __future__ import annotations
 
-import ipaddress
-import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from urllib.parse import SplitResult
+
+from netguard import (
+    AddressRefused,
+    ResolutionFailed,
+    Resolver,
+    address_is_public,
+    normalise_host,
+    pick_public_address,
+    system_resolver,
+)
 
 from .errors import DownloadFailed, SourceRefused
 
-Resolver = Callable[[str, int], list[str]]
+__all__ = [
+    "DEFAULT_PORTS", "Resolver", "address_is_public", "host_is_allowed", "normalise_host", "pick_address",
+    "system_resolver",
+]
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-def system_resolver(host: str, port: int) -> list[str]:
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return list(dict.fromkeys(info[4][0] for info in infos))
-
-
-def normalise_host(host: str) -> str:
-    host = host.strip().strip("[]").rstrip(".").lower()
-    try:
-        return host.encode("idna").decode("ascii") if not _is_ip_literal(host) else host
-    except UnicodeError:
-        return host
-
-
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 def host_is_allowed(url: SplitResult, allowed_hosts: Iterable[str]) -> bool:
@@ -69,42 +59,17 @@ def host_is_allowed(url: SplitResult, allowed_hosts: Iterable[str]) -> bool:
     return False
 
 
-def address_is_public(address: str) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    # is_global excludes loopback, RFC 1918, link-local (169.254.169.254), CGNAT, ULA, reserved.
-    return ip.is_global and not ip.is_multicast
-
-
-def _in_networks(address: str, networks: Iterable[str]) -> bool:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)
-
-
 def pick_address(host: str, port: int, *, allow_private: bool, resolver: Resolver,
                  private_networks: Iterable[str] = ()) -> str:
-    """Resolve once and return the address to connect to, or refuse.
+    """Resolve once and return the address to connect to, or refuse (``netguard.pick_public_address``).
 
     ``private_networks`` are non-public ranges allowed anyway (an on-premise PBX on a known
     subnet) without opening every private address.
     """
-    host = normalise_host(host)
-    if _is_ip_literal(host):
-        addresses = [host]
-    else:
-        try:
-            addresses = resolver(host, port)
-        except OSError as exc:
-            raise DownloadFailed(f"cannot resolve recording host {host}: {exc}", retryable=True) from exc
-        if not addresses:
-            raise DownloadFailed(f"recording host {host} has no address", retryable=True)
-    if not allow_private:
-        # Every answer must be public: refusing only the chosen one would let a mixed answer
-        # through on a different resolver order next time.
-        bad = [a for a in addresses if not address_is_public(a) and not _in_networks(a, private_networks)]
-        if bad:
-            raise SourceRefused(
-                f"recording host {host} resolves to a non-public address ({bad[0]}); refused"
-            )
-    return addresses[0]
+    try:
+        return pick_public_address(host, port, allow_private=allow_private, private_networks=private_networks,
+                                   resolver=resolver)
+    except ResolutionFailed as exc:
+        raise DownloadFailed(f"recording host: {exc}", retryable=True) from exc
+    except AddressRefused as exc:
+        raise SourceRefused(f"recording host {exc}; refused") from exc

@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView
 
 from ..activity import views as activity
 from ..connections import views as connections
+from ..help.views import HelpView
 from ..status import views as status
 from ..wizard import views as wizard
 from .session_views import SessionView
@@ -20,6 +21,7 @@ api_v1 = [
     path("connections/<str:connection_id>/test", connections.ConnectionTestView.as_view(),
          name="inportal-connection-test"),
     path("connections/<str:connection_id>/check", connections.CheckView.as_view(), name="inportal-connection-check"),
+    path("help", HelpView.as_view(), name="inportal-help"),
     path("calls", activity.CallsView.as_view(), name="inportal-calls"),
     path("calls/undelivered", activity.UndeliveredView.as_view(), name="inportal-calls-undelivered"),
     path("calls/undelivered/<int:letter_id>/retry", activity.LetterRetryView.as_view(), name="inportal-letter-retry"),

@@ -50,7 +50,7 @@ def app_page(request: HttpRequest) -> HttpResponse:
             page = open_app_page(fields)
             viewer = identify_viewer(page.portal, fields.get("AUTH_ID", ""))
         except PageRejected as exc:
-            return _refused(request, str(exc), exc.status, fields)
+            return _refused(request, _(str(exc)), exc.status, fields)
         except ViewerRejected as exc:
             logger.info("app page: viewer not identified (%s)", exc.code)
             return _refused(request, _("Bitrix24 did not confirm who opened the app; open it again."), 403, fields)

@@ -39,11 +39,35 @@ def request_result(entry: Mapping[str, Any]) -> str:
     return b24_errors.classify(code, "", status).__name__
 
 
+def commands_of(method: str, result: str, entry: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(method, result) of each command a request carried: the request itself, or each of a batch's."""
+    request = entry.get("request") if isinstance(entry.get("request"), Mapping) else {}
+    cmd = request.get("cmd") if method == "batch" else None
+    if not isinstance(cmd, Mapping) or result != "ok":
+        return [(method, result)]
+    response = entry.get("response") if isinstance(entry.get("response"), Mapping) else {}
+    inner = response.get("result") if isinstance(response.get("result"), Mapping) else {}
+    failed = inner.get("result_error") if isinstance(inner.get("result_error"), Mapping) else {}
+    out = []
+    for key, command in cmd.items():
+        name = method_label(str(command).split("?", 1)[0])
+        error = failed.get(key) if isinstance(failed, Mapping) else None
+        if error:
+            code = str(error.get("error") or "") if isinstance(error, Mapping) else ""
+            desc = str(error.get("error_description") or "") if isinstance(error, Mapping) else str(error)
+            out.append((name, b24_errors.classify(code, desc, None).__name__))
+        else:
+            out.append((name, "ok"))
+    return out
+
+
 def on_b24client(kind: str, fields: Mapping[str, Any]) -> None:
     if kind == "request":
         method = method_label(fields.get("method"))
         result = request_result(fields)
         registry.B24_REQUESTS.labels(method, result).inc()
+        for command, command_result in commands_of(method, result, fields):
+            registry.B24_COMMANDS.labels(command, command_result).inc()
         # One line per Bitrix24 request, carrying the portal and call of the work in hand (logcontext).
         logger.info("bitrix24 %s: %s (HTTP %s, %s ms)", fields.get("method"), result, fields.get("status"),
                     fields.get("duration_ms"), extra={"b24_method": method, "b24_result": result})

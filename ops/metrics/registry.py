@@ -17,6 +17,9 @@ REQUEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15)
 PBX_EVENTS = Counter("connector_pbx_events_total", "PBX events accepted into the inbox", ["type"])
 B24_REQUESTS = Counter("connector_b24_requests_total", "HTTP requests to Bitrix24 (REST and OAuth)",
                        ["method", "result"])
+B24_COMMANDS = Counter("connector_b24_commands_total",
+                       "Bitrix24 commands by method and result; each command of a batch counted on its own",
+                       ["method", "result"])
 B24_REQUEST_SECONDS = Histogram("connector_b24_request_seconds", "Duration of one Bitrix24 request",
                                 ["method"], buckets=REQUEST_BUCKETS)
 B24_OVERLOAD = Counter("connector_b24_overload_total", "Bitrix24 answers 429 (rate limit) and 503 (overload)",

@@ -21,6 +21,21 @@ TIME = {"start": 1773130778, "finish": 1773130779.120838, "duration": 1.1208, "p
         "operating_reset_at": 1773131378, "operating": 0.2218}
 
 
+# What DNS answers for the hosts these tests redirect to (the client checks before it follows a rename).
+DNS = {
+    "acme.bitrix24.com": ["93.184.215.14"], "newname.bitrix24.com": ["93.184.215.15"],
+    "b.bitrix24.com": ["93.184.215.16"], "crm.example-company.de": ["2a00:1450:4001:82a::200e"],
+    "intranet.example-company.de": ["10.0.0.5"], "metadata.example-company.de": ["93.184.215.17", "169.254.169.254"],
+    "nat64.example-company.de": ["64:ff9b::7f00:1"],
+}
+
+
+def fake_dns(host: str, port: int) -> list[str]:
+    if host not in DNS:
+        raise OSError(f"{host}: Name or service not known")
+    return DNS[host]
+
+
 def make_creds(**overrides: Any) -> Credentials:
     values: dict[str, Any] = dict(
         access_token="access-token-1", refresh_token="refresh-token-1", expires_at=None,
@@ -41,6 +56,7 @@ def make_client(store: MemoryTokenStore | None = None, **kwargs: Any) -> tuple[B
     kwargs.setdefault("oauth", make_oauth())
     kwargs.setdefault("limiter", coordination.MemoryBackend())
     kwargs.setdefault("recorder", records.append)
+    kwargs.setdefault("resolver", fake_dns)
     return Bitrix24Client(store, **kwargs), store, records
 
 

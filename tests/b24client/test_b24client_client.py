@@ -273,6 +273,69 @@ def test_redirects_that_do_not_look_like_a_rest_endpoint_are_refused(rsps, locat
     assert len(rsps.calls) == 1 and store.endpoint_history == []
 
 
+@pytest.mark.parametrize("host", ["intranet.example-company.de", "metadata.example-company.de",
+                                  "nat64.example-company.de"])
+def test_a_rename_to_a_name_that_resolves_to_an_internal_address_is_refused(rsps, host):
+    rsps.post(f"{ENDPOINT}user.current", status=302, headers={"Location": f"https://{host}/rest/user.current"})
+    rsps.post(f"https://{host}/rest/user.current", json={"result": {"ID": "1"}})
+    client, store, _ = make_client()
+
+    with pytest.raises(errors.InvalidRequest) as info:
+        client.call("user.current")
+
+    assert info.value.code == "UNSAFE_REDIRECT" and "non-public" in info.value.description
+    assert len(rsps.calls) == 1  # our token never went there
+    assert store.endpoint_history == [] and store.load().client_endpoint == ENDPOINT
+
+
+def test_a_rename_target_that_does_not_resolve_is_a_transient_failure_and_not_stored(rsps):
+    rsps.post(f"{ENDPOINT}user.current", status=302,
+              headers={"Location": "https://gone.example-company.de/rest/user.current"})
+    client, store, _ = make_client()
+
+    with pytest.raises(errors.Transient) as info:
+        client.call("user.current")
+
+    assert info.value.code == "REDIRECT_UNRESOLVED" and store.endpoint_history == []
+
+
+def test_the_new_endpoint_is_stored_only_after_a_successful_call_there(rsps):
+    rsps.post(f"{ENDPOINT}user.current", status=302,
+              headers={"Location": "https://newname.bitrix24.com/rest/user.current"})
+    failing = rsps.post("https://newname.bitrix24.com/rest/user.current", status=500,
+                        json={"error": "INTERNAL_SERVER_ERROR", "error_description": "Internal server error"})
+    client, store, _ = make_client()
+
+    with pytest.raises(errors.Transient):
+        client.call("user.current")
+    assert store.endpoint_history == [] and store.load().client_endpoint == ENDPOINT
+
+    rsps.remove(failing)
+    rsps.post("https://newname.bitrix24.com/rest/user.current", json={"result": {"ID": "1"}})
+    assert client.call("user.current").result == {"ID": "1"}  # followed again, and now it works
+    assert store.endpoint_history == ["https://newname.bitrix24.com/rest/"]
+
+
+def test_a_rename_followed_through_an_expired_token_is_stored_once_the_retry_succeeds(rsps):
+    def new_portal(request):
+        if json.loads(request.body)["auth"] == "access-token-2":
+            return 200, {}, json.dumps({"result": {"ID": "1"}})
+        return 401, {}, json.dumps({"error": "expired_token", "error_description": "The access token provided has expired."})
+
+    rsps.post(f"{ENDPOINT}user.current", status=302,
+              headers={"Location": "https://newname.bitrix24.com/rest/user.current"})
+    rsps.add_callback(responses.POST, "https://newname.bitrix24.com/rest/user.current", callback=new_portal)
+    rsps.get(TOKEN_URL, json=token_response(2))
+    client, store, _ = make_client()
+
+    assert client.call("user.current").result == {"ID": "1"}
+
+    urls = [c.request.url for c in rsps.calls if "oauth" not in c.request.url]
+    assert urls == [f"{ENDPOINT}user.current", "https://newname.bitrix24.com/rest/user.current",
+                    "https://newname.bitrix24.com/rest/user.current"]  # the retry went to the new address
+    assert store.endpoint_history == ["https://newname.bitrix24.com/rest/"]
+
+
 def test_redirect_loop_is_stopped(rsps):
     rsps.post(f"{ENDPOINT}user.current", status=302, headers={"Location": "https://b.bitrix24.com/rest/user.current"})
     rsps.post("https://b.bitrix24.com/rest/user.current", status=302, headers={"Location": f"{ENDPOINT}user.current"})
@@ -430,12 +493,14 @@ def test_list_all_unwraps_keyed_list_results(rsps):
 def test_short_limiter_wait_is_slept_inline(rsps):
     rsps.post(f"{ENDPOINT}user.current", json={"result": {"ID": "1"}})
     slept = []
+    now = [1_000_000.0]  # the bucket's clock moves only when the client sleeps, however slow the machine
 
     def sleep(s):
         slept.append(s)
-        time.sleep(s)
+        now[0] += s
 
-    client, _, _ = make_client(limits=(2, 20.0), sleep=sleep, max_inline_wait=1.0)
+    client, _, _ = make_client(limits=(2, 20.0), sleep=sleep, max_inline_wait=1.0,
+                               limiter=coordination.MemoryBackend(clock=lambda: now[0]))
 
     for _ in range(3):
         client.call("user.current")

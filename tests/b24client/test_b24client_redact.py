@@ -56,3 +56,10 @@ def test_logging_filter_redacts_formatted_messages_and_tracebacks(caplog):
 
     assert "S3CR3T" not in caplog.text and "LEAKED" not in caplog.text
     assert "refresh failed" in caplog.text and "RuntimeError" in caplog.text
+
+
+def test_passwords_inside_connection_urls_are_masked():
+    text = "connect postgres://app:s3cr%2Ft@db:5432/x and redis://:r3d1s@cache:6379/1, not https://user@host/"
+    assert redact.redact_text(text) == (
+        "connect postgres://app:[REDACTED]@db:5432/x and redis://:[REDACTED]@cache:6379/1, not https://user@host/"
+    )

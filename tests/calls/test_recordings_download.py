@@ -229,6 +229,12 @@ def test_loopback_is_allowed_when_the_private_hosts_setting_is_on(loopback_serve
     "http://[::1]/rec.wav",
     "http://[::ffff:10.0.0.1]/rec.wav",
     "http://0.0.0.0/rec.wav",
+    # Internal addresses inside IPv6 forms that older ipaddress tables call global:
+    "http://[::7f00:1]/rec.wav",  # IPv4-compatible 127.0.0.1
+    "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",  # NAT64 of 169.254.169.254
+    "http://[64:ff9b:1::a00:5]/rec.wav",  # local-use NAT64
+    "http://[2002:7f00:1::]:6379/",  # 6to4 of 127.0.0.1
+    "http://[fec0::1]/rec.wav",  # site-local
 ])
 def test_private_link_local_and_reserved_addresses_are_refused_without_connecting(url, dest):
     host = url.split("//")[1].split("/")[0].strip("[]")

@@ -119,3 +119,12 @@ def test_the_wizard_is_resumed_until_finished_then_the_app_opens(sandbox, instal
 
     assert api.post("wizard", {"done": True}).json()["done"] is True
     assert open_page(sandbox, installed_portal.b24, user_id=1).boot["mode"] == "app"
+
+
+def test_a_refused_page_says_why_in_the_viewers_language(client):
+    response = client.post("/bitrix24/app/?LANG=ru&DOMAIN=acme.bitrix24.test&PROTOCOL=1",
+                           {"member_id": "f" * 32, "AUTH_ID": "x"}, secure=True, headers={"host": "app.test"})
+
+    assert response.status_code == 401
+    assert "приложение ещё не установлено на этом Битрикс24" in response.content.decode()  # noqa: RUF001
+    assert "frame-ancestors 'self' https://acme.bitrix24.test" in response["Content-Security-Policy"]

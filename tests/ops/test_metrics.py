@@ -47,7 +47,8 @@ def test_a_call_moves_the_counters_and_the_gauges(phone, client):
         "register": value("connector_b24_requests_total", method=REGISTER, result="ok"),
         "finish": value("connector_b24_requests_total", method=FINISH, result="ok"),
         "register_timed": value("connector_b24_request_seconds_count", method=REGISTER),
-        "steps": {step: value("connector_call_step_seconds_count", step=step) for step in ("register", "card", "finish")},
+        "steps": {step: value("connector_call_step_seconds_count", step=step)
+                  for step in ("register", "card", "finish", "recording")},
         "idle_runs": value("connector_call_sync_runs_total", outcome="idle"),
     }
     scenario = phone.scenario("ring_group_second_answers")
@@ -72,6 +73,7 @@ def test_a_call_moves_the_counters_and_the_gauges(phone, client):
     assert value("connector_call_step_seconds_count", step="register") == before["steps"]["register"] + 1
     assert value("connector_call_step_seconds_count", step="card") >= before["steps"]["card"] + 1
     assert value("connector_call_step_seconds_count", step="finish") == before["steps"]["finish"] + 1
+    assert value("connector_call_step_seconds_count", step="recording") == before["steps"]["recording"] + 1
     assert value("connector_call_sync_runs_total", outcome="idle") > before["idle_runs"]
 
     done = scrape(client)
@@ -186,3 +188,19 @@ def test_the_dashboard_and_prometheus_config_name_only_metrics_the_service_expor
     assert {job["job_name"] for job in config["scrape_configs"]} == {"connector-web", "connector-worker"}
     assert all(job["authorization"]["credentials_file"] == "/run/secrets/metrics_token"
                for job in config["scrape_configs"])
+
+
+def test_each_command_of_a_batch_is_counted_by_method_and_result(phone):
+    from portals.services import bitrix24_client_for
+
+    ok_before = value("connector_b24_commands_total", method="user.get", result="ok")
+    refused_before = value("connector_b24_commands_total", method=FINISH, result="NotFound")
+    batches_before = value("connector_b24_requests_total", method="batch", result="ok")
+    result = bitrix24_client_for(phone.portal.pk).batch({
+        "users": ("user.get", {"ID": 1}),
+        "finish": (FINISH, {"CALL_ID": "externalCall.unknown", "USER_ID": 1}),
+    })
+    assert "finish" in result.errors and "users" not in result.errors
+    assert value("connector_b24_requests_total", method="batch", result="ok") == batches_before + 1
+    assert value("connector_b24_commands_total", method="user.get", result="ok") == ok_before + 1
+    assert value("connector_b24_commands_total", method=FINISH, result="NotFound") == refused_before + 1

@@ -22,7 +22,8 @@ GOOD = {
 
 
 def _load_settings(tmp_path, **overrides: str | None) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BITRIX24_", "TOKEN_", "SECRET_KEY", "DEBUG"))}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("BITRIX24_", "TOKEN_", "SECRET_KEY", "DEBUG", "RECORDINGS_ALLOW"))}
     env.update(GOOD, APP_VAR_DIR=str(tmp_path))
     for key, value in overrides.items():
         if value is None:
@@ -47,6 +48,8 @@ def test_production_settings_load_when_everything_is_set(tmp_path):
         ({"SECRET_KEY": None}, "SECRET_KEY must be set"),
         ({"TOKEN_ENCRYPTION_KEYS": None}, "TOKEN_ENCRYPTION_KEYS must be set"),
         ({"BITRIX24_ALLOW_HTTP": "1"}, "BITRIX24_ALLOW_HTTP must be off"),
+        ({"RECORDINGS_ALLOW_PRIVATE_HOSTS": "1"}, "RECORDINGS_ALLOW_PRIVATE_HOSTS and RECORDINGS_ALLOW_HTTP must be off"),
+        ({"RECORDINGS_ALLOW_HTTP": "1"}, "RECORDINGS_ALLOW_PRIVATE_HOSTS and RECORDINGS_ALLOW_HTTP must be off"),
     ],
 )
 def test_production_settings_refuse_unsafe_configuration(tmp_path, overrides, message):
