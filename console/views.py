@@ -66,7 +66,8 @@ def letters(request: HttpRequest) -> HttpResponse:
     flt = form.letter_filter() if form.is_valid() else dead_letters.LetterFilter()
     matching = dead_letters.matching(flt) if (not form.is_bound or form.is_valid()) else None
     context = {"form": form, "letters": list(matching[:console_settings().page_size]) if matching is not None else [],
-               "count": matching.count() if matching is not None else 0, "dry_run": request.GET.get("dry_run") == "1"}
+               "count": matching.count() if matching is not None else 0,
+               "dry_run": matching is not None and request.GET.get("dry_run") == "1"}
     return render(request, "console/dead_letters.html", context)
 
 
