@@ -26,6 +26,7 @@ from rest_framework import serializers
 from b24client import errors as b24errors
 from calls.models import Call, PbxConnection, PbxLine, SeenLineNumber
 from calls.phones import InvalidPhoneNumber, normalize_strict
+from calls.settings.selectors import display_name
 from portals.errors import PortalUnavailable
 from portals.services import bitrix24_client_for
 
@@ -115,9 +116,9 @@ def store_lines(connection: PbxConnection, lines: list[tuple[str, str]]) -> None
             line.name = name
             line.removed_at = None
             line.save(update_fields=["name", "removed_at", "bitrix_line_registered", "updated_at"])
-    PbxLine.objects.filter(connection=connection, removed_at__isnull=True).exclude(number__in=wanted).update(
-        removed_at=now, updated_at=now
-    )
+    # Numbers the portal admin added on purpose stay until the admin removes them.
+    PbxLine.objects.filter(connection=connection, removed_at__isnull=True, added_by_admin=False).exclude(
+        number__in=wanted).update(removed_at=now, updated_at=now)
 
 
 
@@ -158,7 +159,7 @@ def sync_lines_to_bitrix24(connection_id: int) -> LineSyncResult:
     connection = PbxConnection.objects.select_related("portal").get(pk=connection_id)
     result = LineSyncResult()
     unavailable = _bitrix_unavailable_errors()
-    lines = list(PbxLine.objects.filter(connection=connection))
+    lines = list(PbxLine.objects.filter(connection=connection).select_related("settings"))
     try:
         client = bitrix24_client_for(connection.portal_id)
         remote_items = client.call("telephony.externalLine.get", {}).result or []
@@ -211,7 +212,7 @@ def add_line_to_bitrix24(client: Any, number: str, name: str) -> None:
 
 
 def _sync_active(client: Any, line: PbxLine, remote: dict | None, result: LineSyncResult, b24errors: Any) -> None:
-    name = line.name or line.number
+    name = display_name(line)  # the admin's name for it, else the PBX's
     if remote is None:
         add_line_to_bitrix24(client, line.number, name)
         result.added.append(line.number)

@@ -1,1 +1,0 @@
-"""Demo tooling (``scripts/demo``): not part of the product; no production package imports it."""
