@@ -12,7 +12,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -21,6 +21,7 @@ import logcontext
 from b24client import errors, phparray, redact
 
 from .errors import EventRejected, InstallRejected
+from .event_checks import check_telephony_event
 from .install import offer_from_event_auth, save_install, setup_portal, verify_offer
 from .models import Bitrix24Event, Portal
 from .uninstall import FORGED_REASON, Verdict, confirm_uninstall, mark_uninstalled
@@ -81,12 +82,17 @@ def authenticate(payload: dict[str, Any]) -> Portal:
     return portal
 
 
-def _store(portal: Portal, payload: dict[str, Any]) -> Bitrix24Event:
+def _store(portal: Portal, payload: dict[str, Any], replay_key: str | None = None) -> Bitrix24Event:
     from .tasks import process_bitrix24_event
 
-    event = Bitrix24Event.objects.create(
-        portal=portal, event=payload["event"], payload=strip_secrets(payload), next_attempt_at=timezone.now()
-    )
+    try:
+        with transaction.atomic():
+            event = Bitrix24Event.objects.create(
+                portal=portal, event=payload["event"], payload=strip_secrets(payload), next_attempt_at=timezone.now(),
+                replay_key=replay_key,
+            )
+    except IntegrityError as exc:  # the same event twice at once: only one is kept
+        raise EventRejected("this event was already received", status=409) from exc
     process_bitrix24_event.delay_on_commit(event.pk)
     return event
 
@@ -114,8 +120,9 @@ def accept_event(body: bytes, *, source: str = "") -> Bitrix24Event:
     portal = authenticate(payload)
     if name == "ONAPPUNINSTALL":
         return _accept_uninstall(portal, payload, source)
+    key = check_telephony_event(portal, payload, source=source) if name in TELEPHONY_EVENTS else None
     with transaction.atomic():
-        return _store(portal, payload)
+        return _store(portal, payload, key)
 
 
 def _accept_uninstall(portal: Portal, payload: dict[str, Any], source: str) -> Bitrix24Event:

@@ -63,6 +63,13 @@ BITRIX24_REST_LOG_DAYS = env_int("BITRIX24_REST_LOG_DAYS", 7)
 BITRIX24_VERIFY_LIMIT_PER_SOURCE = env_int("BITRIX24_VERIFY_LIMIT_PER_SOURCE", 20)
 BITRIX24_VERIFY_LIMIT_PER_PORTAL = env_int("BITRIX24_VERIFY_LIMIT_PER_PORTAL", 10)
 BITRIX24_VERIFY_WINDOW_SECONDS = env_int("BITRIX24_VERIFY_WINDOW_SECONDS", 60)
+# Click-to-call and callback events (portals.event_checks): ts at most this far from now (Bitrix24's queue
+# may delay delivery); a click-to-call must carry the clicking user's token (confirmed with app.info);
+# callbacks per portal and per number are limited.
+BITRIX24_EVENT_MAX_AGE = env_int("BITRIX24_EVENT_MAX_AGE", 600)
+BITRIX24_CLICK_TO_CALL_REQUIRE_USER_TOKEN = env_bool("BITRIX24_CLICK_TO_CALL_REQUIRE_USER_TOKEN", True)
+BITRIX24_CALLBACKS_PER_PORTAL_PER_MINUTE = env_int("BITRIX24_CALLBACKS_PER_PORTAL_PER_MINUTE", 30)
+BITRIX24_CALLBACKS_PER_NUMBER_PER_HOUR = env_int("BITRIX24_CALLBACKS_PER_NUMBER_PER_HOUR", 3)
 
 # --- Secrets at rest -----------------------------------------------------------------------
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
@@ -400,6 +407,10 @@ LOGGING = {
 ORIGINATE_BUDGET_SECONDS = float(env_str("ORIGINATE_BUDGET_SECONDS", "15"))
 ORIGINATE_ATTEMPT_TIMEOUT = float(env_str("ORIGINATE_ATTEMPT_TIMEOUT", "5"))
 ORIGINATE_START_TIMEOUT = env_int("ORIGINATE_START_TIMEOUT", 120)
+# A click-to-call or callback request older than this (its event's ts) is not dialled: the person who asked
+# has given up (e.g. an event stored during an outage and processed late); the call is finished as failed.
+ORIGINATE_CLICK_MAX_AGE = float(env_str("ORIGINATE_CLICK_MAX_AGE", "60"))
+ORIGINATE_CALLBACK_MAX_AGE = float(env_str("ORIGINATE_CALLBACK_MAX_AGE", "300"))
 # /route: wait at most LOOKUP_DEADLINE for Bitrix24, then answer the line's fallback and mark the
 # portal slow for SLOW_SECONDS; CRM lookups stay cached CACHE_SECONDS.
 ROUTE_LOOKUP_DEADLINE = float(env_str("ROUTE_LOOKUP_DEADLINE", "0.5"))

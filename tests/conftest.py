@@ -227,10 +227,12 @@ def _calls_finish_without_settle_window(settings):
 
 @pytest.fixture(autouse=True)
 def _verification_limits_out_of_the_way(settings):
-    """Every test posts from 127.0.0.1 and the limiter's counters live in the shared cache: the limits
+    """Every test posts from 127.0.0.1 and the limiters' counters live in the shared cache: the limits
     would leak from one test into the next. Tests of the limits set them (and their own addresses)."""
     settings.BITRIX24_VERIFY_LIMIT_PER_SOURCE = 1_000_000
     settings.BITRIX24_VERIFY_LIMIT_PER_PORTAL = 1_000_000
+    settings.BITRIX24_CALLBACKS_PER_PORTAL_PER_MINUTE = 1_000_000
+    settings.BITRIX24_CALLBACKS_PER_NUMBER_PER_HOUR = 1_000_000
 
 
 # ------------------------------------------------------------------------------------ helpers

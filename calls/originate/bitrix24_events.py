@@ -11,6 +11,14 @@ from portals.models import Bitrix24Event
 logger = logging.getLogger(__name__)
 
 
+def requested_at_of(event: Bitrix24Event) -> float:
+    """When Bitrix24 sent the event: its ``ts`` (checked at intake), else when we received it."""
+    try:
+        return float(event.payload.get("ts"))
+    except (TypeError, ValueError):
+        return event.received_at.timestamp()
+
+
 def handle_bitrix24_telephony_event(event_id: int) -> None:
     """Called by ``portals.events.process_event`` for ONEXTERNALCALLSTART / ONEXTERNALCALLBACKSTART.
 
@@ -18,9 +26,10 @@ def handle_bitrix24_telephony_event(event_id: int) -> None:
     """
     event = Bitrix24Event.objects.get(pk=event_id)
     data = event.payload.get("data") if isinstance(event.payload.get("data"), dict) else {}
+    requested_at = requested_at_of(event)
     if event.event == "ONEXTERNALCALLSTART":
-        start_click_to_call(event.portal_id, data)
+        start_click_to_call(event.portal_id, data, requested_at=requested_at)
     elif event.event == "ONEXTERNALCALLBACKSTART":
-        start_callback(event.portal_id, event.pk, data)
+        start_callback(event.portal_id, event.pk, data, requested_at=requested_at)
     else:
         logger.info("event %s (%s) is not a telephony event; ignored", event_id, event.event)

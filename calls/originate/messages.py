@@ -19,6 +19,8 @@ PBX_UNREACHABLE: Final = "pbx_unreachable"
 PBX_NEVER_STARTED: Final = "pbx_never_started"
 NO_CALLBACK_AGENT: Final = "no_callback_agent"
 BAD_NUMBER: Final = "bad_number"
+TOO_LATE: Final = "too_late"
+CALLBACK_TOO_LATE: Final = "callback_too_late"
 
 # Bitrix24 STATUS_CODE for each failure (docs/bitrix24-contract.md §5.4): configuration problems are "OTHER",
 # a PBX that cannot be reached is "503 route unavailable", an unusable number is "404".
@@ -31,6 +33,8 @@ STATUS_CODES: Final[dict[str, str]] = {
     PBX_NEVER_STARTED: "503",
     NO_CALLBACK_AGENT: "OTHER",
     BAD_NUMBER: "404",
+    TOO_LATE: "OTHER",
+    CALLBACK_TOO_LATE: "OTHER",
 }
 
 _MESSAGES: Final[dict[str, dict[str, str]]] = {
@@ -78,6 +82,18 @@ _MESSAGES: Final[dict[str, dict[str, str]]] = {
         "ru": "Номер «{number}» не похож на телефонный номер, звонок невозможен.",
         "en": "“{number}” does not look like a phone number; the call cannot be placed.",
     },
+    TOO_LATE: {
+        "ru": "Запрос на звонок дошёл до АТС только через {age} с после нажатия, и звонок не был начат, "
+        "чтобы телефоны не зазвонили неожиданно. Нажмите на номер ещё раз.",
+        "en": "The call request reached the PBX only {age} s after you clicked, so the call was not placed "
+        "(nobody's phone rings out of the blue). Click the number again.",
+    },
+    CALLBACK_TOO_LATE: {
+        "ru": "Заявка на обратный звонок обработана только через {age} с после отправки формы, поэтому АТС "
+        "не звонила автоматически. Перезвоните клиенту вручную.",
+        "en": "The callback request was processed only {age} s after the form was sent, so the PBX did not "
+        "call automatically. Call the client back manually.",
+    },
 }
 
 _DETAIL_LIMIT = 200
@@ -94,6 +110,7 @@ def failure_reason(code: str, lang: str | None, **params: object) -> str:
     cleaned.setdefault("detail", "")
     cleaned.setdefault("connection", "")
     cleaned.setdefault("number", "")
+    cleaned.setdefault("age", "")
     return template.format(**cleaned).strip()
 
 
