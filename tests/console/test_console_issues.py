@@ -97,3 +97,18 @@ def test_the_card_verdict_reads_the_facts_when_the_call_ended_before_its_sync(ph
         "No card: extension(s) 105, 106 rang but no Bitrix24 user has that extension")
     late = call_story(phone.call(mapped.call_id)).card_verdict
     assert late.startswith("No card: extension(s) 101, 102 rang, but the call had ended at ")
+
+
+def test_portal_health_reads_a_fixed_number_of_queries_however_many_portals(db, django_assert_max_num_queries,
+                                                                            client):
+    from pbx_api_fixtures import make_tenant
+
+    for _ in range(3):
+        make_tenant(client)
+    with django_assert_max_num_queries(6) as few:
+        rows = portal_health()
+    for _ in range(30):
+        make_tenant(client)
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        many = portal_health()
+    assert len(rows) == 3 and len(many) == 33

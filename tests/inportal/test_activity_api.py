@@ -6,7 +6,7 @@ import pytest
 from inportal_fixtures import *  # noqa: F403  (fixtures)
 from inportal_fixtures import CLIENT, FrameApi, drive, open_page
 
-from calls.models import Call, ExtensionOverride
+from calls.models import Call, DeadLetter, ExtensionOverride
 
 pytestmark = pytest.mark.django_db
 
@@ -136,3 +136,20 @@ def test_another_portal_sees_none_of_these_calls(phone, admin_api, other_api):
     assert other_api.get(f"calls/{call_id}").status_code == 404
     assert other_api.post(f"calls/{call_id}/retry").status_code == 404
     assert other_api.get("calls/undelivered").json() == []
+
+
+def test_only_an_admin_retries_and_only_on_their_portal(sandbox, phone, installed_portal, other_api):
+    ExtensionOverride.objects.create(connection=phone.connection, extension="101", user_id=4)
+    phone.play("busy_outgoing", "c-dead")
+    letter = DeadLetter.objects.get(resolved_at=None)
+    call_id = str(letter.call.uuid)
+    page = open_page(sandbox, installed_portal.b24, user_id=2)  # Boris, not an admin
+    boris = FrameApi(page.token, auth_id=page.auth_id)
+
+    refused = [boris.post(f"calls/{call_id}/retry"), boris.post(f"calls/undelivered/{letter.pk}/retry")]
+    elsewhere = [other_api.post(f"calls/{call_id}/retry"), other_api.post(f"calls/undelivered/{letter.pk}/retry")]
+
+    assert [r.status_code for r in refused] == [403, 403]
+    assert [r.status_code for r in elsewhere] == [404, 404]
+    letter.refresh_from_db()
+    assert letter.resolved_at is None and letter.replay_count == 0
