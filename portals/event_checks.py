@@ -2,7 +2,8 @@
 dial (toll fraud).
 
 ``application_token`` alone proves little: Bitrix24 hands it to every user's browser in the app page's
-launch POST (§1.3), so any employee can post a perfect copy of any event. On top of it:
+launch POST (docs/bitrix24-contract.md §1.3), so any employee can post a perfect copy of any event. On
+top of it:
 
 * ``ts`` (Unix seconds, §4.3) must be recent: a replay of yesterday's event is refused;
 * the same event (``event_handler_id`` + ``ts`` + its data) is accepted once: Bitrix24 never sends an
