@@ -19,6 +19,7 @@ from django.utils import timezone
 
 import logcontext
 from b24client import errors, phparray, redact
+from telephony_app.dispatch import send_after_commit
 
 from .errors import EventRejected, InstallRejected
 from .event_checks import check_telephony_event
@@ -93,7 +94,7 @@ def _store(portal: Portal, payload: dict[str, Any], replay_key: str | None = Non
             )
     except IntegrityError as exc:  # the same event twice at once: only one is kept
         raise EventRejected("this event was already received", status=409) from exc
-    process_bitrix24_event.delay_on_commit(event.pk)
+    send_after_commit(process_bitrix24_event, event.pk)
     return event
 
 

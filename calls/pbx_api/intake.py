@@ -2,8 +2,9 @@
 
 Events are stored before the PBX gets its 202 and processed afterwards. The processing hook is
 ``calls.sync.tasks.process_pbx_event`` (written by the call state machine): when that module and task
-exist, every newly stored event is enqueued with ``delay_on_commit(pk)``; until then events stay
-``pending`` for the state machine's sweeper to pick up.
+exist, every newly stored event is enqueued after the commit (``telephony_app.dispatch``: a broker that
+is down never fails the request, the events are stored, so the answer is still 202); until then events
+stay ``pending`` for the state machine's sweeper to pick up.
 
 An uploaded recording becomes a synthetic ``call.recording_ready`` inbox event whose payload has
 ``local_path`` (relative to ``settings.RECORDINGS_DIR``) and ``"url": null``, so a recording
@@ -40,6 +41,7 @@ from calls.pbx_api import signing
 from calls.pbx_api.events import CALL_RECORDING_READY, MAX_ID_LENGTH, validate_events
 from calls.pbx_api.receipts import answer_once
 from calls.pbx_api.responses import PbxAnswer, PbxApiError, error_body
+from telephony_app.dispatch import send_after_commit
 
 logger = logging.getLogger(__name__)
 
@@ -65,10 +67,7 @@ def enqueue_after_commit(task_name: str, ids: Iterable[int]) -> None:
         logger.debug("no task calls.sync.tasks.%s; leaving the work to the sweeper", task_name)
         return
     for pk in ids:
-        if hasattr(task, "delay_on_commit"):
-            task.delay_on_commit(pk)
-        else:
-            transaction.on_commit(partial(task.delay, pk))
+        send_after_commit(task, pk)
 
 
 def load_json(body: bytes) -> Any:

@@ -14,6 +14,7 @@ receipt write (see ``calls.pbx_api.receipts`` for where receipts are kept).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.cache import cache
@@ -37,7 +38,9 @@ from calls.pbx_api.responses import PbxAnswer, error_body
 from calls.pbx_api.schema import SIGNATURE_HEADERS
 from calls.pbx_api.serializers import ErrorSerializer
 from calls.pbx_api.views import PbxApiView
-from calls.routing.lookup import decide_route, record_decision, route_query
+from calls.routing.lookup import decide_route, fallback_route, record_decision, route_query
+
+logger = logging.getLogger(__name__)
 
 MAX_NUMBER_LENGTH = 64
 
@@ -88,12 +91,16 @@ def route(connection: Any, webhook_id: str, body: bytes) -> PbxAnswer:
     query = route_query(connection, values["client_number"], values["line_number"]) if values else None
     in_cache = route_receipts_in_cache()
     receipt_key = route_receipt_key(connection.pk, webhook_id)
-    if in_cache:
-        found = cache.get_many([receipt_key, *(query.cache_keys() if query else [])])
-        replayed = cached_receipt(found.get(receipt_key))
-    else:
-        replayed = stored_receipt(connection.pk, webhook_id)
-        found = cache.get_many(query.cache_keys()) if query and replayed is None else {}
+    try:
+        if in_cache:
+            found = cache.get_many([receipt_key, *(query.cache_keys() if query else [])])
+            replayed = cached_receipt(found.get(receipt_key))
+        else:
+            replayed = stored_receipt(connection.pk, webhook_id)
+            found = cache.get_many(query.cache_keys()) if query and replayed is None else {}
+    except Exception as exc:  # the cache (Redis) is down: the client is waiting, answer without it
+        logger.warning("/route without the cache (%s: %s): the line's fallback", type(exc).__name__, exc)
+        return _route_without_cache(connection, webhook_id, query, invalid)
     if replayed is not None:
         return replayed
     refused = refusal(connection)
@@ -114,6 +121,26 @@ def route(connection: Any, webhook_id: str, body: bytes) -> PbxAnswer:
         with transaction.atomic():
             record_decision(connection, result)
             remember_in_database(connection.pk, webhook_id, answer)
+    return answer
+
+
+def _route_without_cache(connection: Any, webhook_id: str, query: Any, invalid: PbxAnswer | None) -> PbxAnswer:
+    """No cache: no receipts there, no CRM entries, no Bitrix24 round trip to keep; the receipt and the
+    decision go to the database (a retry within 24 h gets this answer back)."""
+    replayed = stored_receipt(connection.pk, webhook_id)
+    if replayed is not None:
+        return replayed
+    refused = refusal(connection)
+    if refused is not None:
+        return refused
+    if invalid is not None:
+        remember_in_database(connection.pk, webhook_id, invalid)
+        return invalid
+    result = fallback_route(connection, query)
+    answer = PbxAnswer(200, result.as_response())
+    with transaction.atomic():
+        record_decision(connection, result)
+        remember_in_database(connection.pk, webhook_id, answer)
     return answer
 
 
