@@ -407,6 +407,16 @@ LOGGING = {
 ORIGINATE_BUDGET_SECONDS = float(env_str("ORIGINATE_BUDGET_SECONDS", "15"))
 ORIGINATE_ATTEMPT_TIMEOUT = float(env_str("ORIGINATE_ATTEMPT_TIMEOUT", "5"))
 ORIGINATE_START_TIMEOUT = env_int("ORIGINATE_START_TIMEOUT", 120)
+# Originate URLs (set by portal admins) get the recordings' SSRF guard (calls.originate.targets): public
+# addresses only, https only; an on-premise PBX gets its subnet in ORIGINATE_ALLOWED_PRIVATE_NETWORKS. The two
+# flags are for the sandbox and tests and are refused in production.
+ORIGINATE_ALLOW_PRIVATE_HOSTS = env_bool("ORIGINATE_ALLOW_PRIVATE_HOSTS", False)
+ORIGINATE_ALLOW_HTTP = env_bool("ORIGINATE_ALLOW_HTTP", ORIGINATE_ALLOW_PRIVATE_HOSTS)
+ORIGINATE_ALLOWED_PRIVATE_NETWORKS = env_list("ORIGINATE_ALLOWED_PRIVATE_NETWORKS", "")
+if IS_PRODUCTION and (ORIGINATE_ALLOW_PRIVATE_HOSTS or ORIGINATE_ALLOW_HTTP):
+    raise ImproperlyConfigured(
+        "Refusing to start in production: ORIGINATE_ALLOW_PRIVATE_HOSTS and ORIGINATE_ALLOW_HTTP must be off"
+    )
 # A click-to-call or callback request older than this (its event's ts) is not dialled: the person who asked
 # has given up (e.g. an event stored during an outage and processed late); the call is finished as failed.
 ORIGINATE_CLICK_MAX_AGE = float(env_str("ORIGINATE_CLICK_MAX_AGE", "60"))

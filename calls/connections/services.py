@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save
@@ -20,6 +19,7 @@ from django.dispatch import receiver
 from django.utils import timezone
 
 from calls.models import ConnectionSecret, PbxConnection
+from calls.originate.targets import validate_originate_url
 from calls.pbx_api import signing
 from calls.routing import lookup  # noqa: F401  (connects its cache-invalidation receivers; see below)
 from portals.models import Portal
@@ -38,15 +38,6 @@ logger = logging.getLogger(__name__)
 class IssuedSecret:
     connection: PbxConnection
     secret: str  # whsec_…; shown once to the PBX admin, never stored in the clear
-
-
-def _check_url(url: str, field: str) -> None:
-    if not url:
-        return
-    try:
-        URLValidator(schemes=["https", "http"])(url)
-    except ValidationError as exc:
-        raise ValidationError({field: f"{url!r} is not an http(s) URL"}) from exc
 
 
 def _new_secret(connection: PbxConnection, now: datetime) -> str:
@@ -69,7 +60,7 @@ def create_connection(
     name = name.strip()
     if not name:
         raise ValidationError({"name": "a connection needs a name"})
-    _check_url(originate_url, "originate_url")
+    validate_originate_url(originate_url)
     now = timezone.now()
     with transaction.atomic():
         # Lock the portal row: two concurrent creations must not both become the default.

@@ -20,6 +20,7 @@ PBX_NEVER_STARTED: Final = "pbx_never_started"
 NO_CALLBACK_AGENT: Final = "no_callback_agent"
 BAD_NUMBER: Final = "bad_number"
 TOO_LATE: Final = "too_late"
+ORIGINATE_URL_REFUSED: Final = "originate_url_refused"
 CALLBACK_TOO_LATE: Final = "callback_too_late"
 
 # Bitrix24 STATUS_CODE for each failure (docs/bitrix24-contract.md §5.4): configuration problems are "OTHER",
@@ -34,6 +35,7 @@ STATUS_CODES: Final[dict[str, str]] = {
     NO_CALLBACK_AGENT: "OTHER",
     BAD_NUMBER: "404",
     TOO_LATE: "OTHER",
+    ORIGINATE_URL_REFUSED: "OTHER",
     CALLBACK_TOO_LATE: "OTHER",
 }
 
@@ -57,8 +59,16 @@ _MESSAGES: Final[dict[str, dict[str, str]]] = {
         "Contact your administrator.",
     },
     PBX_REFUSED: {
-        "ru": "АТС отказалась совершить звонок: {detail}",
-        "en": "The PBX refused to place the call: {detail}",
+        "ru": "АТС отказалась совершить звонок (HTTP {status}). Проверьте, что ваш телефон подключён; "
+        "ответ АТС администратор видит в журнале подключения.",
+        "en": "The PBX refused to place the call (HTTP {status}). Check that your phone is connected; "
+        "your administrator sees the PBX's answer in the connection's log.",
+    },
+    ORIGINATE_URL_REFUSED: {
+        "ru": "Адрес АТС для команд звонка недопустим (внутренний адрес или не https), звонок не совершён. "
+        "Обратитесь к администратору.",
+        "en": "The PBX's originate address is not allowed (an internal address, or not https), so the call "
+        "was not placed. Contact your administrator.",
     },
     PBX_UNREACHABLE: {
         "ru": "АТС не ответила на команду звонка. Попробуйте позвонить ещё раз через минуту; если не "
@@ -111,6 +121,7 @@ def failure_reason(code: str, lang: str | None, **params: object) -> str:
     cleaned.setdefault("connection", "")
     cleaned.setdefault("number", "")
     cleaned.setdefault("age", "")
+    cleaned.setdefault("status", "")
     return template.format(**cleaned).strip()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.db import transaction
 from django.test import override_settings
 from pbx_api_fixtures import *  # noqa: F403 (fixtures)
 from pbx_api_fixtures import event, make_tenant
@@ -213,8 +212,10 @@ def test_new_events_are_enqueued_after_commit_and_duplicates_are_not(tenant, mon
     class RecordingTask:
         """Stands in for calls.sync.tasks.process_pbx_event, which the state machine provides."""
 
-        def delay_on_commit(self, pk):
-            transaction.on_commit(lambda: enqueued.append(pk))
+        name = "process_pbx_event"
+
+        def delay(self, pk):
+            enqueued.append(pk)
 
     monkeypatch.setattr(intake, "optional_task", lambda name: RecordingTask() if name == "process_pbx_event" else None)
     tenant.sim.send_events(event(1))

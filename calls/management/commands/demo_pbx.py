@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import time
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
@@ -91,8 +92,10 @@ class Command(BaseCommand):
             issued = rotate_secret(connection, overlap=timedelta(0))
         connection = issued.connection
         connection.originate_url = server.originate_url(connection.public_id)
+        # The demo PBX serves its recordings from the same host (the originate host is not implied).
+        connection.recording_hosts = [urlsplit(server.recording_base_url).hostname]
         connection.enabled = True
-        connection.save(update_fields=["originate_url", "enabled"])
+        connection.save(update_fields=["originate_url", "recording_hosts", "enabled"])
         return connection, issued.secret
 
     def _incoming_call(self, sim: PbxSimulator, server: SimServer, caller: str, options: dict) -> None:
