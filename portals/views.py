@@ -15,12 +15,14 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from telephony_app.client_ip import client_ip
+from telephony_app.dispatch import send_after_commit
 
 from . import frame_pages, oauth_connect
 from .errors import EventRejected, InstallRejected, VerificationThrottled
 from .events import accept_event
 from .iframe import claimed_origin, frame_for, frame_language, iframe_fields, iframe_view, portal_origin
 from .install import events_handler_url, install_from_iframe
+from .tasks import process_bitrix24_event
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ def events(request: HttpRequest) -> HttpResponse:
     except EventRejected as exc:
         logger.warning("Bitrix24 event refused (%s): %s", exc.status, exc)
         return HttpResponse(str(exc), status=exc.status, content_type="text/plain; charset=utf-8")
+    send_after_commit(process_bitrix24_event, event.pk)  # stored means accepted, broker or not
     return HttpResponse(f"accepted {event.pk}", content_type="text/plain; charset=utf-8")
 
 

@@ -43,6 +43,7 @@ from calls.originate.click_to_call import (  # the same outcomes as a click-to-c
     DUPLICATE,
     FAILED,
     STARTED,
+    Started,
     client_e164,
     crm_entity_of,
     default_connection,
@@ -144,12 +145,12 @@ def choose_agent(portal: Portal, connection: PbxConnection, client: str, line_nu
 
 
 def start_callback(portal_id: int, event_id: int, data: Mapping[str, Any], *,
-                   requested_at: float | None = None) -> str:
-    """Handle one ONEXTERNALCALLBACKSTART. Returns ``started``, ``duplicate`` or ``failed``. Older than
-    ``ORIGINATE_CALLBACK_MAX_AGE`` (``requested_at``: the event's ``ts``) it is recorded as failed, not dialled."""
+                   requested_at: float | None = None) -> Started:
+    """Handle one ONEXTERNALCALLBACKSTART. Older than ``ORIGINATE_CALLBACK_MAX_AGE`` (``requested_at``: the
+    event's ``ts``) it is recorded as failed, not dialled."""
     request_id = request_id_for_event(event_id)
     if Call.objects.filter(origin_request_id=request_id).exists():
-        return DUPLICATE
+        return Started(DUPLICATE)
     request = CallbackRequest.from_event(data)
     portal = Portal.objects.get(pk=portal_id)
     country = portal.default_country
@@ -190,8 +191,7 @@ def start_callback(portal_id: int, event_id: int, data: Mapping[str, Any], *,
             )
             if failure is not None:
                 logger.info("callback for event %s on portal %s cannot be placed: %s", event_id, portal_id, failure)
-                commands.fail_call(call.pk, failure, lang=portal.lang, **params)
-                return FAILED
+                return Started(FAILED, commands.fail_call(call.pk, failure, lang=portal.lang, **params))
             assert connection is not None and agent is not None and client is not None
             body = commands.build_body(
                 request_id=request_id,
@@ -203,10 +203,11 @@ def start_callback(portal_id: int, event_id: int, data: Mapping[str, Any], *,
                 text=request.text,
                 voice=request.voice,
             )
-            commands.create_command(call=call, connection=connection, kind=OriginateCommand.Kind.CALLBACK,
+            follow_ups = commands.create_command(call=call, connection=connection,
+                                                 kind=OriginateCommand.Kind.CALLBACK,
                                      body=body)
     except IntegrityError:
-        return DUPLICATE
+        return Started(DUPLICATE)
     logger.info("callback for event %s on portal %s goes to user %s (%s) on extension %s",
                 event_id, portal_id, agent.user_id, agent.source, agent.extension)
-    return STARTED
+    return Started(STARTED, follow_ups)
