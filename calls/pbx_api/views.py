@@ -150,10 +150,10 @@ class LinesView(PbxApiView):
     @extend_schema(
         operation_id="put_lines",
         summary="Replace the PBX's external numbers",
-        description="The connector registers, renames and removes the portal's Bitrix24 external lines to "
-        "match. Numbers are normalised to E.164 with the portal's default country. 200 with the resulting "
-        "list; a line Bitrix24 could not be updated for yet says registered_in_bitrix24=false and is "
-        "retried later.",
+        description="The connector stores the list and answers at once; a worker then registers, renames "
+        "and removes the portal's Bitrix24 external lines to match. Numbers are normalised to E.164 with the "
+        "portal's default country. 200 with the resulting list as it is now: a line Bitrix24 does not have "
+        "yet says registered_in_bitrix24=false (true once the worker has synced it).",
         parameters=SIGNATURE_HEADERS,
         request=LineSerializer(many=True),
         responses={200: LineStateSerializer(many=True), **_BAD_REQUEST, **_ERRORS},
