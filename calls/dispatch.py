@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from calls.extensions.tasks import sync_extensions
 from calls.followups import FollowUps
 from calls.lines.tasks import sync_pbx_lines
 from calls.originate.tasks import send_originate_command
@@ -21,6 +22,8 @@ def queue(follow_ups: FollowUps) -> None:
         send_after_commit(send_originate_command, pk)
     for pk in follow_ups.sync_lines:
         send_after_commit(sync_pbx_lines, pk)
+    for pk in follow_ups.sync_extensions:
+        send_after_commit(sync_extensions, pk)
 
 
 def replay_dead_letter(pk: int) -> bool:

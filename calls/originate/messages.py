@@ -1,15 +1,17 @@
-# Russian text is the point of this module, not a look-alike-letter accident.
-# ruff: noqa: RUF001
 """What a Bitrix24 user reads in the call card when we could not place their call (FAILED_REASON).
 
 Written for the agent, not for us: what went wrong and what to do about it, in the portal's
-language (Russian or English; anything else gets English). The codes are stable identifiers that
-are also stored on the originate command for support.
+language (Russian or English; anything else gets English), from the gettext catalogues in
+``locale/``. The codes are stable identifiers that are also stored on the originate command for
+support.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from django.utils import translation
+from django.utils.translation import gettext_noop
 
 NO_EXTENSION: Final = "no_extension"
 NO_CONNECTION: Final = "no_connection"
@@ -39,71 +41,41 @@ STATUS_CODES: Final[dict[str, str]] = {
     CALLBACK_TOO_LATE: "OTHER",
 }
 
-_MESSAGES: Final[dict[str, dict[str, str]]] = {
-    NO_EXTENSION: {
-        "ru": "У вас не указан внутренний номер (UF_PHONE_INNER). Попросите администратора указать его "
-        "в вашем профиле Битрикс24 или в настройках приложения телефонии, затем повторите звонок.",
-        "en": "You have no extension number (UF_PHONE_INNER). Ask your administrator to set it in your "
-        "Bitrix24 profile or in the telephony app settings, then call again.",
-    },
-    NO_CONNECTION: {
-        "ru": "Нет подключённой АТС, через которую можно позвонить. Администратору нужно подключить АТС "
-        "в настройках приложения телефонии.",
-        "en": "There is no connected PBX to place this call. Your administrator needs to connect a PBX "
-        "in the telephony app settings.",
-    },
-    NO_ORIGINATE_URL: {
-        "ru": "АТС «{connection}» не настроена на исходящие звонки из Битрикс24 (не указан адрес для "
-        "команды звонка). Обратитесь к администратору.",
-        "en": "PBX “{connection}” is not set up for calls from Bitrix24 (no originate URL). "
-        "Contact your administrator.",
-    },
-    PBX_REFUSED: {
-        "ru": "АТС отказалась совершить звонок (HTTP {status}). Проверьте, что ваш телефон подключён; "
-        "ответ АТС администратор видит в журнале подключения.",
-        "en": "The PBX refused to place the call (HTTP {status}). Check that your phone is connected; "
-        "your administrator sees the PBX's answer in the connection's log.",
-    },
-    ORIGINATE_URL_REFUSED: {
-        "ru": "Адрес АТС для команд звонка недопустим (внутренний адрес или не https), звонок не совершён. "
-        "Обратитесь к администратору.",
-        "en": "The PBX's originate address is not allowed (an internal address, or not https), so the call "
-        "was not placed. Contact your administrator.",
-    },
-    PBX_UNREACHABLE: {
-        "ru": "АТС не ответила на команду звонка. Попробуйте позвонить ещё раз через минуту; если не "
-        "получится, сообщите администратору.",
-        "en": "The PBX did not answer the call command. Try again in a minute; if it still fails, "
-        "tell your administrator.",
-    },
-    PBX_NEVER_STARTED: {
-        "ru": "АТС приняла команду, но так и не начала звонок. Проверьте, что ваш телефон подключён, "
-        "и повторите звонок.",
-        "en": "The PBX accepted the command but never started the call. Check that your phone is "
-        "connected and call again.",
-    },
-    NO_CALLBACK_AGENT: {
-        "ru": "Клиент заказал обратный звонок, но звонить некому: у ответственного нет внутреннего номера, "
-        "а сотрудник для обратных звонков не назначен. Перезвоните клиенту вручную.",
-        "en": "A client asked for a callback but nobody could take it: the responsible person has no "
-        "extension and no callback agent is set. Call the client back manually.",
-    },
-    BAD_NUMBER: {
-        "ru": "Номер «{number}» не похож на телефонный номер, звонок невозможен.",
-        "en": "“{number}” does not look like a phone number; the call cannot be placed.",
-    },
-    TOO_LATE: {
-        "ru": "Запрос на звонок дошёл до АТС только через {age} с после нажатия, и звонок не был начат, "
-        "чтобы телефоны не зазвонили неожиданно. Нажмите на номер ещё раз.",
-        "en": "The call request reached the PBX only {age} s after you clicked, so the call was not placed "
-        "(nobody's phone rings out of the blue). Click the number again.",
-    },
-    CALLBACK_TOO_LATE: {
-        "ru": "Заявка на обратный звонок обработана только через {age} с после отправки формы, поэтому АТС "
-        "не звонила автоматически. Перезвоните клиенту вручную.",
-        "en": "The callback request was processed only {age} s after the form was sent, so the PBX did not "
-        "call automatically. Call the client back manually.",
-    },
+# The English text is the msgid; translated when the reason is built, in the portal's language.
+_MESSAGES: Final[dict[str, str]] = {
+    NO_EXTENSION: gettext_noop(
+        "You have no extension number (UF_PHONE_INNER). Ask your administrator to set it in your "
+        "Bitrix24 profile or in the telephony app settings, then call again."),
+    NO_CONNECTION: gettext_noop(
+        "There is no connected PBX to place this call. Your administrator needs to connect a PBX "
+        "in the telephony app settings."),
+    NO_ORIGINATE_URL: gettext_noop(
+        "PBX “%(connection)s” is not set up for calls from Bitrix24 (no originate URL). "
+        "Contact your administrator."),
+    # Our words only, never the PBX's reply (it stays on the command): whatever the originate URL points at
+    # must not be able to talk to Bitrix24 users through FAILED_REASON.
+    PBX_REFUSED: gettext_noop(
+        "The PBX refused to place the call (HTTP %(status)s). Check that your phone is connected; "
+        "your administrator sees the PBX's answer in the connection's log."),
+    ORIGINATE_URL_REFUSED: gettext_noop(
+        "The PBX's originate address is not allowed (an internal address, or not https), so the call "
+        "was not placed. Contact your administrator."),
+    PBX_UNREACHABLE: gettext_noop(
+        "The PBX did not answer the call command. Try again in a minute; if it still fails, "
+        "tell your administrator."),
+    PBX_NEVER_STARTED: gettext_noop(
+        "The PBX accepted the command but never started the call. Check that your phone is "
+        "connected and call again."),
+    NO_CALLBACK_AGENT: gettext_noop(
+        "A client asked for a callback but nobody could take it: the responsible person has no "
+        "extension and no callback agent is set. Call the client back manually."),
+    BAD_NUMBER: gettext_noop("“%(number)s” does not look like a phone number; the call cannot be placed."),
+    TOO_LATE: gettext_noop(
+        "The call request reached the PBX only %(age)s s after you clicked, so the call was not placed "
+        "(nobody's phone rings out of the blue). Click the number again."),
+    CALLBACK_TOO_LATE: gettext_noop(
+        "The callback request was processed only %(age)s s after the form was sent, so the PBX did not "
+        "call automatically. Call the client back manually."),
 }
 
 _DETAIL_LIMIT = 200
@@ -115,14 +87,15 @@ def language_of(lang: str | None) -> str:
 
 def failure_reason(code: str, lang: str | None, **params: object) -> str:
     """The user-facing FAILED_REASON for ``code`` in the portal's language."""
-    template = _MESSAGES[code][language_of(lang)]
     cleaned = {key: str(value)[:_DETAIL_LIMIT] for key, value in params.items()}
     cleaned.setdefault("detail", "")
     cleaned.setdefault("connection", "")
     cleaned.setdefault("number", "")
     cleaned.setdefault("age", "")
     cleaned.setdefault("status", "")
-    return template.format(**cleaned).strip()
+    with translation.override(language_of(lang)):
+        template = translation.gettext(_MESSAGES[code])
+    return (template % cleaned).strip()
 
 
 def status_code_for(code: str) -> str:
