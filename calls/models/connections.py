@@ -80,7 +80,7 @@ class PbxConnection(models.Model):
     def allowed_recording_hosts(self) -> set[str]:
         """Hosts a ``call.recording_ready`` URL may point at (empty: none; upload the file instead). Only
         the list itself: the originate URL's host is not implied, since whoever may set that URL would
-        otherwise also choose where we download from (migration 0007 listed it for existing connections)."""
+        otherwise also choose where we download from (migration 0009 listed it for existing connections)."""
         return {h.strip().lower().rstrip(".") for h in self.recording_hosts if h and h.strip()}
 
     def recording_auth_headers(self) -> dict[str, str]:

@@ -17,6 +17,6 @@ def list_the_originate_host(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("calls", "0006_connection_signed_request_seen")]
+    dependencies = [("calls", "0008_settings_from_portal_json")]
 
     operations = [migrations.RunPython(list_the_originate_host, migrations.RunPython.noop)]
