@@ -427,6 +427,9 @@ ROUTE_LOOKUP_DEADLINE = float(env_str("ROUTE_LOOKUP_DEADLINE", "0.5"))
 ROUTE_SLOW_SECONDS = env_int("ROUTE_SLOW_SECONDS", 15)
 ROUTE_CACHE_SECONDS = env_int("ROUTE_CACHE_SECONDS", 120)
 ROUTE_LOOKUP_THREADS = env_int("ROUTE_LOOKUP_THREADS", 8)
+# /route's own statement timeout (PostgreSQL): a hung database answers the PBX's own plan (extension null)
+# within the 1 s promise instead of after DB_STATEMENT_TIMEOUT.
+ROUTE_DB_TIMEOUT = float(env_str("ROUTE_DB_TIMEOUT", "0.7"))
 # Where /route keeps its webhook-id receipts: "cache" (Redis, SET NX with a 24 h expiry) or "database"
 # (PbxWebhookReceipt, like the other endpoints). The file cache used without Redis culls entries.
 PBX_ROUTE_RECEIPTS = env_str("PBX_ROUTE_RECEIPTS", "cache" if REDIS_URL else "database")

@@ -15,10 +15,13 @@ receipt write (see ``calls.pbx_api.receipts`` for where receipts are kept).
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -188,4 +191,29 @@ class RouteView(PbxApiView):
     def post(self, request: Request, connection_id: str) -> Response:
         auth = self.pbx_auth(request)
         assert auth.body is not None
-        return self.answer(route(auth.connection, auth.webhook_id, auth.body))
+        try:
+            with statement_timeout(settings.ROUTE_DB_TIMEOUT):
+                answer = route(auth.connection, auth.webhook_id, auth.body)
+        except OperationalError as exc:  # the database hangs (or is gone): the client is waiting
+            logger.warning("/route without the database (%s): the PBX's own plan", type(exc).__name__)
+            answer = PbxAnswer(200, {"extension": None, "user_id": None, "reason": "none", "crm_entity": None})
+        return self.answer(answer)
+
+
+@contextmanager
+def statement_timeout(seconds: float) -> Iterator[None]:
+    """On PostgreSQL, no statement of this request may take longer than ``seconds`` (the 1 s promise): a
+    hung database cancels it (``OperationalError``) instead of holding the PBX's dial plan."""
+    if connection.vendor != "postgresql" or seconds <= 0:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = %s", [int(seconds * 1000)])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET statement_timeout")
+        except DatabaseError:  # a broken connection is thrown away at the end of the request anyway
+            connection.close_if_unusable_or_obsolete()
