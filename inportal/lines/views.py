@@ -1,0 +1,58 @@
+"""Lines: what the PBX declared, each with its settings; numbers used but never declared, to add on purpose."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from calls.settings import selectors, services
+
+from ..api.base import InportalView
+from ..api.schema import ERRORS, READ_ERRORS, WRITE_HEADER
+from ..connections.ids import ConnectionIds
+
+
+class LinesView(InportalView):
+    @extend_schema(operation_id="lines_list", summary="The external lines of every connection",
+                   description="Each: id, connection_id, connection_name, number, pbx_name, name, shown_as, "
+                               "added_by_admin, registered_in_bitrix24, sync_error, enabled, route_to_responsible, "
+                               "default_extension, default_user_id, callback_user_id, missed_call_owner_id, crm_source.",
+                   responses={200: OpenApiTypes.OBJECT, **READ_ERRORS})
+    def get(self, request: Request) -> Response:
+        portal = self.portal(request)
+        ids = ConnectionIds(portal)
+        return Response([ids.publish(line) for line in selectors.lines(portal.pk)])
+
+
+class LineView(InportalView):
+    @extend_schema(operation_id="lines_update", summary="A line's settings",
+                   description="Any of name, enabled, route_to_responsible, default_extension, default_user_id, "
+                               "callback_user_id, missed_call_owner_id, crm_source.",
+                   parameters=[WRITE_HEADER], request=OpenApiTypes.OBJECT,
+                   responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    def patch(self, request: Request, line_id: int) -> Response:
+        portal = self.portal(request)
+        changes = dict(request.data) if isinstance(request.data, dict) else {"": request.data}
+        return Response(ConnectionIds(portal).publish(services.update_line_settings(portal.pk, line_id, changes)))
+
+
+class UndeclaredLinesView(InportalView):
+    @extend_schema(operation_id="lines_undeclared", summary="Numbers calls used that no PBX declared",
+                   responses={200: OpenApiTypes.OBJECT, **READ_ERRORS})
+    def get(self, request: Request) -> Response:
+        portal = self.portal(request)
+        ids = ConnectionIds(portal)
+        return Response([ids.publish(item) for item in selectors.undeclared_lines(portal.pk)])
+
+    @extend_schema(operation_id="lines_declare", summary="Add a number as a line of a connection, on purpose",
+                   description='`{"number": "...", "connection_id": "<connection id>"}`',
+                   parameters=[WRITE_HEADER], request=OpenApiTypes.OBJECT,
+                   responses={201: OpenApiTypes.OBJECT, **ERRORS})
+    def post(self, request: Request) -> Response:
+        portal = self.portal(request)
+        ids = ConnectionIds(portal)
+        body = request.data if isinstance(request.data, dict) else {}
+        line = services.declare_line(portal.pk, ids.to_pk(body.get("connection_id")), body.get("number"))
+        return Response(ids.publish(line), status=201)
