@@ -54,5 +54,8 @@ class UndeclaredLinesView(InportalView):
         portal = self.portal(request)
         ids = ConnectionIds(portal)
         body = request.data if isinstance(request.data, dict) else {}
-        line = services.declare_line(portal.pk, ids.to_pk(body.get("connection_id")), body.get("number"))
+        # An id that is not one of this portal's connections is no connection (the service names the field).
+        wanted = body.get("connection_id")
+        line = services.declare_line(portal.pk, ids.pk.get(wanted) if isinstance(wanted, str) else None,
+                                     body.get("number"))
         return Response(ids.publish(line), status=201)
