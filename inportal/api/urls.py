@@ -5,10 +5,10 @@ from drf_spectacular.views import SpectacularAPIView
 
 from ..activity import views as activity
 from ..call_settings.views import CallSettingsView
-from ..employees import views as employees
-from ..lines import views as lines
 from ..connections import views as connections
+from ..employees import views as employees
 from ..help.views import HelpView
+from ..lines import views as lines
 from ..status import views as status
 from ..wizard import views as wizard
 from .session_views import SessionView
