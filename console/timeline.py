@@ -1,15 +1,19 @@
-"""One call's story for the vendor: the PBX's events, each Bitrix24 request with its response (as the REST
-log holds them, redacted), what the connector still wants to do, and a plain answer to "did a card pop,
-and if not, why"."""
+"""One call's story for the vendor: the portal admin's timeline of the call (``inportal.activity``), each
+Bitrix24 request with its response (as the REST log holds them, redacted), and a plain answer to "did a card
+pop, and if not, why"."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from calls.models import Call, DeadLetter, ExtensionDirectory, ExtensionOverride, PbxEvent
-from calls.sync.selectors import call_timeline, rest_requests_of
+from b24client import redact
+from calls.models import Call, DeadLetter, PbxEvent
+from calls.sync.selectors import call_timeline as pbx_events_of
+from calls.sync.selectors import rest_requests_of
+from inportal.activity.timeline import call_timeline, unowned_extensions
+from inportal.people import names_of
 from portals.models import RestCallLog
 
 SHOW = "telephony.externalcall.show"
@@ -21,6 +25,7 @@ class TimelineItem:
     at: datetime
     source: str  # "pbx" | "bitrix24"
     title: str
+    text: str = ""  # what the portal admin reads for this step (the in-portal timeline)
     ok: bool | None = None
     detail: Any = None
     response: Any = None
@@ -62,16 +67,6 @@ def rang_extensions(events: list[PbxEvent]) -> list[str]:
     return list(seen)
 
 
-def mapped_extensions(call: Call) -> set[str]:
-    """Extensions with a Bitrix24 user as last read (the portal's map and the connection's overrides); no I/O."""
-    directory = ExtensionDirectory.objects.filter(portal_id=call.portal_id).first()
-    mapped = set((directory.users_by_extension or {}) if directory else {})
-    if call.connection_id:
-        mapped |= set(ExtensionOverride.objects.filter(connection_id=call.connection_id)
-                      .values_list("extension", flat=True))
-    return mapped
-
-
 def card_verdict(call: Call, rest: list[RestCallLog], letters: list[DeadLetter], shown_to: list[int],
                  events: list[PbxEvent] | None = None) -> str:
     if shown_to:
@@ -89,8 +84,7 @@ def card_verdict(call: Call, rest: list[RestCallLog], letters: list[DeadLetter],
             reason = "call.started has not arrived from the PBX"
         return f"No card: the call was never registered in Bitrix24 ({reason})."
     rang = rang_extensions(events or [])
-    mapped = mapped_extensions(call) if rang else set()
-    unmapped = sorted(set(call.unmapped_extensions or []) | {e for e in rang if e not in mapped})
+    unmapped = unowned_extensions(call, events or [])
     if unmapped and not (set(rang) - set(unmapped)):
         return (f"No card: extension(s) {', '.join(unmapped)} rang but no Bitrix24 user has that extension "
                 "(UF_PHONE_INNER or a connection override), so nobody could be shown the card.")
@@ -103,24 +97,31 @@ def card_verdict(call: Call, rest: list[RestCallLog], letters: list[DeadLetter],
 
 
 def call_story(call: Call) -> CallStory:
+    """The in-portal Activity timeline of the call (the portal admin's words), each Bitrix24 step with the
+    request and response the REST log holds, plus the requests that timeline leaves out (not telephony.*)."""
     story = CallStory(call)
-    events = list(call_timeline(call))
-    for event in events:
-        payload = event.payload or {}
-        exts = payload.get("extensions") or [payload.get("extension") or payload.get("to_extension") or ""]
-        ext = ", ".join(str(e) for e in exts if e)
-        story.items.append(TimelineItem(
-            at=event.occurred_at, source="pbx",
-            title=f"{event.type}{' ' + ext if ext else ''}", ok=event.status != "failed",
-            detail=payload))
     story.rest = rest_requests_of(call)
-    for entry in story.rest:
-        story.items.append(TimelineItem(
-            at=entry.created_at, source="bitrix24",
-            title=f"{entry.method} → {entry.error or entry.status}", ok=not entry.error and (entry.status or 0) < 300,
-            detail=entry.request, response=entry.response))
-    story.items.sort(key=lambda item: item.at)
+    rows = {(row.created_at, row.method): row for row in story.rest}
+    used: set[int] = set()
+    for entry in call_timeline(call, lambda users: names_of(call.portal, users)):
+        row = rows.get((entry.at, (entry.detail or {}).get("method")))
+        if row is not None:
+            used.add(row.pk)
+            story.items.append(_rest_item(row, entry.text))
+        else:
+            # PBX payloads are shown redacted too: a recording URL may carry the PBX's credentials.
+            story.items.append(TimelineItem(at=entry.at, source=entry.source, title=entry.text, ok=entry.ok,
+                                            detail=redact.redact(entry.detail)))
+    story.items += [_rest_item(row, "") for row in story.rest if row.pk not in used]
+    story.items.sort(key=lambda item: (item.at is None, item.at or datetime.min.replace(tzinfo=UTC)))
+    events = list(pbx_events_of(call))
     story.dead_letters = list(DeadLetter.objects.filter(call=call).order_by("-created_at"))
     story.card_shown_to = _shown_to(story.rest)
     story.card_verdict = card_verdict(call, story.rest, story.dead_letters, story.card_shown_to, events)
     return story
+
+
+def _rest_item(row: RestCallLog, text: str) -> TimelineItem:
+    return TimelineItem(at=row.created_at, source="bitrix24", title=f"{row.method} → {row.error or row.status}",
+                        text=text, ok=not row.error and (row.status or 0) < 300, detail=row.request,
+                        response=row.response)

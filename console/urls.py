@@ -1,11 +1,12 @@
 from django.contrib.auth import views as auth_views
-from django.urls import path
+from django.urls import URLPattern, path
 
 from console import views
+from console.access import on_admin_host
 
 app_name = "console"
 
-urlpatterns = [
+_pages = [
     path("", views.portals, name="portals"),
     path("login/", auth_views.LoginView.as_view(template_name="console/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
@@ -20,4 +21,9 @@ urlpatterns = [
     path("dead-letters/bulk-replay", views.letters_bulk_replay, name="dead-letters-bulk-replay"),
     path("rest-log/", views.rest_log, name="rest-log"),
     path("audit/", views.audit_log, name="audit"),
+]
+
+# Every console page, the sign-in included, only on ADMIN_HOST when one is set.
+urlpatterns: list[URLPattern] = [
+    path(str(p.pattern), on_admin_host(p.callback), name=p.name) for p in _pages
 ]

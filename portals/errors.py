@@ -24,6 +24,17 @@ class InstallRejected(Exception):
         super().__init__(message)
 
 
+class VerificationThrottled(Exception):
+    """Too many requests from this source (or for this portal) needed Bitrix24 to vouch for them lately:
+    refused with 429 before anything is sent (``portals.verification_limits``)."""
+
+    status = 429
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(f"too many unverified requests; retry in {self.retry_after} s")
+
+
 class EventRejected(Exception):
     """An inbound Bitrix24 event was refused (HTTP status in ``status``); nothing was acted on. Nothing is
     stored either, except the record of a forged uninstall (``Bitrix24Event`` with status ``refused``)."""

@@ -24,6 +24,7 @@ from .errors import EventRejected, InstallRejected
 from .install import offer_from_event_auth, save_install, setup_portal, verify_offer
 from .models import Bitrix24Event, Portal
 from .uninstall import FORGED_REASON, Verdict, confirm_uninstall, mark_uninstalled
+from .verification_limits import verification_budget
 
 logger = logging.getLogger(__name__)
 
@@ -90,8 +91,9 @@ def _store(portal: Portal, payload: dict[str, Any]) -> Bitrix24Event:
     return event
 
 
-def accept_event(body: bytes) -> Bitrix24Event:
-    """Everything the event view does. Raises EventRejected; on rejection nothing is stored."""
+def accept_event(body: bytes, *, source: str = "") -> Bitrix24Event:
+    """Everything the event view does. Raises EventRejected (nothing stored) or VerificationThrottled
+    (``source``: the sender's address, for ``portals.verification_limits``)."""
     payload = parse_event_body(body)
     name = payload["event"]
     auth = payload["auth"]
@@ -101,7 +103,8 @@ def accept_event(body: bytes) -> Bitrix24Event:
         # Install-class events bring (possibly new) application_token, so they cannot be checked
         # against the stored one: the access token is verified with the OAuth server instead.
         try:
-            verified = verify_offer(offer_from_event_auth(auth, data))
+            with verification_budget(source, str(auth["member_id"])):
+                verified = verify_offer(offer_from_event_auth(auth, data))
         except InstallRejected as exc:
             raise EventRejected(str(exc), status=exc.status) from exc
         with transaction.atomic():
@@ -110,24 +113,28 @@ def accept_event(body: bytes) -> Bitrix24Event:
 
     portal = authenticate(payload)
     if name == "ONAPPUNINSTALL":
-        return _accept_uninstall(portal, payload)
+        return _accept_uninstall(portal, payload, source)
     with transaction.atomic():
         return _store(portal, payload)
 
 
-def _accept_uninstall(portal: Portal, payload: dict[str, Any]) -> Bitrix24Event:
+def _accept_uninstall(portal: Portal, payload: dict[str, Any], source: str) -> Bitrix24Event:
     """Purge only an uninstall Bitrix24 confirms (``portals.uninstall``); a forged one is refused with
     everything kept, and recorded (status ``refused``) for the vendor's admin; an undecided one is
     stored and confirmed by the worker."""
-    verdict = confirm_uninstall(portal)  # outside any transaction: it asks Bitrix24
-    if verdict is Verdict.FORGED:
+    try:
+        with verification_budget(source, portal.member_id):  # a forgery keeps its charge
+            verdict = confirm_uninstall(portal)  # outside any transaction: it asks Bitrix24
+            if verdict is Verdict.FORGED:
+                raise EventRejected(FORGED_REASON, status=403)
+    except EventRejected:
         Bitrix24Event.objects.create(
             portal=portal, event=payload["event"], payload=strip_secrets(payload),
             status=Bitrix24Event.Status.REFUSED, error=FORGED_REASON, processed_at=timezone.now(),
         )
         logger.warning("forged ONAPPUNINSTALL for portal %s (%s) refused: its token still works",
                        portal.pk, portal.domain)
-        raise EventRejected(FORGED_REASON, status=403)
+        raise
     with transaction.atomic():
         if verdict is Verdict.CONFIRMED:
             mark_uninstalled(portal)

@@ -33,6 +33,7 @@ from .services import (
     store_credentials,
 )
 from .token_store import domain_from_client_endpoint
+from .verification_limits import verification_budget
 
 logger = logging.getLogger(__name__)
 
@@ -286,8 +287,9 @@ def setup_portal(portal_id: int) -> SetupReport:
     return report
 
 
-def install_from_iframe(fields: Mapping[str, str]) -> InstallOutcome:
-    """The installer page POST (§1.3): verify, store, set up."""
+def install_from_iframe(fields: Mapping[str, str], *, source: str = "") -> InstallOutcome:
+    """The installer page POST (§1.3): verify, store, set up. ``source``: the sender's address
+    (``portals.verification_limits``)."""
     expires_in = _float_or_none(fields.get("AUTH_EXPIRES"))
     offer = InstallOffer(
         member_id=(fields.get("member_id") or "").strip(),
@@ -301,7 +303,9 @@ def install_from_iframe(fields: Mapping[str, str]) -> InstallOutcome:
     )
     if not offer.refresh_token:
         raise InstallRejected(gettext_noop("REFRESH_ID is required to install"), status=400)
-    outcome = save_install(verify_offer(offer))
+    with verification_budget(source, offer.member_id):
+        verified = verify_offer(offer)
+    outcome = save_install(verified)
     outcome.setup = setup_portal(outcome.portal.pk)
     return outcome
 

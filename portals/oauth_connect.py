@@ -21,6 +21,7 @@ from .errors import InstallRejected
 from .install import InstallOffer, InstallOutcome, save_install, setup_portal, verify_offer
 from .portal_domains import is_portal_host
 from .services import oauth_app
+from .verification_limits import verification_budget
 
 _HOST = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+(:\d{1,5})?$", re.I)
 
@@ -59,28 +60,31 @@ def authorization_url(portal_input: str) -> tuple[str, str]:
     return oauth_app().authorization_url(portal_base_url(portal_input))
 
 
-def complete_connect(query: Mapping[str, Any], expected_state: str) -> InstallOutcome:
-    """The redirect back from Bitrix24: check state, exchange the code, verify, store, set up."""
+def complete_connect(query: Mapping[str, Any], expected_state: str, *, source: str = "") -> InstallOutcome:
+    """The redirect back from Bitrix24: check state, exchange the code, verify, store, set up. ``source``:
+    the browser's address (``portals.verification_limits``)."""
     app = oauth_app()
     try:
         redirect = app.parse_redirect(query, expected_state)
     except errors.InvalidRequest as exc:
         raise InstallRejected("the sign-in link expired or was not started here; start again", status=400) from exc
-    try:
-        creds = app.exchange_code(redirect["code"], server_endpoint=redirect["server_domain"] or None)
-    except errors.Bitrix24Error as exc:
-        raise InstallRejected(f"Bitrix24 refused the sign-in ({exc.code or 'error'}); start again", status=400) from exc
-    if redirect["member_id"] and creds.member_id != redirect["member_id"]:
-        raise InstallRejected("the authorization belongs to another portal")
-    offer = InstallOffer(
-        member_id=creds.member_id,
-        access_token=creds.access_token,
-        refresh_token=creds.refresh_token,
-        expires_in=None,
-        expires_at=creds.expires_at,
-        server_endpoint=creds.server_endpoint,
-        scopes=list(creds.scope),
-    )
-    outcome = save_install(verify_offer(offer), connect=True)
+    with verification_budget(source, str(redirect.get("member_id") or "")):
+        try:
+            creds = app.exchange_code(redirect["code"], server_endpoint=redirect["server_domain"] or None)
+        except errors.Bitrix24Error as exc:
+            raise InstallRejected(f"Bitrix24 refused the sign-in ({exc.code or 'error'}); start again", status=400) from exc
+        if redirect["member_id"] and creds.member_id != redirect["member_id"]:
+            raise InstallRejected("the authorization belongs to another portal")
+        offer = InstallOffer(
+            member_id=creds.member_id,
+            access_token=creds.access_token,
+            refresh_token=creds.refresh_token,
+            expires_in=None,
+            expires_at=creds.expires_at,
+            server_endpoint=creds.server_endpoint,
+            scopes=list(creds.scope),
+        )
+        verified = verify_offer(offer)
+    outcome = save_install(verified, connect=True)
     outcome.setup = setup_portal(outcome.portal.pk)
     return outcome

@@ -13,6 +13,7 @@ from b24client import errors
 
 from .models import Portal
 from .services import oauth_app
+from .verification_limits import verification_budget
 
 
 class PageRejected(Exception):
@@ -40,7 +41,7 @@ def _verify_auth_id(portal: Portal, auth_id: str) -> None:
         raise PageRejected(gettext_noop("Bitrix24 did not confirm this session; reopen the app"), status=403)
 
 
-def open_app_page(fields: Mapping[str, str]) -> AppPage:
+def open_app_page(fields: Mapping[str, str], *, source: str = "") -> AppPage:
     member_id = (fields.get("member_id") or "").strip()
     if not member_id:
         raise PageRejected(gettext_noop("open this page from your Bitrix24"), status=400)
@@ -56,7 +57,8 @@ def open_app_page(fields: Mapping[str, str]) -> AppPage:
         auth_id = (fields.get("AUTH_ID") or "").strip()
         if not auth_id:
             raise PageRejected(gettext_noop("open this page from your Bitrix24"), status=400)
-        _verify_auth_id(portal, auth_id)
+        with verification_budget(source, portal.member_id):
+            _verify_auth_id(portal, auth_id)
     if portal.status == Portal.Status.ACTIVE and not portal.install_finished:
         # Bitrix24 shows the app page (not the installer) only once BX24.installFinish() has run.
         Portal.objects.filter(pk=portal.pk).update(install_finished=True)

@@ -14,8 +14,10 @@ from django.utils.translation import gettext
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
+from telephony_app.client_ip import client_ip
+
 from . import frame_pages, oauth_connect
-from .errors import EventRejected, InstallRejected
+from .errors import EventRejected, InstallRejected, VerificationThrottled
 from .events import accept_event
 from .iframe import claimed_origin, frame_for, frame_language, iframe_fields, iframe_view, portal_origin
 from .install import events_handler_url, install_from_iframe
@@ -34,7 +36,9 @@ def install(request: HttpRequest) -> HttpResponse:
     fields = iframe_fields(request)
     with translation.override(frame_language(fields.get("LANG"))):
         try:
-            outcome = install_from_iframe(fields)
+            outcome = install_from_iframe(fields, source=client_ip(request))
+        except VerificationThrottled as exc:
+            return frame_for(_throttled_page(request, exc), claimed_origin(fields))
         except InstallRejected as exc:
             logger.info("installer request refused: %s", exc)
             context = {"reason": gettext(str(exc))}
@@ -57,11 +61,21 @@ def events(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return HttpResponseNotAllowed(["POST"])
     try:
-        event = accept_event(request.body)
+        event = accept_event(request.body, source=client_ip(request))
+    except VerificationThrottled as exc:
+        response = HttpResponse(str(exc), status=exc.status, content_type="text/plain; charset=utf-8")
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     except EventRejected as exc:
         logger.warning("Bitrix24 event refused (%s): %s", exc.status, exc)
         return HttpResponse(str(exc), status=exc.status, content_type="text/plain; charset=utf-8")
     return HttpResponse(f"accepted {event.pk}", content_type="text/plain; charset=utf-8")
+
+
+def _throttled_page(request: HttpRequest, exc: VerificationThrottled) -> HttpResponse:
+    response = render(request, "portals/install_failed.html", {"reason": str(exc)}, status=exc.status)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def oauth_start(request: HttpRequest) -> HttpResponse:
@@ -80,7 +94,11 @@ def oauth_start(request: HttpRequest) -> HttpResponse:
 def oauth_callback(request: HttpRequest) -> HttpResponse:
     expected = request.session.pop(OAUTH_STATE_KEY, "")
     try:
-        outcome = oauth_connect.complete_connect(request.GET, expected)
+        outcome = oauth_connect.complete_connect(request.GET, expected, source=client_ip(request))
+    except VerificationThrottled as exc:
+        response = render(request, "portals/connect.html", {"error": str(exc)}, status=exc.status)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
     except InstallRejected as exc:
         logger.info("OAuth connect refused: %s", exc)
         return render(request, "portals/connect.html", {"error": str(exc)}, status=exc.status)

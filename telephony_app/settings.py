@@ -57,6 +57,12 @@ BITRIX24_HTTP_TIMEOUT = float(env_str("BITRIX24_HTTP_TIMEOUT", "15"))
 # Head-room under Bitrix24's own leaky bucket: other apps and browsers share the portal's budget.
 BITRIX24_RATE_HEADROOM = float(env_str("BITRIX24_RATE_HEADROOM", "0.8"))
 BITRIX24_REST_LOG_DAYS = env_int("BITRIX24_REST_LOG_DAYS", 7)
+# Requests that only Bitrix24 can vouch for (install events, installer/app page tokens, OAuth codes,
+# uninstalls to confirm) each cost an outbound call: per source address and per claimed portal, at most this
+# many unconfirmed ones per window, then 429 (portals.verification_limits; confirmed ones are refunded).
+BITRIX24_VERIFY_LIMIT_PER_SOURCE = env_int("BITRIX24_VERIFY_LIMIT_PER_SOURCE", 20)
+BITRIX24_VERIFY_LIMIT_PER_PORTAL = env_int("BITRIX24_VERIFY_LIMIT_PER_PORTAL", 10)
+BITRIX24_VERIFY_WINDOW_SECONDS = env_int("BITRIX24_VERIFY_WINDOW_SECONDS", 60)
 
 # --- Secrets at rest -----------------------------------------------------------------------
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
@@ -114,6 +120,7 @@ MIDDLEWARE = [
     # frame-ancestors <the portal> instead (portals.iframe).
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "telephony_app.admin_site.AdminHostMiddleware",
+    "telephony_app.db_unavailable.DatabaseUnavailableMiddleware",  # a down/hung database: 503 + Retry-After
     "axes.middleware.AxesMiddleware",  # last: it turns a locked-out login into its 429 page
 ]
 
@@ -154,9 +161,23 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env_str("DATABASE_URL", "")
+DB_CONNECT_TIMEOUT = env_int("DB_CONNECT_TIMEOUT", 5)
+DB_STATEMENT_TIMEOUT = float(env_str("DB_STATEMENT_TIMEOUT", "15"))
+DB_IDLE_IN_TRANSACTION_TIMEOUT = float(env_str("DB_IDLE_IN_TRANSACTION_TIMEOUT", "60"))
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
     DATABASES["default"]["TEST"] = {"NAME": f"test_{DATABASES['default']['NAME']}_{os.getpid()}"}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # A hung database must cost seconds, not a web worker for gunicorn's 60 s: give up connecting after
+        # DB_CONNECT_TIMEOUT, cancel any statement after DB_STATEMENT_TIMEOUT and end a session left idle in
+        # a transaction after DB_IDLE_IN_TRANSACTION_TIMEOUT (0 switches one off, e.g. for a long migration).
+        _options = DATABASES["default"].setdefault("OPTIONS", {})
+        _options["connect_timeout"] = DB_CONNECT_TIMEOUT
+        _options["options"] = " ".join(filter(None, [
+            _options.get("options", ""),
+            f"-c statement_timeout={int(DB_STATEMENT_TIMEOUT * 1000)}",
+            f"-c idle_in_transaction_session_timeout={int(DB_IDLE_IN_TRANSACTION_TIMEOUT * 1000)}",
+        ]))
     if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         # sqlite:///path (e.g. a test worker pointed at the test DB file): same concurrency settings.
         DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -225,6 +225,14 @@ def _calls_finish_without_settle_window(settings):
     settings.CALLS_FINISH_SETTLE_SECONDS = 0
 
 
+@pytest.fixture(autouse=True)
+def _verification_limits_out_of_the_way(settings):
+    """Every test posts from 127.0.0.1 and the limiter's counters live in the shared cache: the limits
+    would leak from one test into the next. Tests of the limits set them (and their own addresses)."""
+    settings.BITRIX24_VERIFY_LIMIT_PER_SOURCE = 1_000_000
+    settings.BITRIX24_VERIFY_LIMIT_PER_PORTAL = 1_000_000
+
+
 # ------------------------------------------------------------------------------------ helpers
 
 

@@ -127,3 +127,11 @@ def test_rest_log_export_is_redacted_audited_and_holds_only_that_portal(client, 
     assert body["portal"]["domain"] == phone.portal.domain
     entry = AuditEntry.objects.get(action="rest_log.export")
     assert entry.user == staff and entry.detail["rows"] == len(body["requests"])
+
+
+def test_with_an_admin_host_the_console_exists_only_there(client, settings, staff):
+    settings.ADMIN_HOST = "ops.example.test"
+    settings.ALLOWED_HOSTS = ["ops.example.test", "connector.example.test"]
+    assert client.get("/console/login/", HTTP_HOST="connector.example.test").status_code == 404
+    assert client.get("/console/", HTTP_HOST="connector.example.test").status_code == 404
+    assert client.get("/console/login/", HTTP_HOST="ops.example.test").status_code == 200

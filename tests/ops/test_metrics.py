@@ -47,7 +47,8 @@ def test_a_call_moves_the_counters_and_the_gauges(phone, client):
         "register": value("connector_b24_requests_total", method=REGISTER, result="ok"),
         "finish": value("connector_b24_requests_total", method=FINISH, result="ok"),
         "register_timed": value("connector_b24_request_seconds_count", method=REGISTER),
-        "steps": {step: value("connector_call_step_seconds_count", step=step) for step in ("register", "card", "finish")},
+        "steps": {step: value("connector_call_step_seconds_count", step=step)
+                  for step in ("register", "card", "finish", "recording")},
         "idle_runs": value("connector_call_sync_runs_total", outcome="idle"),
     }
     scenario = phone.scenario("ring_group_second_answers")
@@ -72,6 +73,7 @@ def test_a_call_moves_the_counters_and_the_gauges(phone, client):
     assert value("connector_call_step_seconds_count", step="register") == before["steps"]["register"] + 1
     assert value("connector_call_step_seconds_count", step="card") >= before["steps"]["card"] + 1
     assert value("connector_call_step_seconds_count", step="finish") == before["steps"]["finish"] + 1
+    assert value("connector_call_step_seconds_count", step="recording") == before["steps"]["recording"] + 1
     assert value("connector_call_sync_runs_total", outcome="idle") > before["idle_runs"]
 
     done = scrape(client)
