@@ -5,13 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from calls.settings import selectors, services
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..api.base import InportalView
 from ..api.schema import ERRORS, READ_ERRORS, WRITE_HEADER
+from ..call_settings.serializers import (
+    EmployeesSerializer,
+    EmployeeSyncSerializer,
+    UnownedExtensionSerializer,
+    UserSettingsReadSerializer,
+    UserSettingsSerializer,
+)
 from ..connections.ids import ConnectionIds
 
 
@@ -31,11 +37,7 @@ def _user(portal_id: int, user_id: int, ids: ConnectionIds) -> dict[str, Any]:
 
 class EmployeesView(InportalView):
     @extend_schema(operation_id="employees_list", summary="Every Bitrix24 user with extension and call settings",
-                   description="`users`: id, name, photo, active, extension (UF_PHONE_INNER), overrides "
-                               "[{connection_id, connection_name, extension}], register_calls, card_mode "
-                               "ring|answer|never, shared_extension; `unowned_extensions`; `shared_extensions`; "
-                               "`sync` {synced_at, attempted_at, error, user_count}.",
-                   responses={200: OpenApiTypes.OBJECT, **READ_ERRORS})
+                   responses={200: EmployeesSerializer, **READ_ERRORS})
     def get(self, request: Request) -> Response:
         portal = self.portal(request)
         return Response(_employees(portal.pk, ConnectionIds(portal)))
@@ -44,7 +46,7 @@ class EmployeesView(InportalView):
 class UnownedExtensionsView(InportalView):
     @extend_schema(operation_id="employees_unowned_extensions",
                    summary="Extensions the PBX used recently that belong to nobody",
-                   responses={200: OpenApiTypes.OBJECT, **READ_ERRORS})
+                   responses={200: UnownedExtensionSerializer(many=True), **READ_ERRORS})
     def get(self, request: Request) -> Response:
         portal = self.portal(request)
         ids = ConnectionIds(portal)
@@ -53,10 +55,10 @@ class UnownedExtensionsView(InportalView):
 
 class EmployeeView(InportalView):
     @extend_schema(operation_id="employees_update", summary="A user's call settings",
-                   description="Any of `register_calls` (bool), `card_mode` (ring|answer|never), `overrides` "
-                               "({connection id: extension on that PBX, or \"\" to use UF_PHONE_INNER there}).",
-                   parameters=[WRITE_HEADER], request=OpenApiTypes.OBJECT,
-                   responses={200: OpenApiTypes.OBJECT, **ERRORS})
+                   description="Any of the fields; `overrides` maps a connection id to the user's extension on that "
+                               "PBX (\"\" to use their UF_PHONE_INNER there).",
+                   parameters=[WRITE_HEADER], request=UserSettingsSerializer,
+                   responses={200: UserSettingsReadSerializer, **ERRORS})
     def put(self, request: Request, user_id: int) -> Response:
         portal = self.portal(request)
         ids = ConnectionIds(portal)
@@ -69,7 +71,7 @@ class EmployeeView(InportalView):
 
 class EmployeesSyncView(InportalView):
     @extend_schema(operation_id="employees_sync", summary="Read the employees from Bitrix24 again (in the background)",
-                   parameters=[WRITE_HEADER], request=None, responses={202: OpenApiTypes.OBJECT, **ERRORS})
+                   parameters=[WRITE_HEADER], request=None, responses={202: EmployeeSyncSerializer, **ERRORS})
     def post(self, request: Request) -> Response:
         portal = self.portal(request)
         services.request_employee_sync(portal.pk)

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 from calls.settings import selectors, services
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from ..api.base import InportalView
 from ..api.schema import ERRORS, READ_ERRORS, WRITE_HEADER
+from ..call_settings.serializers import (
+    DeclareLineSerializer,
+    LineSerializer,
+    LineWriteSerializer,
+    UndeclaredLineSerializer,
+)
 from ..connections.ids import ConnectionIds
 
 
 class LinesView(InportalView):
     @extend_schema(operation_id="lines_list", summary="The external lines of every connection",
-                   description="Each: id, connection_id, connection_name, number, pbx_name, name, shown_as, "
-                               "added_by_admin, registered_in_bitrix24, sync_error, enabled, route_to_responsible, "
-                               "default_extension, default_user_id, callback_user_id, missed_call_owner_id, crm_source.",
-                   responses={200: OpenApiTypes.OBJECT, **READ_ERRORS})
+                   responses={200: LineSerializer(many=True), **READ_ERRORS})
     def get(self, request: Request) -> Response:
         portal = self.portal(request)
         ids = ConnectionIds(portal)
@@ -27,10 +29,7 @@ class LinesView(InportalView):
 
 class LineView(InportalView):
     @extend_schema(operation_id="lines_update", summary="A line's settings",
-                   description="Any of name, enabled, route_to_responsible, default_extension, default_user_id, "
-                               "callback_user_id, missed_call_owner_id, crm_source.",
-                   parameters=[WRITE_HEADER], request=OpenApiTypes.OBJECT,
-                   responses={200: OpenApiTypes.OBJECT, **ERRORS})
+                   parameters=[WRITE_HEADER], request=LineWriteSerializer, responses={200: LineSerializer, **ERRORS})
     def patch(self, request: Request, line_id: int) -> Response:
         portal = self.portal(request)
         changes = dict(request.data) if isinstance(request.data, dict) else {"": request.data}
@@ -39,16 +38,14 @@ class LineView(InportalView):
 
 class UndeclaredLinesView(InportalView):
     @extend_schema(operation_id="lines_undeclared", summary="Numbers calls used that no PBX declared",
-                   responses={200: OpenApiTypes.OBJECT, **READ_ERRORS})
+                   responses={200: UndeclaredLineSerializer(many=True), **READ_ERRORS})
     def get(self, request: Request) -> Response:
         portal = self.portal(request)
         ids = ConnectionIds(portal)
         return Response([ids.publish(item) for item in selectors.undeclared_lines(portal.pk)])
 
     @extend_schema(operation_id="lines_declare", summary="Add a number as a line of a connection, on purpose",
-                   description='`{"number": "...", "connection_id": "<connection id>"}`',
-                   parameters=[WRITE_HEADER], request=OpenApiTypes.OBJECT,
-                   responses={201: OpenApiTypes.OBJECT, **ERRORS})
+                   parameters=[WRITE_HEADER], request=DeclareLineSerializer, responses={201: LineSerializer, **ERRORS})
     def post(self, request: Request) -> Response:
         portal = self.portal(request)
         ids = ConnectionIds(portal)
