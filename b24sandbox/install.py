@@ -8,6 +8,7 @@ import secrets
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from b24sandbox import telephony
 from b24sandbox.events import FORM_HEADERS, Outgoing, auth_block, event_body, system_auth
 from b24sandbox.oauth import new_secret
 from b24sandbox.state import AppInstall, Portal, Token, User
@@ -181,13 +182,8 @@ def uninstall(sb: Sandbox, portal: Portal, *, clean: bool = False) -> None:
             portal.options.clear()
         client_id = portal.app.client_id
         portal.app = None
-        try:
-            from b24sandbox import telephony
-        except ImportError:  # the telephony module is optional for the core
-            telephony = None  # type: ignore[assignment]
-        hook = getattr(telephony, "on_app_uninstalled", None)
-        if hook is not None and portal.telephony is not None:
-            hook(portal, client_id)  # Bitrix24 deletes the app's external lines with it
+        if portal.telephony is not None:
+            telephony.on_app_uninstalled(portal, client_id)  # Bitrix24 deletes the app's external lines with it
         for binding in bound:
             body = event_body("ONAPPUNINSTALL", data, auth, now, binding.id)
             sb.enqueue(Outgoing(portal.member_id, binding.handler, "ONAPPUNINSTALL", body, now + sb.event_delay))

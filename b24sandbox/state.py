@@ -1,7 +1,6 @@
 """What a sandbox portal holds: users, the app install, tokens, options, bindings, logs, limits.
 
-CRM and telephony state live in ``b24sandbox.crm`` / ``b24sandbox.telephony`` (another module's files); they are
-imported lazily so this module stays importable on its own.
+CRM and telephony state live in ``b24sandbox.crm`` / ``b24sandbox.telephony``.
 """
 
 from __future__ import annotations
@@ -9,20 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from b24sandbox import crm, telephony
+
 
 def _new_crm_state() -> Any:
-    try:
-        from b24sandbox import crm
-    except ImportError:  # the CRM module is written separately; a portal still works without it
-        return None
     return crm.CrmState()
 
 
 def _new_telephony_state() -> Any:
-    try:
-        from b24sandbox import telephony
-    except ImportError:
-        return None
     return telephony.TelephonyState()
 
 

@@ -13,9 +13,10 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from calls import dispatch
 from calls.connections.services import DEFAULT_ROTATION_OVERLAP, IssuedSecret, rotate_secret
-from calls.pbx_api.intake import PROCESS_TASK, enqueue_after_commit
-from calls.sync import dead_letters, reconciler, tasks
+from calls.followups import FollowUps
+from calls.sync import dead_letters, reconciler
 from calls.sync import state_machine as sm
 
 from .models import Call, ConnectionSecret, DeadLetter, ExtensionOverride, PbxConnection, PbxEvent, PbxLine
@@ -180,7 +181,7 @@ class PbxEventAdmin(admin.ModelAdmin):
         with transaction.atomic():
             ids = list(queryset.values_list("pk", flat=True))
             PbxEvent.objects.filter(pk__in=ids).update(status=PbxEvent.Status.PENDING, error="", processed_at=None)
-            enqueue_after_commit(PROCESS_TASK, ids)
+            dispatch.queue(FollowUps(process_events=ids))
         self.message_user(request, f"{len(ids)} event(s) queued again at {timezone.now():%H:%M:%S}.")
 
 
@@ -219,13 +220,11 @@ class DeadLetterAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay (try the call / event again)")
     def replay(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
-
-        replayed = sum(dead_letters.replay(pk) for pk in queryset.values_list("pk", flat=True))
+        replayed = sum(dispatch.replay_dead_letter(pk) for pk in queryset.values_list("pk", flat=True))
         self.message_user(request, f"{replayed} dead letter(s) replayed.")
 
     @admin.action(description="Dismiss (handled by hand, do not replay)")
     def dismiss(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
-
         dismissed = sum(dead_letters.dismiss(pk) for pk in queryset.values_list("pk", flat=True))
         self.message_user(request, f"{dismissed} dead letter(s) dismissed.")
 
@@ -259,8 +258,6 @@ class CallAdmin(admin.ModelAdmin):
 
     @admin.action(description="Sync with Bitrix24 now")
     def sync_now(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
-
         ids = list(queryset.values_list("pk", flat=True))
-        for pk in ids:
-            transaction.on_commit(lambda pk=pk: tasks.sync_call.delay(pk))
+        dispatch.queue(FollowUps(sync_calls=ids))
         self.message_user(request, f"{len(ids)} call(s) queued for sync.")

@@ -4,3 +4,29 @@ from django.apps import AppConfig
 class CallsConfig(AppConfig):
     name = "calls"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        """Everything calls reacts to, in one place: model changes that invalidate what it keeps in
+        memory and caches, what portals tells it (``portals.signals``), and the Bitrix24 telephony
+        events it handles (``portals.event_handlers``)."""
+        from django.db.models.signals import post_delete, post_save
+
+        from calls import receivers
+        from calls.models import ConnectionSecret, ExtensionOverride, LineRouting, PbxConnection, PbxLine
+        from calls.originate import bitrix24_events
+        from portals import event_handlers
+        from portals.signals import portal_changed, portal_data_purge_requested
+
+        for model, receiver in (
+            (PbxConnection, receivers.connection_changed),
+            (ConnectionSecret, receivers.secret_changed),
+            (PbxLine, receivers.line_changed),
+            (LineRouting, receivers.line_routing_changed),
+            (ExtensionOverride, receivers.extension_override_changed),
+        ):
+            for signal in (post_save, post_delete):
+                signal.connect(receiver, sender=model, dispatch_uid=f"calls.{receiver.__name__}.{signal is post_save}")
+        portal_changed.connect(receivers.portals_changed, dispatch_uid="calls.portals_changed")
+        portal_data_purge_requested.connect(receivers.portal_purge_requested, dispatch_uid="calls.portal_purge")
+        event_handlers.register("ONEXTERNALCALLSTART", bitrix24_events.handle_click_to_call)
+        event_handlers.register("ONEXTERNALCALLBACKSTART", bitrix24_events.handle_callback)

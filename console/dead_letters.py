@@ -1,5 +1,5 @@
 """Dead letters as the console handles them: a filter, a dry-run count, and replays that are audited.
-The replay itself is the calls app's (``calls.sync.dead_letters``)."""
+The replay itself is the calls app's (``calls.dispatch.replay_dead_letter``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from calls import dispatch
 from calls.models import DeadLetter
 from calls.sync import dead_letters as calls_dead_letters
 from console import audit
@@ -41,7 +42,7 @@ def matching(flt: LetterFilter) -> QuerySet[DeadLetter]:
 
 def replay_one(user: Any, pk: int) -> bool:
     letter = DeadLetter.objects.filter(pk=pk).first()
-    done = letter is not None and calls_dead_letters.replay(pk)
+    done = letter is not None and dispatch.replay_dead_letter(pk)
     audit.record(user, "dead_letter.replay", portal_id=letter.portal_id if letter else None,
                  target=f"dead-letter:{pk}", detail={"replayed": bool(done)})
     return bool(done)
@@ -66,7 +67,7 @@ def bulk_replay(user: Any, flt: LetterFilter, *, expected: int) -> int:
     pks = list(matching(flt).values_list("pk", flat=True))
     if len(pks) != expected:
         raise CountChanged(expected, len(pks))
-    replayed = sum(1 for pk in pks if calls_dead_letters.replay(pk))
+    replayed = sum(1 for pk in pks if dispatch.replay_dead_letter(pk))
     audit.record(user, "dead_letter.bulk_replay", portal_id=flt.portal_id, target="dead-letters",
                  detail={"filter": flt.as_dict(), "matched": len(pks), "replayed": replayed})
     return replayed

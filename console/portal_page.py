@@ -67,6 +67,6 @@ def portal_page(portal_id: int) -> PortalPage:
     pending = Call.objects.filter(portal=portal, status=Call.Status.PENDING)
     page.outbox_depth = pending.count()
     page.outbox_overdue = pending.filter(next_attempt_at__lt=timezone.now()).count()
-    page.recent_calls = list(Call.objects.filter(portal=portal).select_related("connection")
+    page.recent_calls = list(Call.objects.filter(portal=portal).select_related("connection", "portal")
                              .order_by("-created_at")[:RECENT_CALLS])
     return page

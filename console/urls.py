@@ -11,6 +11,7 @@ _pages = [
     path("login/", auth_views.LoginView.as_view(template_name="console/login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="console:login"), name="logout"),
     path("portals/<int:portal_id>/", views.portal, name="portal"),
+    path("portals/<int:portal_id>/as-admin/", views.portal_as_admin, name="portal-as-admin"),
     path("portals/<int:portal_id>/rest-log.json", views.rest_log_export, name="rest-log-export"),
     path("search/", views.find, name="search"),
     path("calls/<uuid:call_uuid>/", views.call, name="call"),

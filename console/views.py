@@ -14,7 +14,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from calls.models import Call
-from console import audit, dead_letters, health, issues, portal_page, search, timeline
+from console import as_admin, audit, dead_letters, health, issues, portal_page, search, timeline
 from console.access import staff_required
 from console.conf import console_settings
 from console.forms import BulkReplayForm, LetterFilterForm, RestLogFilterForm
@@ -33,6 +33,14 @@ def portal(request: HttpRequest, portal_id: int) -> HttpResponse:
     page = portal_page.portal_page(portal_id)
     return render(request, "console/portal.html", {
         "page": page, "portal": page.portal, "issues": issues.issues(portal_id=portal_id)})
+
+
+@staff_required
+def portal_as_admin(request: HttpRequest, portal_id: int) -> HttpResponse:
+    the_portal = get_object_or_404(Portal, pk=portal_id)
+    view = as_admin.admin_view(the_portal)
+    audit.record(request.user, "portal.view_as_admin", portal_id=the_portal.pk, target=f"portal:{the_portal.pk}")
+    return render(request, "console/as_admin.html", {"view": view, "portal": the_portal})
 
 
 @staff_required
@@ -58,7 +66,8 @@ def letters(request: HttpRequest) -> HttpResponse:
     flt = form.letter_filter() if form.is_valid() else dead_letters.LetterFilter()
     matching = dead_letters.matching(flt) if (not form.is_bound or form.is_valid()) else None
     context = {"form": form, "letters": list(matching[:console_settings().page_size]) if matching is not None else [],
-               "count": matching.count() if matching is not None else 0, "dry_run": request.GET.get("dry_run") == "1"}
+               "count": matching.count() if matching is not None else 0,
+               "dry_run": matching is not None and request.GET.get("dry_run") == "1"}
     return render(request, "console/dead_letters.html", context)
 
 

@@ -33,8 +33,9 @@ class Person:
     position: str = ""
 
 
-def _key(portal_id: int) -> str:
-    return f"inportal:people:{portal_id}"
+def _key(portal: Portal) -> str:
+    # member_id, not the row id: a reinstalled or re-created portal never reads another's list
+    return f"inportal:people:{portal.member_id}"
 
 
 def _person(user: dict[str, Any]) -> Person | None:
@@ -60,7 +61,7 @@ class PeopleUnavailable(Exception):
 def portal_people(portal: Portal, *, refresh: bool = False) -> dict[int, Person]:
     """Every user ``user.get`` returns for the portal (employees and extranet, active or not)."""
     if not refresh:
-        cached = cache.get(_key(portal.pk))
+        cached = cache.get(_key(portal))
         if cached is not None:
             return {int(k): Person(**v) for k, v in cached.items()}
     try:
@@ -69,7 +70,7 @@ def portal_people(portal: Portal, *, refresh: bool = False) -> dict[int, Person]
         logger.info("portal %s: user.get failed (%s)", portal.pk, exc)
         raise PeopleUnavailable(str(exc)) from exc
     people = {p.id: p for p in (_person(u) for u in users if isinstance(u, dict)) if p is not None}
-    cache.set(_key(portal.pk), {str(k): asdict(v) for k, v in people.items()}, CACHE_SECONDS)
+    cache.set(_key(portal), {str(k): asdict(v) for k, v in people.items()}, CACHE_SECONDS)
     return people
 
 

@@ -7,7 +7,6 @@ stores the event durably and answers 200; the work happens in ``portals.tasks.pr
 from __future__ import annotations
 
 import hmac
-import importlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -21,15 +20,16 @@ import logcontext
 from b24client import errors, phparray, redact
 
 from .errors import EventRejected, InstallRejected
+from .event_handlers import TELEPHONY_EVENTS, handler_for
 from .install import offer_from_event_auth, save_install, setup_portal, verify_offer
 from .models import Bitrix24Event, Portal
+from .signals import portal_data_purge_requested
 from .uninstall import FORGED_REASON, Verdict, confirm_uninstall, mark_uninstalled
 from .verification_limits import verification_budget
 
 logger = logging.getLogger(__name__)
 
 INSTALL_EVENTS = frozenset({"ONAPPINSTALL", "ONAPPUPDATE"})
-TELEPHONY_EVENTS = frozenset({"ONEXTERNALCALLSTART", "ONEXTERNALCALLBACKSTART"})
 # A "processing" event older than this is presumed abandoned by a dead worker (sweeper re-dispatches it).
 EVENT_STUCK_AFTER = 900.0
 _FINAL = (Bitrix24Event.Status.DONE, Bitrix24Event.Status.UNHANDLED, Bitrix24Event.Status.REFUSED)
@@ -82,18 +82,15 @@ def authenticate(payload: dict[str, Any]) -> Portal:
 
 
 def _store(portal: Portal, payload: dict[str, Any]) -> Bitrix24Event:
-    from .tasks import process_bitrix24_event
-
-    event = Bitrix24Event.objects.create(
+    return Bitrix24Event.objects.create(
         portal=portal, event=payload["event"], payload=strip_secrets(payload), next_attempt_at=timezone.now()
     )
-    process_bitrix24_event.delay_on_commit(event.pk)
-    return event
 
 
 def accept_event(body: bytes, *, source: str = "") -> Bitrix24Event:
-    """Everything the event view does. Raises EventRejected (nothing stored) or VerificationThrottled
-    (``source``: the sender's address, for ``portals.verification_limits``)."""
+    """Everything the event view does but queueing the stored event's processing (the view's job).
+    Raises EventRejected (nothing stored) or VerificationThrottled (``source``: the sender's address,
+    for ``portals.verification_limits``)."""
     payload = parse_event_body(body)
     name = payload["event"]
     auth = payload["auth"]
@@ -144,22 +141,14 @@ def _accept_uninstall(portal: Portal, payload: dict[str, Any], source: str) -> B
 # ------------------------------------------------------------------------------------- processing
 
 
-def _calls_hook(name: str):
-    """A function from calls.originate.bitrix24_events, if the calls app provides it (imported lazily: no hard dependency)."""
-    try:
-        module = importlib.import_module("calls.originate.bitrix24_events")
-    except ImportError:
-        return None
-    return getattr(module, name, None)
-
-
 def purge_portal_data(portal_id: int) -> None:
-    """data[CLEAN]=1: the admin asked to delete the app's data along with it."""
-    Portal.objects.filter(pk=portal_id).update(settings={})
-    Bitrix24Event.objects.filter(portal_id=portal_id).exclude(event="ONAPPUNINSTALL").delete()
-    hook = _calls_hook("purge_portal_data")
-    if hook is not None:
-        hook(portal_id)
+    """data[CLEAN]=1: the admin asked to delete the app's data along with it. Kept: the portal's row (it
+    says the portal is uninstalled, and a reinstall starts from it), the uninstall event being processed,
+    and the REST log, which the Marketplace wants kept 3 days (§3.3) and ``prune_rest_call_log`` ages out."""
+    with transaction.atomic():
+        Portal.objects.filter(pk=portal_id).update(settings={})
+        Bitrix24Event.objects.filter(portal_id=portal_id).exclude(event="ONAPPUNINSTALL").delete()
+        portal_data_purge_requested.send(sender=Portal, portal_id=portal_id)
 
 
 def process_event(event_id: int) -> str:
@@ -182,11 +171,7 @@ def process_event(event_id: int) -> str:
 
     status = Bitrix24Event.Status.DONE
     if event.event in TELEPHONY_EVENTS:
-        hook = _calls_hook("handle_bitrix24_telephony_event")
-        if hook is None:
-            status = Bitrix24Event.Status.UNHANDLED
-        else:
-            hook(event.pk)
+        handler_for(event.event)(event.pk)
     elif event.event in INSTALL_EVENTS:
         portal = Portal.objects.get(pk=event.portal_id)
         if portal.is_callable:

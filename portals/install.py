@@ -27,6 +27,7 @@ from .errors import InstallRejected
 from .models import Portal, PortalCredential
 from .services import (
     bitrix24_client_for,
+    coordination_backend,
     limits_for_plan,
     oauth_app,
     oauth_server_for,
@@ -264,7 +265,12 @@ def _is_duplicate_bind(exc: errors.Bitrix24Error) -> bool:
 
 
 def setup_portal(portal_id: int) -> SetupReport:
-    """Read the plan (rate limits) and bind our event handlers. Safe to run any number of times."""
+    """Read the plan (rate limits) and bind the event handlers that are not bound yet.
+
+    Both the installer page and ONAPPINSTALL set a portal up (either may come first, §1.5): under a
+    per-portal lock, whichever runs second finds the bindings in ``event.get`` and binds nothing, so
+    every event is bound once per install (an update removes the bindings: it binds them again).
+    """
     report = SetupReport()
     client = bitrix24_client_for(portal_id)
     info = client.call("app.info").result or {}
@@ -273,7 +279,19 @@ def setup_portal(portal_id: int) -> SetupReport:
     report.plan = plan
     client = bitrix24_client_for(portal_id)  # rebuilt with the plan's limits
     handler = events_handler_url()
+    with coordination_backend().lock(f"portal-setup:{portal_id}", timeout=120, wait=120):
+        _bind_missing(client, portal_id, handler, report)
+    return report
+
+
+def _bind_missing(client: Bitrix24Client, portal_id: int, handler: str, report: SetupReport) -> None:
+    bindings = client.call("event.get").result or []
+    bound = {str(row.get("event") or "").upper() for row in bindings
+             if isinstance(row, dict) and row.get("handler") == handler}
     for event in BOUND_EVENTS:
+        if event in bound:
+            report.already_bound.append(event)
+            continue
         try:
             client.call("event.bind", {"event": event, "handler": handler})
         except errors.InvalidRequest as exc:
@@ -284,7 +302,6 @@ def setup_portal(portal_id: int) -> SetupReport:
             report.failed[event] = f"{exc.code}: {exc.description}"
         else:
             report.bound.append(event)
-    return report
 
 
 def install_from_iframe(fields: Mapping[str, str], *, source: str = "") -> InstallOutcome:

@@ -6,6 +6,18 @@ from django.db import models
 from django.utils import timezone
 
 from .crypto import EncryptedTextField
+from .signals import portal_changed
+
+
+class PortalQuerySet(models.QuerySet):
+    def update(self, **kwargs: object) -> int:
+        """A bulk update is a change of these portals like a save (uninstall and dead tokens are bulk
+        updates): ``portal_changed`` tells the apps that keep what they read about a portal."""
+        ids = list(self.values_list("pk", flat=True))
+        updated = super().update(**kwargs)
+        if ids:
+            portal_changed.send(sender=Portal, portal_ids=ids)
+        return updated
 
 
 class Portal(models.Model):
@@ -39,6 +51,8 @@ class Portal(models.Model):
     settings = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PortalQuerySet.as_manager()
 
     class Meta:
         ordering = ["domain"]

@@ -21,6 +21,7 @@ from .errors import EventRejected, InstallRejected, VerificationThrottled
 from .events import accept_event
 from .iframe import claimed_origin, frame_for, frame_language, iframe_fields, iframe_view, portal_origin
 from .install import events_handler_url, install_from_iframe
+from .tasks import process_bitrix24_event
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ def events(request: HttpRequest) -> HttpResponse:
     except EventRejected as exc:
         logger.warning("Bitrix24 event refused (%s): %s", exc.status, exc)
         return HttpResponse(str(exc), status=exc.status, content_type="text/plain; charset=utf-8")
+    process_bitrix24_event.delay_on_commit(event.pk)
     return HttpResponse(f"accepted {event.pk}", content_type="text/plain; charset=utf-8")
 
 

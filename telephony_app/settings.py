@@ -323,7 +323,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's Django fix-up closes the database connection around every task unless this is set; worker
-# connections are recycled like request connections instead (CONN_MAX_AGE, health checks: calls.sync.tasks).
+# connections are recycled like request connections instead (CONN_MAX_AGE, health checks: telephony_app.celery).
 CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SERIALIZER = "json"
@@ -368,7 +368,7 @@ CALLS_EXTENSIONS_MISS_INTERVAL = env_int("CALLS_EXTENSIONS_MISS_INTERVAL", 60)
 CALLS_EXTENSION_MAX_DIGITS = env_int("CALLS_EXTENSION_MAX_DIGITS", 5)
 CALLS_LINE_CACHE_SECONDS = env_int("CALLS_LINE_CACHE_SECONDS", 3600)
 # Celery's autodiscovery looks only at ``<app>.tasks``; calls keeps its tasks next to their scenario.
-CELERY_IMPORTS = ("calls.sync.tasks",)
+CELERY_IMPORTS = ("calls.sync.tasks", "calls.lines.tasks")
 CELERY_BEAT_SCHEDULE["calls-sweep-overdue"] = {
     "task": "calls.tasks.sweep_overdue",
     "schedule": CALLS_SWEEP_INTERVAL_SECONDS,
@@ -410,7 +410,7 @@ ROUTE_LOOKUP_THREADS = env_int("ROUTE_LOOKUP_THREADS", 8)
 # (PbxWebhookReceipt, like the other endpoints). The file cache used without Redis culls entries.
 PBX_ROUTE_RECEIPTS = env_str("PBX_ROUTE_RECEIPTS", "cache" if REDIS_URL else "database")
 # PBX API authentication keeps each connection's row, portal and keys in process memory this long at
-# most; ORM saves apply at once (shared epoch), queryset updates (e.g. uninstall) within this.
+# most; changes of a connection or its portal (saves and bulk updates) apply at once (shared epoch).
 PBX_AUTH_CACHE_SECONDS = float(env_str("PBX_AUTH_CACHE_SECONDS", "5"))
 CELERY_IMPORTS = (*CELERY_IMPORTS, "calls.originate.tasks", "calls.routing.tasks")
 CELERY_BEAT_SCHEDULE["calls-sweep-originate-commands"] = {
@@ -420,6 +420,17 @@ CELERY_BEAT_SCHEDULE["calls-sweep-originate-commands"] = {
 CELERY_BEAT_SCHEDULE["calls-prune-route-decisions"] = {
     "task": "calls.routing_tasks.prune_route_decisions_task",
     "schedule": 3600.0,
+}
+# Webhook-id receipts past their 24 h replay window, and signing secrets expired over a week ago (kept
+# that long for the audit trail).
+CELERY_IMPORTS = (*CELERY_IMPORTS, "calls.pbx_api.tasks", "calls.connections.tasks")
+CELERY_BEAT_SCHEDULE["calls-purge-expired-receipts"] = {
+    "task": "calls.pbx_api.tasks.purge_expired_receipts",
+    "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["calls-purge-expired-secrets"] = {
+    "task": "calls.connections.tasks.purge_expired_secrets",
+    "schedule": 24 * 3600.0,
 }
 
 # --- Recordings housekeeping (calls.recordings.tasks) ---------------------------------------------------

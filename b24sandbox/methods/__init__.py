@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import importlib
-
 
 def load() -> None:
     """Import every module that registers methods (registration is an import side effect)."""
-    for name in ("users", "app", "event_methods", "placements", "system", "voximplant_lines"):
-        importlib.import_module(f"b24sandbox.methods.{name}")
-    try:
-        importlib.import_module("b24sandbox.telephony")
-    except ImportError as exc:  # the telephony module is written separately; the core works without it
-        if exc.name not in ("b24sandbox.telephony", "b24sandbox.crm"):
-            raise
+    from b24sandbox import telephony  # noqa: F401
+    from b24sandbox.methods import app, event_methods, placements, system, users, voximplant_lines  # noqa: F401

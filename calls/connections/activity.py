@@ -1,7 +1,8 @@
 """When a connection's PBX last proved itself: its first and latest correctly signed request.
 
 Written on the PBX API's hot path, so cheaply: one UPDATE per connection per minute per process at
-most (the time is kept to the minute), a queryset update that moves no authentication epoch.
+most (the time is kept to the minute), an update of bookkeeping columns that moves no authentication
+epoch (``calls.models.connections.BOOKKEEPING_FIELDS``).
 """
 
 from __future__ import annotations

@@ -5,29 +5,19 @@ from __future__ import annotations
 
 import base64
 import logging
-import secrets as token_source
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 from django.utils import timezone
 
+from calls.connections.auth_epoch import forget_auth_material
 from calls.models import ConnectionSecret, PbxConnection
 from calls.pbx_api import signing
-from calls.routing import lookup  # noqa: F401  (connects its cache-invalidation receivers; see below)
 from portals.models import Portal
-
-# ``calls.admin`` imports this module in every process that sets Django up (admin autodiscovery),
-# so importing ``calls.routing.lookup`` here connects its receivers that drop cached /route answers when a
-# line or its routing changes, in processes that never load the URLconf or the Celery tasks too
-# (``manage.py shell``, one-off scripts).
 
 DEFAULT_ROTATION_OVERLAP = timedelta(hours=24)
 
@@ -137,53 +127,3 @@ def purge_expired_secrets(*, older_than: timedelta = timedelta(days=7)) -> int:
     """Delete keys expired for a while (kept a week for the audit trail); returns the count."""
     deleted, _ = ConnectionSecret.objects.filter(expires_at__lt=timezone.now() - older_than).delete()
     return deleted
-
-
-# --- invalidation of the authentication cache ----------------------------------------------------
-# ``calls.pbx_api.authentication`` keeps each connection's row, portal and decrypted keys in process
-# memory for ``PBX_AUTH_CACHE_SECONDS``, stamped with the connection's epoch, which every request
-# reads from the shared cache: a new epoch makes every process reload that connection on its next
-# request.
-
-
-def auth_epoch_key(public_id: str) -> str:
-    return f"pbx:auth:epoch:{public_id}"
-
-
-def forget_auth_material(public_ids: Iterable[str]) -> None:
-    """Every process reloads these connections (row, portal, keys) on its next PBX request.
-
-    Called inside the changing transaction (signal receivers), the epochs move again once the change
-    is committed: a request in between could otherwise reload the old rows under the new epoch.
-    """
-    ids = [public_id for public_id in public_ids if public_id]
-    if not ids:
-        return
-    _new_epochs(ids)
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(lambda: _new_epochs(ids))
-
-
-def _new_epochs(public_ids: list[str]) -> None:
-    try:
-        cache.set_many({auth_epoch_key(public_id): token_source.token_hex(8) for public_id in public_ids}, None)
-    except Exception:
-        # The cache is down: requests cannot read the epoch either, and then do not use the memory.
-        logger.warning("could not move the PBX authentication epoch", exc_info=True)
-
-
-@receiver([post_save, post_delete], sender=PbxConnection, dispatch_uid="calls.connections.services.connection_changed")
-def _connection_changed(sender: type, instance: PbxConnection, **kwargs: object) -> None:
-    """Saved through the ORM (the admin, services): applies to the next request in every process.
-    Queryset updates send no signal; they apply within ``PBX_AUTH_CACHE_SECONDS``."""
-    forget_auth_material([instance.public_id])
-
-
-@receiver([post_save, post_delete], sender=ConnectionSecret, dispatch_uid="calls.connections.services.secret_changed")
-def _secret_changed(sender: type, instance: ConnectionSecret, **kwargs: object) -> None:
-    forget_auth_material(PbxConnection.objects.filter(pk=instance.connection_id).values_list("public_id", flat=True))
-
-
-@receiver([post_save, post_delete], sender=Portal, dispatch_uid="calls.connections.services.portal_changed")
-def _portal_changed(sender: type, instance: Portal, **kwargs: object) -> None:
-    forget_auth_material(PbxConnection.objects.filter(portal_id=instance.pk).values_list("public_id", flat=True))

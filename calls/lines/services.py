@@ -4,9 +4,8 @@
 transaction, then synchronises Bitrix24 right away, inside the request, so the ``200`` shows
 which lines Bitrix24 has (``registered_in_bitrix24``). When Bitrix24 cannot be reached (down,
 rate-limited, tokens dead, portal unpaid) the PUT still succeeds: the list is stored, the
-affected lines say ``false``, and the sync is retried later through
-``calls.sync.tasks.sync_pbx_lines.delay_on_commit(connection_id)``, and by the sweeper for
-``connections_with_unsynced_lines()``.
+affected lines say ``false``, and the sync is retried later by ``calls.lines.tasks.sync_pbx_lines``
+(queued by the view) and by the sweeper, which retries ``connections_with_unsynced_lines()``.
 
 The Bitrix24 line ``NUMBER`` is the E.164 form (``+74951234567``), which is what ``LINE_NUMBER``
 must carry in ``telephony.externalCall.register``. A number the PBX stopped listing keeps its row
@@ -21,13 +20,13 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 from rest_framework import serializers
 
 from b24client import errors as b24errors
+from calls.followups import FollowUps
 from calls.models import Call, PbxConnection, PbxLine, SeenLineNumber
-from calls.pbx_api.intake import enqueue_after_commit, load_json
+from calls.pbx_api.intake import load_json
 from calls.pbx_api.receipts import answer_once
 from calls.pbx_api.responses import PbxAnswer, error_body
 from calls.phones import InvalidPhoneNumber, normalise_number
@@ -37,7 +36,6 @@ from portals.services import bitrix24_client_for
 logger = logging.getLogger(__name__)
 
 MAX_LINES = 500
-SYNC_TASK = "sync_pbx_lines"
 
 
 class LineSerializer(serializers.Serializer):
@@ -144,12 +142,10 @@ def replace_lines(connection: PbxConnection, webhook_id: str, body: bytes) -> Pb
     answer, replayed = answer_once(connection, webhook_id, handle, remember_body=lambda a: a.status != 200)
     if answer.status != 200:
         return answer
-    if not replayed:
-        result = sync_lines_to_bitrix24(connection.pk)
-        if not result.complete:
-            with transaction.atomic():
-                enqueue_after_commit(SYNC_TASK, [connection.pk])
-    return PbxAnswer(200, current_lines(connection))
+    follow_ups = FollowUps()
+    if not replayed and not sync_lines_to_bitrix24(connection.pk).complete:
+        follow_ups.sync_lines.append(connection.pk)  # retried by the task (and by the sweeper)
+    return PbxAnswer(200, current_lines(connection), follow_ups)
 
 
 # --- Bitrix24 side --------------------------------------------------------------------------

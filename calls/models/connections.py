@@ -11,12 +11,29 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from calls.connections.auth_epoch import forget_auth_material
 from portals.crypto import EncryptedTextField
 
 
 def new_public_id() -> str:
     # 16 random bytes, URL-safe Base64: unguessable, safe in a path segment, says nothing about the tenant.
     return secrets.token_urlsafe(16)
+
+
+# Columns no PBX request is answered from: writing them moves no authentication epoch.
+BOOKKEEPING_FIELDS = frozenset({"first_signed_request_at", "last_signed_request_at", "updated_at"})
+
+
+class PbxConnectionQuerySet(models.QuerySet):
+    def update(self, **kwargs: object) -> int:
+        """A bulk update (``enabled=False`` from a script, the admin's default switch) applies to the next
+        PBX request in every process, like a save."""
+        if kwargs.keys() <= BOOKKEEPING_FIELDS:
+            return super().update(**kwargs)
+        public_ids = list(self.values_list("public_id", flat=True))
+        updated = super().update(**kwargs)
+        forget_auth_material(public_ids)
+        return updated
 
 
 class PbxConnection(models.Model):
@@ -47,6 +64,8 @@ class PbxConnection(models.Model):
     last_signed_request_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = PbxConnectionQuerySet.as_manager()
 
     class Meta:
         ordering = ["portal_id", "name"]

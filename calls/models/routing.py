@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from django.db import models
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 from django.utils import timezone
 
 
@@ -58,13 +56,3 @@ class RouteDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.client_number} -> {self.extension or '-'} ({self.reason})"
-
-
-@receiver([post_save, post_delete], sender="calls.ExtensionOverride")
-def _extension_override_changed(sender: type, instance: models.Model, **kwargs: object) -> None:
-    """A user's extension on a connection changed: cached routing answers of the portal may be stale."""
-    from calls.routing.lookup import forget_portal
-
-    portal_id = getattr(getattr(instance, "connection", None), "portal_id", None)
-    if portal_id is not None:
-        forget_portal(portal_id)

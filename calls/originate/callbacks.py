@@ -42,6 +42,7 @@ from calls.originate.click_to_call import (  # the same outcomes as a click-to-c
     DUPLICATE,
     FAILED,
     STARTED,
+    Started,
     client_e164,
     crm_entity_of,
     default_connection,
@@ -141,11 +142,11 @@ def choose_agent(portal: Portal, connection: PbxConnection, client: str, line_nu
     return Agent(choice.user_id, choice.extension, choice.reason)
 
 
-def start_callback(portal_id: int, event_id: int, data: Mapping[str, Any]) -> str:
-    """Handle one ONEXTERNALCALLBACKSTART. Returns ``started``, ``duplicate`` or ``failed``."""
+def start_callback(portal_id: int, event_id: int, data: Mapping[str, Any]) -> Started:
+    """Handle one ONEXTERNALCALLBACKSTART."""
     request_id = request_id_for_event(event_id)
     if Call.objects.filter(origin_request_id=request_id).exists():
-        return DUPLICATE
+        return Started(DUPLICATE)
     request = CallbackRequest.from_event(data)
     portal = Portal.objects.get(pk=portal_id)
     country = portal.default_country
@@ -183,8 +184,7 @@ def start_callback(portal_id: int, event_id: int, data: Mapping[str, Any]) -> st
             )
             if failure is not None:
                 logger.info("callback for event %s on portal %s cannot be placed: %s", event_id, portal_id, failure)
-                commands.fail_call(call.pk, failure, lang=portal.lang, **params)
-                return FAILED
+                return Started(FAILED, commands.fail_call(call.pk, failure, lang=portal.lang, **params))
             assert connection is not None and agent is not None and client is not None
             body = commands.build_body(
                 request_id=request_id,
@@ -196,10 +196,11 @@ def start_callback(portal_id: int, event_id: int, data: Mapping[str, Any]) -> st
                 text=request.text,
                 voice=request.voice,
             )
-            commands.create_command(call=call, connection=connection, kind=OriginateCommand.Kind.CALLBACK,
+            follow_ups = commands.create_command(call=call, connection=connection,
+                                                 kind=OriginateCommand.Kind.CALLBACK,
                                      body=body)
     except IntegrityError:
-        return DUPLICATE
+        return Started(DUPLICATE)
     logger.info("callback for event %s on portal %s goes to user %s (%s) on extension %s",
                 event_id, portal_id, agent.user_id, agent.source, agent.extension)
-    return STARTED
+    return Started(STARTED, follow_ups)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from calls import phones
 from calls.extensions import extension_map
+from calls.followups import FollowUps
 from calls.models import Call, ExtensionDirectory, OriginateCommand, PbxConnection, PbxLine
 from calls.originate import commands, messages
 from portals.models import Portal
@@ -46,6 +47,15 @@ EXTENSION_RESYNC_INTERVAL = timedelta(seconds=30)
 STARTED = "started"
 DUPLICATE = "duplicate"
 FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Started:
+    """How a start event ended (``STARTED``, ``DUPLICATE``, ``FAILED``) and what its caller queues: the
+    originate command's send, or the failed call's sync."""
+
+    outcome: str
+    follow_ups: FollowUps = field(default_factory=FollowUps)
 
 
 def event_text(data: Mapping[str, Any], key: str) -> str:
@@ -194,8 +204,8 @@ def plan_click_to_call(portal: Portal, request: ClickToCall, client: str | None)
     return Plan(connection=connection, extension=extension)
 
 
-def start_click_to_call(portal_id: int, data: Mapping[str, Any]) -> str:
-    """Handle one ONEXTERNALCALLSTART. Returns ``started``, ``duplicate`` or ``failed``.
+def start_click_to_call(portal_id: int, data: Mapping[str, Any]) -> Started:
+    """Handle one ONEXTERNALCALLSTART.
 
     The ``Call`` row and what follows from it (the originate command, or the failed finish) are
     written in one transaction, after the slow lookups: a crash in between leaves nothing behind,
@@ -205,7 +215,7 @@ def start_click_to_call(portal_id: int, data: Mapping[str, Any]) -> str:
     portal = Portal.objects.get(pk=portal_id)
     if Call.objects.filter(portal=portal, b24_call_id=request.call_id).exists():
         logger.info("click-to-call %s on portal %s: repeated start event ignored", request.call_id, portal_id)
-        return DUPLICATE
+        return Started(DUPLICATE)
     country = portal.default_country
     client = client_e164([request.phone_international, request.phone_number], country)
     line = phones.normalize(request.line_number, country) if request.line_number else ""
@@ -230,8 +240,8 @@ def start_click_to_call(portal_id: int, data: Mapping[str, Any]) -> str:
             if plan.failure is not None:
                 logger.info("click-to-call %s on portal %s cannot be placed: %s",
                             request.call_id, portal_id, plan.failure)
-                commands.fail_call(call.pk, plan.failure, lang=portal.lang, **dict(plan.params or {}))
-                return FAILED
+                follow_ups = commands.fail_call(call.pk, plan.failure, lang=portal.lang, **dict(plan.params or {}))
+                return Started(FAILED, follow_ups)
             assert plan.connection is not None and plan.extension and client
             body = commands.build_body(
                 request_id=call.origin_request_id,
@@ -241,9 +251,9 @@ def start_click_to_call(portal_id: int, data: Mapping[str, Any]) -> str:
                 line_number=line,
                 crm_entity=request.crm_entity,
             )
-            commands.create_command(call=call, connection=plan.connection,
+            follow_ups = commands.create_command(call=call, connection=plan.connection,
                                      kind=OriginateCommand.Kind.CLICK_TO_CALL, body=body)
     except IntegrityError:
         logger.info("click-to-call %s on portal %s: repeated start event ignored", request.call_id, portal_id)
-        return DUPLICATE
-    return STARTED
+        return Started(DUPLICATE)
+    return Started(STARTED, follow_ups)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
@@ -27,6 +28,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from calls.connections.services import verification_keys
+from calls.followups import FollowUps
 from calls.models import Call, OriginateCommand, PbxConnection
 from calls.originate import messages, transport
 from calls.sync.reconciler import finish_call_as_failed
@@ -81,8 +83,8 @@ def build_body(
     return body
 
 
-def create_command(*, call: Call, connection: PbxConnection, kind: str, body: dict[str, Any]) -> OriginateCommand:
-    """Store the command and queue its sending once the surrounding transaction commits."""
+def create_command(*, call: Call, connection: PbxConnection, kind: str, body: dict[str, Any]) -> FollowUps:
+    """Store the command; the caller queues its sending (returned) once the transaction commits."""
     command = OriginateCommand.objects.create(
         request_id=body["request_id"],
         portal_id=call.portal_id,
@@ -91,14 +93,7 @@ def create_command(*, call: Call, connection: PbxConnection, kind: str, body: di
         kind=kind,
         body=body,
     )
-    transaction.on_commit(lambda: queue_send(command.pk))
-    return command
-
-
-def queue_send(command_id: int) -> None:
-    from calls.originate.tasks import send_originate_command
-
-    send_originate_command.apply_async(args=[command_id], queue="realtime")
+    return FollowUps(send_commands=[command.pk])
 
 
 def _claim(command_id: int) -> bool:
@@ -113,18 +108,23 @@ def _claim(command_id: int) -> bool:
     return claimed == 1
 
 
-def fail_call(call_id: int, code: str, *, lang: str | None, **params: object) -> None:
+def fail_call(call_id: int, code: str, *, lang: str | None, **params: object) -> FollowUps:
     """End the Bitrix24 call as failed, with the user-facing reason for ``code``."""
-
     reason = messages.failure_reason(code, lang, **params)
-    finish_call_as_failed(call_id, messages.status_code_for(code), reason)
+    return finish_call_as_failed(call_id, messages.status_code_for(code), reason)
 
 
-def send_command(command_id: int) -> str:
-    """Send one command (the body of the realtime task). Returns the command's status afterwards."""
+@dataclass(frozen=True)
+class Outcome:
+    status: str  # the command's status afterwards
+    follow_ups: FollowUps = field(default_factory=FollowUps)
+
+
+def send_command(command_id: int) -> Outcome:
+    """Send one command (the body of the realtime task)."""
     if not _claim(command_id):
         status = OriginateCommand.objects.filter(pk=command_id).values_list("status", flat=True).first()
-        return status or "missing"
+        return Outcome(status or "missing")
     command = OriginateCommand.objects.select_related("connection", "portal").get(pk=command_id)
     connection = command.connection
     lang = command.portal.lang
@@ -133,8 +133,8 @@ def send_command(command_id: int) -> str:
         # Changed between the event and now (disabled, URL removed, secret revoked).
         _finish(command, OriginateCommand.Status.REFUSED, attempts=0, http_status=None,
                 detail="connection disabled or not set up for originate")
-        fail_call(command.call_id, messages.NO_ORIGINATE_URL, lang=lang, connection=connection.name)
-        return command.status
+        return Outcome(command.status,
+                       fail_call(command.call_id, messages.NO_ORIGINATE_URL, lang=lang, connection=connection.name))
 
     outcome = transport.post_originate(
         connection.originate_url,
@@ -148,6 +148,7 @@ def send_command(command_id: int) -> str:
         "originate %s (%s) to connection %s: %s after %s attempt(s), HTTP %s",
         command.request_id, command.kind, connection.pk, outcome.status, outcome.attempts, outcome.http_status,
     )
+    follow_ups = FollowUps()
     if outcome.status == transport.ACCEPTED:
         # Whether call.started follows is checked by the sweeper (``sweep_commands``), not by a
         # countdown task: a delayed message can be lost with the broker, a beat-driven sweep cannot.
@@ -156,13 +157,13 @@ def send_command(command_id: int) -> str:
     elif outcome.status == transport.REFUSED:
         _finish(command, OriginateCommand.Status.REFUSED, attempts=outcome.attempts,
                 http_status=outcome.http_status, detail=outcome.detail)
-        fail_call(command.call_id, messages.PBX_REFUSED, lang=lang,
-                  detail=outcome.detail or f"HTTP {outcome.http_status}")
+        follow_ups = fail_call(command.call_id, messages.PBX_REFUSED, lang=lang,
+                               detail=outcome.detail or f"HTTP {outcome.http_status}")
     else:
         _finish(command, OriginateCommand.Status.UNREACHABLE, attempts=outcome.attempts,
                 http_status=outcome.http_status, detail=outcome.detail)
-        fail_call(command.call_id, messages.PBX_UNREACHABLE, lang=lang)
-    return command.status
+        follow_ups = fail_call(command.call_id, messages.PBX_UNREACHABLE, lang=lang)
+    return Outcome(command.status, follow_ups)
 
 
 def _finish(command: OriginateCommand, status: str, *, attempts: int, http_status: int | None, detail: str) -> None:
@@ -179,7 +180,7 @@ def _call_started(call: Call) -> bool:
     return bool(call.pbx_call_id) or call.started_at is not None
 
 
-def expire_command(command_id: int) -> str:
+def expire_command(command_id: int) -> Outcome:
     """After ``ORIGINATE_START_TIMEOUT`` (run by the sweeper): an accepted command whose call never
     started fails its call; one whose call started is marked ``started``."""
     with transaction.atomic():
@@ -187,20 +188,20 @@ def expire_command(command_id: int) -> str:
             OriginateCommand.objects.select_for_update().select_related("call", "portal").filter(pk=command_id).first()
         )
         if command is None:
-            return "missing"
+            return Outcome("missing")
         if command.status != OriginateCommand.Status.ACCEPTED:
-            return command.status
+            return Outcome(command.status)
         started = _call_started(command.call)
         command.status = OriginateCommand.Status.STARTED if started else OriginateCommand.Status.EXPIRED
         command.finished_at = timezone.now()
         command.save(update_fields=["status", "finished_at"])
-    if not started:
-        fail_call(command.call_id, messages.PBX_NEVER_STARTED, lang=command.portal.lang)
-    return command.status
+    if started:
+        return Outcome(command.status)
+    return Outcome(command.status, fail_call(command.call_id, messages.PBX_NEVER_STARTED, lang=command.portal.lang))
 
 
 
-def sweep_commands() -> dict[str, int]:
+def sweep_commands() -> tuple[FollowUps, dict[str, int]]:
     """Recover commands whose task message was lost (broker restart, killed worker).
 
     * ``pending`` for longer than a few seconds: the send task never ran → queue it again (the
@@ -208,6 +209,8 @@ def sweep_commands() -> dict[str, int]:
     * ``sending`` with a claim older than the whole budget: the worker died mid-send → queue it again.
     * ``accepted`` for longer than the start timeout: if its call has started, mark it so; if not,
       fail the Bitrix24 call ("the PBX accepted the command but never started the call").
+
+    Returns (what to queue: the sends and the failed calls' syncs, counts).
     """
     now = timezone.now()
     budget = budget_seconds()
@@ -217,8 +220,7 @@ def sweep_commands() -> dict[str, int]:
             | Q(status=OriginateCommand.Status.SENDING, claimed_at__lt=now - timedelta(seconds=budget * 2 + 5))
         ).values_list("pk", flat=True)[:500]
     )
-    for pk in pending:
-        queue_send(pk)
+    follow_ups = FollowUps(send_commands=pending)
     overdue = list(
         OriginateCommand.objects.filter(
             status=OriginateCommand.Status.ACCEPTED,
@@ -226,5 +228,5 @@ def sweep_commands() -> dict[str, int]:
         ).values_list("pk", flat=True)[:500]
     )
     for pk in overdue:
-        expire_command(pk)
-    return {"resent": len(pending), "expired_checked": len(overdue)}
+        follow_ups.add(expire_command(pk).follow_ups)
+    return follow_ups, {"resent": len(pending), "expired_checked": len(overdue)}

@@ -11,14 +11,15 @@ of a ``/route`` cache hit's CPU (query compilation and three models hydrated, ev
 each process keeps them per connection, as plain values plus the decrypted keys with their expiry:
 
 * every request reads the connection's invalidation epoch from the shared cache
-  (``calls.connections.services.auth_epoch_key``); anything saved through the ORM — a connection
-  disabled in the admin, its portal reinstalled, a secret added, rotated or deleted — moves it, and
-  every process reloads that connection on its next request;
+  (``calls.connections.auth_epoch``); any change of the connection, its secrets or its portal —
+  saved or updated in bulk: a connection disabled, its portal uninstalled, reinstalled or with dead
+  tokens, a secret added, rotated or deleted — moves it, and every process reloads that connection
+  on its next request;
 * a key's expiry is checked at each request, so a rotation overlap ends on the second;
 * a signature no cached key matches is checked again against freshly read keys before the 401,
   so a secret issued by another process works at once;
-* queryset updates send no signal (uninstall, dead tokens, scripts): they apply within
-  ``PBX_AUTH_CACHE_SECONDS`` (default 5), the age after which an entry is read again anyway;
+* an entry older than ``PBX_AUTH_CACHE_SECONDS`` (default 5) is read again anyway: the bound on what a
+  change nothing announces (SQL run by hand) can go unseen;
 * unknown connections are never remembered, and streamed uploads read everything fresh (their
   signature is only checked once the body has streamed through, too late to retry).
 
@@ -45,7 +46,7 @@ from rest_framework.request import Request
 
 import logcontext
 from calls.connections.activity import note_signed_request
-from calls.connections.services import auth_epoch_key
+from calls.connections.auth_epoch import auth_epoch_key
 from calls.models import ConnectionSecret, PbxConnection
 from calls.pbx_api import signing
 from calls.pbx_api.responses import PbxApiError

@@ -1,9 +1,8 @@
 """Intake of the PBX API: events into the inbox, uploaded recordings onto disk (services).
 
-Events are stored before the PBX gets its 202 and processed afterwards. The processing hook is
-``calls.sync.tasks.process_pbx_event`` (written by the call state machine): when that module and task
-exist, every newly stored event is enqueued with ``delay_on_commit(pk)``; until then events stay
-``pending`` for the state machine's sweeper to pick up.
+Events are stored before the PBX gets its 202 and processed afterwards: the answer carries the new
+events' ids as follow-ups, which the view queues (``calls.sync.tasks.process_pbx_event``) once the
+request's transaction committed; an event whose message is lost stays ``pending`` for the sweeper.
 
 An uploaded recording becomes a synthetic ``call.recording_ready`` inbox event whose payload has
 ``local_path`` (relative to ``settings.RECORDINGS_DIR``) and ``"url": null``, so a recording
@@ -13,8 +12,6 @@ reaches the state machine by one road whether the PBX uploaded it or published a
 from __future__ import annotations
 
 import hashlib
-import importlib
-import importlib.util
 import json
 import logging
 import mimetypes
@@ -22,7 +19,6 @@ import os
 import re
 import tempfile
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -35,6 +31,7 @@ from django.db import IntegrityError, transaction
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils import timezone
 
+from calls.followups import FollowUps
 from calls.models import PbxConnection, PbxEvent
 from calls.pbx_api import signing
 from calls.pbx_api.events import CALL_RECORDING_READY, MAX_ID_LENGTH, validate_events
@@ -43,32 +40,13 @@ from calls.pbx_api.responses import PbxAnswer, PbxApiError, error_body
 
 logger = logging.getLogger(__name__)
 
-PROCESS_TASK = "process_pbx_event"
 CHUNK_BYTES = 64 * 1024
 RAW_AUDIO_TYPES = ("audio/", "application/octet-stream")
 
 
-def optional_task(name: str) -> Any | None:
-    """The task ``calls.sync.tasks.<name>``, or None when there is none (the sweeper then does the work).
-
-    ``find_spec`` rather than ``except ImportError``: a broken ``calls.sync.tasks`` must fail loudly,
-    not look like a missing one.
-    """
-    if importlib.util.find_spec("calls.sync.tasks") is None:
-        return None
-    return getattr(importlib.import_module("calls.sync.tasks"), name, None)
-
-
-def enqueue_after_commit(task_name: str, ids: Iterable[int]) -> None:
-    task = optional_task(task_name)
-    if task is None:
-        logger.debug("no task calls.sync.tasks.%s; leaving the work to the sweeper", task_name)
-        return
-    for pk in ids:
-        if hasattr(task, "delay_on_commit"):
-            task.delay_on_commit(pk)
-        else:
-            transaction.on_commit(partial(task.delay, pk))
+def uploads_dir(public_id: str) -> Path:
+    """Where the recordings a connection uploaded are kept."""
+    return Path(settings.RECORDINGS_DIR) / "uploads" / public_id
 
 
 def load_json(body: bytes) -> Any:
@@ -127,8 +105,8 @@ def receive_events(connection: PbxConnection, webhook_id: str, body: bytes) -> P
         if detail:
             return PbxAnswer(400, error_body("invalid_event" if fields else "invalid_body", detail, fields))
         result = store_events(connection, payloads, webhook_id=webhook_id)
-        enqueue_after_commit(PROCESS_TASK, result.new_ids)
-        return PbxAnswer(202, {"accepted": result.accepted, "duplicates": result.duplicates})
+        return PbxAnswer(202, {"accepted": result.accepted, "duplicates": result.duplicates},
+                         FollowUps(process_events=result.new_ids))
 
     answer, _ = answer_once(connection, webhook_id, handle)
     return answer
@@ -276,8 +254,8 @@ def receive_recording(
             return PbxAnswer(400, error_body("empty_recording", "The recording is empty."))
         audio_type = audio.content_type.split(";", 1)[0].strip().lower() or "application/octet-stream"
         filename = _clean_filename(audio.filename, call_id, audio_type)
-        relative = Path("uploads") / connection.public_id / f"{uuid.uuid4().hex}{Path(filename).suffix}"
-        final = Path(settings.RECORDINGS_DIR) / relative
+        final = uploads_dir(connection.public_id) / f"{uuid.uuid4().hex}{Path(filename).suffix}"
+        relative = final.relative_to(Path(settings.RECORDINGS_DIR))
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(audio.path, final)
         moved.append(final)
@@ -301,11 +279,10 @@ def receive_recording(
         if result.duplicates:
             final.unlink(missing_ok=True)
             moved.clear()
-        enqueue_after_commit(PROCESS_TASK, result.new_ids)
         return PbxAnswer(202, {
             "accepted": result.accepted, "duplicates": result.duplicates,
             "size_bytes": audio.size, "sha256": audio.sha256,
-        })
+        }, FollowUps(process_events=result.new_ids))
 
     try:
         answer, _ = answer_once(connection, webhook_id, handle)

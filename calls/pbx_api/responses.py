@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+from calls.followups import FollowUps
 
 
 def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
@@ -14,6 +16,8 @@ def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = Non
 class PbxAnswer:
     status: int
     body: Any
+    # Not sent: what the view queues once the request's transaction committed.
+    follow_ups: FollowUps = field(default_factory=FollowUps, compare=False)
 
 
 class PbxApiError(Exception):

@@ -38,6 +38,7 @@ from calls.pbx_api.schema import SIGNATURE_HEADERS
 from calls.pbx_api.serializers import ErrorSerializer
 from calls.pbx_api.views import PbxApiView
 from calls.routing.lookup import decide_route, record_decision, route_query
+from calls.routing.tasks import request_warm_up
 
 MAX_NUMBER_LENGTH = 64
 
@@ -105,6 +106,8 @@ def route(connection: Any, webhook_id: str, body: bytes) -> PbxAnswer:
     assert query is not None
     # The lookup (which may wait for Bitrix24) runs outside any transaction.
     result = decide_route(connection, query=query, prefetched=found)
+    if result.warm_up:
+        request_warm_up(connection.portal_id, result.client_number)
     answer = PbxAnswer(200, result.as_response())
     if in_cache:
         # The decision first: once it is stored, a lost receipt only means a retry is routed again.

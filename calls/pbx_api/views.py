@@ -12,6 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from calls import dispatch
 from calls.connections.activity import note_signed_request
 from calls.lines.services import replace_lines
 from calls.pbx_api.authentication import HasPbxSignature, PbxAuth, PbxSignatureAuthentication
@@ -54,6 +55,7 @@ class PbxApiView(APIView):
 
     @staticmethod
     def answer(answer: PbxAnswer) -> Response:
+        dispatch.queue(answer.follow_ups)
         return Response(answer.body, status=answer.status)
 
 

@@ -47,8 +47,6 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db import close_old_connections, connections, transaction
-from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
 from django.utils import timezone
 
 from b24client import errors as b24errors
@@ -242,19 +240,18 @@ def warm_cache(portal_id: int, number: str, default_country: str) -> list[CrmCan
     return candidates
 
 
-def _schedule_warm_up(portal_id: int, number: str) -> None:
-    # One warm-up per portal at a time, however many calls arrive while Bitrix24 is slow: it probes
-    # whether Bitrix24 is back (a success clears the slow mark, and calls do their own lookups again)
-    # without a storm of 15-second requests against a portal that is down.
-    if not cache.add(_warming_key(portal_id), 1, max(slow_seconds(), 5)):
-        return
-    from calls.routing.tasks import warm_route_cache
+def claim_warm_up(portal_id: int) -> bool:
+    """Whether the caller may queue a warm-up for this portal (``release_warm_up`` if it could not).
 
-    try:
-        warm_route_cache.delay(portal_id, number)
-    except Exception:
-        cache.delete(_warming_key(portal_id))
-        logger.warning("could not queue the route cache warm-up for portal %s", portal_id, exc_info=True)
+    One warm-up per portal at a time, however many calls arrive while Bitrix24 is slow: it probes
+    whether Bitrix24 is back (a success clears the slow mark, and calls do their own lookups again)
+    without a storm of 15-second requests against a portal that is down.
+    """
+    return bool(cache.add(_warming_key(portal_id), 1, max(slow_seconds(), 5)))
+
+
+def release_warm_up(portal_id: int) -> None:
+    cache.delete(_warming_key(portal_id))
 
 
 # --- the answer ----------------------------------------------------------------------------------
@@ -267,6 +264,8 @@ class RouteResult:
     client_number: str
     line_number: str
     decision_id: int | None = None
+    # Bitrix24 was slow or failing: the caller queues a warm-up of the cache (``claim_warm_up``).
+    warm_up: bool = False
 
     def as_response(self) -> dict[str, Any]:
         return self.choice.as_response()
@@ -351,32 +350,30 @@ def line_routing(connection: PbxConnection, line_number: str) -> LineRouting | N
         return None
 
 
-def _ask_within_deadline(query: RouteQuery, *, slow: bool) -> tuple[list[CrmCandidate], str, str | None]:
-    """(candidates, source, tag of the cached lookup they came from) on a cache miss."""
+def _ask_within_deadline(query: RouteQuery, *, slow: bool) -> tuple[list[CrmCandidate], str, str | None, bool]:
+    """(candidates, source, tag of the cached lookup they came from, whether to warm the cache up) on a
+    cache miss."""
     portal_id, number = query.portal_id, query.client
     if slow:
-        _schedule_warm_up(portal_id, number)
-        return [], SOURCE_SLOW, None
+        return [], SOURCE_SLOW, None, True
     deadline = lookup_deadline()
     future: Future = _executor.submit(_lookup_and_store, portal_id, number, query.country, max(deadline, 1.0))
     try:
         candidates, tag = future.result(timeout=deadline)
-        return candidates, SOURCE_BITRIX24, tag
+        return candidates, SOURCE_BITRIX24, tag, False
     except FutureTimeout:
         logger.info("route lookup for portal %s missed the %.2f s deadline; answering the fallback", portal_id, deadline)
         _mark_slow(portal_id)
-        _schedule_warm_up(portal_id, number)
-        return [], SOURCE_TIMEOUT, None
+        return [], SOURCE_TIMEOUT, None, True
     except b24errors.Bitrix24Error as exc:
         logger.info("route lookup for portal %s failed: %s", portal_id, exc)
         if exc.retryable:
             _mark_slow(portal_id)
-            _schedule_warm_up(portal_id, number)
-        return [], SOURCE_ERROR, None
+        return [], SOURCE_ERROR, None, exc.retryable
     except Exception:
         # Portal uninstalled, tokens dead, database trouble: the call must still be routed.
         logger.warning("route lookup for portal %s failed", portal_id, exc_info=True)
-        return [], SOURCE_ERROR, None
+        return [], SOURCE_ERROR, None, False
 
 
 def _choice_to_json(choice: RouteChoice) -> dict[str, Any]:
@@ -456,6 +453,7 @@ def decide_route(
     by_user, by_extension = extension_maps(connection)
     fallback = line_default(routing)
     tag: str | None = None
+    warm_up = False
     if not client or phones.is_extension(client) or not asks_crm(routing):
         candidates, source = [], SOURCE_NOT_ASKED
     else:
@@ -464,14 +462,14 @@ def decide_route(
         if entry is not None and from_cache is not None:
             candidates, source, tag = from_cache, SOURCE_CACHE, entry.get("n")
         else:
-            candidates, source, tag = _ask_within_deadline(query, slow=bool(found.get(slow_key)))
+            candidates, source, tag, warm_up = _ask_within_deadline(query, slow=bool(found.get(slow_key)))
     choice = choose(candidates, by_user.get, fallback, by_extension.get)
     # Fallbacks given because Bitrix24 was slow or failing are not kept: the next call asks again.
     if source == SOURCE_NOT_ASKED:
         _store_answer(query, generation, choice, SOURCE_NOT_ASKED, None)
     elif tag and source in (SOURCE_CACHE, SOURCE_BITRIX24):
         _store_answer(query, generation, choice, SOURCE_CACHE, tag)
-    return RouteResult(choice=choice, source=source, client_number=client, line_number=query.line)
+    return RouteResult(choice=choice, source=source, client_number=client, line_number=query.line, warm_up=warm_up)
 
 
 def record_decision(connection: PbxConnection, result: RouteResult) -> RouteDecision:
@@ -503,27 +501,3 @@ def route_incoming_call(connection: PbxConnection, client_number: str, line_numb
 def prune_route_decisions(older_than: timedelta = timedelta(days=3)) -> int:
     deleted, _ = RouteDecision.objects.filter(decided_at__lt=timezone.now() - older_than).delete()
     return deleted
-
-
-# --- invalidation --------------------------------------------------------------------------------
-# Connected when this module is imported, which every process does at set-up: ``calls.admin`` (admin
-# autodiscovery) imports ``calls.connections.services``, which imports this module for that reason.
-
-
-@receiver([post_save, post_delete], sender=PbxLine, dispatch_uid="calls.routing.lookup.line_changed")
-def _line_changed(sender: type, instance: PbxLine, **kwargs: object) -> None:
-    """A line appeared, was renamed or deleted: cached answers of its portal may name its fallback."""
-    portal_id = PbxConnection.objects.filter(pk=instance.connection_id).values_list("portal_id", flat=True).first()
-    if portal_id is not None:
-        forget_portal(portal_id)
-
-
-@receiver([post_save, post_delete], sender=LineRouting, dispatch_uid="calls.routing.lookup.line_routing_changed")
-def _line_routing_changed(sender: type, instance: LineRouting, **kwargs: object) -> None:
-    """A line's fallback or CRM routing switch changed: cached answers of its portal are stale."""
-    portal_id = (
-        PbxLine.objects.filter(pk=instance.line_id).values_list("connection__portal_id", flat=True).first()
-    )
-    if portal_id is not None:
-        forget_portal(portal_id)
-

@@ -14,6 +14,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from calls.followups import FollowUps
 from calls.models import Call, DeadLetter, PbxEvent
 
 logger = logging.getLogger(__name__)
@@ -47,14 +48,14 @@ def resolve_waiting_for_start(call: Call) -> bool:
     return bool(resolved) and not DeadLetter.objects.filter(call=call, resolved_at=None).exists()
 
 
-def replay(dead_letter_pk: int) -> bool:
-    """Try the dead-lettered work again. Returns False when it was already resolved."""
-    from calls.sync import tasks
-
+def replay(dead_letter_pk: int) -> FollowUps | None:
+    """Try the dead-lettered work again: returns what the caller queues (the call's sync or the event's
+    processing), None when the letter was already resolved."""
     with transaction.atomic():
         letter = DeadLetter.objects.select_for_update().filter(pk=dead_letter_pk).first()
         if letter is None or letter.resolved_at is not None:
-            return False
+            return None
+        follow_ups = FollowUps()
         now = timezone.now()
         DeadLetter.objects.filter(pk=letter.pk).update(resolved_at=now, replay_count=letter.replay_count + 1)
         if letter.call_id is not None:
@@ -68,14 +69,12 @@ def replay(dead_letter_pk: int) -> bool:
                 # work them out again from the current extension map.
                 fields["register_params"] = None
             Call.objects.filter(pk=call.pk).update(**fields)
-            call_pk = call.pk
-            transaction.on_commit(lambda: tasks.sync_call.delay(call_pk))
+            follow_ups.sync_calls.append(call.pk)
         elif letter.pbx_event_id is not None:
             PbxEvent.objects.filter(pk=letter.pbx_event_id).update(status=PbxEvent.Status.PENDING, error="")
-            event_pk = letter.pbx_event_id
-            transaction.on_commit(lambda: tasks.process_pbx_event.delay(event_pk))
+            follow_ups.process_events.append(letter.pbx_event_id)
     logger.info("dead letter %s replayed", dead_letter_pk)
-    return True
+    return follow_ups
 
 
 def dismiss(dead_letter_pk: int) -> bool:

@@ -42,6 +42,7 @@ import logcontext
 from b24client import errors as b24errors
 from calls import phones
 from calls.extensions import extension_map
+from calls.followups import FollowUps
 from calls.lines.selectors import company_lines
 from calls.lines.services import record_seen_line
 from calls.models import Call, ExtensionOverride, PbxConnection, PbxEvent, PbxLine, RouteDecision
@@ -249,11 +250,12 @@ def _join_origin_call(event: PbxEvent, connection: PbxConnection, request_id: st
     return origin_call
 
 
-def finish_call_as_failed(call_pk: int, status_code: str, reason: str) -> None:
+def finish_call_as_failed(call_pk: int, status_code: str, reason: str) -> FollowUps:
     """End a click-to-call / callback call the PBX refused to place, so the agent sees why.
 
     ``status_code`` is a Bitrix24 STATUS_CODE (e.g. "404", "480", "OTHER"); ``reason`` becomes
-    FAILED_REASON. Idempotent; a call that already ended on the PBX keeps the PBX's outcome.
+    FAILED_REASON. Idempotent; a call that already ended on the PBX keeps the PBX's outcome. The
+    caller queues the call's sync (returned), which tells Bitrix24.
     """
     if status_code not in sm.BITRIX24_STATUS_CODES:
         raise ValueError(f"{status_code!r} is not a Bitrix24 STATUS_CODE")
@@ -265,9 +267,7 @@ def finish_call_as_failed(call_pk: int, status_code: str, reason: str) -> None:
                 forced_end=forced, facts_version=call.facts_version + 1, status=Call.Status.PENDING,
                 updated_at=timezone.now(),
             )
-    from calls.sync import tasks
-
-    transaction.on_commit(lambda: tasks.sync_call.delay(call_pk))
+    return FollowUps(sync_calls=[call_pk])
 
 
 # --- deriving ------------------------------------------------------------------------------------------

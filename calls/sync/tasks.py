@@ -1,4 +1,5 @@
-"""Celery tasks of the calls app: thin wrappers taking ids; the logic lives in ``calls.sync.reconciler``.
+"""Celery tasks of the call state machine: thin wrappers taking ids; the logic lives in ``calls.sync.reconciler``
+and ``calls.sync.sweeper``.
 
 Every task is idempotent and runs with ``acks_late`` + ``reject_on_worker_lost``: a worker killed
 mid-task gets the message redelivered, and the beat-driven ``sweep_overdue`` re-dispatches anything a
@@ -9,37 +10,16 @@ recordings to ``bulk``, the sweeper to ``default``.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
-from typing import Any
 
-from celery import shared_task, signals
-from django.conf import settings
-from django.db import close_old_connections
-from django.utils import timezone
+from celery import shared_task
 
-from calls.lines.services import connections_with_unsynced_lines, sync_lines_to_bitrix24
-from calls.sync import reconciler, selectors
+from calls.lines.tasks import sync_pbx_lines
+from calls.sync import reconciler, sweeper
 
 logger = logging.getLogger(__name__)
 
 # Explicit task names: they are what queued messages carry, so they outlive a move of this module.
 _RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": True}
-
-
-@signals.task_prerun.connect
-@signals.task_postrun.connect
-def _recycle_database_connections(task: Any = None, **_: Any) -> None:
-    """Keep a worker's database connection across tasks, as Django keeps one across requests.
-
-    Celery's Django fix-up would close it around every task (settings set ``CELERY_DB_REUSE_MAX`` to
-    stop that): every task, a few milliseconds of work, then paid for a new PostgreSQL connection (a
-    backend process forked and warmed up). Django's own rule applies instead: closed after an error,
-    past ``CONN_MAX_AGE``, or when the health check fails. Connected here because every worker
-    imports this module; the hook serves all tasks of the project.
-    """
-    if task is not None and getattr(task.request, "is_eager", False):
-        return  # runs inside the caller's transaction (tests, eager mode): leave its connection alone
-    close_old_connections()
 
 
 @shared_task(
@@ -81,36 +61,14 @@ def _follow_up(call_pk: int, result: reconciler.SyncResult, *, allow_slow: bool)
         attach_recording.delay(call_pk)
 
 
-@shared_task(name="calls.tasks.sync_pbx_lines", queue="bulk", **_RELIABLE)
-def sync_pbx_lines(connection_id: int) -> None:
-    """Mirror a connection's lines into Bitrix24 external lines (``calls.lines.services``)."""
-
-    sync_lines_to_bitrix24(connection_id)
-
-
 @shared_task(name="calls.tasks.sweep_overdue", queue="default", ignore_result=True)
 def sweep_overdue() -> dict[str, int]:
     """Re-dispatch what a lost broker message, a dead worker or a restart left undone."""
-
-    now = timezone.now()
-    grace = timedelta(seconds=float(getattr(settings, "CALLS_SWEEP_GRACE_SECONDS", 60)))
-    wait = timedelta(seconds=float(getattr(settings, "CALLS_START_WAIT_SECONDS", 600)))
-    events = selectors.stuck_pbx_events(now, grace)
-    for pk in events:
+    follow_ups, counts = sweeper.sweep()
+    for pk in follow_ups.process_events:
         process_pbx_event.delay(pk)
-    calls = set(selectors.overdue_calls(now, grace)) | set(selectors.calls_waiting_too_long(now, wait))
-    for pk in sorted(calls):
+    for pk in follow_ups.sync_calls:
         sync_call.delay(pk)
-    max_age = timedelta(seconds=float(getattr(settings, "CALLS_MAX_CALL_SECONDS", 4 * 3600)))
-    stale = selectors.calls_live_too_long(now, max_age)
-    for pk in stale:
-        # Finish rather than leave agents' cards open forever; a late call.ended cannot change it.
-        reconciler.finish_call_as_failed(pk, "OTHER", f"no call.ended from the PBX within {max_age}")
-    lines = connections_with_unsynced_lines()
-    for connection_id in lines:
+    for connection_id in follow_ups.sync_lines:
         sync_pbx_lines.delay(connection_id)
-    if events or calls or stale:
-        logger.info("sweeper re-dispatched %d events and %d calls; ended %d stale calls", len(events), len(calls),
-                    len(stale))
-    return {"events": len(events), "calls": len(calls), "stale_calls": len(stale), "line_connections": len(lines)}
-
+    return counts

@@ -11,8 +11,8 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from calls.dispatch import replay_dead_letter
 from calls.models import DeadLetter
-from calls.sync.dead_letters import replay
 
 from ..api.base import InportalView
 from ..api.errors import ApiError
@@ -151,7 +151,7 @@ class CallRetryView(InportalView):
         if call is None:
             raise Http404
         letters = [letter.pk for letter in selectors.undelivered(portal) if selectors.call_of_letter(letter) == call]
-        retried = sum(1 for pk in letters if replay(pk))
+        retried = sum(1 for pk in letters if replay_dead_letter(pk))
         if not retried:
             raise ApiError("nothing_to_retry", _("This call has nothing left to deliver."), status=409)
         return Response({"retried": retried})
@@ -165,6 +165,6 @@ class LetterRetryView(InportalView):
         letter = DeadLetter.objects.filter(portal=self.portal(request), pk=letter_id).first()
         if letter is None:
             raise Http404
-        if not replay(letter.pk):
+        if not replay_dead_letter(letter.pk):
             raise ApiError("nothing_to_retry", _("This was already retried."), status=409)
         return Response({"retried": 1})

@@ -59,6 +59,7 @@ def create(portal: Portal, data: dict[str, Any]) -> IssuedSecret:
             portal=portal,
             name=data["name"],
             originate_url=data.get("originate_url", ""),
+            is_default=True if data.get("is_default") else None,  # None: the portal's first one is the default
             recording_hosts=(data.get("recording") or {}).get("hosts"),
         )
         connection = issued.connection

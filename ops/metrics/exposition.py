@@ -17,6 +17,13 @@ def multiprocess_dir() -> Path | None:
     return Path(raw) if raw else None
 
 
+def ensure_multiprocess_dir() -> None:
+    """The directory must exist before the first metric is created (at import, in every process)."""
+    directory = multiprocess_dir()
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+
+
 def process_metrics() -> bytes:
     directory = multiprocess_dir()
     if directory is None:

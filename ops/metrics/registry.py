@@ -10,6 +10,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
+from ops.metrics.exposition import ensure_multiprocess_dir
+
+ensure_multiprocess_dir()
+
 # Seconds from the PBX event to the Bitrix24 step: card pops are meant to be sub-second, recordings minutes.
 STEP_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 900, 3600)
 REQUEST_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 5, 15)

@@ -189,3 +189,21 @@ def test_portals_worst_first_and_a_portals_page(page, live_server, phone, staff,
     p.get_by_role("link", name="REST log").first.click()
     p.locator("#rest-log tbody tr").first.wait_for()
     assert AuditEntry.objects.filter(user=staff, action="rest_log.export").count() == 1
+
+
+def test_a_portal_as_its_admin_sees_it_read_only(page, live_server, phone, staff):
+    play_as_it_happens(phone, phone.scenario("missed_call", agents=("105", "106")))
+    p = page.page
+    sign_in(p, live_server, staff.username)
+    p.get_by_role("link", name=phone.portal.domain).click()
+    p.get_by_role("link", name="As the portal admin sees it").click()
+    p.get_by_role("heading", name=f"{phone.portal.domain} as its admin sees it").wait_for()
+    status = p.locator("#admin-status tbody tr")
+    assert status.count() >= 5  # one verdict per area, as the in-portal status page has them
+    for area in ("tokens", "pbx", "extensions"):
+        assert p.locator(f"#admin-status tr[data-area='{area}']").count() == 1
+    assert "employees with an extension" in p.locator("#admin-status tr[data-area='extensions']").inner_text()
+    calls = p.locator("#admin-calls tbody tr")
+    assert calls.count() == 1 and "In Bitrix24" in calls.inner_text()  # the admin's wording of the status
+    assert p.get_by_role("button").filter(has_text=re.compile("Repair|Fix", re.I)).count() == 0  # read-only
+    assert AuditEntry.objects.filter(user=staff, action="portal.view_as_admin", portal=phone.portal).count() == 1

@@ -143,7 +143,7 @@ def test_callback_refused_by_the_pbx_is_registered_and_finished_as_failed(
 
 def test_reprocessing_the_same_callback_event_places_one_call(installed_portal, sandbox, pbx_server, client,
                                                               run_tasks_inline):
-    from calls.originate.bitrix24_events import handle_bitrix24_telephony_event
+    from calls.originate.bitrix24_events import handle_callback
 
     b24 = installed_portal.b24
     contact = b24.crm.add_contact("Ivan", phones=[(CLIENT, "MOBILE")], assigned_by_id=2)
@@ -152,6 +152,6 @@ def test_reprocessing_the_same_callback_event_places_one_call(installed_portal, 
         sandbox.submit_callback_form(b24, CLIENT, line=LINE, crm=contact)
     event = Bitrix24Event.objects.get(event="ONEXTERNALCALLBACKSTART")
     with run_tasks_inline():
-        handle_bitrix24_telephony_event(event.pk)
+        handle_callback(event.pk)
     assert len(pbx.commands()) == 1
     assert Call.objects.filter(origin_request_id=request_id_for_event(event.pk)).count() == 1

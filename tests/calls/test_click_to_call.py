@@ -13,7 +13,7 @@ from click_to_call_fixtures import *  # noqa: F403  (fixtures)
 from click_to_call_fixtures import command_for, connect_pbx
 
 from calls.models import Call, OriginateCommand
-from calls.originate import commands
+from calls.originate.tasks import send_originate_command, sweep_originate_commands
 
 CLIENT = "+79165550123"
 
@@ -145,11 +145,11 @@ def test_command_accepted_but_never_placed_is_failed_by_the_sweeper(installed_po
     connect_pbx(installed_portal.portal, pbx_server, client)
     with run_tasks_inline():
         b24_call_id = sandbox.click_to_call(installed_portal.b24, user_id=2, phone=CLIENT)
-        commands.sweep_commands()  # within the start timeout: nothing happens
+        sweep_originate_commands()  # within the start timeout: nothing happens
     assert not installed_portal.b24.telephony.calls[b24_call_id].finished
     settings.ORIGINATE_START_TIMEOUT = 0
     with run_tasks_inline():
-        commands.sweep_commands()
+        sweep_originate_commands()
     finish = _finish(installed_portal, b24_call_id)
     assert finish.status_code == "503"
     assert "never started the call" in finish.failed_reason
@@ -225,23 +225,23 @@ def test_lost_send_message_is_recovered_by_the_sweeper_and_a_redelivered_one_sen
 
     from django.utils import timezone
 
-    from calls.originate.bitrix24_events import handle_bitrix24_telephony_event
+    from calls.originate.bitrix24_events import handle_click_to_call
     from portals.models import Bitrix24Event
 
     pbx = connect_pbx(installed_portal.portal, pbx_server, client)
     # Outside run_tasks_inline nothing queued on commit is ever sent: the send message is "lost".
     b24_call_id = sandbox.click_to_call(installed_portal.b24, user_id=2, phone=CLIENT)
-    handle_bitrix24_telephony_event(Bitrix24Event.objects.get(event="ONEXTERNALCALLSTART").pk)
+    handle_click_to_call(Bitrix24Event.objects.get(event="ONEXTERNALCALLSTART").pk)
     command = command_for(_call(installed_portal.portal, b24_call_id).pk)
     assert command.status == "pending" and pbx.commands() == []
 
     with run_tasks_inline():
-        commands.sweep_commands()  # too young to be called lost
+        sweep_originate_commands()  # too young to be called lost
     assert pbx.commands() == []
     OriginateCommand.objects.filter(pk=command.pk).update(created_at=timezone.now() - timedelta(seconds=30))
     with run_tasks_inline():
-        assert commands.sweep_commands()["resent"] == 1
+        assert sweep_originate_commands()["resent"] == 1
     assert len(pbx.commands()) == 1
     # A late copy of the original message finds the command already sent.
-    assert commands.send_command(command.pk) == "accepted"
+    assert send_originate_command(command.pk) == "accepted"
     assert len(pbx.commands()) == 1

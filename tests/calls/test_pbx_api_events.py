@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from django.db import transaction
 from django.test import override_settings
 from pbx_api_fixtures import *  # noqa: F403 (fixtures)
 from pbx_api_fixtures import event, make_tenant
 
 from calls.models import PbxEvent
-from calls.pbx_api import intake
 
 pytestmark = pytest.mark.django_db
 
@@ -208,26 +206,19 @@ def test_body_over_the_size_limit_is_413_and_nothing_is_stored(tenant):
 
 def test_new_events_are_enqueued_after_commit_and_duplicates_are_not(tenant, monkeypatch,
                                                                        django_capture_on_commit_callbacks):
+    from calls.sync.tasks import process_pbx_event
+
     enqueued: list[int] = []
-
-    class RecordingTask:
-        """Stands in for calls.sync.tasks.process_pbx_event, which the state machine provides."""
-
-        def delay_on_commit(self, pk):
-            transaction.on_commit(lambda: enqueued.append(pk))
-
-    monkeypatch.setattr(intake, "optional_task", lambda name: RecordingTask() if name == "process_pbx_event" else None)
-    tenant.sim.send_events(event(1))
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    monkeypatch.setattr(process_pbx_event, "delay", enqueued.append)  # the broker's side of the queue
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant.sim.send_events(event(1))
+    enqueued.clear()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
         tenant.sim.send_events([event(1), event(2)])
-    assert len(callbacks) == 1
+    assert enqueued == []  # nothing is queued before the commit
+    for callback in callbacks:
+        callback()
     assert enqueued == [PbxEvent.objects.get(event_id="evt-2").pk]
-
-
-def test_without_a_processing_task_events_stay_pending(tenant, monkeypatch):
-    monkeypatch.setattr(intake, "optional_task", lambda name: None)
-    tenant.sim.send_events(event(1))
-    assert PbxEvent.objects.get().status == PbxEvent.Status.PENDING
 
 
 def test_event_json_with_unicode_is_stored_as_sent(tenant):

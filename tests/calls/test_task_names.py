@@ -9,7 +9,7 @@ QUEUED_NAMES = {
     "calls.tasks.process_pbx_event": "calls.sync.tasks",
     "calls.tasks.sync_call": "calls.sync.tasks",
     "calls.tasks.attach_recording": "calls.sync.tasks",
-    "calls.tasks.sync_pbx_lines": "calls.sync.tasks",
+    "calls.tasks.sync_pbx_lines": "calls.lines.tasks",
     "calls.tasks.sweep_overdue": "calls.sync.tasks",
     "calls.originate_tasks.send_originate_command": "calls.originate.tasks",
     "calls.originate_tasks.sweep_originate_commands": "calls.originate.tasks",

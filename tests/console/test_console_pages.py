@@ -45,6 +45,7 @@ def urls(phone, call) -> list[tuple[str, str]]:
         ("get", reverse("console:portals")),
         ("get", reverse("console:portal", args=[phone.portal.pk])),
         ("get", reverse("console:rest-log-export", args=[phone.portal.pk])),
+        ("get", reverse("console:portal-as-admin", args=[phone.portal.pk])),
         ("get", reverse("console:search") + "?q=" + phone.portal.member_id),
         ("get", reverse("console:call", args=[call.uuid])),
         ("get", reverse("console:issues")),

@@ -84,6 +84,9 @@ def test_the_default_moves_but_cannot_be_dropped(admin_api, installed_portal):
 
     defaults = PbxConnection.objects.filter(portal=installed_portal.portal, is_default=True)
     assert list(defaults.values_list("public_id", flat=True)) == [second]
+    third = admin_api.post("connections", {"name": "C", "is_default": True}).json()
+    assert third["is_default"] is True
+    assert list(defaults.values_list("public_id", flat=True)) == [third["id"]]
 
 
 def test_rotate_returns_a_new_secret_and_the_old_one_works_during_the_overlap(admin_api):

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-import types
-
 import pytest
 
+from portals import event_handlers
 from portals.models import Bitrix24Event
 from portals.tasks import process_bitrix24_event
 
@@ -121,11 +119,9 @@ def test_portal_a_application_token_never_authenticates_events_for_portal_b(inst
 
 
 @pytest.mark.django_db
-def test_telephony_events_are_handed_to_the_calls_hook(installed_portal, post_event, monkeypatch):
+def test_telephony_events_are_handed_to_their_registered_handler_once(installed_portal, post_event, monkeypatch):
     seen: list[int] = []
-    fake = types.ModuleType("calls.originate.bitrix24_events")
-    fake.handle_bitrix24_telephony_event = seen.append
-    monkeypatch.setitem(sys.modules, "calls.originate.bitrix24_events", fake)
+    monkeypatch.setitem(event_handlers._handlers, "ONEXTERNALCALLSTART", seen.append)
     post_event(_telephony_event(installed_portal.portal))
     event = Bitrix24Event.objects.get()
 
@@ -139,25 +135,39 @@ def test_telephony_events_are_handed_to_the_calls_hook(installed_portal, post_ev
     assert seen == [event.pk]
 
 
+def test_the_calls_app_registers_a_handler_for_every_telephony_event():
+    from calls.originate import bitrix24_events
+
+    assert event_handlers.handler_for("ONEXTERNALCALLSTART") is bitrix24_events.handle_click_to_call
+    assert event_handlers.handler_for("ONEXTERNALCALLBACKSTART") is bitrix24_events.handle_callback
+    assert {event: event_handlers.handler_for(event) for event in event_handlers.TELEPHONY_EVENTS}
+
+
 @pytest.mark.django_db
-def test_telephony_events_are_marked_unhandled_when_the_calls_hook_is_absent(installed_portal, post_event, monkeypatch):
-    monkeypatch.setitem(sys.modules, "calls.originate.bitrix24_events", None)  # import raises ImportError
+def test_a_telephony_event_without_a_handler_fails_loudly_instead_of_passing_as_handled(
+    installed_portal, post_event, monkeypatch
+):
+    monkeypatch.delitem(event_handlers._handlers, "ONEXTERNALCALLSTART")
     post_event(_telephony_event(installed_portal.portal))
     event = Bitrix24Event.objects.get()
 
-    assert process_bitrix24_event.apply(args=[event.pk]).get() == "unhandled"
+    assert process_bitrix24_event.apply(args=[event.pk]).get() == "failed"
     event.refresh_from_db()
-    assert event.status == Bitrix24Event.Status.UNHANDLED
+    assert event.status == Bitrix24Event.Status.FAILED
+    assert "no handler is registered for the Bitrix24 event ONEXTERNALCALLSTART" in event.error
+
+
+def test_a_second_handler_for_the_same_event_is_refused():
+    with pytest.raises(ValueError, match="already has a handler"):
+        event_handlers.register("ONEXTERNALCALLSTART", lambda event_id: None)
 
 
 @pytest.mark.django_db
-def test_a_failing_calls_hook_marks_the_event_failed_with_the_error(installed_portal, post_event, monkeypatch):
+def test_a_failing_handler_marks_the_event_failed_with_the_error(installed_portal, post_event, monkeypatch):
     def broken(event_id: int) -> None:
         raise ValueError("no PBX connection configured")
 
-    fake = types.ModuleType("calls.originate.bitrix24_events")
-    fake.handle_bitrix24_telephony_event = broken
-    monkeypatch.setitem(sys.modules, "calls.originate.bitrix24_events", fake)
+    monkeypatch.setitem(event_handlers._handlers, "ONEXTERNALCALLSTART", broken)
     post_event(_telephony_event(installed_portal.portal))
     event = Bitrix24Event.objects.get()
 
@@ -179,9 +189,7 @@ def test_an_event_whose_task_message_was_lost_is_swept_and_processed_once(
     from portals.tasks import sweep_bitrix24_events
 
     seen: list[int] = []
-    fake = types.ModuleType("calls.originate.bitrix24_events")
-    fake.handle_bitrix24_telephony_event = seen.append
-    monkeypatch.setitem(sys.modules, "calls.originate.bitrix24_events", fake)
+    monkeypatch.setitem(event_handlers._handlers, "ONEXTERNALCALLSTART", seen.append)
     with django_capture_on_commit_callbacks(execute=False):  # the broker never got the message
         post_event(_telephony_event(installed_portal.portal))
     event = Bitrix24Event.objects.get()

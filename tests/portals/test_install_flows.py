@@ -6,7 +6,7 @@ import pytest
 from conftest import APP_BASE_URL, DjangoTransport, install_through_ui
 
 from portals.install import BOUND_EVENTS, setup_portal
-from portals.models import Bitrix24Event, Portal, PortalCredential
+from portals.models import Bitrix24Event, Portal, PortalCredential, RestCallLog
 from portals.services import bitrix24_client_for
 
 HANDLER = APP_BASE_URL + "/bitrix24/events/"
@@ -184,6 +184,38 @@ def test_onappinstall_after_the_installer_page_and_twice_keeps_the_working_token
     assert list(Bitrix24Event.objects.filter(event="ONAPPINSTALL").values_list("status", flat=True)) == ["done", "done"]
     assert len(b24.event_bindings) == len(BOUND_EVENTS)
     assert bitrix24_client_for(portal.pk).call("profile").result["ID"]
+
+
+def _binds(portal: Portal) -> list[str]:
+    """The events our side asked Bitrix24 to bind, from the REST log (one entry per request)."""
+    rows = RestCallLog.objects.filter(portal=portal, method="event.bind").values_list("request", flat=True)
+    return sorted(str((row or {}).get("event")) for row in rows)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("onappinstall_first", [False, True], ids=["page-first", "event-first"])
+def test_an_install_binds_each_event_once_whichever_of_page_and_onappinstall_comes_first(
+    sandbox, run_tasks_inline, onappinstall_first
+):
+    b24 = sandbox.create_portal("acme.bitrix24.test")
+    if onappinstall_first:
+        captured = _capture_pages(sandbox)
+        sandbox.install_ui(b24)
+        with run_tasks_inline():
+            sandbox.send_onappinstall(b24)
+            sandbox.flush_events()
+        assert DjangoTransport()(*captured[0]).status_code == 200
+    else:
+        with run_tasks_inline():
+            sandbox.install(b24, finish=False)  # the installer page, then ONAPPINSTALL
+            sandbox.flush_events()
+    portal = Portal.objects.get(member_id=b24.member_id)
+    assert Bitrix24Event.objects.get(portal=portal, event="ONAPPINSTALL").status == Bitrix24Event.Status.DONE
+
+    assert _binds(portal) == sorted(BOUND_EVENTS)
+    logged = list(RestCallLog.objects.filter(portal=portal).values_list("error", "response"))
+    assert "ERROR_HANDLER_ALREADY_EXIST" not in repr(logged)
+    assert _bindings(b24) == {(event, HANDLER) for event in BOUND_EVENTS}
 
 
 @pytest.mark.django_db

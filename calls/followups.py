@@ -1,0 +1,28 @@
+"""Work a service leaves for its caller to queue: services never import tasks (the tasks import them).
+
+A service returns ``FollowUps``; its caller — a task, a view, the admin, a Bitrix24 event handler —
+queues them (``calls.dispatch.queue``, or the task's own sibling tasks), after the commit of the
+transaction that wrote what they will read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FollowUps:
+    process_events: list[int] = field(default_factory=list)  # PbxEvent ids
+    sync_calls: list[int] = field(default_factory=list)  # Call ids
+    send_commands: list[int] = field(default_factory=list)  # OriginateCommand ids
+    sync_lines: list[int] = field(default_factory=list)  # PbxConnection ids
+
+    def add(self, other: FollowUps) -> FollowUps:
+        self.process_events += other.process_events
+        self.sync_calls += other.sync_calls
+        self.send_commands += other.send_commands
+        self.sync_lines += other.sync_lines
+        return self
+
+    def __bool__(self) -> bool:
+        return bool(self.process_events or self.sync_calls or self.send_commands or self.sync_lines)

@@ -1,0 +1,58 @@
+"""What calls does when something it depends on changes: the receivers ``CallsConfig.ready()`` connects.
+
+Thin: each one finds the ids concerned and calls the service that acts (services never connect
+themselves on import).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from calls.connections.auth_epoch import forget_auth_material
+from calls.models import ConnectionSecret, ExtensionOverride, LineRouting, PbxConnection, PbxLine
+from calls.models.connections import BOOKKEEPING_FIELDS
+from calls.purge import purge_portal
+from calls.routing.lookup import forget_portal
+
+
+def connection_changed(sender: type, instance: PbxConnection, **kwargs: Any) -> None:
+    """Saved or deleted through the ORM (the admin, services): the next PBX request in every process sees it."""
+    update_fields = kwargs.get("update_fields")
+    if update_fields is not None and set(update_fields) <= BOOKKEEPING_FIELDS:
+        return
+    forget_auth_material([instance.public_id])
+
+
+def secret_changed(sender: type, instance: ConnectionSecret, **kwargs: Any) -> None:
+    forget_auth_material(PbxConnection.objects.filter(pk=instance.connection_id).values_list("public_id", flat=True))
+
+
+def portals_changed(sender: type, portal_ids: list[int], **kwargs: Any) -> None:
+    """Installed, uninstalled, tokens dead, disabled: the next PBX request of these portals, in every
+    process, is answered from the new rows (409 once a portal is not callable)."""
+    forget_auth_material(PbxConnection.objects.filter(portal_id__in=portal_ids).values_list("public_id", flat=True))
+
+
+def portal_purge_requested(sender: type, portal_id: int, **kwargs: Any) -> None:
+    purge_portal(portal_id)
+
+
+def line_changed(sender: type, instance: PbxLine, **kwargs: Any) -> None:
+    """A line appeared, was renamed or deleted: cached answers of its portal may name its fallback."""
+    portal_id = PbxConnection.objects.filter(pk=instance.connection_id).values_list("portal_id", flat=True).first()
+    if portal_id is not None:
+        forget_portal(portal_id)
+
+
+def line_routing_changed(sender: type, instance: LineRouting, **kwargs: Any) -> None:
+    """A line's fallback or CRM routing switch changed: cached answers of its portal are stale."""
+    portal_id = PbxLine.objects.filter(pk=instance.line_id).values_list("connection__portal_id", flat=True).first()
+    if portal_id is not None:
+        forget_portal(portal_id)
+
+
+def extension_override_changed(sender: type, instance: ExtensionOverride, **kwargs: Any) -> None:
+    """A user's extension on a connection changed: cached routing answers of the portal may be stale."""
+    portal_id = PbxConnection.objects.filter(pk=instance.connection_id).values_list("portal_id", flat=True).first()
+    if portal_id is not None:
+        forget_portal(portal_id)
