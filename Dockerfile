@@ -1,3 +1,13 @@
+# The in-portal app's pages (frontend/: Vue + the Bitrix24 UI kit), built from the npm lockfile; the image
+# serves the result as static files, nothing is fetched from a CDN at run time.
+FROM node:20-slim AS frontend
+WORKDIR /build
+COPY frontend/package.json frontend/package-lock.json frontend/
+RUN cd frontend && npm ci --no-audit --no-fund
+COPY frontend/ frontend/
+COPY locale/ locale/
+RUN cd frontend && npm run build
+
 # Production image: the Django app (gunicorn), the Celery worker and beat all run from it.
 FROM python:3.11-slim
 
@@ -18,6 +28,7 @@ COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
 COPY . .
+COPY --from=frontend /build/inportal/static/inportal/ inportal/static/inportal/
 # collectstatic needs settings to load; production checks are satisfied by throw-away values
 # for this one build step only (nothing is encrypted or signed during it).
 RUN APP_ENV=development python manage.py collectstatic --no-input \

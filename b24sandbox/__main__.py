@@ -30,6 +30,7 @@ def build_sandbox(args: argparse.Namespace) -> Sandbox:
         redirect_uri=app_url + args.redirect_path,
     )
     sb.create_portal(args.domain, plan=args.plan, seed=args.seed)
+    sb.demo_pbx_url = args.pbx_url  # type: ignore[attr-defined]
     return sb
 
 
@@ -71,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--redirect-path", default="/bitrix24/oauth/callback/")
     run.add_argument("--install-event", action="store_true", help="also POST ONAPPINSTALL to --event-path")
     run.add_argument("--rng-seed", type=int, default=None, help="make the demo data reproducible")
+    run.add_argument("--pbx-url", default=None, help="a PBX's web page to link from the demo page (the demo PBX)")
     run.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)

@@ -151,6 +151,12 @@ def index_page(sb: Sandbox, message: str = "") -> str:
             f" (installer <code>{_e(app.installer_url or app.app_url)}</code>)"
         )
     parts.append("</p>")
+    pbx_url = getattr(sb, "demo_pbx_url", None)
+    if pbx_url:
+        parts.append(
+            f'<p>Demo PBX: <a href="{_e(pbx_url)}" target=_blank id=demo-pbx>its settings page</a> takes the events URL '
+            "and secret the app's setup wizard shows, and gives back its command URL.</p>"
+        )
     for portal in sb.portals.values():
         parts.append(_portal_section(sb, portal))
     parts.append(
@@ -171,7 +177,10 @@ def _portal_section(sb: Sandbox, portal: Portal) -> str:
     state = "not installed" if app is None else ("installed" if app.installed else "installing (installFinish pending)")
     hidden = _hidden_portal(portal)
     buttons = []
-    lang_select = "<select name=lang><option value=en>English</option><option value=ru>Русский</option></select>"
+    lang_select = "<select name=lang>" + "".join(
+        f'<option value="{code}"{" selected" if code == portal.lang else ""}>{label}</option>'
+        for code, label in (("en", "English"), ("ru", "Русский"))
+    ) + "</select>"
     if app is None:
         buttons.append(
             f'<form method=post action="/frame/install" class=inline>{hidden}{lang_select} '

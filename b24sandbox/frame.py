@@ -60,6 +60,7 @@ class FrameSession:
     install: bool  # the installer URL was loaded
     first_run: bool
     app_origin: str
+    slider: bool = False
     log: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -102,12 +103,15 @@ def route(sb: Sandbox, request: Request) -> Response | None:
 # ------------------------------------------------------------------------------------ the portal page
 
 
-def _page(title: str, body: str, *, portal: Portal | None = None, user: User | None = None) -> str:
+def _page(title: str, body: str, *, portal: Portal | None = None, user: User | None = None,
+          slider: bool = False) -> str:
+    """The portal's chrome around the app. ``slider``: the app in Bitrix24's side slider over the dimmed
+    portal page, as it opens from a link or the Marketplace (how the Marketplace wants its screenshots)."""
     who = f"{_e(user.name)} {_e(user.last_name)}" if user is not None else ""
     where = _e(portal.domain) if portal is not None else "Bitrix24"
     return (
         "<!doctype html><html><head><meta charset=utf-8>"
-        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body>"
+        f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body{' class=slider-view' if slider else ''}>"
         f'<header class="topbar"><span class="logo">Bitrix<b>24</b></span><span class="portal">{where}</span>'
         f'<span class="who" id="current-user">{who}</span></header>'
         '<div class="layout"><nav class="menu"><a href="/">Sandbox home</a><a class="active">Applications</a>'
@@ -169,6 +173,7 @@ def portal_page(sb: Sandbox, request: Request, params: dict[str, Any]) -> Respon
             install=install,
             first_run=(user.id, portal.app.version) not in portal.app.first_runs,
             app_origin=_origin(url),
+            slider=params.get("view") == "slider",
         )
         sessions = _sessions(sb)
         sessions[sid] = session
@@ -196,7 +201,8 @@ def portal_page(sb: Sandbox, request: Request, params: dict[str, Any]) -> Respon
         f'<script id="frame-config" type="application/json">{_json_for_html(config)}</script>'
         '<script src="/frame/parent.js"></script>'
     )
-    return html_response(200, _page(title, frame, portal=portal, user=user), headers={"Cache-Control": "no-store"})
+    page = _page(title, frame, portal=portal, user=user, slider=session.slider)
+    return html_response(200, page, headers={"Cache-Control": "no-store"})
 
 
 def _json_for_html(data: Any) -> str:
@@ -236,8 +242,9 @@ def start_install(sb: Sandbox, params: dict[str, Any]) -> Response:
     from b24sandbox.http import redirect
 
     query = {"portal": portal.member_id, "user_id": str(user.id)}
-    if params.get("lang"):
-        query["lang"] = str(params["lang"])
+    for name in ("lang", "view"):
+        if params.get(name):
+            query[name] = str(params[name])
     return redirect("/frame/?" + urlencode(query), status=303)
 
 
@@ -311,6 +318,8 @@ def _set_install_finish(sb: Sandbox, s: FrameSession, portal: Portal, params: di
         if params.get("value", True) is not False:
             install_finish(sb, portal)
     query = {"portal": portal.member_id, "user_id": str(s.user_id), "lang": s.lang, "install_finished": "Y"}
+    if s.slider:
+        query["view"] = "slider"
     return False, {"reload": "/frame/?" + urlencode(query)}
 
 
@@ -452,4 +461,8 @@ flex-direction:column}
 .slider-body{background:#fff;padding:24px}
 .frame-log{margin-top:12px;font-size:12px;color:#525c69}
 table{border-collapse:collapse}th,td{text-align:left;padding:4px 12px 4px 0}
+.slider-view::before{content:"";position:fixed;inset:0;background:rgba(0,0,0,.45);z-index:1}
+.slider-view .workarea{position:fixed;top:0;right:0;bottom:0;width:calc(100% - 90px);z-index:2;overflow:auto;
+padding:14px 28px 28px;background:#eef2f4;box-shadow:-6px 0 18px rgba(0,0,0,.25)}
+.slider-view .frame-log{display:none}
 """

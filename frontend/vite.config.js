@@ -20,6 +20,7 @@ export default defineConfig({
     emptyOutDir: true,
     chunkSizeWarningLimit: 3000,
     rolldownOptions: {
+      checks: { pluginTimings: false },
       input: here('src/main.js'),
       output: {
         entryFileNames: 'app.js',

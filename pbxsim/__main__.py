@@ -1,4 +1,4 @@
-"""python -m pbxsim {list,play,serve,lines,upload,load} --help"""
+"""python -m pbxsim {list,play,serve,demo,lines,upload,load} --help"""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import demo
 from .client import PbxSimulator
 from .load import DEFAULT_MIX, run_load
 from .scenarios import PBX_LINE, SCENARIOS, DeliveryOptions, ScenarioParams, build, play
@@ -162,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recording-fail-first", type=int, default=0)
     p.add_argument("--recording-slow-start", type=float, default=0.0)
     p.set_defaults(func=cmd_serve)
+
+    demo.add_parser(sub)
 
     p = sub.add_parser("lines", help="PUT the PBX's external numbers")
     _connection_args(p)

@@ -9,6 +9,8 @@
   in ``accept`` mode and places no call (the other modes answer it as they answer any command).
 * ``GET|HEAD /recordings/{name}.wav?seconds=N&tone=Hz``: a valid WAV streamed with its
   Content-Length; optional Basic or Bearer auth, first-N-requests failures and a slow start.
+* ``GET /`` and ``POST /connect``: the PBX's settings page for its Bitrix24 connector
+  (``pbxsim.setup_page``), where a person pastes the events URL and secret the connector's wizard shows.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from . import signing
+from . import setup_page, signing
 from .client import PbxSimulator
 from .scenarios import PBX_LINE, ScenarioParams, build, play
 from .wav import TONES_HZ, iter_wav, wav_size
@@ -76,6 +78,7 @@ class SimServerState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: threading.Event = field(default_factory=threading.Event)
     call_threads: list[threading.Thread] = field(default_factory=list)
+    pairings: dict[str, Any] = field(default_factory=dict)  # connection_id -> setup_page.Pairing
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -93,17 +96,30 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _html(self, status: int, html: str) -> None:
+        body = html.encode("utf-8")
+        self.send_response(status)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     # --- originate ---------------------------------------------------------------------
     def do_POST(self) -> None:
-        parts = urlsplit(self.path).path.strip("/").split("/")
+        path = urlsplit(self.path).path
+        parts = path.strip("/").split("/")
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        if path == "/connect":
+            return self.server.sim.handle_setup_form(self, body)
         if len(parts) != 2 or parts[0] != "originate":
             return self._json(404, {"error": "not_found"})
         self.server.sim.handle_originate(self, unquote(parts[1]), body)
 
     # --- recordings ----------------------------------------------------------------------
     def do_GET(self) -> None:
+        if urlsplit(self.path).path == "/":
+            return self._html(200, setup_page.page(self.server.sim))
         self._recording(send_body=True)
 
     def do_HEAD(self) -> None:
@@ -165,8 +181,14 @@ class _Server(ThreadingHTTPServer):
 class SimServer:
     """``SimServer().start()``; ``originate_url(connection_id)``; ``recording_base_url``."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, line_number: str = PBX_LINE,
+                 line_name: str = "Main line", on_pair: Any = None, pair_options: dict[str, Any] | None = None) -> None:
         self.state = SimServerState()
+        # what the settings page declares and how paired connectors are served (``setup_page``)
+        self.line_number = line_number
+        self.line_name = line_name
+        self.on_pair = on_pair  # called with each new setup_page.Pairing
+        self.pair_options = dict(pair_options or {})
         self._httpd = _Server((host, port), _Handler)
         self._httpd.sim = self
         self._thread: threading.Thread | None = None
@@ -215,6 +237,17 @@ class SimServer:
         """Block until every call placed so far has sent all its events."""
         for thread in list(self.state.call_threads):
             thread.join(timeout=timeout)
+
+    def handle_setup_form(self, handler: _Handler, body: bytes) -> None:
+        events_url, secret = setup_page.parse_form(body)
+        try:
+            pairing = setup_page.pair(self, events_url, secret, line_number=self.line_number,
+                                      line_name=self.line_name, **self.pair_options)
+        except setup_page.PairingRefused as exc:
+            return handler._html(400, setup_page.page(self, str(exc), ok=False))
+        if self.on_pair is not None:
+            self.on_pair(pairing)
+        return handler._html(200, setup_page.page(self, f"Connected to {pairing.app_url}."))
 
     def handle_originate(self, handler: _Handler, connection_id: str, body: bytes) -> None:
         state = self.state

@@ -7,6 +7,7 @@ import { connectFrame } from './lib/frame.js'
 import { gettext, i18nPlugin, setLanguage } from './lib/i18n.js'
 import { createAppRouter } from './router.js'
 import { appStateKey, createAppState } from './lib/state.js'
+import { setFormatLocale } from './lib/format.js'
 
 function readBoot() {
   const node = document.getElementById('app-boot')
@@ -30,7 +31,9 @@ function showProblem(message) {
 
 async function start() {
   const boot = readBoot()
-  setLanguage((boot && boot.lang) || document.documentElement.lang || 'en')
+  const lang = (boot && boot.lang) || document.documentElement.lang || 'en'
+  setLanguage(lang)
+  setFormatLocale(lang)
   if (!boot || !boot.session) {
     showProblem(gettext('Open this app from your Bitrix24.'))
     return

@@ -16,7 +16,7 @@ export function createAppRouter(state) {
   const router = createRouter({
     history: createMemoryHistory(),
     routes: [
-      { path: '/', redirect: () => (state.isAdmin && !state.wizard.done ? '/wizard' : '/status') },
+      { path: '/', redirect: () => (state.isAdmin && (state.mode === 'wizard' || !state.wizard.done) ? '/wizard' : '/status') },
       { path: '/wizard', name: 'wizard', component: Wizard, meta: adminOnly },
       { path: '/status', name: 'status', component: Status },
       { path: '/connections', name: 'connections', component: Connections, meta: adminOnly },

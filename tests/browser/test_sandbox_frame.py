@@ -15,7 +15,7 @@ import requests
 from b24sandbox import frame as sandbox_frame
 from b24sandbox.clock import RealClock
 from b24sandbox.sandbox import Sandbox
-from browser.conftest import FRONTEND, app_frame
+from browser.browser_fixtures import FRONTEND, app_frame
 
 SDK = FRONTEND / "node_modules" / "@bitrix24" / "b24jssdk" / "dist" / "umd" / "index.min.js"
 APP_PAGE = b"""<!doctype html><html><head><meta charset=utf-8><title>test app</title></head>

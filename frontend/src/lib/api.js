@@ -16,6 +16,7 @@ export class ApiError extends Error {
 
 export function createApi(boot) {
   let session = boot.session
+  let expiresAt = Number(boot.sessionExpiresAt) || 0
   const base = boot.apiBase
 
   async function send(method, path, body, authId) {
@@ -35,15 +36,28 @@ export function createApi(boot) {
     }
   }
 
-  async function renewSession() {
-    const response = await send('POST', 'session', {}, await renewAuthId())
-    const data = await response.json().catch(() => ({}))
-    if (!response.ok || !data.session) throw new ApiError(response.status, data)
-    session = data.session
+  let renewing = null
+
+  // One renewal at a time: the pages load several things at once.
+  function renewSession() {
+    if (!renewing) {
+      renewing = (async () => {
+        const response = await send('POST', 'session', {}, await renewAuthId())
+        const data = await response.json().catch(() => ({}))
+        if (!response.ok || !data.session) throw new ApiError(response.status, data)
+        session = data.session
+        expiresAt = Number(data.sessionExpiresAt) || 0
+      })().finally(() => { renewing = null })
+    }
+    return renewing
   }
+
+  // The session lives about an hour: renew it just before it ends rather than after a refused request.
+  const expiring = () => expiresAt > 0 && Date.now() / 1000 > expiresAt - 30
 
   async function request(method, path, body) {
     const writes = method !== 'GET'
+    if (expiring()) await renewSession()
     let response = await send(method, path, body, writes ? await currentAuthId() : null)
     if (response.status === 401) {
       // the session token expired (it lives about an hour): the portal vouches for the viewer again

@@ -10,6 +10,7 @@ export function createAppState(boot, api) {
     isAdmin: Boolean(boot.isAdmin),
     lang: boot.lang === 'ru' ? 'ru' : 'en',
     wizard: { done: Boolean(boot.wizard && boot.wizard.done), step: (boot.wizard && boot.wizard.step) || 'connect' },
+    mode: boot.mode === 'wizard' ? 'wizard' : 'app',
     installFinished: Boolean(boot.installFinished),
   })
 }

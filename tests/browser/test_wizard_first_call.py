@@ -1,0 +1,141 @@
+"""From a fresh install to the first call, in a real browser, as a newcomer does it: Install on the portal
+page, the setup wizard in the frame, the demo PBX's settings page in another tab (paste the events URL and
+secret, read back the command URL), both directions checked, installFinish, then the PBX plays a call and
+the app's Activity page shows it with its card and recording. Bitrix24 is the sandbox over HTTP, the
+connector Django's live server plus a real Celery worker, the PBX the simulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from browser.browser_catalogues import pairs
+from browser.browser_fixtures import AppStack, AppView, app_frame, wait_until
+from calls.models import Call, PbxConnection
+from pbxsim import SimServer
+from pbxsim.demo import incoming_call
+from portals.models import Portal
+
+E2E_ENV = {
+    "CALLS_RETRY_BASE_SECONDS": "0.3",
+    "CALLS_RETRY_MAX_SECONDS": "1.5",
+    "CALLS_FINISH_SETTLE_SECONDS": "1",
+    "CALLS_SWEEP_GRACE_SECONDS": "2",
+    "RECORDINGS_ALLOW_HTTP": "1",
+    "RECORDINGS_ALLOW_PRIVATE_HOSTS": "1",
+}
+
+
+@pytest.fixture
+def demo_pbx() -> SimServer:
+    with SimServer(line_number="+74990000001", line_name="Demo line", pair_options={"speed": 0.0}) as pbx:
+        yield pbx
+
+
+@pytest.fixture
+def worker(app_stack, monkeypatch, celery_worker_process):
+    """A real worker started after app_stack switched the settings it inherits."""
+    return celery_worker_process
+
+
+@pytest.fixture(autouse=True)
+def _fast_call_settings(monkeypatch):
+    for key, value in E2E_ENV.items():
+        monkeypatch.setenv(key, value)
+
+
+@pytest.mark.xfail(strict=True, reason="the wizard's employees/lines/defaults steps need the employees/lines/settings "
+                   "endpoints, not in the in-portal API yet")
+@pytest.mark.parametrize("lang", ["en", "ru"])
+def test_a_newcomer_goes_from_install_to_the_first_calls_card_and_recording(app_stack: AppStack, demo_pbx, worker,
+                                                                            lang):
+    t = pairs(lang, "djangojs")
+    b24 = app_stack.create_portal(lang=lang)
+    agent = next(u for u in sorted(b24.users.values(), key=lambda u: u.id)
+                 if u.active and u.uf_phone_inner and u.user_type == "employee" and u.id != 1)
+    watched = app_stack.open_page()
+    try:
+        _install_to_first_call(app_stack, demo_pbx, worker, watched, b24, agent, t, lang)
+    except Exception:
+        watched.allow_console(".")  # the failure itself says what went wrong
+        raise
+
+
+def _install_to_first_call(app_stack, demo_pbx, worker, watched, b24, agent, t, lang) -> None:  # type: ignore[no-untyped-def]
+    view = AppView(watched, app_stack)
+    page = view.page
+    page.goto(f"{app_stack.sandbox_url}/")
+    page.click("form[action='/frame/install'] button")
+
+    # --- the wizard in the installer's frame: create the connection, its secret shown once
+    frame = app_frame(page)
+    frame.wait_for_selector("#page-wizard[data-step=connect]", timeout=30_000)
+    assert frame.evaluate("() => document.documentElement.lang") == lang
+    frame.click(".connection-submit")
+    frame.wait_for_selector(".secret-reveal")
+    events_url = frame.input_value(".secret-reveal [data-field=events_url] input")
+    secret = frame.input_value(".secret-reveal [data-field=secret] input")
+    assert events_url.startswith(app_stack.app_url) and secret.startswith("whsec_")
+
+    # --- the PBX's own settings page in another tab: paste, connect, read the command URL back
+    pbx_tab = watched.context.new_page()
+    pbx_tab.goto(f"{demo_pbx.base_url}/")
+    pbx_tab.fill("#events_url", events_url)
+    pbx_tab.fill("#secret", secret)
+    pbx_tab.click("#connect")
+    command_url = pbx_tab.inner_text(".pairing .command-url")
+    pbx_tab.close()
+    assert command_url.startswith(demo_pbx.base_url)
+
+    frame.fill("input[name=originate_url]", command_url)
+    frame.click(".wizard-connect .connection-form:has(input[name=originate_url]) .connection-submit")
+
+    # --- both directions: the PBX's signed request already arrived; the test command is answered
+    frame.wait_for_selector("#page-wizard[data-step=check]")
+    frame.wait_for_selector(".check-inbound[data-state=ok]", timeout=20_000)
+    frame.click(".send-test")
+    frame.wait_for_selector(".check-outbound[data-state=ok]", timeout=20_000)
+    view.assert_fits()
+
+    # --- employees, lines, defaults: reviewed as they are, then finish
+    for step in ("employees", "lines", "defaults"):
+        frame.click(".wizard-next")
+        frame.wait_for_selector(f"#page-wizard[data-step={step}]")
+        frame.wait_for_load_state("networkidle")
+        view.assert_fits()
+    frame.click(".wizard-next")
+    frame.wait_for_selector("#page-wizard[data-step=finish]")
+    portal = Portal.objects.get(member_id=b24.member_id)
+    assert b24.app.installed is False
+    with page.expect_navigation(url=lambda url: "install_finished=Y" in url):
+        frame.click(".wizard-finish-button")
+    assert b24.app.installed is True
+
+    # --- straight into the app: the status, never an empty frame
+    frame = app_frame(page)
+    frame.wait_for_selector("#page-status .status-area", timeout=30_000)
+    assert frame.query_selector("#page-wizard") is None
+
+    # --- the PBX plays the first call: its card opens for the agent, the recording is attached
+    pairing = demo_pbx.state.pairings[PbxConnection.objects.get(portal=portal).public_id]
+    pbx_call_id = incoming_call(demo_pbx, pairing, "+74951234567", fallback_extension=agent.uf_phone_inner, speed=0)
+
+    def delivered():
+        call = Call.objects.filter(connection__portal=portal, pbx_call_id=pbx_call_id).first()
+        if call is None or not call.b24_call_id:
+            return None
+        b24_call = next((c for c in app_stack.sandbox.snapshot(b24)["telephony"]["calls"]
+                         if c["call_id"] == call.b24_call_id), None)
+        return b24_call if b24_call and b24_call["finished"] and b24_call["recording"] else None
+
+    b24_call = wait_until(delivered, timeout=90, what=f"the call in Bitrix24 with its recording\n{worker.log()[-3000:]}")
+    shown = [h for h in b24_call["history"] if h["op"] == "show"]
+    assert shown and int(agent.id) in {int(u) for h in shown for u in h.get("users", [])}, b24_call["history"]
+
+    # --- the app's Activity page shows it, with its timeline and recording
+    frame.click("#app-tabs .tab-activity")
+    frame.wait_for_selector(".calls-table .call-open")
+    frame.click(".calls-table .call-open")
+    frame.wait_for_selector("#page-call .call-timeline")
+    assert "+7" in frame.inner_text("#page-call .call-summary") or "495" in frame.inner_text("#page-call .call-summary")
+    assert frame.inner_text(".call-recording").strip() not in ("", t.get("none", "none"))
+    view.assert_fits()
