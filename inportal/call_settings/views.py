@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from calls import dispatch
 from calls.settings import selectors, services
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -23,4 +24,6 @@ class CallSettingsView(InportalView):
                    responses={200: CallSettingsSerializer, **ERRORS})
     def put(self, request: Request) -> Response:
         changes = dict(request.data) if isinstance(request.data, dict) else {"": request.data}
-        return Response(services.update_portal_settings(self.portal(request).pk, changes))
+        saved = services.update_portal_settings(self.portal(request).pk, changes)
+        dispatch.queue(saved.follow_ups)
+        return Response(saved.view)

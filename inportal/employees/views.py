@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from calls import dispatch
 from calls.settings import selectors, services
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -65,7 +66,7 @@ class EmployeeView(InportalView):
         changes = dict(request.data) if isinstance(request.data, dict) else {"": request.data}
         if isinstance(changes.get("overrides"), dict):
             changes["overrides"] = {ids.to_pk(k): v for k, v in changes["overrides"].items()}
-        services.update_user_settings(portal.pk, user_id, changes)
+        dispatch.queue(services.update_user_settings(portal.pk, user_id, changes).follow_ups)
         return Response(_user(portal.pk, user_id, ids))
 
 
@@ -74,5 +75,5 @@ class EmployeesSyncView(InportalView):
                    parameters=[WRITE_HEADER], request=None, responses={202: EmployeeSyncSerializer, **ERRORS})
     def post(self, request: Request) -> Response:
         portal = self.portal(request)
-        services.request_employee_sync(portal.pk)
+        dispatch.queue(services.request_employee_sync(portal.pk))
         return Response({"sync": selectors.employees(portal.pk)["sync"]}, status=202)

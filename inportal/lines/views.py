@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from calls import dispatch
 from calls.settings import selectors, services
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
@@ -33,7 +34,9 @@ class LineView(InportalView):
     def patch(self, request: Request, line_id: int) -> Response:
         portal = self.portal(request)
         changes = dict(request.data) if isinstance(request.data, dict) else {"": request.data}
-        return Response(ConnectionIds(portal).publish(services.update_line_settings(portal.pk, line_id, changes)))
+        saved = services.update_line_settings(portal.pk, line_id, changes)
+        dispatch.queue(saved.follow_ups)
+        return Response(ConnectionIds(portal).publish(saved.view))
 
 
 class UndeclaredLinesView(InportalView):
@@ -52,6 +55,7 @@ class UndeclaredLinesView(InportalView):
         body = request.data if isinstance(request.data, dict) else {}
         # An id that is not one of this portal's connections is no connection (the service names the field).
         wanted = body.get("connection_id")
-        line = services.declare_line(portal.pk, ids.pk.get(wanted) if isinstance(wanted, str) else None,
-                                     body.get("number"))
-        return Response(ids.publish(line), status=201)
+        saved = services.declare_line(portal.pk, ids.pk.get(wanted) if isinstance(wanted, str) else None,
+                                      body.get("number"))
+        dispatch.queue(saved.follow_ups)
+        return Response(ids.publish(saved.view), status=201)
