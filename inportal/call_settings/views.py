@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from calls.settings import selectors, services
 from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from calls import dispatch
+from calls.settings import selectors, services
 
 from ..api.base import InportalView
 from ..api.schema import ERRORS, READ_ERRORS, WRITE_HEADER
