@@ -11,9 +11,8 @@ class CallsConfig(AppConfig):
         events it handles (``portals.event_handlers``)."""
         from django.db.models.signals import post_delete, post_save
 
-        from calls import receivers
+        from calls import bitrix24_events, receivers
         from calls.models import ConnectionSecret, ExtensionOverride, LineSettings, PbxConnection, PbxLine
-        from calls.originate import bitrix24_events
         from portals import event_handlers
         from portals.signals import portal_changed, portal_data_purge_requested
 
@@ -30,3 +29,7 @@ class CallsConfig(AppConfig):
         portal_data_purge_requested.connect(receivers.portal_purge_requested, dispatch_uid="calls.portal_purge")
         event_handlers.register("ONEXTERNALCALLSTART", bitrix24_events.handle_click_to_call)
         event_handlers.register("ONEXTERNALCALLBACKSTART", bitrix24_events.handle_callback)
+
+        from calls.connections import targets
+
+        targets.policy_provider = targets.policy_from_settings

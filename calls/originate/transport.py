@@ -1,6 +1,6 @@
 """The wire half of the originate command: sign, POST, classify, retry within a time budget.
 
-No Django and no models here, so the policy (what is retried, for how long) is testable on its own
+No models and no settings read here, so the policy (what is retried, for how long) is testable on its own
 and the PBX simulator's tests can reuse it. ``calls.originate.commands`` wraps it with the database side.
 
 Policy (pbx-api.md "Connector to PBX: originate"):
@@ -14,6 +14,10 @@ Policy (pbx-api.md "Connector to PBX: originate"):
 * Every attempt carries the same ``webhook-id`` (the command's request id), so a PBX that follows
   Standard Webhooks and saw an earlier attempt answers it again instead of dialling twice; the
   timestamp and signature are fresh on each attempt.
+* Where it goes (``calls.connections.targets``): https only, and every address the host resolves to must
+  be public (or in an allow-listed private network); the name is resolved once and the command sent to
+  that address. A portal admin sets the URL, so without this a command (and its reply, which reaches the
+  admin) could be aimed at our own infrastructure.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from typing import Any, Literal
 import requests
 
 from calls.connections import signing
+from calls.connections.targets import TargetRefused, check_target
+from netguard import PinnedAddressAdapter
 
 ACCEPTED: Literal["accepted"] = "accepted"
 REFUSED: Literal["refused"] = "refused"
@@ -79,9 +85,15 @@ def post_originate(
     clock: Callable[[], float] = time.monotonic,
     backoff: Sequence[float] = BACKOFF_SECONDS,
 ) -> OriginateOutcome:
-    """Send one originate command; returns once it is accepted, refused, or the budget is spent."""
+    """Send one originate command; returns once it is accepted, refused, or the budget is spent. A URL the
+    target policy refuses is ``refused`` at once, nothing sent (``detail`` says why)."""
     raw = encode_body(body)
+    try:
+        target = check_target(url)
+    except TargetRefused as exc:
+        return OriginateOutcome(REFUSED, 0, None, str(exc))
     http = session or requests.Session()
+    http.mount(f"{target.scheme}://{target.netloc}", PinnedAddressAdapter(target.host, target.address))
     deadline = clock() + budget_seconds
     attempts = 0
     last_status: int | None = None

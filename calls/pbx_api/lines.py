@@ -1,10 +1,10 @@
 """``PUT …/lines``: the PBX declares its external numbers (docs/pbx-api.md). Validated and stored by
-``calls.lines.services``, mirrored into Bitrix24 right away; the answer is the current list."""
+``calls.lines.services`` and answered at once with the current list; a worker mirrors them into Bitrix24."""
 
 from __future__ import annotations
 
 from calls.followups import FollowUps
-from calls.lines.services import current_lines, store_lines, sync_lines_to_bitrix24, validate_lines
+from calls.lines.services import current_lines, store_lines, validate_lines
 from calls.models import PbxConnection
 from calls.pbx_api.intake import load_json
 from calls.pbx_api.receipts import answer_once
@@ -29,7 +29,9 @@ def replace_lines(connection: PbxConnection, webhook_id: str, body: bytes) -> Pb
     answer, replayed = answer_once(connection, webhook_id, handle, remember_body=lambda a: a.status != 200)
     if answer.status != 200:
         return answer
+    # Stored, answered, synced by a worker: a slow or unreachable Bitrix24 must not hold the PBX's request
+    # (20 lines against a slow portal took 21 s inline). The 200 shows each line's state as it is now.
     follow_ups = FollowUps()
-    if not replayed and not sync_lines_to_bitrix24(connection.pk).complete:
-        follow_ups.sync_lines.append(connection.pk)  # retried by the task (and by the sweeper)
+    if not replayed:
+        follow_ups.sync_lines.append(connection.pk)  # the task (and the sweeper, if its message is lost)
     return PbxAnswer(200, current_lines(connection), follow_ups)

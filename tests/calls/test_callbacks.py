@@ -137,13 +137,14 @@ def test_callback_refused_by_the_pbx_is_registered_and_finished_as_failed(
         sandbox.submit_callback_form(b24, CLIENT, line=LINE, crm=contact)
     [registered] = _registered_callbacks(b24)
     assert (registered.type, registered.user_id) == (4, 2)
-    assert "refused by the PBX" in registered.finish.failed_reason
+    assert "refused to place the call (HTTP 422)" in registered.finish.failed_reason
+    assert "refused by the PBX" not in registered.finish.failed_reason  # the PBX's words stay with us
     assert OriginateCommand.objects.get().status == "refused"
 
 
 def test_reprocessing_the_same_callback_event_places_one_call(installed_portal, sandbox, pbx_server, client,
                                                               run_tasks_inline):
-    from calls.originate.bitrix24_events import handle_callback
+    from calls.bitrix24_events import handle_callback
 
     b24 = installed_portal.b24
     contact = b24.crm.add_contact("Ivan", phones=[(CLIENT, "MOBILE")], assigned_by_id=2)
