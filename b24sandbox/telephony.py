@@ -1519,6 +1519,7 @@ def _call_snapshot(state: TelephonyState, call: ExternalCall) -> dict[str, Any]:
         "show": call.show,
         "add_to_chat_on_register": None if call.add_to_chat_sent is _NOT_SENT else call.add_to_chat_sent,
         "crm_create": call.crm_create,
+        "crm_source": call.crm_source,
         "crm_enabled": call.crm_enabled,
         "crm_entity_type": call.crm_entity_type,
         "crm_entity_id": call.crm_entity_id,

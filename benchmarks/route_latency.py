@@ -150,7 +150,7 @@ def _install(sb: Any, clients: int) -> tuple[Any, Any, list[str], list[str]]:
     from django.conf import settings
 
     from calls.connections.services import create_connection
-    from calls.models import LineRouting, PbxLine
+    from calls.models import LineSettings, PbxLine
     from portals.models import Portal
 
     sb.register_app(settings.BITRIX24_CLIENT_ID, settings.BITRIX24_CLIENT_SECRET,
@@ -166,7 +166,7 @@ def _install(sb: Any, clients: int) -> tuple[Any, Any, list[str], list[str]]:
     Portal.objects.filter(pk=portal.pk).update(rate_capacity=1_000_000, rate_drain=1_000_000)
     issued = create_connection(portal=portal, name="Bench PBX")
     line = PbxLine.objects.create(connection=issued.connection, number=LINE, bitrix_line_registered=True)
-    LineRouting.objects.create(line=line, default_extension="600")
+    LineSettings.objects.create(line=line, default_extension="600")
 
     known, unknown = [], []
     owners = [2, 3]  # staff with extensions, at work

@@ -19,7 +19,18 @@ from calls.followups import FollowUps
 from calls.sync import dead_letters, reconciler
 from calls.sync import state_machine as sm
 
-from .models import Call, ConnectionSecret, DeadLetter, ExtensionOverride, PbxConnection, PbxEvent, PbxLine
+from .models import (
+    Call,
+    ConnectionSecret,
+    DeadLetter,
+    ExtensionOverride,
+    LineSettings,
+    PbxConnection,
+    PbxEvent,
+    PbxLine,
+    PortalCallSettings,
+    UserCallSettings,
+)
 
 ROTATE_HELP = (
     "To rotate the signing secret, tick this connection in the list and run “Rotate signing secret”, or run "
@@ -253,11 +264,45 @@ class CallAdmin(admin.ModelAdmin):
         cards = ", ".join(str(u) for u in sorted(desired.cards)) or "nobody"
         todo = ", ".join(step.kind.value for step in steps) or "nothing"
         unmapped = ", ".join(sorted(desired.unmapped_extensions)) or "none"
+        kept_out = f"; not registered: {desired.skip_reason}" if desired.skip_reason and not achieved.b24_call_id else ""
+        finished_as = f" ({desired.finish_user_source})" if desired.finish_user_source else ""
+        finish_user = desired.finish.get("USER_ID") if desired.finish else None
         return (f"phase {desired.phase.value}; card for: {cards}; answered by: {desired.answered_by or '-'}; "
-                f"unmapped extensions: {unmapped}; steps left: {todo}")
+                f"finish under: {finish_user or '-'}{finished_as}; unmapped extensions: {unmapped}; "
+                f"steps left: {todo}{kept_out}")
 
     @admin.action(description="Sync with Bitrix24 now")
     def sync_now(self, request: HttpRequest, queryset) -> None:  # type: ignore[no-untyped-def]
         ids = list(queryset.values_list("pk", flat=True))
         dispatch.queue(FollowUps(sync_calls=ids))
         self.message_user(request, f"{len(ids)} call(s) queued for sync.")
+
+
+class _ReadOnlySettingsAdmin(admin.ModelAdmin):
+    """What a portal set in the app, for support; changed only in the app (its services validate)."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(PortalCallSettings)
+class PortalCallSettingsAdmin(_ReadOnlySettingsAdmin):
+    list_display = ("portal", "crm_create", "route_to_responsible", "missed_call_strategy", "missed_call_user_id",
+                    "add_to_chat", "recordings", "updated_at")
+    search_fields = ("portal__domain", "portal__member_id")
+
+
+@admin.register(UserCallSettings)
+class UserCallSettingsAdmin(_ReadOnlySettingsAdmin):
+    list_display = ("portal", "user_id", "register_calls", "card_mode", "updated_at")
+    search_fields = ("portal__domain", "portal__member_id")
+
+
+@admin.register(LineSettings)
+class LineSettingsAdmin(_ReadOnlySettingsAdmin):
+    list_display = ("line", "name", "enabled", "default_extension", "default_user_id", "callback_user_id",
+                    "missed_call_owner_id", "crm_source", "updated_at")
+    search_fields = ("line__number", "line__connection__portal__domain")

@@ -12,7 +12,7 @@ class CallsConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from calls import receivers
-        from calls.models import ConnectionSecret, ExtensionOverride, LineRouting, PbxConnection, PbxLine
+        from calls.models import ConnectionSecret, ExtensionOverride, LineSettings, PbxConnection, PbxLine
         from calls.originate import bitrix24_events
         from portals import event_handlers
         from portals.signals import portal_changed, portal_data_purge_requested
@@ -21,7 +21,7 @@ class CallsConfig(AppConfig):
             (PbxConnection, receivers.connection_changed),
             (ConnectionSecret, receivers.secret_changed),
             (PbxLine, receivers.line_changed),
-            (LineRouting, receivers.line_routing_changed),
+            (LineSettings, receivers.line_routing_changed),
             (ExtensionOverride, receivers.extension_override_changed),
         ):
             for signal in (post_save, post_delete):

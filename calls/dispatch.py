@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from calls.extensions.tasks import sync_extensions
 from calls.followups import FollowUps
 from calls.lines.tasks import sync_pbx_lines
 from calls.originate.tasks import send_originate_command
@@ -19,6 +20,8 @@ def queue(follow_ups: FollowUps) -> None:
         send_originate_command.delay_on_commit(pk)
     for pk in follow_ups.sync_lines:
         sync_pbx_lines.delay_on_commit(pk)
+    for pk in follow_ups.sync_extensions:
+        sync_extensions.delay_on_commit(pk)
 
 
 def replay_dead_letter(pk: int) -> bool:

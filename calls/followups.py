@@ -16,13 +16,16 @@ class FollowUps:
     sync_calls: list[int] = field(default_factory=list)  # Call ids
     send_commands: list[int] = field(default_factory=list)  # OriginateCommand ids
     sync_lines: list[int] = field(default_factory=list)  # PbxConnection ids
+    sync_extensions: list[int] = field(default_factory=list)  # Portal ids: read their users from Bitrix24 again
 
     def add(self, other: FollowUps) -> FollowUps:
         self.process_events += other.process_events
         self.sync_calls += other.sync_calls
         self.send_commands += other.send_commands
         self.sync_lines += other.sync_lines
+        self.sync_extensions += other.sync_extensions
         return self
 
     def __bool__(self) -> bool:
-        return bool(self.process_events or self.sync_calls or self.send_commands or self.sync_lines)
+        return bool(self.process_events or self.sync_calls or self.send_commands or self.sync_lines
+                    or self.sync_extensions)

@@ -1,7 +1,8 @@
 """Uninstall with ``data[CLEAN]=1``: delete everything calls stored for the portal.
 
 Every row that belongs to the portal — calls, the PBX inbox (client numbers), connections with their
-encrypted secrets, lines and their routing, extension overrides and the portal's extension directory,
+encrypted secrets, lines and their settings, extension overrides and the portal's extension directory,
+the portal's and its users' call settings,
 route decisions, originate commands, dead letters, webhook-id receipts — and the recordings the PBX
 uploaded, on disk. Rows go in one transaction; files after it committed, so a rolled-back purge
 never leaves rows pointing at deleted files. Cached ``/route`` answers of the portal are dropped too.
@@ -24,7 +25,9 @@ from calls.models import (
     PbxConnection,
     PbxEvent,
     PbxWebhookReceipt,
+    PortalCallSettings,
     RouteDecision,
+    UserCallSettings,
 )
 from calls.pbx_api.events import CALL_RECORDING_READY
 from calls.pbx_api.intake import uploads_dir
@@ -54,6 +57,8 @@ def purge_portal(portal_id: int) -> None:
         PbxEvent.objects.filter(connection_id__in=connection_ids).delete()
         PbxConnection.objects.filter(pk__in=connection_ids).delete()  # secrets, lines, routing, overrides
         ExtensionDirectory.objects.filter(portal_id=portal_id).delete()
+        PortalCallSettings.objects.filter(portal_id=portal_id).delete()
+        UserCallSettings.objects.filter(portal_id=portal_id).delete()
         forget_portal(portal_id)
         transaction.on_commit(lambda: _remove_files(root, files))
     logger.info("portal %s: calls data purged (%d connections)", portal_id, len(connections))

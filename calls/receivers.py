@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from calls.connections.auth_epoch import forget_auth_material
-from calls.models import ConnectionSecret, ExtensionOverride, LineRouting, PbxConnection, PbxLine
+from calls.models import ConnectionSecret, ExtensionOverride, LineSettings, PbxConnection, PbxLine
 from calls.models.connections import BOOKKEEPING_FIELDS
 from calls.purge import purge_portal
 from calls.routing.lookup import forget_portal
@@ -44,7 +44,7 @@ def line_changed(sender: type, instance: PbxLine, **kwargs: Any) -> None:
         forget_portal(portal_id)
 
 
-def line_routing_changed(sender: type, instance: LineRouting, **kwargs: Any) -> None:
+def line_routing_changed(sender: type, instance: LineSettings, **kwargs: Any) -> None:
     """A line's fallback or CRM routing switch changed: cached answers of its portal are stale."""
     portal_id = PbxLine.objects.filter(pk=instance.line_id).values_list("connection__portal_id", flat=True).first()
     if portal_id is not None:

@@ -10,17 +10,11 @@ from django.db.models import Max
 from django.utils import timezone
 
 from calls.models import Call, ExtensionDirectory, PbxConnection, PbxLine
-from calls.sync.state_machine import Policy
+from calls.settings.selectors import non_default_settings
 from console.health import PortalHealth, health_of
 from portals.models import Portal, PortalCredential
 
 RECENT_CALLS = 50
-# Portal.settings keys and their defaults where the call policy has one; a key without a default (who owns
-# missed calls, who takes callbacks) differs whenever it is set.
-SETTING_DEFAULTS: dict[str, Any] = {
-    "crm_create": Policy.crm_create, "add_to_chat": Policy.add_to_chat, "missed_call_owner_id": None,
-    "default_user_id": None, "callback_user_id": None,
-}
 PORTAL_FIELD_DEFAULTS = ("default_country", "lang")
 
 
@@ -44,11 +38,8 @@ def differing_settings(portal: Portal) -> list[tuple[str, Any, Any]]:
         default = Portal._meta.get_field(name).default
         if getattr(portal, name) != default:
             out.append((name, getattr(portal, name), default))
-    for name, value in sorted((portal.settings or {}).items()):
-        default = SETTING_DEFAULTS.get(name)
-        if value != default:
-            out.append((name, value, default))
-    return out
+    # The call settings the portal admin changed in the app (``calls.settings``).
+    return out + non_default_settings(portal.pk)
 
 
 def portal_page(portal_id: int) -> PortalPage:

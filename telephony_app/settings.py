@@ -441,6 +441,9 @@ CELERY_BEAT_SCHEDULE["calls-recordings-remove-stale-temp-files"] = {
     "schedule": 3600.0,
 }
 
+# --- Extension directory (calls.extensions.tasks): "sync now" from the app's employee page -------------
+CELERY_IMPORTS = (*CELERY_IMPORTS, "calls.extensions.tasks")
+
 # --- Health (ops.health): /healthz, /readyz, `manage.py healthcheck web|worker|beat` --------------------
 # Workers touch HEALTH_HEARTBEAT_DIR/worker-<node>.heartbeat every WORKER_HEARTBEAT seconds; beat writes
 # its heartbeat to the cache; older than the STALE limits = not ready / reported stale.

@@ -46,7 +46,7 @@ def build_map(users: Iterable[dict[str, Any]]) -> tuple[dict[str, int], dict[str
     """``({extension: user_id}, {extension: [user ids sharing it]})`` from ``user.get`` items."""
     owners: dict[str, list[int]] = {}
     for user in users:
-        if str(user.get("ACTIVE", True)).lower() in {"false", "0", "n", ""}:
+        if not _active(user):
             continue
         ext = _clean_extension(user.get("UF_PHONE_INNER"))
         if not ext:
@@ -61,8 +61,28 @@ def build_map(users: Iterable[dict[str, Any]]) -> tuple[dict[str, int], dict[str
     return mapping, conflicts
 
 
+def _active(user: dict[str, Any]) -> bool:
+    return str(user.get("ACTIVE", True)).lower() not in {"false", "0", "n", ""}
+
+
+def employee_list(users: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The users as the app's employee page lists them (what ``ExtensionDirectory.users`` holds)."""
+    listed = []
+    for user in users:
+        try:
+            user_id = int(user["ID"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        name = " ".join(str(user.get(k) or "").strip() for k in ("NAME", "LAST_NAME")).strip()
+        photo = user.get("PERSONAL_PHOTO")
+        listed.append({"id": user_id, "name": name or str(user.get("EMAIL") or user_id), "active": _active(user),
+                       "photo": photo if isinstance(photo, str) and photo else None,
+                       "extension": _clean_extension(user.get("UF_PHONE_INNER")) or None})
+    return sorted(listed, key=lambda u: u["id"])
+
+
 def sync_extensions(portal_id: int, *, raise_retryable: bool = False) -> ExtensionDirectory:
-    """Read every active user from Bitrix24 and store the map; on failure keep the last good one.
+    """Read every user from Bitrix24 and store the map of the active ones; on failure keep the last good one.
 
     With ``raise_retryable`` a failure that may pass (Bitrix24 down, rate limit) is raised after it was
     recorded: used when there is no good map yet, so the caller retries rather than go on without one.
@@ -72,7 +92,8 @@ def sync_extensions(portal_id: int, *, raise_retryable: bool = False) -> Extensi
     now = timezone.now()
     try:
         client = bitrix24_client_for(portal_id)
-        users = list(client.list_all("user.get", {"filter": {"ACTIVE": True}}))
+        # Dismissed users too: the employee page shows them (with their overrides); the map skips them.
+        users = list(client.list_all("user.get", {}))
     except (b24errors.Bitrix24Error, PortalUnavailable, OSError) as exc:
         ExtensionDirectory.objects.filter(pk=directory.pk).update(attempted_at=now, last_error=str(exc)[:2000])
         directory.refresh_from_db()
@@ -84,7 +105,7 @@ def sync_extensions(portal_id: int, *, raise_retryable: bool = False) -> Extensi
     mapping, conflicts = build_map(users)
     with transaction.atomic():
         ExtensionDirectory.objects.filter(pk=directory.pk).update(
-            users_by_extension=mapping, conflicts=conflicts, user_count=len(users),
+            users_by_extension=mapping, conflicts=conflicts, user_count=len(users), users=employee_list(users),
             synced_at=now, attempted_at=now, last_error="",
         )
     directory.refresh_from_db()

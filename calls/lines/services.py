@@ -30,6 +30,7 @@ from calls.pbx_api.intake import load_json
 from calls.pbx_api.receipts import answer_once
 from calls.pbx_api.responses import PbxAnswer, error_body
 from calls.phones import InvalidPhoneNumber, normalise_number
+from calls.settings.selectors import display_name
 from portals.errors import PortalUnavailable
 from portals.services import bitrix24_client_for
 
@@ -119,9 +120,9 @@ def store_lines(connection: PbxConnection, lines: list[tuple[str, str]]) -> None
             line.name = name
             line.removed_at = None
             line.save(update_fields=["name", "removed_at", "bitrix_line_registered", "updated_at"])
-    PbxLine.objects.filter(connection=connection, removed_at__isnull=True).exclude(number__in=wanted).update(
-        removed_at=now, updated_at=now
-    )
+    # Numbers the portal admin added on purpose stay until the admin removes them.
+    PbxLine.objects.filter(connection=connection, removed_at__isnull=True, added_by_admin=False).exclude(
+        number__in=wanted).update(removed_at=now, updated_at=now)
 
 
 def replace_lines(connection: PbxConnection, webhook_id: str, body: bytes) -> PbxAnswer:
@@ -185,7 +186,7 @@ def sync_lines_to_bitrix24(connection_id: int) -> LineSyncResult:
     connection = PbxConnection.objects.select_related("portal").get(pk=connection_id)
     result = LineSyncResult()
     unavailable = _bitrix_unavailable_errors()
-    lines = list(PbxLine.objects.filter(connection=connection))
+    lines = list(PbxLine.objects.filter(connection=connection).select_related("settings"))
     try:
         client = bitrix24_client_for(connection.portal_id)
         remote_items = client.call("telephony.externalLine.get", {}).result or []
@@ -227,7 +228,7 @@ def _mark_failed(lines: list[PbxLine], result: LineSyncResult, exc: BaseExceptio
 
 
 def _sync_active(client: Any, line: PbxLine, remote: dict | None, result: LineSyncResult, b24errors: Any) -> None:
-    name = line.name or line.number
+    name = display_name(line)  # the admin's name for it, else the PBX's
     if remote is None:
         try:
             client.call("telephony.externalLine.add", {"NUMBER": line.number, "NAME": name, "CRM_AUTO_CREATE": "Y"})

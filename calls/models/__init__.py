@@ -4,7 +4,8 @@ from .calls import Call, DeadLetter, ExtensionDirectory
 from .connections import ConnectionSecret, ExtensionOverride, PbxConnection, PbxLine, SeenLineNumber
 from .inbox import PbxEvent, PbxWebhookReceipt
 from .originate import OriginateCommand
-from .routing import LineRouting, RouteDecision
+from .routing import RouteDecision
+from .settings import LineSettings, PortalCallSettings, UserCallSettings
 
 __all__ = [
     "Call",
@@ -12,12 +13,14 @@ __all__ = [
     "DeadLetter",
     "ExtensionDirectory",
     "ExtensionOverride",
-    "LineRouting",
+    "LineSettings",
     "OriginateCommand",
     "PbxConnection",
     "PbxEvent",
     "PbxLine",
     "PbxWebhookReceipt",
+    "PortalCallSettings",
     "RouteDecision",
     "SeenLineNumber",
+    "UserCallSettings",
 ]

@@ -28,7 +28,7 @@ class Call(models.Model):
         PENDING = "pending", "Bitrix24 steps outstanding"
         LIVE = "live", "In progress, Bitrix24 up to date"
         DONE = "done", "Finished in Bitrix24"
-        IGNORED = "ignored", "Not for Bitrix24 (between extensions)"
+        IGNORED = "ignored", "Not for Bitrix24 (between extensions, or kept out by the settings)"
         DEAD = "dead", "Dead letter"
 
     # Our id of the physical call, sent as EXTERNAL_CALL_ID: a retried register returns the same
@@ -80,6 +80,8 @@ class Call(models.Model):
     recording_attached_at = models.DateTimeField(null=True, blank=True)
     recording_error = models.TextField(blank=True)
     unmapped_extensions = models.JSONField(default=list, blank=True)
+    # Why the portal's settings keep this call out of Bitrix24 (a line switched off, ...); "" if they do not.
+    skip_reason = models.CharField(max_length=200, blank=True)
 
     # Delivery bookkeeping.
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.NEW, db_index=True)
@@ -124,6 +126,8 @@ class ExtensionDirectory(models.Model):
 
     portal = models.OneToOneField("portals.Portal", on_delete=models.CASCADE, related_name="extension_directory")
     users_by_extension = models.JSONField(default=dict, blank=True)
+    # Every user ``user.get`` returned: [{"id", "name", "photo", "active", "extension"}] (the app's employee list).
+    users = models.JSONField(default=list, blank=True)
     # Extensions several active users share: resolved to the lowest user id, shown to the admin.
     conflicts = models.JSONField(default=dict, blank=True)
     user_count = models.PositiveIntegerField(default=0)

@@ -132,6 +132,8 @@ class PbxLine(models.Model):
     # Set when the PBX stopped listing the number; the row lives until Bitrix24 confirmed the delete.
     removed_at = models.DateTimeField(null=True, blank=True)
     sync_error = models.CharField(max_length=500, blank=True)
+    # Added by the portal admin (a number the PBX used but never declared): kept by ``PUT /lines``.
+    added_by_admin = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -1,32 +1,10 @@
-"""Incoming-call routing: per-line routing settings and the decisions ``/route`` gave the PBX."""
+"""Incoming-call routing: the decisions ``/route`` gave the PBX (a line's routing settings are in
+``calls.models.settings``)."""
 
 from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
-
-
-class LineRouting(models.Model):
-    """Routing and callback settings of one external line (kept apart from ``PbxLine``, which mirrors
-    what the PBX reports and is rewritten by every ``PUT /lines``)."""
-
-    line = models.OneToOneField("calls.PbxLine", on_delete=models.CASCADE, related_name="routing")
-    route_to_responsible = models.BooleanField(
-        default=True, help_text="Ask Bitrix24 CRM for the client's responsible manager on incoming calls"
-    )
-    default_extension = models.CharField(
-        max_length=64, blank=True, help_text="Where the call goes when no responsible manager can take it"
-    )
-    default_user_id = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Bitrix24 user of the fallback (else the owner of default_extension)"
-    )
-    callback_user_id = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Bitrix24 user who takes CRM-form callbacks on this line"
-    )
-    updated_at = models.DateTimeField(auto_now=True)
-
-    def __str__(self) -> str:
-        return f"routing of line {self.line_id}"
 
 
 class RouteDecision(models.Model):

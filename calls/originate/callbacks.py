@@ -9,9 +9,9 @@ Which agent: the chain an incoming call follows (``calls.routing.rules.choose``)
 whoever the same client calling in would reach:
 1. the responsible person of the CRM object the form named (then of the other CRM objects that own
    the number, in Bitrix24's order) if they have an extension on the chosen connection and are at
-   work, unless the line routes without the CRM;
-2. else the line's callback agent (``LineRouting.callback_user_id``), then the portal's
-   (``Portal.settings["callback_user_id"]``), if they have an extension;
+   work, unless the line or the portal routes without the CRM;
+2. else the line's callback agent (``LineSettings.callback_user_id``), then the portal's
+   (``PortalCallSettings.callback_user_id``), if they have an extension;
 3. else the line's default: its extension (a queue or ring group, too) or its default user's.
 
 Which connection: the enabled one that owns ``LINE_NUMBER``, else the portal's default.
@@ -52,13 +52,12 @@ from calls.originate.click_to_call import (  # the same outcomes as a click-to-c
 )
 from calls.routing import lookup
 from calls.routing.rules import CrmCandidate, choose
+from calls.settings import selectors as settings_selectors
 from portals.models import Portal
 
 logger = logging.getLogger(__name__)
 
 _REQUEST_NAMESPACE = uuid.UUID("5d4a3c8e-7f0b-4c1e-9a57-2f1d0c6b8e93")
-
-PORTAL_CALLBACK_AGENT_SETTING = "callback_user_id"
 
 
 def request_id_for_event(event_id: int) -> str:
@@ -117,18 +116,14 @@ def _named_first(candidates: list[CrmCandidate], entity: tuple[str, int] | None)
 
 
 def portal_callback_agent(portal: Portal) -> int | None:
-    try:
-        value = int((portal.settings or {}).get(PORTAL_CALLBACK_AGENT_SETTING) or 0)
-    except (TypeError, ValueError):
-        return None
-    return value if value > 0 else None
+    return settings_selectors.portal_row(portal).callback_user_id
 
 
 def choose_agent(portal: Portal, connection: PbxConnection, client: str, line_number: str,
                  entity: tuple[str, int] | None) -> Agent | None:
     """Who rings first; None when the chain ends with nobody who has an extension."""
     routing = lookup.line_routing(connection, line_number)
-    candidates = _named_first(_crm_candidates(portal, client), entity) if lookup.asks_crm(routing) else []
+    candidates = _named_first(_crm_candidates(portal, client), entity) if lookup.asks_crm(portal.pk, routing) else []
     _, user_by_extension = lookup.extension_maps(connection)
     choice = choose(
         candidates,

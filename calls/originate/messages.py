@@ -1,15 +1,17 @@
-# Russian text is the point of this module, not a look-alike-letter accident.
-# ruff: noqa: RUF001
 """What a Bitrix24 user reads in the call card when we could not place their call (FAILED_REASON).
 
 Written for the agent, not for us: what went wrong and what to do about it, in the portal's
-language (Russian or English; anything else gets English). The codes are stable identifiers that
-are also stored on the originate command for support.
+language (Russian or English; anything else gets English), from the gettext catalogues in
+``locale/``. The codes are stable identifiers that are also stored on the originate command for
+support.
 """
 
 from __future__ import annotations
 
 from typing import Final
+
+from django.utils import translation
+from django.utils.translation import gettext_noop
 
 NO_EXTENSION: Final = "no_extension"
 NO_CONNECTION: Final = "no_connection"
@@ -33,51 +35,28 @@ STATUS_CODES: Final[dict[str, str]] = {
     BAD_NUMBER: "404",
 }
 
-_MESSAGES: Final[dict[str, dict[str, str]]] = {
-    NO_EXTENSION: {
-        "ru": "У вас не указан внутренний номер (UF_PHONE_INNER). Попросите администратора указать его "
-        "в вашем профиле Битрикс24 или в настройках приложения телефонии, затем повторите звонок.",
-        "en": "You have no extension number (UF_PHONE_INNER). Ask your administrator to set it in your "
-        "Bitrix24 profile or in the telephony app settings, then call again.",
-    },
-    NO_CONNECTION: {
-        "ru": "Нет подключённой АТС, через которую можно позвонить. Администратору нужно подключить АТС "
-        "в настройках приложения телефонии.",
-        "en": "There is no connected PBX to place this call. Your administrator needs to connect a PBX "
-        "in the telephony app settings.",
-    },
-    NO_ORIGINATE_URL: {
-        "ru": "АТС «{connection}» не настроена на исходящие звонки из Битрикс24 (не указан адрес для "
-        "команды звонка). Обратитесь к администратору.",
-        "en": "PBX “{connection}” is not set up for calls from Bitrix24 (no originate URL). "
-        "Contact your administrator.",
-    },
-    PBX_REFUSED: {
-        "ru": "АТС отказалась совершить звонок: {detail}",
-        "en": "The PBX refused to place the call: {detail}",
-    },
-    PBX_UNREACHABLE: {
-        "ru": "АТС не ответила на команду звонка. Попробуйте позвонить ещё раз через минуту; если не "
-        "получится, сообщите администратору.",
-        "en": "The PBX did not answer the call command. Try again in a minute; if it still fails, "
-        "tell your administrator.",
-    },
-    PBX_NEVER_STARTED: {
-        "ru": "АТС приняла команду, но так и не начала звонок. Проверьте, что ваш телефон подключён, "
-        "и повторите звонок.",
-        "en": "The PBX accepted the command but never started the call. Check that your phone is "
-        "connected and call again.",
-    },
-    NO_CALLBACK_AGENT: {
-        "ru": "Клиент заказал обратный звонок, но звонить некому: у ответственного нет внутреннего номера, "
-        "а сотрудник для обратных звонков не назначен. Перезвоните клиенту вручную.",
-        "en": "A client asked for a callback but nobody could take it: the responsible person has no "
-        "extension and no callback agent is set. Call the client back manually.",
-    },
-    BAD_NUMBER: {
-        "ru": "Номер «{number}» не похож на телефонный номер, звонок невозможен.",
-        "en": "“{number}” does not look like a phone number; the call cannot be placed.",
-    },
+# The English text is the msgid; translated when the reason is built, in the portal's language.
+_MESSAGES: Final[dict[str, str]] = {
+    NO_EXTENSION: gettext_noop(
+        "You have no extension number (UF_PHONE_INNER). Ask your administrator to set it in your "
+        "Bitrix24 profile or in the telephony app settings, then call again."),
+    NO_CONNECTION: gettext_noop(
+        "There is no connected PBX to place this call. Your administrator needs to connect a PBX "
+        "in the telephony app settings."),
+    NO_ORIGINATE_URL: gettext_noop(
+        "PBX “%(connection)s” is not set up for calls from Bitrix24 (no originate URL). "
+        "Contact your administrator."),
+    PBX_REFUSED: gettext_noop("The PBX refused to place the call: %(detail)s"),
+    PBX_UNREACHABLE: gettext_noop(
+        "The PBX did not answer the call command. Try again in a minute; if it still fails, "
+        "tell your administrator."),
+    PBX_NEVER_STARTED: gettext_noop(
+        "The PBX accepted the command but never started the call. Check that your phone is "
+        "connected and call again."),
+    NO_CALLBACK_AGENT: gettext_noop(
+        "A client asked for a callback but nobody could take it: the responsible person has no "
+        "extension and no callback agent is set. Call the client back manually."),
+    BAD_NUMBER: gettext_noop("“%(number)s” does not look like a phone number; the call cannot be placed."),
 }
 
 _DETAIL_LIMIT = 200
@@ -89,12 +68,13 @@ def language_of(lang: str | None) -> str:
 
 def failure_reason(code: str, lang: str | None, **params: object) -> str:
     """The user-facing FAILED_REASON for ``code`` in the portal's language."""
-    template = _MESSAGES[code][language_of(lang)]
     cleaned = {key: str(value)[:_DETAIL_LIMIT] for key, value in params.items()}
     cleaned.setdefault("detail", "")
     cleaned.setdefault("connection", "")
     cleaned.setdefault("number", "")
-    return template.format(**cleaned).strip()
+    with translation.override(language_of(lang)):
+        template = translation.gettext(_MESSAGES[code])
+    return (template % cleaned).strip()
 
 
 def status_code_for(code: str) -> str:

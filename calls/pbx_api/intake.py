@@ -37,6 +37,7 @@ from calls.pbx_api import signing
 from calls.pbx_api.events import CALL_RECORDING_READY, MAX_ID_LENGTH, validate_events
 from calls.pbx_api.receipts import answer_once
 from calls.pbx_api.responses import PbxAnswer, PbxApiError, error_body
+from calls.settings.selectors import recordings_on
 
 logger = logging.getLogger(__name__)
 
@@ -252,6 +253,10 @@ def receive_recording(
             ))
         if audio.size == 0:
             return PbxAnswer(400, error_body("empty_recording", "The recording is empty."))
+        if not recordings_on(connection.portal_id):
+            # The portal switched recordings off: nothing is kept, nothing will be attached.
+            return PbxAnswer(202, {"accepted": 0, "duplicates": 0, "size_bytes": audio.size, "sha256": audio.sha256,
+                                   "discarded": True})
         audio_type = audio.content_type.split(";", 1)[0].strip().lower() or "application/octet-stream"
         filename = _clean_filename(audio.filename, call_id, audio_type)
         final = uploads_dir(connection.public_id) / f"{uuid.uuid4().hex}{Path(filename).suffix}"

@@ -46,6 +46,9 @@ class EventsAcceptedSerializer(serializers.Serializer):
 class RecordingAcceptedSerializer(EventsAcceptedSerializer):
     size_bytes = serializers.IntegerField()
     sha256 = serializers.CharField()
+    discarded = serializers.BooleanField(
+        required=False, help_text="True when the portal switched recordings off: the file was not kept (do not resend)."
+    )
 
 
 class RecordingUploadSerializer(serializers.Serializer):

@@ -14,9 +14,10 @@ Bitrix24 does:
   lookup, and with it every answer built on it; ``calls.sync.reconciler`` calls it when a call for that
   number is registered in Bitrix24 with CRM data (a lead may just have been created for an unknown
   caller, or the client re-assigned). ``forget_portal`` drops a whole portal (lookups and answers)
-  by bumping its generation; it runs when a connection's extension overrides change (signal
-  receivers in ``calls.models.routing``) and when a line or its routing settings are saved or
-  deleted (receivers below). The portal's UF_PHONE_INNER directory is synced by the call state
+  by bumping its generation; it runs when a connection's extension overrides, a line or its settings
+  are saved or deleted (receivers in ``calls.receivers``, connected by ``CallsConfig.ready()``) and
+  when the portal's call settings change (``calls.settings.services``). The portal's UF_PHONE_INNER
+  directory is synced by the call state
   machine with queryset updates, which send no signal: a changed directory reaches cached answers
   within ``ROUTE_CACHE_SECONDS`` (the directory itself follows Bitrix24 every
   ``CALLS_EXTENSIONS_TTL``); so does a line the PBX stopped listing (``PUT /lines`` marks it removed
@@ -52,7 +53,8 @@ from django.utils import timezone
 from b24client import errors as b24errors
 from calls import phones
 from calls.models import ExtensionDirectory, ExtensionOverride, PbxConnection, PbxLine
-from calls.models.routing import LineRouting, RouteDecision
+from calls.models.routing import RouteDecision
+from calls.models.settings import LineSettings, PortalCallSettings
 from calls.routing.rules import (
     CrmCandidate,
     LineDefault,
@@ -291,16 +293,20 @@ class RouteQuery:
         ]
 
 
-def line_default(routing: LineRouting | None) -> LineDefault:
+def line_default(routing: LineSettings | None) -> LineDefault:
     """Where the line's calls go when no CRM responsible takes them."""
     if routing is None:
         return LineDefault()
     return LineDefault(extension=routing.default_extension or None, user_id=routing.default_user_id)
 
 
-def asks_crm(routing: LineRouting | None) -> bool:
-    """Whether the line's calls go to the CRM responsible first (the default for a line without settings)."""
-    return routing is None or routing.route_to_responsible
+def asks_crm(portal_id: int, routing: LineSettings | None) -> bool:
+    """Whether the line's calls go to the CRM responsible first: while both the portal's switch and the
+    line's are on (the default for a line without settings). Reads the portal's switch afresh."""
+    if routing is not None and not routing.route_to_responsible:
+        return False
+    switch = PortalCallSettings.objects.filter(portal_id=portal_id).values_list("route_to_responsible", flat=True)
+    return next(iter(switch), True)
 
 
 def extension_maps(connection: PbxConnection) -> tuple[dict[int, str], dict[str, int]]:
@@ -333,20 +339,20 @@ def extension_maps(connection: PbxConnection) -> tuple[dict[int, str], dict[str,
     return by_user, by_extension
 
 
-def line_routing(connection: PbxConnection, line_number: str) -> LineRouting | None:
-    """The routing settings of the connection's line ``line_number`` (normalised), if it has any."""
+def line_routing(connection: PbxConnection, line_number: str) -> LineSettings | None:
+    """The settings of the connection's line ``line_number`` (normalised), if it has any."""
     if not line_number:
         return None
     line = (
         PbxLine.objects.filter(connection=connection, number=line_number, removed_at__isnull=True)
-        .select_related("routing")
+        .select_related("settings")
         .first()
     )
     if line is None:
         return None
     try:
-        return line.routing
-    except LineRouting.DoesNotExist:
+        return line.settings
+    except LineSettings.DoesNotExist:
         return None
 
 
@@ -454,7 +460,7 @@ def decide_route(
     fallback = line_default(routing)
     tag: str | None = None
     warm_up = False
-    if not client or phones.is_extension(client) or not asks_crm(routing):
+    if not client or phones.is_extension(client) or not asks_crm(query.portal_id, routing):
         candidates, source = [], SOURCE_NOT_ASKED
     else:
         entry = _live_entry(found.get(entry_key), generation)

@@ -45,10 +45,20 @@ from calls.extensions import extension_map
 from calls.followups import FollowUps
 from calls.lines.selectors import company_lines
 from calls.lines.services import record_seen_line
-from calls.models import Call, ExtensionOverride, PbxConnection, PbxEvent, PbxLine, RouteDecision
+from calls.models import (
+    Call,
+    ExtensionOverride,
+    LineSettings,
+    PbxConnection,
+    PbxEvent,
+    PbxLine,
+    RouteDecision,
+    UserCallSettings,
+)
 from calls.recordings import RecordingError
 from calls.recordings.services import attach_recording, retry_delay
-from calls.routing.lookup import forget_number
+from calls.routing.lookup import cached_candidates, forget_number, search_crm, store_candidates
+from calls.settings import selectors as settings_selectors
 from calls.sync import dead_letters, signals
 from calls.sync import state_machine as sm
 from portals.errors import PortalUnavailable
@@ -179,7 +189,8 @@ def _apply_event(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | N
             # A late call.started is what a call dead-lettered for want of it was waiting for.
             if event.type == sm.STARTED and dead_letters.resolve_waiting_for_start(call):
                 updates.update(status=Call.Status.PENDING, attempts=0, failing_since=None, next_attempt_at=None)
-        elif call.status != Call.Status.IGNORED:
+        elif call.status != Call.Status.IGNORED or call.skip_reason:
+            # Kept out by the settings, a call may still come in (an agent whose calls count joins it).
             updates["status"] = Call.Status.PENDING
         token = None
         if claim and (call.lease_until is None or call.lease_until < now):
@@ -353,35 +364,92 @@ def _mentioned_extensions(facts: tuple[sm.Fact, ...]) -> set[str]:
 
 
 def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSET,
-               has_overrides: bool = True) -> sm.Policy:
-    """The portal's policy for this call. ``directory``: its ``ExtensionDirectory`` (None: none yet), and
-    ``has_overrides``: whether the connection has extension overrides, when the caller read them already."""
+               has_overrides: bool = True, has_user_settings: bool = True,
+               has_line_settings: bool = True) -> sm.Policy:
+    """The policy for this call: what the portal, its users and the call's line have set (``calls.settings``).
+
+    ``directory``: the portal's ``ExtensionDirectory`` (None: none yet); ``has_overrides``,
+    ``has_user_settings``, ``has_line_settings``: whether the connection has extension overrides, the
+    portal per-user settings, the connection line settings, when the caller read that already (no
+    query for what does not exist). The portal's own settings come with the portal when it was loaded
+    with ``select_related("call_settings")``.
+    """
     portal = call.portal
-    options = portal.settings if isinstance(portal.settings, dict) else {}
+    row = settings_selectors.portal_row(portal)
+    country = portal.default_country or "RU"
     need = _mentioned_extensions(facts)
     if directory is _UNSET:
         users = extension_map.users_by_extension(portal.pk, call.connection_id, need=need,
-                                              has_overrides=has_overrides)
+                                                 has_overrides=has_overrides)
     else:
         users = extension_map.users_by_extension(portal.pk, call.connection_id, need=need, directory=directory,
-                                              has_overrides=has_overrides)
-    default_user = _int_or_none(options.get("default_user_id"))
-    if default_user is None:
-        default_user = _installer_user_id(portal)
+                                                 has_overrides=has_overrides)
+    line_raw = sm.line_raw_of(facts, call.line_number or None)
+    line_number = phones.normalize(line_raw, country) if line_raw else ""
+    people = settings_selectors.user_rows(portal.pk) if has_user_settings else []
+    line = settings_selectors.line_row(call.connection_id, line_number) if has_line_settings else None
     policy = sm.Policy(
-        default_country=portal.default_country or "RU",
+        default_country=country,
         users_by_extension=users,
-        missed_call_owner=_int_or_none(options.get("missed_call_owner_id")),
-        default_user=default_user,
-        crm_create=bool(options.get("crm_create", True)),
-        add_to_chat=bool(options.get("add_to_chat", True)),
+        default_user=row.default_user_id,
+        installer_user=_installer_user_id(portal),
+        crm_create=row.crm_create,
+        add_to_chat=row.add_to_chat,
+        recordings=row.recordings,
         extension_max_digits=int(getattr(settings, "CALLS_EXTENSION_MAX_DIGITS", phones.DEFAULT_EXTENSION_MAX_DIGITS)),
+        missed_call_strategy=row.missed_call_strategy,
+        missed_call_user=row.missed_call_user_id,
+        users_not_registered=frozenset(p.user_id for p in people if not p.register_calls),
+        card_modes={p.user_id: p.card_mode for p in people if p.card_mode != sm.CARD_RING},
+        line_enabled=line.enabled if line else True,
+        line_crm_source=line.crm_source if line else "",
+        line_default_user=line.default_user_id if line else None,
+        line_missed_call_owner=line.missed_call_owner_id if line else None,
     )
     # Only a call not yet in Bitrix24 needs to know whether its line is a company line.
-    line_raw = "" if call.b24_call_id else sm.line_raw_of(facts, call.line_number or None)
-    if not line_raw:
+    if call.b24_call_id or not line_raw:
         return policy
     return replace(policy, company_lines=company_lines(portal.pk, [sm.line_number_of(line_raw, policy)]))
+
+
+def client_responsible(call: Call, facts: tuple[sm.Fact, ...]) -> int | None:
+    """The client's responsible manager in the CRM (for the ``responsible`` missed-call strategy).
+
+    From the CRM lookup ``/route`` cached for the number, else asked from Bitrix24 (and cached): the
+    responsible of the CRM object the call was bound to at registration first, then of the others in
+    Bitrix24's order. A lead Bitrix24 created for this very call (an unknown caller) is nobody's yet:
+    the chain goes on, and the finish gives the lead to the owner it finds. Bitrix24 refusing the
+    search (no CRM) means nobody; its being unavailable raises (the run retries, the finish waits).
+    """
+    started = min((f for f in facts if f.type == sm.STARTED), key=sm.Fact.sort_key, default=None)
+    raw = (started.data.get("client_number") if started else None) or call.client_number
+    country = call.portal.default_country or "RU"
+    client = phones.normalize(str(raw or ""), country)
+    if not client:
+        return None
+    candidates, _slow = cached_candidates(call.portal_id, client)
+    if candidates is None:
+        try:
+            candidates = search_crm(call.portal_id, client, country)
+        except b24errors.InvalidRequest as exc:
+            logger.info("call %s: CRM search refused (%s); no responsible manager", call.pk, exc)
+            return None
+        store_candidates(call.portal_id, client, candidates)
+    created = _created_by_call(call)
+    bound = (call.crm_entity_type, call.crm_entity_id)
+    ordered = sorted((c for c in candidates if (c.entity_type, c.entity_id) not in created),
+                     key=lambda c: (c.entity_type, c.entity_id) != bound)
+    return next((c.responsible_id for c in ordered if c.responsible_id), None)
+
+
+def _created_by_call(call: Call) -> set[tuple[str, int]]:
+    """The CRM objects Bitrix24 created when it registered this call (``register_result``)."""
+    result = call.register_result if isinstance(call.register_result, dict) else {}
+    created = {("LEAD", lead) for lead in [_int_or_none(result.get("CRM_CREATED_LEAD"))] if lead}
+    for item in result.get("CRM_CREATED_ENTITIES") or []:
+        if isinstance(item, dict) and _int_or_none(item.get("ENTITY_ID")):
+            created.add((str(item.get("ENTITY_TYPE") or "").upper(), _int_or_none(item["ENTITY_ID"])))
+    return created
 
 
 def _installer_user_id(portal: Portal) -> int | None:
@@ -412,7 +480,12 @@ def achieved_of(call: Call) -> sm.Achieved:
 def desired_state(call: Call) -> tuple[sm.Desired, sm.Achieved]:
     """(desired, achieved) for a call, for the admin's explain view (the sync loop uses ``_Run``)."""
     facts = facts_of(call)
-    return sm.derive(call_input(call, facts), policy_for(call, facts)), achieved_of(call)
+    inputs, policy = call_input(call, facts), policy_for(call, facts)
+    desired = sm.derive(inputs, policy)
+    if desired.needs_client_responsible:
+        desired = sm.derive(inputs, replace(policy, client_responsible=client_responsible(call, facts),
+                                            client_responsible_known=True))
+    return desired, achieved_of(call)
 
 
 class _Run:
@@ -429,6 +502,9 @@ class _Run:
         self.newer_facts: bool | None = None
         self._directory: Any = _UNSET
         self._has_overrides = True
+        self._has_user_settings = True
+        self._has_line_settings = True
+        self._responsible: Any = _UNSET  # the client's responsible manager, once looked up
         self._facts_key: tuple[Any, ...] | None = None
         self._facts: tuple[sm.Fact, ...] = ()
         self._policy: sm.Policy | None = None
@@ -439,14 +515,21 @@ class _Run:
             # The first read brings along what the run needs besides the row: the portal, its extension
             # map, its credential (the installing admin's user id; the token pair for the client), and
             # whether the connection overrides any extension (most have none: no query for them).
-            call = (Call.objects.select_related("portal", "portal__credential", "portal__extension_directory")
+            call = (Call.objects.select_related("portal", "portal__credential", "portal__extension_directory",
+                                                "portal__call_settings")
                     .defer("portal__application_token")
                     .annotate(has_overrides=Exists(ExtensionOverride.objects.filter(
-                        connection_id=OuterRef("connection_id"))))
+                                  connection_id=OuterRef("connection_id"))),
+                              has_user_settings=Exists(UserCallSettings.objects.filter(
+                                  portal_id=OuterRef("portal_id"))),
+                              has_line_settings=Exists(LineSettings.objects.filter(
+                                  line__connection_id=OuterRef("connection_id"))))
                     .get(pk=call_pk))
             self.portal = call.portal
             self._directory = getattr(self.portal, "extension_directory", None)
             self._has_overrides = call.has_overrides
+            self._has_user_settings = call.has_user_settings
+            self._has_line_settings = call.has_line_settings
             logcontext.bind(portal_id=call.portal_id, call_id=str(call.uuid), pbx_call_id=call.pbx_call_id)
         else:
             call = Call.objects.get(pk=call_pk)
@@ -460,7 +543,9 @@ class _Run:
             # What the first read brought serves the first policy; a later one (new facts) reads again.
             directory, self._directory = self._directory, _UNSET
             has_overrides, self._has_overrides = self._has_overrides, True
-            self._policy = policy_for(call, self._facts, directory=directory, has_overrides=has_overrides)
+            self._policy = policy_for(call, self._facts, directory=directory, has_overrides=has_overrides,
+                                      has_user_settings=self._has_user_settings,
+                                      has_line_settings=self._has_line_settings)
             self._routed = {}
             self._facts_key = key
         assert self._policy is not None
@@ -468,7 +553,14 @@ class _Run:
         if registered not in self._routed:
             self._routed[registered] = _routed_user(call, self._facts)
         inputs = call_input(call, self._facts, routed_user_id=self._routed[registered])
-        return self._facts, sm.derive(inputs, self._policy)
+        desired = sm.derive(inputs, self._policy)
+        if desired.needs_client_responsible:
+            # Only a missed call whose owner is the client's manager needs them: looked up once per run.
+            if self._responsible is _UNSET:
+                self._responsible = client_responsible(call, self._facts)
+            self._policy = replace(self._policy, client_responsible=self._responsible, client_responsible_known=True)
+            desired = sm.derive(inputs, self._policy)
+        return self._facts, desired
 
     def end(self, call: Call, token: str, version: int, **fields: Any) -> None:
         """Write the run's last fields and let go of the call in the same UPDATE.
@@ -719,6 +811,9 @@ def _remember_derived(call: Call, desired: sm.Desired, facts: tuple[sm.Fact, ...
         fields["unmapped_extensions"] = unmapped
         if not recorded:
             signals.extensions_unmapped.send(sender=Call, portal_id=call.portal_id, extensions=unmapped)
+    skip_reason = desired.skip_reason if not call.b24_call_id else ""
+    if skip_reason[:200] != call.skip_reason:
+        fields["skip_reason"] = skip_reason[:200]
     if fields:
         for name, value in fields.items():
             setattr(call, name, value)
@@ -727,6 +822,8 @@ def _remember_derived(call: Call, desired: sm.Desired, facts: tuple[sm.Fact, ...
 
 def _settle(call: Call, token: str, run: _Run, desired: sm.Desired, version: int) -> SyncResult:
     status = _STATUS_BY_PHASE[desired.phase]
+    if desired.skip_reason and not call.b24_call_id:
+        status = Call.Status.IGNORED  # kept out of Bitrix24 by the settings (``skip_reason``)
     if desired.phase is sm.Phase.WAITING_FOR_START:
         waited = (timezone.now() - (call.first_fact_at or call.created_at)).total_seconds()
         limit = conf("CALLS_START_WAIT_SECONDS", 600)

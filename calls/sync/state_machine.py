@@ -7,15 +7,20 @@ events, deduplicated) plus the portal's policy into the Bitrix24 state the call 
 arrived, any arrival order of the same events gives the same desired state, and so the same end
 state in Bitrix24.
 
-Policies (documented in one place, see also docs/architecture.md):
+Policies (the portal's, its users' and its lines' settings, documented in one place; see also
+docs/architecture.md). ``Policy`` carries them, resolved (I/O) by ``policy_for`` in the reconciler:
 
 * Register once, with ``SHOW=0``: cards are driven explicitly by show/hide so that who sees the card
   depends only on the facts, never on who registered the call.
 * The registering user is the caller's agent: the ``extension`` of ``call.started`` (the dialling agent
   for outbound, the first target for inbound) if it maps to a user, else the user who asked for the
-  call (click-to-call / callback), else the manager ``/route`` sent the caller to, else the
-  portal's default user, else the missed-call owner. It only decides the responsible person of CRM
-  entities Bitrix24 creates while the call is live; ``finish`` re-assigns them to the finishing user.
+  call (click-to-call / callback), else the manager ``/route`` sent the caller to, else the line's
+  default user, else the portal's default user, else the installing admin. It only decides the
+  responsible person of CRM entities Bitrix24 creates while the call is live; ``finish`` re-assigns
+  them to the finishing user.
+* ``CRM_CREATE`` follows the portal's setting per direction (off / incoming / outgoing / both);
+  a callback counts as incoming (the client asked to be called). ``CRM_SOURCE`` is the line's CRM
+  source, when it has one. ``ADD_TO_CHAT`` (register and finish) follows the portal's switch.
 * Cards: while a call rings, everyone whose phone rings sees it (a later ``call.ringing`` replaces the
   ringing set: sequential ring / queue waves). When someone answers, the card stays only with the
   answering agent. A ring or answer of another extension during a conversation is a consultation
@@ -23,14 +28,29 @@ Policies (documented in one place, see also docs/architecture.md):
   completes it and hides the card from the transferer. A blind transfer hides the card from the
   transferer at once and shows it to the target. Outbound calls show the card to the dialling agent.
   Once a call has ended nobody sees the card: it is hidden from everyone at once, before ``finish``
-  (which closes only the finishing user's card).
+  (which closes only the finishing user's card). Each user's card mode narrows this: ``ring`` (the
+  default) as above, ``answer`` only while they are connected to the client after answering
+  (``call.answered`` names them, or an attended transfer handed them the client), ``never`` not at all.
+* Users whose calls are not registered (per user, ``register_calls`` off) never see a card and are
+  never the user a call is registered or finished under: for the call they are like an extension
+  that maps to nobody. A PBX call in which every agent named so far is such a user (an outbound call
+  they dial, an incoming call that rang only them) is not registered; if an agent whose calls are
+  registered joins before the end (a ring wave, a transfer), it is registered then. A call that was
+  registered already (it started without naming an agent) is finished as usual.
+* Calls the PBX reports on a line that is switched off are not registered (a call registered before
+  the switch is finished as usual).
+* Neither rule applies to click-to-call and callbacks: they were started from Bitrix24 (it registered
+  the click-to-call itself; the callback form is a client's request) and are always finished there.
 * Finish waits a few seconds after ``call.ended`` arrived (``finish_wait``): an answer or transfer the
   PBX sent earlier may arrive just after it, and finish cannot be undone.
 * Finish user: the agent who took the call last (after transfers, the last agent who was connected
   to the client: the last to answer or the target of a completed attended transfer). For a call no
-  agent answered: the dialling agent for outbound calls, else the portal's missed-call owner, else
-  the registering user. One finish per call, so one missed-call record per call, however many
-  agents rang.
+  agent answered: the dialling agent for outbound calls, else the missed-call owner
+  (``missed_call_owner``): the portal's strategy (the client's CRM responsible / the last agent
+  whose phone rang / a chosen user), then the line's missed-call owner, then the portal's default
+  user, then the installing admin (``MISSED_CALL_OWNER_CHAIN``: also what the settings page shows).
+  One finish per call, so one missed-call record per call, however many agents rang.
+* Recordings are attached only while the portal's recordings switch is on (off: not downloaded).
 * Duplicates with new event ids: the earliest ``call.started`` and the earliest ``call.ended`` win;
   the latest ``call.recording_ready`` wins (a PBX re-sending a fixed recording replaces the old one,
   as Bitrix24's attachRecord does).
@@ -120,20 +140,65 @@ class ForcedEnd:
     at: datetime
 
 
+CRM_CREATE_OFF = "off"
+CRM_CREATE_INCOMING = "incoming"
+CRM_CREATE_OUTGOING = "outgoing"
+CRM_CREATE_BOTH = "both"
+CRM_CREATE_MODES = (CRM_CREATE_OFF, CRM_CREATE_INCOMING, CRM_CREATE_OUTGOING, CRM_CREATE_BOTH)
+
+CARD_RING = "ring"
+CARD_ANSWER = "answer"
+CARD_NEVER = "never"
+CARD_MODES = (CARD_RING, CARD_ANSWER, CARD_NEVER)
+
+MISSED_RESPONSIBLE = "responsible"  # the client's responsible manager in the CRM
+MISSED_LAST_RANG = "last_rang"  # the last agent whose phone rang
+MISSED_FIXED = "fixed"  # a chosen user
+MISSED_CALL_STRATEGIES = (MISSED_RESPONSIBLE, MISSED_LAST_RANG, MISSED_FIXED)
+
+# Who owns a missed incoming call: the first of these that names a user whose calls are registered.
+OWNER_STRATEGY = "strategy"
+OWNER_LINE = "line"
+OWNER_PORTAL_DEFAULT = "portal_default"
+OWNER_INSTALLER = "installer"
+MISSED_CALL_OWNER_CHAIN = (OWNER_STRATEGY, OWNER_LINE, OWNER_PORTAL_DEFAULT, OWNER_INSTALLER)
+
+
 @dataclass(frozen=True)
 class Policy:
-    """What the portal and the connection decide; resolved (I/O) by the caller before ``derive``."""
+    """What the portal, its users, the call's line and the connection decide; resolved (I/O) by the
+    caller before ``derive``. Every default here is the behaviour of a portal that changed nothing."""
 
     default_country: str = "RU"
     users_by_extension: Mapping[str, int] = field(default_factory=dict)
-    missed_call_owner: int | None = None
-    default_user: int | None = None
-    crm_create: bool = True
+    default_user: int | None = None  # the portal's default user
+    installer_user: int | None = None  # the admin who installed the app (last resort)
+    crm_create: str = CRM_CREATE_BOTH
     add_to_chat: bool = True
+    recordings: bool = True
     extension_max_digits: int = phones.DEFAULT_EXTENSION_MAX_DIGITS
+    missed_call_strategy: str = MISSED_RESPONSIBLE
+    missed_call_user: int | None = None  # the ``fixed`` strategy's user
+    # The client's responsible manager, when the strategy needs it (``Desired.needs_client_responsible``).
+    client_responsible: int | None = None
+    client_responsible_known: bool = False
+    # Per user: whose calls are not registered, and card modes other than ``ring``.
+    users_not_registered: frozenset[int] = frozenset()
+    card_modes: Mapping[int, str] = field(default_factory=dict)
+    # The call's line.
+    line_enabled: bool = True
+    line_crm_source: str = ""
+    line_default_user: int | None = None
+    line_missed_call_owner: int | None = None
     # The portal's company lines among the numbers this call mentions (calls.lines.selectors). Any other
     # number is not sent as LINE_NUMBER: Bitrix24 would add it to the app's lines.
     company_lines: frozenset[str] = frozenset()
+
+    def card_mode(self, user: int) -> str:
+        return self.card_modes.get(user, CARD_RING)
+
+    def registers(self, user: int | None) -> bool:
+        return user is not None and user not in self.users_not_registered
 
 
 @dataclass(frozen=True)
@@ -163,6 +228,13 @@ class Desired:
     unmapped_extensions: frozenset[str] = frozenset()
     ended_by: Fact | None = None  # the call.ended the finish comes from (None: forced end / not ended)
     answer_unknown: bool = False  # the PBX says "answered" but no call.answered has arrived yet
+    # Set when the call is not to be registered (line off, only agents whose calls are not registered):
+    # ``plan`` takes no step unless Bitrix24 has the call already.
+    skip_reason: str = ""
+    # A missed call whose owner is the client's responsible manager, not looked up yet: the caller
+    # looks it up (``Policy.client_responsible``) and derives again.
+    needs_client_responsible: bool = False
+    finish_user_source: str = ""  # why the finish goes to its user: answered | dialled | a MISSED_CALL_OWNER_CHAIN link
 
 
 @dataclass(frozen=True)
@@ -218,7 +290,10 @@ class _Timeline:
     ringing: set[str] = field(default_factory=set)
     talking: str | None = None  # the agent connected to the client now
     consulting: set[str] = field(default_factory=set)  # attended-transfer targets being consulted
+    connected: set[str] = field(default_factory=set)  # who has answered and is in the call now
     last_connected: str | None = None  # who took the call last (answer or completed attended transfer)
+    ring_waves: list[list[str]] = field(default_factory=list)  # every set of phones that rang, in order
+    named: set[str] = field(default_factory=set)  # every extension the call involved
 
     def visible(self) -> set[str]:
         if self.talking is not None:
@@ -228,26 +303,35 @@ class _Timeline:
     def apply(self, fact: Fact) -> None:
         data = fact.data
         if fact.type == RINGING:
-            extensions = {e for e in (_ext(x) for x in data.get("extensions") or []) if e}
+            ordered = [e for e in (_ext(x) for x in data.get("extensions") or []) if e]
+            extensions = set(ordered)
+            self.named |= extensions
+            if ordered:
+                self.ring_waves.append(ordered)
             if self.talking is not None:
                 self.consulting = extensions - {self.talking}
+                self.connected &= {self.talking}
             else:
                 self.ringing = extensions
         elif fact.type == ANSWERED:
             ext = _ext(data.get("extension"))
             if ext is None:
                 return
+            self.named.add(ext)
             if self.talking is not None and ext != self.talking and self.last_connected is not None:
                 # Someone else picks up while an agent talks to the client: a consultation.
                 self.consulting = {ext}
+                self.connected = {self.talking, ext}
                 return
             self.talking = ext
             self.last_connected = ext
             self.ringing = set()
             self.consulting.discard(ext)
+            self.connected = {ext}
         elif fact.type == TRANSFERRED:
             source = _ext(data.get("from_extension"))
             target = _ext(data.get("to_extension"))
+            self.named |= {e for e in (source, target) if e}
             if target is None:
                 return
             if data.get("kind") == "attended":
@@ -256,12 +340,15 @@ class _Timeline:
                 self.last_connected = target
                 self.consulting = set()
                 self.ringing = set()
+                self.connected = {target}
             else:
                 # Blind: the transferer drops out at once, the target's phone rings.
                 if self.talking == source or source is None:
                     self.talking = None
                 self.consulting = set()
+                self.connected = set()
                 self.ringing = {target}
+                self.ring_waves.append([target])
 
 
 def status_code_for(disposition: str, *, outbound: bool, sip_code: Any = None) -> str:
@@ -280,6 +367,37 @@ def _iso_with_offset(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds")
 
 
+def crm_create_for(policy: Policy, call_type: int) -> bool:
+    """Whether register asks Bitrix24 to create a CRM entity for an unknown number of this call type."""
+    if policy.crm_create == CRM_CREATE_BOTH:
+        return True
+    if policy.crm_create == CRM_CREATE_OUTGOING:
+        return call_type == TYPE_OUTGOING
+    if policy.crm_create == CRM_CREATE_INCOMING:
+        return call_type in (TYPE_INCOMING, TYPE_CALLBACK)
+    return False
+
+
+def missed_call_owner(policy: Policy, *, last_rang: int | None = None) -> tuple[int | None, str]:
+    """(owner, the ``MISSED_CALL_OWNER_CHAIN`` link that named them) of an incoming call nobody answered."""
+    if policy.missed_call_strategy == MISSED_FIXED:
+        by_strategy = policy.missed_call_user
+    elif policy.missed_call_strategy == MISSED_LAST_RANG:
+        by_strategy = last_rang
+    else:
+        by_strategy = policy.client_responsible
+    links = {
+        OWNER_STRATEGY: by_strategy,
+        OWNER_LINE: policy.line_missed_call_owner,
+        OWNER_PORTAL_DEFAULT: policy.default_user,
+        OWNER_INSTALLER: policy.installer_user,
+    }
+    for link in MISSED_CALL_OWNER_CHAIN:
+        if policy.registers(links[link]):
+            return links[link], link
+    return None, ""
+
+
 def line_raw_of(facts: Iterable[Fact], preset: str | None) -> str:
     """The call's line as given: ``call.started``'s ``line_number``, else the one preset on the call."""
     started = _first(sorted(facts, key=Fact.sort_key), STARTED)
@@ -296,7 +414,7 @@ def derive(call: CallInput, policy: Policy) -> Desired:
     facts = sorted(call.facts, key=Fact.sort_key)
     started = _first(facts, STARTED)
     ended = _first(facts, ENDED)
-    recording = _last(facts, RECORDING_READY)
+    recording = _last(facts, RECORDING_READY) if policy.recordings else None
 
     if started is None:
         if call.origin == ORIGIN_PBX:
@@ -325,17 +443,19 @@ def derive(call: CallInput, policy: Policy) -> Desired:
     unmapped: set[str] = set()
 
     def user_of(ext: str | None) -> int | None:
+        """The user behind an extension, for this call: None for nobody or a user not registered."""
         if ext is None:
             return None
         user = policy.users_by_extension.get(ext)
         if user is None:
             unmapped.add(ext)
-        return user
+        return user if policy.registers(user) else None
 
     agent_ext = _ext(data.get("extension"))
+    routed = call.routed_user_id if policy.registers(call.routed_user_id) else None
     register_user = (
-        user_of(agent_ext) or call.origin_user_id or call.routed_user_id or policy.default_user
-        or policy.missed_call_owner
+        user_of(agent_ext) or call.origin_user_id or routed or policy.line_default_user or policy.default_user
+        or policy.installer_user
     )
 
     register: dict[str, Any] | None = None
@@ -353,10 +473,12 @@ def derive(call: CallInput, policy: Policy) -> Desired:
                                              max_digits=policy.extension_max_digits),
             "TYPE": call_type,
             "CALL_START_DATE": _iso_with_offset(started.occurred_at),
-            "CRM_CREATE": 1 if policy.crm_create else 0,
+            "CRM_CREATE": 1 if crm_create_for(policy, call_type) else 0,
             "SHOW": 0,
             "ADD_TO_CHAT": 1 if policy.add_to_chat else 0,
         }
+        if policy.line_crm_source:
+            register["CRM_SOURCE"] = policy.line_crm_source
         if call_type in (TYPE_INCOMING, TYPE_CALLBACK) and line_raw:
             number = line_number_of(line_raw, policy)
             if number in policy.company_lines:
@@ -369,6 +491,8 @@ def derive(call: CallInput, policy: Policy) -> Desired:
             register["CRM_ENTITY_ID"] = call.crm_entity_id
 
     timeline = _Timeline()
+    if agent_ext is not None:
+        timeline.named.add(agent_ext)
     if outbound and agent_ext is not None:
         timeline.talking = agent_ext
     for fact in facts:
@@ -376,14 +500,18 @@ def derive(call: CallInput, policy: Policy) -> Desired:
             break
         timeline.apply(fact)
 
+    skip_reason = _skip_reason(call, policy, timeline)
     answered_by = timeline.last_connected
+    # Every extension the call named that maps to nobody (for the admin), whoever the cards went to.
+    unmapped |= {ext for ext in timeline.named if ext not in policy.users_by_extension}
 
     if ended is None and call.forced_end is None:
-        cards = frozenset(u for u in (user_of(e) for e in sorted(timeline.visible())) if u is not None)
+        cards = frozenset(u for u in (_card_user(e, timeline, policy, user_of) for e in sorted(timeline.visible()))
+                          if u is not None)
         return Desired(
             phase=Phase.LIVE, register=register, line=line, undeclared_line=undeclared_line, cards=cards,
-            recording=recording,
-            answered_by=answered_by, unmapped_extensions=frozenset(unmapped),
+            recording=recording, answered_by=answered_by, unmapped_extensions=frozenset(unmapped),
+            skip_reason=skip_reason,
         )
 
     if ended is not None:
@@ -404,12 +532,16 @@ def derive(call: CallInput, policy: Policy) -> Desired:
         cost = currency = vote = None
         disposition = ""
 
+    needs_responsible = False
     if answered_by is not None:
-        finish_user = user_of(answered_by) or register_user
+        finish_user, source = user_of(answered_by) or register_user, "answered"
     elif outbound:
-        finish_user = user_of(agent_ext) or call.origin_user_id or register_user
+        finish_user, source = user_of(agent_ext) or call.origin_user_id or register_user, "dialled"
     else:
-        finish_user = policy.missed_call_owner or register_user
+        last_rang = next((u for wave in reversed(timeline.ring_waves) for u in map(user_of, wave) if u), None)
+        finish_user, source = missed_call_owner(policy, last_rang=last_rang)
+        needs_responsible = (policy.missed_call_strategy == MISSED_RESPONSIBLE
+                             and not policy.client_responsible_known)
 
     finish = _finish_params(
         user=finish_user, duration=duration, status_code=status, failed_reason=failed_reason,
@@ -420,7 +552,34 @@ def derive(call: CallInput, policy: Policy) -> Desired:
         finish=finish,
         recording=recording, answered_by=answered_by, unmapped_extensions=frozenset(unmapped),
         ended_by=ended, answer_unknown=ended is not None and disposition == "answered" and answered_by is None,
+        skip_reason=skip_reason, needs_client_responsible=needs_responsible and not skip_reason,
+        finish_user_source=source,
     )
+
+
+def _skip_reason(call: CallInput, policy: Policy, timeline: _Timeline) -> str:
+    """Why this call is not to be registered, or "" (see the module docstring)."""
+    if call.origin != ORIGIN_PBX:
+        return ""  # started from Bitrix24 (click-to-call, a callback form): always recorded there
+    if not policy.line_enabled:
+        return "the line is switched off"
+    if not policy.users_not_registered:
+        return ""
+    users = {u for u in (policy.users_by_extension.get(ext) for ext in timeline.named) if u is not None}
+    if users and users <= policy.users_not_registered:
+        return "calls of " + ", ".join(f"user {u}" for u in sorted(users)) + " are not registered"
+    return ""
+
+
+def _card_user(ext: str, timeline: _Timeline, policy: Policy, user_of: Any) -> int | None:
+    """The user who sees the card for ``ext`` now (their card mode allowing), or None."""
+    user = user_of(ext)
+    if user is None:
+        return None
+    mode = policy.card_mode(user)
+    if mode == CARD_NEVER or (mode == CARD_ANSWER and ext not in timeline.connected):
+        return None
+    return user
 
 
 def _finish_params(*, user: int | None, duration: int, status_code: str, failed_reason: str, policy: Policy,
@@ -469,6 +628,8 @@ def plan(desired: Desired, achieved: Achieved, *, hold_finish: bool = False) -> 
     steps: list[Step] = []
     if desired.phase in (Phase.EMPTY, Phase.WAITING_FOR_START, Phase.IGNORED):
         return steps
+    if desired.skip_reason and achieved.b24_call_id is None:
+        return steps
     if achieved.b24_call_id is None:
         if desired.register is None:
             # Click-to-call without the CALL_ID Bitrix24 gave us: nothing can be done.
@@ -487,7 +648,7 @@ def plan(desired: Desired, achieved: Achieved, *, hold_finish: bool = False) -> 
     if not achieved.finished:
         if achieved.cards_shown:
             steps.append(Step(StepKind.CARDS, hide=achieved.cards_shown))
-        if hold_finish:
+        if hold_finish or desired.needs_client_responsible:
             return steps
         steps.append(Step(StepKind.FINISH))
     if desired.recording is not None and desired.recording.event_id != achieved.recording_key:

@@ -4,8 +4,11 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView
 
 from ..activity import views as activity
+from ..call_settings.views import CallSettingsView
 from ..connections import views as connections
+from ..employees import views as employees
 from ..help.views import HelpView
+from ..lines import views as lines
 from ..status import views as status
 from ..wizard import views as wizard
 from .session_views import SessionView
@@ -21,6 +24,15 @@ api_v1 = [
     path("connections/<str:connection_id>/test", connections.ConnectionTestView.as_view(),
          name="inportal-connection-test"),
     path("connections/<str:connection_id>/check", connections.CheckView.as_view(), name="inportal-connection-check"),
+    path("employees", employees.EmployeesView.as_view(), name="inportal-employees"),
+    path("employees/unowned-extensions", employees.UnownedExtensionsView.as_view(),
+         name="inportal-employees-unowned"),
+    path("employees/sync", employees.EmployeesSyncView.as_view(), name="inportal-employees-sync"),
+    path("employees/<int:user_id>", employees.EmployeeView.as_view(), name="inportal-employee"),
+    path("lines", lines.LinesView.as_view(), name="inportal-lines"),
+    path("lines/undeclared", lines.UndeclaredLinesView.as_view(), name="inportal-lines-undeclared"),
+    path("lines/<int:line_id>", lines.LineView.as_view(), name="inportal-line"),
+    path("settings", CallSettingsView.as_view(), name="inportal-settings"),
     path("help", HelpView.as_view(), name="inportal-help"),
     path("calls", activity.CallsView.as_view(), name="inportal-calls"),
     path("calls/undelivered", activity.UndeliveredView.as_view(), name="inportal-calls-undelivered"),

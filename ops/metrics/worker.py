@@ -52,7 +52,12 @@ class MetricsExporterStep(bootsteps.StartStopStep):
         if not port:
             return
         host = os.environ.get("METRICS_WORKER_HOST", "0.0.0.0")  # noqa: S104 (inside the deployment's network)
-        self.server = make_server(host, port, metrics_app, handler_class=_QuietHandler)
+        try:
+            self.server = make_server(host, port, metrics_app, handler_class=_QuietHandler)
+        except OSError:
+            # Tasks matter more than their metrics: the worker runs on, loudly without its exporter.
+            logger.exception("worker metrics cannot listen on %s:%s", host, port)
+            return
         threading.Thread(target=self.server.serve_forever, name="metrics-exporter", daemon=True).start()
         logger.info("worker metrics on %s:%s/metrics", host, port)
 

@@ -16,7 +16,7 @@ import pytest
 from pbx_api_fixtures import DjangoClientTransport
 
 from calls.connections.services import create_connection
-from calls.models import LineRouting, OriginateCommand, PbxConnection, PbxLine
+from calls.models import LineSettings, OriginateCommand, PbxConnection, PbxLine
 from pbxsim import PbxSimulator
 from pbxsim.scenarios import ScenarioParams, build, play
 from pbxsim.server import SimServer
@@ -101,9 +101,9 @@ def connect_pbx(portal: Any, server: SimServer, client: Any, *, name: str = "Mai
     return Pbx(connection, issued.secret, server, client, list(lines))
 
 
-def line_routing(pbx: Pbx, number: str, **fields: Any) -> LineRouting:
+def line_routing(pbx: Pbx, number: str, **fields: Any) -> LineSettings:
     line = PbxLine.objects.get(connection=pbx.connection, number=number)
-    routing, _ = LineRouting.objects.update_or_create(line=line, defaults=fields)
+    routing, _ = LineSettings.objects.update_or_create(line=line, defaults=fields)
     return routing
 
 

@@ -10,6 +10,7 @@ from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings
 from call_scenario_fixtures import AGENTS, CLIENT, LINE, drive, make_phone_portal
 
 from calls.models import Call, DeadLetter, ExtensionOverride, PbxEvent
+from calls.settings import services
 from calls.sync import reconciler
 
 
@@ -71,8 +72,8 @@ def test_line_is_registered_as_an_external_line_before_the_incoming_call(phone):
 
 
 def test_missed_call_is_one_record_under_the_missed_call_owner(phone):
-    phone.portal.settings = {**phone.portal.settings, "missed_call_owner_id": AGENTS["103"]}
-    phone.portal.save(update_fields=["settings"])
+    services.update_portal_settings(phone.portal.pk, {"missed_call_owner": {"strategy": "fixed",
+                                                                            "user_id": AGENTS["103"]}})
     scenario = phone.scenario("missed_call")
     phone.play(scenario)
     drive()
@@ -85,7 +86,7 @@ def test_missed_call_is_one_record_under_the_missed_call_owner(phone):
     assert b24["visible_to"] == []
 
 
-def test_missed_call_without_an_owner_setting_goes_to_the_registering_user(phone):
+def test_missed_call_nobody_owns_falls_back_to_the_installing_admin(phone):
     scenario = phone.scenario("missed_call")
     phone.play(scenario)
     drive()
@@ -263,8 +264,7 @@ def test_unmapped_agent_falls_back_to_the_default_user_and_is_remembered(phone):
 
 
 def test_crm_create_follows_the_portal_setting(phone):
-    phone.portal.settings = {**phone.portal.settings, "crm_create": False}
-    phone.portal.save(update_fields=["settings"])
+    services.update_portal_settings(phone.portal.pk, {"crm_create": "off"})
     scenario = phone.scenario("missed_call")
     phone.play(scenario)
     drive()

@@ -9,6 +9,7 @@ from click_to_call_fixtures import connect_pbx, line_routing
 
 from calls.models import Call, OriginateCommand
 from calls.originate.callbacks import request_id_for_event
+from calls.settings import services
 from portals.models import Bitrix24Event
 
 LINE = "+74951234567"
@@ -81,8 +82,7 @@ def test_portal_callback_agent_is_used_when_the_line_has_none(installed_portal, 
     b24 = installed_portal.b24
     b24.users[1].timeman_status = "CLOSED"
     portal = installed_portal.portal
-    portal.settings = {**portal.settings, "callback_user_id": 2}
-    portal.save(update_fields=["settings"])
+    services.update_portal_settings(portal.pk, {"callback_user_id": 2})
     pbx = connect_pbx(portal, pbx_server, client, lines=(LINE,))
     with run_tasks_inline():
         sandbox.submit_callback_form(b24, "+7 903 111-22-33", line=LINE)

@@ -14,7 +14,7 @@ from django.db import models
 
 from calls.models import Call, ExtensionOverride, OriginateCommand, PbxConnection, PbxLine
 from calls.originate import commands
-from calls.routing.configuration import set_line_routing
+from calls.settings import services
 from pbxsim.wav import wav_bytes
 from portals.models import Bitrix24Event, Portal, RestCallLog
 
@@ -69,10 +69,13 @@ def files_of(phone) -> list[Path]:
 
 
 def use_everything(phone, sandbox) -> None:
-    """A portal in use: calls with recordings, lines and their routing, /route decisions, overrides,
-    an originate command, a dead letter, webhook receipts, the extension directory."""
+    """A portal in use: calls with recordings, lines and their settings, /route decisions, overrides,
+    an originate command, a dead letter, webhook receipts, the extension directory, call settings."""
     assert phone.sim.put_lines([{"number": LINE, "name": "Sales"}]).response.status == 200
-    set_line_routing(PbxLine.objects.get(connection=phone.connection), default_extension="102")
+    line = PbxLine.objects.get(connection=phone.connection)
+    services.update_line_settings(phone.portal.pk, line.pk, {"default_extension": "102"})
+    services.update_portal_settings(phone.portal.pk, {"crm_create": "incoming"})
+    services.update_user_settings(phone.portal.pk, AGENTS["103"], {"card_mode": "answer"})
     assert phone.sim.route(CLIENT, LINE).response.status == 200
     answered = phone.scenario("ring_group_second_answers", seed=3)
     phone.play(answered)
@@ -115,7 +118,7 @@ def test_uninstall_with_clean_leaves_no_row_and_no_recording_file_of_the_portal(
     # The test means something only if the portal really had data everywhere calls stores some.
     assert used >= {
         "calls.Call", "calls.PbxEvent", "calls.PbxConnection", "calls.ConnectionSecret", "calls.PbxLine",
-        "calls.LineRouting", "calls.ExtensionOverride", "calls.ExtensionDirectory", "calls.RouteDecision",
+        "calls.LineSettings", "calls.PortalCallSettings", "calls.UserCallSettings", "calls.ExtensionOverride", "calls.ExtensionDirectory", "calls.RouteDecision",
         "calls.OriginateCommand", "calls.DeadLetter", "calls.PbxWebhookReceipt", "portals.PortalCredential",
     }, before
     assert files_of(phone)

@@ -32,8 +32,8 @@ from calls.models import (
     RouteDecision,
 )
 from calls.pbx_api import signing
-from calls.routing.configuration import set_line_routing
 from calls.routing.lookup import forget_number
+from calls.settings.services import update_line_settings
 from pbxsim.server import SimServer
 from portals.models import Portal
 
@@ -158,6 +158,10 @@ def later(monkeypatch):
 
 def line_routing_for(connection: PbxConnection, **fields):
     return set_line_routing(PbxLine.objects.get(connection=connection, number=LINE), **fields)
+
+
+def set_line_routing(line: PbxLine, **fields):
+    return update_line_settings(line.connection.portal_id, line.pk, fields)
 
 
 def _internal(sim, **kwargs) -> tuple[int, dict]:
@@ -398,8 +402,8 @@ def test_invalidation_receivers_are_connected_in_a_process_that_only_set_django_
     code = (
         "import django; django.setup()\n"
         "from django.db.models.signals import post_delete, post_save\n"
-        "from calls.models import LineRouting, PbxLine\n"
-        "assert all(s.has_listeners(m) for s in (post_save, post_delete) for m in (LineRouting, PbxLine))\n"
+        "from calls.models import LineSettings, PbxLine\n"
+        "assert all(s.has_listeners(m) for s in (post_save, post_delete) for m in (LineSettings, PbxLine))\n"
     )
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "telephony_app.settings"}

@@ -13,8 +13,8 @@ MSK = timezone(timedelta(hours=3))
 T0 = datetime(2026, 3, 7, 10, 20, 30, tzinfo=MSK)
 USERS = {"101": 11, "102": 12, "103": 13}
 LINE = "+74951234567"  # the PBX declared it: a company line
-POLICY = Policy(default_country="RU", users_by_extension=USERS, missed_call_owner=99, default_user=1,
-                company_lines=frozenset({LINE}))
+POLICY = Policy(default_country="RU", users_by_extension=USERS, missed_call_strategy="fixed", missed_call_user=99,
+                default_user=1, company_lines=frozenset({LINE}))
 
 
 def fact(seconds: int, type_: str, event_id: str | None = None, **data) -> Fact:
@@ -81,7 +81,7 @@ def test_outgoing_call_registers_type_1_under_the_dialling_agent_without_line_nu
 
 
 def test_crm_create_follows_the_portal_setting():
-    desired = derive(inbound_started(), policy=Policy(users_by_extension=USERS, default_user=1, crm_create=False))
+    desired = derive(inbound_started(), policy=Policy(users_by_extension=USERS, default_user=1, crm_create="off"))
     assert desired.register["CRM_CREATE"] == 0
 
 
@@ -206,13 +206,6 @@ def test_missed_call_goes_to_the_missed_call_owner_once():
     assert desired.finish == {"USER_ID": 99, "DURATION": 0, "STATUS_CODE": "304", "ADD_TO_CHAT": 1}
     assert [s.kind for s in sm.plan(desired, Achieved(b24_call_id="c", line_registered=True))].count(
         StepKind.FINISH) == 1
-
-
-def test_missed_call_without_an_owner_setting_goes_to_the_registering_user():
-    policy = Policy(users_by_extension=USERS, default_user=1)
-    desired = derive(inbound_started(extension="103"), fact(30, sm.ENDED, disposition="no_answer", talk_seconds=0),
-                     policy=policy)
-    assert desired.finish["USER_ID"] == 13
 
 
 def test_busy_outgoing_call_finishes_under_the_dialling_agent_with_486():

@@ -19,7 +19,7 @@ from calls.sync import state_machine as sm
 from calls.sync.state_machine import Achieved, CallInput, Fact, Policy, StepKind
 
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
-POLICY = Policy(users_by_extension={"101": 11, "102": 12, "103": 13}, missed_call_owner=99, default_user=1)
+POLICY = Policy(users_by_extension={"101": 11, "102": 12, "103": 13}, missed_call_strategy="fixed", missed_call_user=99, default_user=1)
 
 
 def f(sec: int, type_: str, **data) -> Fact:

@@ -16,6 +16,7 @@ QUEUED_NAMES = {
     "calls.routing_tasks.warm_route_cache": "calls.routing.tasks",
     "calls.routing_tasks.prune_route_decisions_task": "calls.routing.tasks",
     "calls.recordings.tasks.remove_stale_temp_files": "calls.recordings.tasks",
+    "calls.extensions.tasks.sync_extensions": "calls.extensions.tasks",
 }
 
 

@@ -5,7 +5,7 @@
 * the PBX is the simulator: signed events over HTTP to the live server, recordings from its own server.
 
 Star-importing this module brings in the fixtures ``recordings``, ``phone`` (a ``LivePhone``; a test module
-may override ``portal_settings`` to add to the portal's settings) and ``worker`` (the first real worker);
+may override ``portal_settings`` to change the portal's call settings) and ``worker`` (the first real worker);
 helpers are imported by name. Workers are started and stopped by ``benchmarks.harness``.
 """
 
@@ -129,7 +129,8 @@ def make_live_phone(sandbox_server: Any, live_server: Any, recordings: SimServer
 
 @pytest.fixture
 def portal_settings() -> dict[str, Any]:
-    """Added to ``Portal.settings`` of the ``phone`` portal (override in a test module)."""
+    """Call settings of the ``phone`` portal, as the app sets them (``calls.settings.services.update_portal_settings``;
+    override in a test module)."""
     return {}
 
 
@@ -141,8 +142,9 @@ def phone(sandbox_server, live_server, recordings, settings, monkeypatch, portal
     settings.RECORDINGS_ALLOW_HTTP = True
     phone = make_live_phone(sandbox_server, live_server, recordings)
     if portal_settings:
-        phone.portal.settings = {**phone.portal.settings, **portal_settings}
-        phone.portal.save(update_fields=["settings"])
+        from calls.settings.services import update_portal_settings
+
+        update_portal_settings(phone.portal.pk, portal_settings)
     return phone
 
 

@@ -31,7 +31,7 @@ SPEED = {"ended_before_started": 2.0, "late_recording": 60.0, "duplicated_and_re
 
 @pytest.fixture
 def portal_settings():
-    return {"missed_call_owner_id": MISSED_OWNER}
+    return {"missed_call_owner": {"strategy": "fixed", "user_id": MISSED_OWNER}}
 
 
 def test_every_scripted_scenario_ends_in_the_expected_bitrix24_state(phone, worker):

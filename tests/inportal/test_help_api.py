@@ -33,3 +33,13 @@ def test_without_a_translation_the_english_instruction_is_shown(sandbox, install
     answer = FrameApi(open_page(sandbox, installed_portal.b24, user_id=2).token).get("help").json()
 
     assert answer["lang"] == "en"
+
+
+def test_help_serves_the_instruction_of_the_marketplace_card(sandbox, installed_portal, settings):
+    from pathlib import Path
+
+    folder = Path(settings.BASE_DIR) / "docs" / "marketplace"
+    for lang in ("en", "ru"):
+        installed_portal.b24.lang = lang
+        answer = FrameApi(open_page(sandbox, installed_portal.b24, user_id=2).token).get("help").json()
+        assert answer == {"lang": lang, "markdown": (folder / f"setup.{lang}.md").read_text(encoding="utf-8")}

@@ -10,6 +10,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from celery import current_app
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -23,7 +24,20 @@ from tests.conftest import child_env, wait_until
 
 REGISTER = "telephony.externalcall.register"
 FINISH = "telephony.externalcall.finish"
-WORKER_METRICS_PORT = 8171
+WORKER_METRICS_PORTS = range(8171, 8180)
+
+
+def free_port() -> int:
+    import socket
+
+    for port in WORKER_METRICS_PORTS:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise AssertionError(f"no free port in {WORKER_METRICS_PORTS}")
 
 
 def value(name: str, **labels: str) -> float:
@@ -131,12 +145,13 @@ def test_metrics_need_the_token_or_a_direct_local_client(client, settings):
 def test_a_prefork_worker_adds_up_its_children_on_its_own_metrics_port(transactional_db, tmp_path):
     from benchmarks import harness
 
-    port = WORKER_METRICS_PORT
+    port = free_port()
     env = child_env(METRICS_WORKER_PORT=str(port), METRICS_WORKER_HOST="127.0.0.1",
                     PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "prom"), METRICS_TOKEN="worker-scrape-token",
                     METRICS_ALLOWED_NETWORKS="192.0.2.0/24")  # not loopback: the token is needed
     (tmp_path / "prom").mkdir()
     (tmp_path / "prom" / "counter_999999.db").write_bytes(b"left over from a previous run")
+    current_app.control.purge()  # messages earlier tests left (replays, follow-ups) are not this test's
     worker = harness.start_celery_worker(tmp_path / "metrics-worker.log", env, name="metrics@%h", concurrency=2)
     try:
         from portals.tasks import sweep_bitrix24_events
@@ -155,13 +170,14 @@ def test_a_prefork_worker_adds_up_its_children_on_its_own_metrics_port(transacti
                         return sample.value
             return 0.0
 
-        assert wait_until(lambda: scraped() >= 4, timeout=60, what="the worker's counters")
+        assert wait_until(lambda: scraped() >= 4, timeout=120, what="the worker's counters")
         assert not (tmp_path / "prom" / "counter_999999.db").exists()  # emptied at start
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)
         assert refused.value.code == 403
     finally:
         harness.stop_process_group(worker)
+        current_app.control.purge()
 
 
 def test_the_dashboard_and_prometheus_config_name_only_metrics_the_service_exports(phone, client):

@@ -1,15 +1,20 @@
-"""Show or change a line's routing fallback and callback agent, or the portal's callback agent."""
+"""Show or change a line's routing fallback and callback agent, or the portal's callback agent.
+
+The same settings as the app's Lines and Call handling pages, through the same services
+(``calls.settings.services``): the same validation, the same effect on the next call.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from calls import phones
-from calls.models import LineRouting, PbxConnection, PbxLine
-from calls.routing.configuration import set_line_routing, set_portal_callback_agent
+from calls import dispatch, phones
+from calls.models import PbxConnection, PbxLine
+from calls.settings import selectors, services
 from portals.models import Portal
 
 
@@ -32,12 +37,11 @@ class Command(BaseCommand):
                 portal = Portal.objects.filter(member_id=options["portal"]).first()
                 if portal is None:
                     raise CommandError(f"no portal with member_id {options['portal']!r}")
-                set_portal_callback_agent(portal, options["callback_user"])
-                self.stdout.write(json.dumps({"portal": portal.member_id,
-                                              "callback_user_id": portal.settings.get("callback_user_id")}))
+                shown = services.update_portal_settings(portal.pk, {"callback_user_id": options["callback_user"]}).view
+                self.stdout.write(json.dumps({"portal": portal.member_id, "callback_user_id": shown["callback_user_id"]}))
                 return
             line = self._line(options["connection"], options["line"])
-            changes = {}
+            changes: dict[str, Any] = {}
             if options["default_extension"] is not None:
                 changes["default_extension"] = options["default_extension"]
             if options["default_user"] is not None:
@@ -46,17 +50,22 @@ class Command(BaseCommand):
                 changes["callback_user_id"] = options["callback_user"]
             if options["crm_routing"] is not None:
                 changes["route_to_responsible"] = options["crm_routing"] == "on"
-            routing = set_line_routing(line, **changes) if changes else (
-                LineRouting.objects.filter(line=line).first() or LineRouting(line=line)
-            )
+            portal_id = line.connection.portal_id
+            if changes:
+                saved = services.update_line_settings(portal_id, line.pk, changes)
+                dispatch.queue(saved.follow_ups)
+                shown = saved.view
+            else:
+                shown = selectors.line(portal_id, line.pk)
         except ValidationError as exc:
-            raise CommandError("; ".join(exc.messages)) from exc
+            raise CommandError("; ".join(f"{field}: {' '.join(messages)}"
+                                         for field, messages in exc.message_dict.items())) from exc
         self.stdout.write(json.dumps({
             "line": line.number,
-            "route_to_responsible": routing.route_to_responsible,
-            "default_extension": routing.default_extension,
-            "default_user_id": routing.default_user_id,
-            "callback_user_id": routing.callback_user_id,
+            "route_to_responsible": shown["route_to_responsible"],
+            "default_extension": shown["default_extension"] or "",
+            "default_user_id": shown["default_user_id"],
+            "callback_user_id": shown["callback_user_id"],
         }))
 
     @staticmethod
@@ -67,7 +76,8 @@ class Command(BaseCommand):
         if connection is None:
             raise CommandError(f"no connection {connection_id!r}")
         normalized = phones.normalize(number, connection.portal.default_country)
-        line = PbxLine.objects.filter(connection=connection, number__in={number, normalized}).first()
+        line = (PbxLine.objects.select_related("connection")
+                .filter(connection=connection, number__in={number, normalized}, removed_at__isnull=True).first())
         if line is None:
             raise CommandError(f"connection {connection_id} has no line {number!r}")
         return line
