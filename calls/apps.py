@@ -30,3 +30,7 @@ class CallsConfig(AppConfig):
         portal_data_purge_requested.connect(receivers.portal_purge_requested, dispatch_uid="calls.portal_purge")
         event_handlers.register("ONEXTERNALCALLSTART", bitrix24_events.handle_click_to_call)
         event_handlers.register("ONEXTERNALCALLBACKSTART", bitrix24_events.handle_callback)
+
+        from calls.originate import targets, transport
+
+        transport.policy_provider = targets.policy_from_settings

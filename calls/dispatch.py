@@ -8,20 +8,22 @@ from calls.lines.tasks import sync_pbx_lines
 from calls.originate.tasks import send_originate_command
 from calls.sync import dead_letters
 from calls.sync.tasks import process_pbx_event, sync_call
+from telephony_app.dispatch import send_after_commit
 
 
 def queue(follow_ups: FollowUps) -> None:
-    """Each task once the current transaction commits (at once outside a transaction)."""
+    """Each task once the current transaction commits (at once outside a transaction). A broker that is
+    down does not fail what was committed (``telephony_app.dispatch``): the sweepers send it later."""
     for pk in follow_ups.process_events:
-        process_pbx_event.delay_on_commit(pk)
+        send_after_commit(process_pbx_event, pk)
     for pk in follow_ups.sync_calls:
-        sync_call.delay_on_commit(pk)
+        send_after_commit(sync_call, pk)
     for pk in follow_ups.send_commands:
-        send_originate_command.delay_on_commit(pk)
+        send_after_commit(send_originate_command, pk)
     for pk in follow_ups.sync_lines:
-        sync_pbx_lines.delay_on_commit(pk)
+        send_after_commit(sync_pbx_lines, pk)
     for pk in follow_ups.sync_extensions:
-        sync_extensions.delay_on_commit(pk)
+        send_after_commit(sync_extensions, pk)
 
 
 def replay_dead_letter(pk: int) -> bool:

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from html import escape
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from .client import PbxSimulator
 
@@ -105,6 +105,9 @@ def page(server: SimServer, message: str = "", ok: bool = True) -> str:
             f"{escape(p.app_url)}</h2><p>Enter these in the wizard (<i>Enter what your PBX tells you</i>):</p>"
             f'<dl><dt>Command URL</dt><dd><code class=command-url>{escape(server.originate_url(p.connection_id))}'
             "</code></dd><dt>Recording downloads</dt><dd>No login needed</dd>"
+            # The connector downloads recordings only from hosts listed for the connection.
+            f"<dt>Recording host</dt><dd><code class=recording-host>"
+            f"{escape(urlsplit(server.recording_base_url).hostname or '')}</code></dd>"
             f"<dt>External line</dt><dd><code>{escape(p.line_number)}</code> ({escape(p.line_name)})</dd></dl></section>"
         )
     parts.append("</main></body></html>")

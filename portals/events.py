@@ -11,7 +11,7 @@ import logging
 from datetime import timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -20,6 +20,7 @@ import logcontext
 from b24client import errors, phparray, redact
 
 from .errors import EventRejected, InstallRejected
+from .event_checks import check_telephony_event
 from .event_handlers import TELEPHONY_EVENTS, handler_for
 from .install import offer_from_event_auth, save_install, setup_portal, verify_offer
 from .models import Bitrix24Event, Portal
@@ -81,10 +82,15 @@ def authenticate(payload: dict[str, Any]) -> Portal:
     return portal
 
 
-def _store(portal: Portal, payload: dict[str, Any]) -> Bitrix24Event:
-    return Bitrix24Event.objects.create(
-        portal=portal, event=payload["event"], payload=strip_secrets(payload), next_attempt_at=timezone.now()
-    )
+def _store(portal: Portal, payload: dict[str, Any], replay_key: str | None = None) -> Bitrix24Event:
+    try:
+        with transaction.atomic():
+            return Bitrix24Event.objects.create(
+                portal=portal, event=payload["event"], payload=strip_secrets(payload), next_attempt_at=timezone.now(),
+                replay_key=replay_key,
+            )
+    except IntegrityError as exc:  # the same event twice at once: only one is kept
+        raise EventRejected("this event was already received", status=409) from exc
 
 
 def accept_event(body: bytes, *, source: str = "") -> Bitrix24Event:
@@ -111,8 +117,9 @@ def accept_event(body: bytes, *, source: str = "") -> Bitrix24Event:
     portal = authenticate(payload)
     if name == "ONAPPUNINSTALL":
         return _accept_uninstall(portal, payload, source)
+    key = check_telephony_event(portal, payload, source=source) if name in TELEPHONY_EVENTS else None
     with transaction.atomic():
-        return _store(portal, payload)
+        return _store(portal, payload, key)
 
 
 def _accept_uninstall(portal: Portal, payload: dict[str, Any], source: str) -> Bitrix24Event:

@@ -103,9 +103,15 @@ class Bitrix24Event(models.Model):
     # For the sweeper: a lost broker message or a killed worker must not lose the event.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     processing_started_at = models.DateTimeField(null=True, blank=True)
+    # Telephony events: sha256 of event, event_handler_id, ts and data (portals.event_checks); a second copy
+    # is a replay, Bitrix24 never sends an event twice. NULL (not "") for other events: unique only when set.
+    replay_key = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
 
     class Meta:
         ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["portal", "replay_key"], name="portals_event_once_per_replay_key"),
+        ]
         indexes = [
             models.Index(fields=["portal", "event", "received_at"]),
             models.Index(fields=["status", "next_attempt_at"]),

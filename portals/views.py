@@ -15,6 +15,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 
 from telephony_app.client_ip import client_ip
+from telephony_app.dispatch import send_after_commit
 
 from . import frame_pages, oauth_connect
 from .errors import EventRejected, InstallRejected, VerificationThrottled
@@ -70,7 +71,7 @@ def events(request: HttpRequest) -> HttpResponse:
     except EventRejected as exc:
         logger.warning("Bitrix24 event refused (%s): %s", exc.status, exc)
         return HttpResponse(str(exc), status=exc.status, content_type="text/plain; charset=utf-8")
-    process_bitrix24_event.delay_on_commit(event.pk)
+    send_after_commit(process_bitrix24_event, event.pk)  # stored means accepted, broker or not
     return HttpResponse(f"accepted {event.pk}", content_type="text/plain; charset=utf-8")
 
 

@@ -63,6 +63,13 @@ BITRIX24_REST_LOG_DAYS = env_int("BITRIX24_REST_LOG_DAYS", 7)
 BITRIX24_VERIFY_LIMIT_PER_SOURCE = env_int("BITRIX24_VERIFY_LIMIT_PER_SOURCE", 20)
 BITRIX24_VERIFY_LIMIT_PER_PORTAL = env_int("BITRIX24_VERIFY_LIMIT_PER_PORTAL", 10)
 BITRIX24_VERIFY_WINDOW_SECONDS = env_int("BITRIX24_VERIFY_WINDOW_SECONDS", 60)
+# Click-to-call and callback events (portals.event_checks): ts at most this far from now (Bitrix24's queue
+# may delay delivery); a click-to-call must carry the clicking user's token (confirmed with app.info);
+# callbacks per portal and per number are limited.
+BITRIX24_EVENT_MAX_AGE = env_int("BITRIX24_EVENT_MAX_AGE", 600)
+BITRIX24_CLICK_TO_CALL_REQUIRE_USER_TOKEN = env_bool("BITRIX24_CLICK_TO_CALL_REQUIRE_USER_TOKEN", True)
+BITRIX24_CALLBACKS_PER_PORTAL_PER_MINUTE = env_int("BITRIX24_CALLBACKS_PER_PORTAL_PER_MINUTE", 30)
+BITRIX24_CALLBACKS_PER_NUMBER_PER_HOUR = env_int("BITRIX24_CALLBACKS_PER_NUMBER_PER_HOUR", 3)
 
 # --- Secrets at rest -----------------------------------------------------------------------
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
@@ -400,12 +407,29 @@ LOGGING = {
 ORIGINATE_BUDGET_SECONDS = float(env_str("ORIGINATE_BUDGET_SECONDS", "15"))
 ORIGINATE_ATTEMPT_TIMEOUT = float(env_str("ORIGINATE_ATTEMPT_TIMEOUT", "5"))
 ORIGINATE_START_TIMEOUT = env_int("ORIGINATE_START_TIMEOUT", 120)
+# Originate URLs (set by portal admins) get the recordings' SSRF guard (calls.originate.targets): public
+# addresses only, https only; an on-premise PBX gets its subnet in ORIGINATE_ALLOWED_PRIVATE_NETWORKS. The two
+# flags are for the sandbox and tests and are refused in production.
+ORIGINATE_ALLOW_PRIVATE_HOSTS = env_bool("ORIGINATE_ALLOW_PRIVATE_HOSTS", False)
+ORIGINATE_ALLOW_HTTP = env_bool("ORIGINATE_ALLOW_HTTP", ORIGINATE_ALLOW_PRIVATE_HOSTS)
+ORIGINATE_ALLOWED_PRIVATE_NETWORKS = env_list("ORIGINATE_ALLOWED_PRIVATE_NETWORKS", "")
+if IS_PRODUCTION and (ORIGINATE_ALLOW_PRIVATE_HOSTS or ORIGINATE_ALLOW_HTTP):
+    raise ImproperlyConfigured(
+        "Refusing to start in production: ORIGINATE_ALLOW_PRIVATE_HOSTS and ORIGINATE_ALLOW_HTTP must be off"
+    )
+# A click-to-call or callback request older than this (its event's ts) is not dialled: the person who asked
+# has given up (e.g. an event stored during an outage and processed late); the call is finished as failed.
+ORIGINATE_CLICK_MAX_AGE = float(env_str("ORIGINATE_CLICK_MAX_AGE", "60"))
+ORIGINATE_CALLBACK_MAX_AGE = float(env_str("ORIGINATE_CALLBACK_MAX_AGE", "300"))
 # /route: wait at most LOOKUP_DEADLINE for Bitrix24, then answer the line's fallback and mark the
 # portal slow for SLOW_SECONDS; CRM lookups stay cached CACHE_SECONDS.
 ROUTE_LOOKUP_DEADLINE = float(env_str("ROUTE_LOOKUP_DEADLINE", "0.5"))
 ROUTE_SLOW_SECONDS = env_int("ROUTE_SLOW_SECONDS", 15)
 ROUTE_CACHE_SECONDS = env_int("ROUTE_CACHE_SECONDS", 120)
 ROUTE_LOOKUP_THREADS = env_int("ROUTE_LOOKUP_THREADS", 8)
+# /route's own statement timeout (PostgreSQL): a hung database answers the PBX's own plan (extension null)
+# within the 1 s promise instead of after DB_STATEMENT_TIMEOUT.
+ROUTE_DB_TIMEOUT = float(env_str("ROUTE_DB_TIMEOUT", "0.7"))
 # Where /route keeps its webhook-id receipts: "cache" (Redis, SET NX with a 24 h expiry) or "database"
 # (PbxWebhookReceipt, like the other endpoints). The file cache used without Redis culls entries.
 PBX_ROUTE_RECEIPTS = env_str("PBX_ROUTE_RECEIPTS", "cache" if REDIS_URL else "database")

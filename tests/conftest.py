@@ -226,11 +226,21 @@ def _calls_finish_without_settle_window(settings):
 
 
 @pytest.fixture(autouse=True)
+def _originate_to_the_simulator(settings):
+    """The PBX simulator answers originate commands on 127.0.0.1 over http: allowed in tests (the guard's
+    own tests switch it back off)."""
+    settings.ORIGINATE_ALLOW_PRIVATE_HOSTS = True
+    settings.ORIGINATE_ALLOW_HTTP = True
+
+
+@pytest.fixture(autouse=True)
 def _verification_limits_out_of_the_way(settings):
-    """Every test posts from 127.0.0.1 and the limiter's counters live in the shared cache: the limits
+    """Every test posts from 127.0.0.1 and the limiters' counters live in the shared cache: the limits
     would leak from one test into the next. Tests of the limits set them (and their own addresses)."""
     settings.BITRIX24_VERIFY_LIMIT_PER_SOURCE = 1_000_000
     settings.BITRIX24_VERIFY_LIMIT_PER_PORTAL = 1_000_000
+    settings.BITRIX24_CALLBACKS_PER_PORTAL_PER_MINUTE = 1_000_000
+    settings.BITRIX24_CALLBACKS_PER_NUMBER_PER_HOUR = 1_000_000
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -306,6 +316,8 @@ def child_env(**extra: str) -> dict[str, str]:
         BITRIX24_ALLOW_HTTP="1" if settings.BITRIX24_ALLOW_HTTP else "0",
         TOKEN_ENCRYPTION_KEYS=",".join(settings.TOKEN_ENCRYPTION_KEYS),
         RECORDINGS_ALLOW_PRIVATE_HOSTS="1" if getattr(settings, "RECORDINGS_ALLOW_PRIVATE_HOSTS", False) else "0",
+        ORIGINATE_ALLOW_PRIVATE_HOSTS="1" if settings.ORIGINATE_ALLOW_PRIVATE_HOSTS else "0",
+        ORIGINATE_ALLOW_HTTP="1" if settings.ORIGINATE_ALLOW_HTTP else "0",
         PYTHONUNBUFFERED="1",
         CELERY_BROKER_NAMESPACE=settings.CELERY_BROKER_NAMESPACE,
     )

@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from calls.connections.auth_epoch import forget_auth_material
 from calls.models import ConnectionSecret, PbxConnection
+from calls.originate.targets import validate_originate_url
 from calls.pbx_api import signing
 from portals.models import Portal
 
@@ -28,15 +28,6 @@ logger = logging.getLogger(__name__)
 class IssuedSecret:
     connection: PbxConnection
     secret: str  # whsec_…; shown once to the PBX admin, never stored in the clear
-
-
-def _check_url(url: str, field: str) -> None:
-    if not url:
-        return
-    try:
-        URLValidator(schemes=["https", "http"])(url)
-    except ValidationError as exc:
-        raise ValidationError({field: f"{url!r} is not an http(s) URL"}) from exc
 
 
 def _new_secret(connection: PbxConnection, now: datetime) -> str:
@@ -59,7 +50,7 @@ def create_connection(
     name = name.strip()
     if not name:
         raise ValidationError({"name": "a connection needs a name"})
-    _check_url(originate_url, "originate_url")
+    validate_originate_url(originate_url)
     now = timezone.now()
     with transaction.atomic():
         # Lock the portal row: two concurrent creations must not both become the default.

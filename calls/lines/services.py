@@ -1,11 +1,11 @@
 """The PBX's external numbers (``PUT …/lines``) and their mirror in Bitrix24 external lines.
 
 ``PUT`` stores the list (normalised to E.164 with the portal's default country) in one
-transaction, then synchronises Bitrix24 right away, inside the request, so the ``200`` shows
-which lines Bitrix24 has (``registered_in_bitrix24``). When Bitrix24 cannot be reached (down,
-rate-limited, tokens dead, portal unpaid) the PUT still succeeds: the list is stored, the
-affected lines say ``false``, and the sync is retried later by ``calls.lines.tasks.sync_pbx_lines``
-(queued by the view) and by the sweeper, which retries ``connections_with_unsynced_lines()``.
+transaction and answers at once: the ``200`` shows each line as it is (``registered_in_bitrix24``
+false for a line Bitrix24 does not have yet). The Bitrix24 side is synchronised by a worker,
+``calls.lines.tasks.sync_pbx_lines`` (queued by the view), never inside the request: a slow portal
+must not hold the PBX's request. When Bitrix24 cannot be reached (down, rate-limited, tokens dead,
+portal unpaid) the sync is retried later by the sweeper (``connections_with_unsynced_lines()``).
 
 The Bitrix24 line ``NUMBER`` is the E.164 form (``+74951234567``), which is what ``LINE_NUMBER``
 must carry in ``telephony.externalCall.register``. A number the PBX stopped listing keeps its row
@@ -143,9 +143,11 @@ def replace_lines(connection: PbxConnection, webhook_id: str, body: bytes) -> Pb
     answer, replayed = answer_once(connection, webhook_id, handle, remember_body=lambda a: a.status != 200)
     if answer.status != 200:
         return answer
+    # Stored, answered, synced by a worker: a slow or unreachable Bitrix24 must not hold the PBX's request
+    # (20 lines against a slow portal took 21 s inline). The 200 shows each line's state as it is now.
     follow_ups = FollowUps()
-    if not replayed and not sync_lines_to_bitrix24(connection.pk).complete:
-        follow_ups.sync_lines.append(connection.pk)  # retried by the task (and by the sweeper)
+    if not replayed:
+        follow_ups.sync_lines.append(connection.pk)  # the task (and the sweeper, if its message is lost)
     return PbxAnswer(200, current_lines(connection), follow_ups)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import secrets
-from urllib.parse import urlsplit
 
 from django.db import models
 from django.db.models import Q
@@ -79,13 +78,10 @@ class PbxConnection(models.Model):
         return f"{self.name} ({self.public_id})"
 
     def allowed_recording_hosts(self) -> set[str]:
-        """Hosts a ``call.recording_ready`` URL may point at; empty means any public host."""
-        hosts = {h.strip().lower().rstrip(".") for h in self.recording_hosts if h and h.strip()}
-        if self.originate_url:
-            host = urlsplit(self.originate_url).hostname
-            if host:
-                hosts.add(host.lower().rstrip("."))
-        return hosts
+        """Hosts a ``call.recording_ready`` URL may point at (empty: none; upload the file instead). Only
+        the list itself: the originate URL's host is not implied, since whoever may set that URL would
+        otherwise also choose where we download from (migration 0009 listed it for existing connections)."""
+        return {h.strip().lower().rstrip(".") for h in self.recording_hosts if h and h.strip()}
 
     def recording_auth_headers(self) -> dict[str, str]:
         """Headers the recording downloader sends to the PBX (never logged)."""

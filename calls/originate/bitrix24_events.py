@@ -12,6 +12,14 @@ from calls.originate.click_to_call import start_click_to_call
 from portals.models import Bitrix24Event
 
 
+def requested_at_of(event: Bitrix24Event) -> float:
+    """When Bitrix24 sent the event: its ``ts`` (checked at intake), else when we received it."""
+    try:
+        return float(event.payload.get("ts"))
+    except (TypeError, ValueError):
+        return event.received_at.timestamp()
+
+
 def _event(event_id: int) -> tuple[Bitrix24Event, dict]:
     event = Bitrix24Event.objects.get(pk=event_id)
     data = event.payload.get("data")
@@ -21,10 +29,10 @@ def _event(event_id: int) -> tuple[Bitrix24Event, dict]:
 def handle_click_to_call(event_id: int) -> None:
     """ONEXTERNALCALLSTART: a user clicked a number in Bitrix24."""
     event, data = _event(event_id)
-    dispatch.queue(start_click_to_call(event.portal_id, data).follow_ups)
+    dispatch.queue(start_click_to_call(event.portal_id, data, requested_at=requested_at_of(event)).follow_ups)
 
 
 def handle_callback(event_id: int) -> None:
     """ONEXTERNALCALLBACKSTART: a CRM form asked to call a visitor back."""
     event, data = _event(event_id)
-    dispatch.queue(start_callback(event.portal_id, event.pk, data).follow_ups)
+    dispatch.queue(start_callback(event.portal_id, event.pk, data, requested_at=requested_at_of(event)).follow_ups)

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from b24client import errors as b24errors
@@ -49,6 +50,7 @@ from calls.originate.click_to_call import (  # the same outcomes as a click-to-c
     event_text,
     extension_for,
     line_owner,
+    too_late,
 )
 from calls.routing import lookup
 from calls.routing.rules import CrmCandidate, choose
@@ -137,8 +139,10 @@ def choose_agent(portal: Portal, connection: PbxConnection, client: str, line_nu
     return Agent(choice.user_id, choice.extension, choice.reason)
 
 
-def start_callback(portal_id: int, event_id: int, data: Mapping[str, Any]) -> Started:
-    """Handle one ONEXTERNALCALLBACKSTART."""
+def start_callback(portal_id: int, event_id: int, data: Mapping[str, Any], *,
+                   requested_at: float | None = None) -> Started:
+    """Handle one ONEXTERNALCALLBACKSTART. Older than ``ORIGINATE_CALLBACK_MAX_AGE`` (``requested_at``: the
+    event's ``ts``) it is recorded as failed, not dialled."""
     request_id = request_id_for_event(event_id)
     if Call.objects.filter(origin_request_id=request_id).exists():
         return Started(DUPLICATE)
@@ -152,7 +156,10 @@ def start_callback(portal_id: int, event_id: int, data: Mapping[str, Any]) -> St
     agent: Agent | None = None
     failure: str | None = None
     params: dict[str, object] = {}
-    if client is None:
+    late = too_late(requested_at, settings.ORIGINATE_CALLBACK_MAX_AGE)
+    if late is not None:
+        failure, params = messages.CALLBACK_TOO_LATE, {"age": late}
+    elif client is None:
         failure, params = messages.BAD_NUMBER, {"number": request.phone_number}
     elif connection is None:
         failure = messages.NO_CONNECTION

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -185,7 +186,23 @@ class Plan:
     params: Mapping[str, object] | None = None
 
 
-def plan_click_to_call(portal: Portal, request: ClickToCall, client: str | None) -> Plan:
+def request_age(requested_at: float | None) -> float:
+    """Seconds since Bitrix24 sent the request (its event ``ts``); 0 when unknown."""
+    return max(0.0, timezone.now().timestamp() - requested_at) if requested_at else 0.0
+
+
+def too_late(requested_at: float | None, max_age: float) -> int | None:
+    """The request's age in whole seconds if it is older than ``max_age`` (the person who asked has given
+    up, e.g. an event stored during an outage and processed now), else None."""
+    age = request_age(requested_at)
+    return int(age) if age > max_age else None
+
+
+def plan_click_to_call(portal: Portal, request: ClickToCall, client: str | None,
+                       requested_at: float | None = None) -> Plan:
+    late = too_late(requested_at, settings.ORIGINATE_CLICK_MAX_AGE)
+    if late is not None:
+        return Plan(failure=messages.TOO_LATE, params={"age": late})
     if client is None:
         return Plan(failure=messages.BAD_NUMBER,
                     params={"number": request.phone_number or request.phone_international})
@@ -204,8 +221,9 @@ def plan_click_to_call(portal: Portal, request: ClickToCall, client: str | None)
     return Plan(connection=connection, extension=extension)
 
 
-def start_click_to_call(portal_id: int, data: Mapping[str, Any]) -> Started:
-    """Handle one ONEXTERNALCALLSTART.
+def start_click_to_call(portal_id: int, data: Mapping[str, Any], *, requested_at: float | None = None) -> Started:
+    """Handle one ONEXTERNALCALLSTART. ``requested_at``: when Bitrix24 sent it (unix s): older than
+    ``ORIGINATE_CLICK_MAX_AGE`` it is finished as failed, not dialled.
 
     The ``Call`` row and what follows from it (the originate command, or the failed finish) are
     written in one transaction, after the slow lookups: a crash in between leaves nothing behind,
@@ -219,7 +237,7 @@ def start_click_to_call(portal_id: int, data: Mapping[str, Any]) -> Started:
     country = portal.default_country
     client = client_e164([request.phone_international, request.phone_number], country)
     line = phones.normalize(request.line_number, country) if request.line_number else ""
-    plan = plan_click_to_call(portal, request, client)
+    plan = plan_click_to_call(portal, request, client, requested_at)
 
     try:
         with transaction.atomic():

@@ -157,8 +157,10 @@ def send_command(command_id: int) -> Outcome:
     elif outcome.status == transport.REFUSED:
         _finish(command, OriginateCommand.Status.REFUSED, attempts=outcome.attempts,
                 http_status=outcome.http_status, detail=outcome.detail)
-        follow_ups = fail_call(command.call_id, messages.PBX_REFUSED, lang=lang,
-                               detail=outcome.detail or f"HTTP {outcome.http_status}")
+        # The PBX's own words stay on the command (admin, support): a Bitrix24 user reads our text only,
+        # so a reply from whatever the URL points at never becomes a read channel into it.
+        code = messages.PBX_REFUSED if outcome.attempts else messages.ORIGINATE_URL_REFUSED
+        follow_ups = fail_call(command.call_id, code, lang=lang, status=outcome.http_status or "")
     else:
         _finish(command, OriginateCommand.Status.UNREACHABLE, attempts=outcome.attempts,
                 http_status=outcome.http_status, detail=outcome.detail)

@@ -14,6 +14,11 @@ Policy (pbx-api.md "Connector to PBX: originate"):
 * Every attempt carries the same ``webhook-id`` (the command's request id), so a PBX that follows
   Standard Webhooks and saw an earlier attempt answers it again instead of dialling twice; the
   timestamp and signature are fresh on each attempt.
+* Where it goes (``TargetPolicy``, netguard): https only, and every address the host resolves to must be
+  public (or in an allow-listed private network); the name is resolved once and the command sent to that
+  address. A portal admin sets the URL, so without this a command (and its reply, which reaches the admin)
+  could be aimed at our own infrastructure. The policy comes from ``policy_provider`` (Django settings, set
+  by ``CallsConfig.ready``).
 """
 
 from __future__ import annotations
@@ -23,10 +28,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import requests
 
 from calls.pbx_api import signing
+from netguard import (
+    AddressRefused,
+    PinnedAddressAdapter,
+    ResolutionFailed,
+    Resolver,
+    pick_public_address,
+    system_resolver,
+)
 
 ACCEPTED: Literal["accepted"] = "accepted"
 REFUSED: Literal["refused"] = "refused"
@@ -38,6 +52,64 @@ CONNECT_TIMEOUT = 3.0
 BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0)
 MIN_USEFUL_ATTEMPT = 0.5  # don't start an attempt with less budget than this left
 _DETAIL_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class TargetPolicy:
+    allow_http: bool = False
+    allow_private: bool = False
+    private_networks: tuple[str, ...] = ()
+    resolver: Resolver = system_resolver
+
+
+def _strict() -> TargetPolicy:
+    return TargetPolicy()
+
+
+# Replaced by CallsConfig.ready() with one that reads the Django settings on every call.
+policy_provider: Callable[[], TargetPolicy] = _strict
+
+
+class TargetRefused(ValueError):
+    """The originate URL may not be used; ``str(exc)`` says why (for the admin, never secrets)."""
+
+
+class TargetUnresolved(TargetRefused):
+    """The host does not resolve (now): nothing can be sent to it."""
+
+
+@dataclass(frozen=True)
+class Target:
+    url: str
+    scheme: str
+    netloc: str
+    host: str
+    address: str
+
+
+def check_target(url: str, policy: TargetPolicy | None = None) -> Target:
+    """Where an originate URL may point, resolved once: raises ``TargetRefused``."""
+    policy = policy or policy_provider()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise TargetRefused("the originate URL is not a valid URL") from exc
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise TargetRefused("the originate URL must be an https:// URL with a host")
+    if parts.scheme == "http" and not policy.allow_http:
+        raise TargetRefused("the originate URL must use https (commands carry signatures and client numbers)")
+    if parts.username or parts.password:
+        raise TargetRefused("the originate URL must not contain credentials")
+    try:
+        address = pick_public_address(parts.hostname, port or (443 if parts.scheme == "https" else 80),
+                                      allow_private=policy.allow_private, private_networks=policy.private_networks,
+                                      resolver=policy.resolver)
+    except AddressRefused as exc:
+        raise TargetRefused(f"the originate URL points to a non-public address: {exc}") from exc
+    except ResolutionFailed as exc:
+        raise TargetUnresolved(f"the originate URL's host does not resolve: {exc}") from exc
+    return Target(url, parts.scheme, parts.netloc, parts.hostname, address)
 
 
 @dataclass(frozen=True)
@@ -81,9 +153,15 @@ def post_originate(
     clock: Callable[[], float] = time.monotonic,
     backoff: Sequence[float] = BACKOFF_SECONDS,
 ) -> OriginateOutcome:
-    """Send one originate command; returns once it is accepted, refused, or the budget is spent."""
+    """Send one originate command; returns once it is accepted, refused, or the budget is spent. A URL the
+    target policy refuses is ``refused`` at once, nothing sent (``detail`` says why)."""
     raw = encode_body(body)
+    try:
+        target = check_target(url)
+    except TargetRefused as exc:
+        return OriginateOutcome(REFUSED, 0, None, str(exc))
     http = session or requests.Session()
+    http.mount(f"{target.scheme}://{target.netloc}", PinnedAddressAdapter(target.host, target.address))
     deadline = clock() + budget_seconds
     attempts = 0
     last_status: int | None = None

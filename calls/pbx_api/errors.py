@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -17,6 +18,10 @@ def pbx_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return Response(exc.answer().body, status=exc.status, headers=headers)
     if isinstance(exc, Http404):
         return Response(error_body("not_found", "Not found."), status=404)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("payload_too_large", "The body is too large."), status=413)
+    if isinstance(exc, SuspiciousOperation):  # TooManyFieldsSent, TooManyFilesSent and the like
+        return Response(error_body("invalid_body", str(exc) or "The request body is not acceptable."), status=400)
     if isinstance(exc, exceptions.APIException):
         code = exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code
         return Response(error_body(str(code), str(exc.detail)), status=exc.status_code)

@@ -14,10 +14,14 @@ receipt write (see ``calls.pbx_api.receipts`` for where receipts are kept).
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
@@ -37,8 +41,10 @@ from calls.pbx_api.responses import PbxAnswer, error_body
 from calls.pbx_api.schema import SIGNATURE_HEADERS
 from calls.pbx_api.serializers import ErrorSerializer
 from calls.pbx_api.views import PbxApiView
-from calls.routing.lookup import decide_route, record_decision, route_query
+from calls.routing.lookup import decide_route, fallback_route, record_decision, route_query
 from calls.routing.tasks import request_warm_up
+
+logger = logging.getLogger(__name__)
 
 MAX_NUMBER_LENGTH = 64
 
@@ -89,12 +95,16 @@ def route(connection: Any, webhook_id: str, body: bytes) -> PbxAnswer:
     query = route_query(connection, values["client_number"], values["line_number"]) if values else None
     in_cache = route_receipts_in_cache()
     receipt_key = route_receipt_key(connection.pk, webhook_id)
-    if in_cache:
-        found = cache.get_many([receipt_key, *(query.cache_keys() if query else [])])
-        replayed = cached_receipt(found.get(receipt_key))
-    else:
-        replayed = stored_receipt(connection.pk, webhook_id)
-        found = cache.get_many(query.cache_keys()) if query and replayed is None else {}
+    try:
+        if in_cache:
+            found = cache.get_many([receipt_key, *(query.cache_keys() if query else [])])
+            replayed = cached_receipt(found.get(receipt_key))
+        else:
+            replayed = stored_receipt(connection.pk, webhook_id)
+            found = cache.get_many(query.cache_keys()) if query and replayed is None else {}
+    except Exception as exc:  # the cache (Redis) is down: the client is waiting, answer without it
+        logger.warning("/route without the cache (%s: %s): the line's fallback", type(exc).__name__, exc)
+        return _route_without_cache(connection, webhook_id, query, invalid)
     if replayed is not None:
         return replayed
     refused = refusal(connection)
@@ -117,6 +127,26 @@ def route(connection: Any, webhook_id: str, body: bytes) -> PbxAnswer:
         with transaction.atomic():
             record_decision(connection, result)
             remember_in_database(connection.pk, webhook_id, answer)
+    return answer
+
+
+def _route_without_cache(connection: Any, webhook_id: str, query: Any, invalid: PbxAnswer | None) -> PbxAnswer:
+    """No cache: no receipts there, no CRM entries, no Bitrix24 round trip to keep; the receipt and the
+    decision go to the database (a retry within 24 h gets this answer back)."""
+    replayed = stored_receipt(connection.pk, webhook_id)
+    if replayed is not None:
+        return replayed
+    refused = refusal(connection)
+    if refused is not None:
+        return refused
+    if invalid is not None:
+        remember_in_database(connection.pk, webhook_id, invalid)
+        return invalid
+    result = fallback_route(connection, query)
+    answer = PbxAnswer(200, result.as_response())
+    with transaction.atomic():
+        record_decision(connection, result)
+        remember_in_database(connection.pk, webhook_id, answer)
     return answer
 
 
@@ -161,4 +191,29 @@ class RouteView(PbxApiView):
     def post(self, request: Request, connection_id: str) -> Response:
         auth = self.pbx_auth(request)
         assert auth.body is not None
-        return self.answer(route(auth.connection, auth.webhook_id, auth.body))
+        try:
+            with statement_timeout(settings.ROUTE_DB_TIMEOUT):
+                answer = route(auth.connection, auth.webhook_id, auth.body)
+        except OperationalError as exc:  # the database hangs (or is gone): the client is waiting
+            logger.warning("/route without the database (%s): the PBX's own plan", type(exc).__name__)
+            answer = PbxAnswer(200, {"extension": None, "user_id": None, "reason": "none", "crm_entity": None})
+        return self.answer(answer)
+
+
+@contextmanager
+def statement_timeout(seconds: float) -> Iterator[None]:
+    """On PostgreSQL, no statement of this request may take longer than ``seconds`` (the 1 s promise): a
+    hung database cancels it (``OperationalError``) instead of holding the PBX's dial plan."""
+    if connection.vendor != "postgresql" or seconds <= 0:
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = %s", [int(seconds * 1000)])
+    try:
+        yield
+    finally:
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("RESET statement_timeout")
+        except DatabaseError:  # a broken connection is thrown away at the end of the request anyway
+            connection.close_if_unusable_or_obsolete()

@@ -41,6 +41,14 @@ class StandardWebhooksScheme(OpenApiAuthenticationExtension):
         }
 
 
+class PbxAutoSchema(AutoSchema):
+    """The PBX views read their raw body (the signature covers its bytes), so they have no DRF parsers,
+    from which drf-spectacular would learn the request's media type: a JSON body is what they take."""
+
+    def map_parsers(self):  # type: ignore[no-untyped-def]
+        return ["application/json"]
+
+
 class EventsAutoSchema(AutoSchema):
     """The events body is one event *or* an array of up to 100 (a oneOf of the polymorphic event)."""
 

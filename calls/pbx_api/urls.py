@@ -1,4 +1,4 @@
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from calls.pbx_api import route_views
@@ -25,4 +25,5 @@ urlpatterns = [
     ),
     path("api/pbx/v1/docs/", SpectacularRedocView.as_view(url_name="pbx-api-schema"), name="pbx-api-docs"),
     path("api/pbx/v1/swagger/", SpectacularSwaggerView.as_view(url_name="pbx-api-schema"), name="pbx-api-swagger"),
+    re_path(r"^api/pbx/(?P<path>.*)$", pbx_views.not_found, name="pbx-api-not-found"),  # last
 ]

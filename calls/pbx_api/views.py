@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.http import HttpRequest, JsonResponse
+from django.utils import translation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.renderers import JSONRenderer
@@ -18,8 +20,8 @@ from calls.lines.services import replace_lines
 from calls.pbx_api.authentication import HasPbxSignature, PbxAuth, PbxSignatureAuthentication
 from calls.pbx_api.errors import pbx_exception_handler
 from calls.pbx_api.intake import receive_events, receive_recording, spool_and_verify
-from calls.pbx_api.responses import PbxAnswer
-from calls.pbx_api.schema import SIGNATURE_HEADERS, EventsAutoSchema
+from calls.pbx_api.responses import PbxAnswer, error_body
+from calls.pbx_api.schema import SIGNATURE_HEADERS, EventsAutoSchema, PbxAutoSchema
 from calls.pbx_api.serializers import (
     ErrorSerializer,
     EventsAcceptedSerializer,
@@ -42,11 +44,17 @@ class PbxApiView(APIView):
     authentication_classes = [PbxSignatureAuthentication]
     permission_classes = [HasPbxSignature]
     renderer_classes = [JSONRenderer]
+    schema = PbxAutoSchema()
     # The body is read raw (the signature covers its exact bytes); no DRF parser touches it.
     parser_classes: list = []
 
     def get_exception_handler(self):  # type: ignore[no-untyped-def]
         return pbx_exception_handler
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        # The PBX API speaks English (docs/pbx-api.md), whatever the portal's or the server's language.
+        with translation.override("en"):
+            return super().dispatch(request, *args, **kwargs)
 
     @staticmethod
     def pbx_auth(request: Request) -> PbxAuth:
@@ -142,10 +150,10 @@ class LinesView(PbxApiView):
     @extend_schema(
         operation_id="put_lines",
         summary="Replace the PBX's external numbers",
-        description="The connector registers, renames and removes the portal's Bitrix24 external lines to "
-        "match. Numbers are normalised to E.164 with the portal's default country. 200 with the resulting "
-        "list; a line Bitrix24 could not be updated for yet says registered_in_bitrix24=false and is "
-        "retried later.",
+        description="The connector stores the list and answers at once; a worker then registers, renames "
+        "and removes the portal's Bitrix24 external lines to match. Numbers are normalised to E.164 with the "
+        "portal's default country. 200 with the resulting list as it is now: a line Bitrix24 does not have "
+        "yet says registered_in_bitrix24=false (true once the worker has synced it).",
         parameters=SIGNATURE_HEADERS,
         request=LineSerializer(many=True),
         responses={200: LineStateSerializer(many=True), **_BAD_REQUEST, **_ERRORS},
@@ -162,3 +170,9 @@ def _content_length(meta: dict[str, Any]) -> int | None:
         return int(meta.get("CONTENT_LENGTH") or "")
     except ValueError:
         return None
+
+
+def not_found(request: HttpRequest, path: str = "") -> JsonResponse:
+    """Any other path under the PBX API: the API's error body, not Django's HTML page."""
+    return JsonResponse(error_body("not_found", "There is no such PBX API endpoint; see /api/pbx/v1/docs/."),
+                        status=404)

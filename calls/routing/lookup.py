@@ -478,6 +478,15 @@ def decide_route(
     return RouteResult(choice=choice, source=source, client_number=client, line_number=query.line, warm_up=warm_up)
 
 
+def fallback_route(connection: PbxConnection, query: RouteQuery) -> RouteResult:
+    """The line's fallback, decided without the cache or Bitrix24 (the cache is down: no CRM entry, no
+    slow mark, nowhere to keep an answer); still honours the line's own routing from the database."""
+    routing = line_routing(connection, query.line)
+    by_user, by_extension = extension_maps(connection)
+    choice = choose([], by_user.get, line_default(routing), by_extension.get)
+    return RouteResult(choice=choice, source=SOURCE_ERROR, client_number=query.client, line_number=query.line)
+
+
 def record_decision(connection: PbxConnection, result: RouteResult) -> RouteDecision:
     """Store the answer for the call state machine (it registers the call with the routed manager)."""
     choice = result.choice

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext_lazy as _
 from rest_framework import serializers
 
 from calls.models import PbxConnection
+from calls.originate.targets import validate_originate_url
 
 from ..models import ConnectionTest
 from . import services
@@ -61,6 +63,10 @@ class ConnectionWriteSerializer(serializers.Serializer):
     def validate_originate_url(self, value: str) -> str:
         if value and not value.lower().startswith(("https://", "http://")):
             raise serializers.ValidationError(_("Enter an http(s) address."))
+        try:  # public addresses only, https (calls.originate.targets): a portal admin sets this URL
+            validate_originate_url(value)
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError(exc.message_dict["originate_url"]) from exc
         return value
 
     def validate_is_default(self, value: bool) -> bool:

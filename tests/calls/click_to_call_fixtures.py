@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from pbx_api_fixtures import DjangoClientTransport
@@ -94,7 +95,9 @@ def connect_pbx(portal: Any, server: SimServer, client: Any, *, name: str = "Mai
     connection = issued.connection
     if originate:
         connection.originate_url = server.originate_url(connection.public_id)
-        connection.save(update_fields=["originate_url"])
+        # The simulator serves the recordings too; the originate host is not implied (listed explicitly).
+        connection.recording_hosts = [urlsplit(server.recording_base_url).hostname]
+        connection.save(update_fields=["originate_url", "recording_hosts"])
     server.add_connection(connection.public_id, issued.secret, mode=mode, **sim_options)
     for number in lines:
         PbxLine.objects.create(connection=connection, number=number, bitrix_line_registered=True)

@@ -66,12 +66,14 @@ def make_tenant(client, *, portal: Portal | None = None, **connection_kwargs) ->
 
 @pytest.fixture
 def tenant(db, client) -> Tenant:
-    return make_tenant(client, originate_url="https://pbx.tenant-a.example/originate")
+    return make_tenant(client, originate_url="https://pbx.tenant-a.example/originate",
+                       recording_hosts=["pbx.tenant-a.example"])
 
 
 @pytest.fixture
 def other_tenant(db, client) -> Tenant:
-    return make_tenant(client, originate_url="https://pbx.tenant-b.example/originate")
+    return make_tenant(client, originate_url="https://pbx.tenant-b.example/originate",
+                       recording_hosts=["pbx.tenant-b.example"])
 
 
 def event(n: int = 1, *, call_id: str = "call-1", type: str = "call.answered", **fields) -> dict:

@@ -137,7 +137,8 @@ def test_callback_refused_by_the_pbx_is_registered_and_finished_as_failed(
         sandbox.submit_callback_form(b24, CLIENT, line=LINE, crm=contact)
     [registered] = _registered_callbacks(b24)
     assert (registered.type, registered.user_id) == (4, 2)
-    assert "refused by the PBX" in registered.finish.failed_reason
+    assert "refused to place the call (HTTP 422)" in registered.finish.failed_reason
+    assert "refused by the PBX" not in registered.finish.failed_reason  # the PBX's words stay with us
     assert OriginateCommand.objects.get().status == "refused"
 
 

@@ -93,3 +93,32 @@ def test_a_statement_stuck_behind_a_lock_ends_in_a_503_the_pbx_retries(tenant):
     assert response.status == 503
     assert response.headers["Retry-After"] == "5"
     assert response.json()["error"] == "service_unavailable"
+
+
+@postgresql_only
+@pytest.mark.django_db(transaction=True)
+def test_route_answers_the_pbxs_own_plan_when_the_database_hangs(installed_portal, client, settings):
+    from click_to_call_fixtures import connect_pbx, line_routing
+
+    from pbxsim.server import SimServer
+
+    settings.PBX_ROUTE_RECEIPTS = "cache"
+    with SimServer() as server:
+        pbx = connect_pbx(installed_portal.portal, server, client, lines=("+74951234567",))
+        line_routing(pbx, "+74951234567", default_extension="600")
+        pbx.simulator().route("+79165550123", "+74951234567")  # auth material now in this process's memory
+        other = load_backend(connection.settings_dict["ENGINE"]).DatabaseWrapper(dict(connection.settings_dict),
+                                                                                alias="locker")
+        other.ensure_connection()
+        other.connection.autocommit = False
+        try:
+            with other.connection.cursor() as cursor:  # the database "hangs" for every table /route reads
+                cursor.execute("LOCK TABLE calls_pbxline, calls_routedecision "
+                               "IN ACCESS EXCLUSIVE MODE")
+            sent = pbx.simulator().route("+79035550000", "+74951234567")
+        finally:
+            other.connection.rollback()
+            other.close()
+
+    assert sent.response.status == 200
+    assert sent.response.json() == {"extension": None, "user_id": None, "reason": "none", "crm_entity": None}

@@ -107,9 +107,10 @@ def test_outbound_requests_carry_a_signature_for_every_active_secret(tenant):
     assert pbx_signing.verify([signing.encode_secret(b"z" * 32)], headers, body) == "no matching signature"
 
 
-def test_allowed_recording_hosts_are_the_originate_host_plus_the_explicit_list(tenant):
+def test_allowed_recording_hosts_are_the_explicit_list_only_not_the_originate_host(tenant):
     tenant.connection.recording_hosts = ["Rec.Example.COM.", " "]
-    assert tenant.connection.allowed_recording_hosts() == {"pbx.tenant-a.example", "rec.example.com"}
+    # Whoever may set the originate URL does not thereby choose where recordings are downloaded from.
+    assert tenant.connection.allowed_recording_hosts() == {"rec.example.com"}
 
 
 def test_recording_credentials_become_an_authorization_header_and_are_encrypted(tenant):

@@ -62,6 +62,9 @@ def events(call_id: str, steps: list[tuple[int, str, dict]]) -> list[dict]:
 def declare_line(phone) -> PbxLine:
     sent = phone.sim.put_lines([{"number": LINE, "name": "Sales"}])
     assert sent.response.status == 200, sent.response.body
+    # PUT answers at once; the worker adds the line to Bitrix24.
+    wait_until(lambda: any(ln["number"] == LINE for ln in phone.telephony()["lines"]), timeout=60,
+               what="the worker to add the line in Bitrix24")
     return PbxLine.objects.get(connection=phone.connection, number=LINE)
 
 

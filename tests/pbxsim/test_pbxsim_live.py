@@ -28,7 +28,8 @@ def test_every_scenario_played_over_http_is_stored_once_per_event(live_server, t
     # One live-server test for all scenarios (each on its own connection): a transactional test's
     # teardown costs more than playing a scenario.
     for n, name in enumerate(sorted(SCENARIOS), start=1):
-        issued = make_connection(n, originate_url="https://pbx.example.test/originate")
+        issued = make_connection(n, originate_url="https://pbx.example.test/originate",
+                                 recording_hosts=["pbx.example.test"])
         sim = PbxSimulator(live_server.url, issued.connection.public_id, issued.secret)
         scenario = build(name, seed=1, params=ScenarioParams(origin_request_id="req-1"))
         sent = play(sim, scenario)
@@ -47,7 +48,7 @@ def test_every_scenario_played_over_http_is_stored_once_per_event(live_server, t
 def test_accepted_originate_command_plays_a_call_echoing_the_request_id(live_server, transactional_db, settings):
     settings.RECORDINGS_ALLOW_HTTP = True  # the simulator serves its recordings over plain http on 127.0.0.1
     with SimServer() as pbx:
-        issued = make_connection(originate_url=pbx.originate_url("placeholder"))
+        issued = make_connection(originate_url=pbx.originate_url("placeholder"), recording_hosts=["127.0.0.1"])
         conn = issued.connection
         conn.originate_url = pbx.originate_url(conn.public_id)
         conn.save()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+
 import pytest
 
 from portals import event_handlers
@@ -9,19 +12,31 @@ from portals.models import Bitrix24Event
 from portals.tasks import process_bitrix24_event
 
 
-def _telephony_event(portal, *, token: str | None = None, member_id: str | None = None) -> dict:
-    return {
-        "event": "ONEXTERNALCALLSTART",
-        "event_handler_id": "7",
-        "data": {"PHONE_NUMBER": "+74951234567", "USER_ID": "1", "CALL_ID": "externalCall.abc.1", "LINE_NUMBER": ""},
-        "ts": "1773236988",
-        "auth": {
-            "access_token": "user-access-token",
-            "domain": portal.domain,
-            "member_id": member_id or portal.member_id,
-            "application_token": token if token is not None else portal.application_token,
-        },
-    }
+@pytest.fixture
+def telephony_event(sandbox):
+    """Factory: a click-to-call event as Bitrix24 sends it now (current ts, the clicking user's own token,
+    a new CALL_ID each time); ``token`` / ``member_id`` forge the application token or the tenant."""
+    counter = itertools.count(1)
+
+    def make(portal, *, token: str | None = None, member_id: str | None = None) -> dict:
+        user_token = sandbox.issue_token(sandbox.portal(portal.member_id), 1)["access_token"]
+        n = next(counter)
+        return {
+            "event": "ONEXTERNALCALLSTART",
+            "event_handler_id": "7",
+            "data": {"PHONE_NUMBER": "+74951234567", "USER_ID": "1", "CALL_ID": f"externalCall.abc.{n}",
+                     "LINE_NUMBER": ""},
+            "ts": str(int(time.time())),
+            "auth": {
+                "access_token": user_token,
+                "user_id": "1",
+                "domain": portal.domain,
+                "member_id": member_id or portal.member_id,
+                "application_token": token if token is not None else portal.application_token,
+            },
+        }
+
+    return make
 
 
 @pytest.mark.django_db
@@ -47,11 +62,11 @@ def test_a_genuine_telephony_event_is_stored_without_tokens_queued_and_answered_
 
 
 @pytest.mark.django_db
-def test_a_forged_application_token_is_refused_with_403_and_nothing_happens(
+def test_a_forged_application_token_is_refused_with_403_and_nothing_happens(telephony_event,
     installed_portal, post_event, django_capture_on_commit_callbacks
 ):
     with django_capture_on_commit_callbacks() as queued:
-        response = post_event(_telephony_event(installed_portal.portal, token="guessed-token"))
+        response = post_event(telephony_event(installed_portal.portal, token="guessed-token"))
 
     assert response.status_code == 403
     assert not Bitrix24Event.objects.exists()
@@ -70,8 +85,8 @@ def test_an_event_with_the_wrong_token_variant_from_the_sandbox_is_refused(sandb
 
 
 @pytest.mark.django_db
-def test_an_event_for_an_unknown_portal_is_refused_with_401(installed_portal, post_event):
-    response = post_event(_telephony_event(installed_portal.portal, member_id="0" * 32))
+def test_an_event_for_an_unknown_portal_is_refused_with_401(telephony_event, installed_portal, post_event):
+    response = post_event(telephony_event(installed_portal.portal, member_id="0" * 32))
 
     assert response.status_code == 401
     assert not Bitrix24Event.objects.exists()
@@ -99,11 +114,11 @@ def test_a_malformed_body_is_refused_with_400_and_nothing_happens(installed_port
 
 
 @pytest.mark.django_db
-def test_portal_a_application_token_never_authenticates_events_for_portal_b(install_portal, post_event):
+def test_portal_a_application_token_never_authenticates_events_for_portal_b(telephony_event, install_portal, post_event):
     a = install_portal("a.bitrix24.test").portal
     b = install_portal("b.bitrix24.test").portal
 
-    forged = post_event(_telephony_event(b, token=a.application_token))
+    forged = post_event(telephony_event(b, token=a.application_token))
     assert forged.status_code == 403
     assert not Bitrix24Event.objects.exists()
 
@@ -113,16 +128,16 @@ def test_portal_a_application_token_never_authenticates_events_for_portal_b(inst
     b.refresh_from_db()
     assert b.status == "active" and b.application_token
 
-    genuine = post_event(_telephony_event(b))
+    genuine = post_event(telephony_event(b))
     assert genuine.status_code == 200
     assert list(Bitrix24Event.objects.values_list("portal__member_id", flat=True)) == [b.member_id]
 
 
 @pytest.mark.django_db
-def test_telephony_events_are_handed_to_their_registered_handler_once(installed_portal, post_event, monkeypatch):
+def test_telephony_events_are_handed_to_their_registered_handler_once(telephony_event, installed_portal, post_event, monkeypatch):
     seen: list[int] = []
     monkeypatch.setitem(event_handlers._handlers, "ONEXTERNALCALLSTART", seen.append)
-    post_event(_telephony_event(installed_portal.portal))
+    post_event(telephony_event(installed_portal.portal))
     event = Bitrix24Event.objects.get()
 
     assert process_bitrix24_event.apply(args=[event.pk]).get() == "done"
@@ -135,7 +150,7 @@ def test_telephony_events_are_handed_to_their_registered_handler_once(installed_
     assert seen == [event.pk]
 
 
-def test_the_calls_app_registers_a_handler_for_every_telephony_event():
+def test_the_calls_app_registers_a_handler_for_everytelephony_event():
     from calls.originate import bitrix24_events
 
     assert event_handlers.handler_for("ONEXTERNALCALLSTART") is bitrix24_events.handle_click_to_call
@@ -144,11 +159,9 @@ def test_the_calls_app_registers_a_handler_for_every_telephony_event():
 
 
 @pytest.mark.django_db
-def test_a_telephony_event_without_a_handler_fails_loudly_instead_of_passing_as_handled(
-    installed_portal, post_event, monkeypatch
-):
+def test_a_telephony_event_without_a_handler_fails_loudly_instead_of_passing_as_handled(telephony_event, installed_portal, post_event, monkeypatch):
     monkeypatch.delitem(event_handlers._handlers, "ONEXTERNALCALLSTART")
-    post_event(_telephony_event(installed_portal.portal))
+    post_event(telephony_event(installed_portal.portal))
     event = Bitrix24Event.objects.get()
 
     assert process_bitrix24_event.apply(args=[event.pk]).get() == "failed"
@@ -163,12 +176,12 @@ def test_a_second_handler_for_the_same_event_is_refused():
 
 
 @pytest.mark.django_db
-def test_a_failing_handler_marks_the_event_failed_with_the_error(installed_portal, post_event, monkeypatch):
+def test_a_failing_handler_marks_the_event_failed_with_the_error(telephony_event, installed_portal, post_event, monkeypatch):
     def broken(event_id: int) -> None:
         raise ValueError("no PBX connection configured")
 
     monkeypatch.setitem(event_handlers._handlers, "ONEXTERNALCALLSTART", broken)
-    post_event(_telephony_event(installed_portal.portal))
+    post_event(telephony_event(installed_portal.portal))
     event = Bitrix24Event.objects.get()
 
     process_bitrix24_event.apply(args=[event.pk])
@@ -179,7 +192,7 @@ def test_a_failing_handler_marks_the_event_failed_with_the_error(installed_porta
 
 
 @pytest.mark.django_db
-def test_an_event_whose_task_message_was_lost_is_swept_and_processed_once(
+def test_an_event_whose_task_message_was_lost_is_swept_and_processed_once(telephony_event,
     installed_portal, post_event, monkeypatch, django_capture_on_commit_callbacks, run_tasks_inline
 ):
     from datetime import timedelta
@@ -191,7 +204,7 @@ def test_an_event_whose_task_message_was_lost_is_swept_and_processed_once(
     seen: list[int] = []
     monkeypatch.setitem(event_handlers._handlers, "ONEXTERNALCALLSTART", seen.append)
     with django_capture_on_commit_callbacks(execute=False):  # the broker never got the message
-        post_event(_telephony_event(installed_portal.portal))
+        post_event(telephony_event(installed_portal.portal))
     event = Bitrix24Event.objects.get()
 
     with run_tasks_inline():
@@ -207,15 +220,15 @@ def test_an_event_whose_task_message_was_lost_is_swept_and_processed_once(
 
 
 @pytest.mark.django_db
-def test_an_event_abandoned_by_a_killed_worker_is_swept_and_one_out_of_attempts_fails(installed_portal, post_event):
+def test_an_event_abandoned_by_a_killed_worker_is_swept_and_one_out_of_attempts_fails(telephony_event, installed_portal, post_event):
     from datetime import timedelta
 
     from django.utils import timezone
 
     from portals.events import overdue_event_ids
 
-    post_event(_telephony_event(installed_portal.portal))
-    post_event(_telephony_event(installed_portal.portal))
+    post_event(telephony_event(installed_portal.portal))
+    post_event(telephony_event(installed_portal.portal))
     abandoned, exhausted = Bitrix24Event.objects.order_by("pk")
     long_ago = timezone.now() - timedelta(hours=1)
     Bitrix24Event.objects.filter(pk=abandoned.pk).update(status="processing", processing_started_at=long_ago, attempts=1)

@@ -196,3 +196,18 @@ def test_click_to_call_goes_nowhere_when_the_app_is_not_the_default_line_12(sb, 
     with pytest.raises(InstallError):
         sb.click_to_call(portal, 2, "+74951234567")
     assert inbox.events() == []
+
+
+def test_a_click_carries_the_clicking_users_own_token_and_the_bindings_handler_id_4_3_4_4_1_11(sb, portal, bound,
+                                                                                             inbox, rest):
+    sb.click_to_call(portal, 3, "+74951234567")
+    form = inbox.events("ONEXTERNALCALLSTART")[-1].form
+    info = requests.get(f"https://{sb.oauth_host}/rest/app.info", params={"auth": form["auth"]["access_token"]},
+                        timeout=5).json()["result"]
+    assert info["user_id"] == 3 == int(form["auth"]["user_id"]) == int(form["data"]["USER_ID"])
+    assert info["install"]["member_id"] == form["auth"]["member_id"] == portal.member_id
+    binding = next(b for b in portal.event_bindings if b.event == "ONEXTERNALCALLSTART")
+    assert form["event_handler_id"] == str(binding.id)
+    # A callback form is submitted by a visitor, not a user: no user token (§6.2, §4.4 "system").
+    sb.submit_callback_form(portal, "+79165550123")
+    assert "access_token" not in inbox.events("ONEXTERNALCALLBACKSTART")[-1].form["auth"]
