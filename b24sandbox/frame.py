@@ -103,8 +103,15 @@ def route(sb: Sandbox, request: Request) -> Response | None:
 # ------------------------------------------------------------------------------------ the portal page
 
 
+# The portal's own chrome in the viewer's language (the app's frame speaks for itself)
+_CHROME = {
+    "en": ("Sandbox home", "Applications", "CRM", "Telephony", "Employees"),
+    "ru": ("Песочница", "Приложения", "CRM", "Телефония", "Сотрудники"),
+}
+
+
 def _page(title: str, body: str, *, portal: Portal | None = None, user: User | None = None,
-          slider: bool = False) -> str:
+          slider: bool = False, lang: str = "en") -> str:
     """The portal's chrome around the app. ``slider``: the app in Bitrix24's side slider over the dimmed
     portal page, as it opens from a link or the Marketplace (how the Marketplace wants its screenshots)."""
     who = f"{_e(user.name)} {_e(user.last_name)}" if user is not None else ""
@@ -114,8 +121,12 @@ def _page(title: str, body: str, *, portal: Portal | None = None, user: User | N
         f"<title>{_e(title)}</title><style>{_STYLE}</style></head><body{' class=slider-view' if slider else ''}>"
         f'<header class="topbar"><span class="logo">Bitrix<b>24</b></span><span class="portal">{where}</span>'
         f'<span class="who" id="current-user">{who}</span></header>'
-        '<div class="layout"><nav class="menu"><a href="/">Sandbox home</a><a class="active">Applications</a>'
-        "<a>CRM</a><a>Telephony</a><a>Employees</a></nav>"
+        '<div class="layout"><nav class="menu">'
+        + "".join(
+            f'<a href="/">{_e(label)}</a>' if i == 0 else f'<a class="active">{_e(label)}</a>' if i == 1 else f"<a>{_e(label)}</a>"
+            for i, label in enumerate(_CHROME.get(lang, _CHROME["en"]))
+        )
+        + "</nav>"
         f'<main class="workarea"><h1 id="pagetitle">{_e(title)}</h1>{body}</main></div></body></html>'
     )
 
@@ -201,7 +212,7 @@ def portal_page(sb: Sandbox, request: Request, params: dict[str, Any]) -> Respon
         f'<script id="frame-config" type="application/json">{_json_for_html(config)}</script>'
         '<script src="/frame/parent.js"></script>'
     )
-    page = _page(title, frame, portal=portal, user=user, slider=session.slider)
+    page = _page(title, frame, portal=portal, user=user, slider=session.slider, lang=lang)
     return html_response(200, page, headers={"Cache-Control": "no-store"})
 
 

@@ -16,6 +16,7 @@ import itertools
 import sys
 import threading
 import time
+from datetime import datetime
 
 from .client import PbxSimulator
 from .scenarios import ScenarioParams, build, play
@@ -26,18 +27,20 @@ from .setup_page import Pairing
 DEMO_CALLERS = ("+74951234567", "+79165551234", "+78126000000", "+14155550100", "+79990001122")
 
 
-def incoming_call(server: SimServer, pairing: Pairing, caller: str, *, fallback_extension: str, speed: float) -> str:
+def incoming_call(server: SimServer, pairing: Pairing, caller: str, *, fallback_extension: str,
+                  speed: float, base_time: datetime | None = None) -> tuple[str, str]:
     """One incoming call on a paired connector: ``/route`` first, then the routed agent answers; the
-    recording follows a few seconds after the end. Returns the PBX call id."""
+    recording follows a few seconds after the end. Returns (the PBX call id, the extension that answered)."""
     sim = PbxSimulator(pairing.app_url, pairing.connection_id, pairing.secret)
     answer = sim.route(caller, pairing.line_number).response.json() or {}
     extension = str(answer.get("extension") or fallback_extension)
     call_id = f"demo-in-{int(time.time() * 1000)}"
     params = ScenarioParams(client_number=caller, line_number=pairing.line_number, agents=(extension,),
-                            recording_base_url=server.recording_base_url, recording_delay_s=4.0, call_id=call_id)
+                            recording_base_url=server.recording_base_url, recording_delay_s=4.0, call_id=call_id,
+                            base_time=base_time)
     play(sim, build("late_recording", params=params), speed=speed)
     print(f"incoming call {call_id} from {caller} to extension {extension} ({pairing.app_url})", flush=True)
-    return call_id
+    return call_id, extension
 
 
 def run(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,9 @@ class Stack:
 
     def start(self) -> None:
         os.environ.update(self.env)
+        # Playwright's sync API runs an event loop in this thread; the ORM reads between browser steps are
+        # plain synchronous calls all the same.
+        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "telephony_app.settings")
         python = sys.executable
         subprocess.run([python, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=ROOT, env=self.env, check=True)
@@ -167,18 +171,24 @@ def run_wizard(stack: Stack, page: Any, portal: Any, lang: str, out: Path) -> No
     frame.click(".wizard-connect .connection-form:has(input[name=originate_url]) .connection-submit")
     frame.wait_for_selector(".check-inbound[data-state=ok]", timeout=30_000)
     frame.click(".send-test")
-    frame.wait_for_selector(".check-outbound[data-state=ok]", timeout=30_000)
+    try:
+        frame.wait_for_selector(".check-outbound[data-state=ok]", timeout=30_000)
+    except Exception:
+        raise SystemExit("the test command was not answered: " + frame.inner_text(".check-outbound")) from None
     settle(page)
     page.screenshot(path=str(out / "02-wizard-check.png"))
-    for step in ("employees", "lines", "defaults", "finish"):
+    for step, loaded in (("employees", "#page-employees"), ("lines", "#page-lines"), ("defaults", "#page-handling"),
+                         ("finish", "")):
         frame.click(".wizard-next")
-        frame.wait_for_selector(f"#page-wizard[data-step={step}]")
+        frame.wait_for_selector(f"#page-wizard[data-step={step}] {loaded}[data-loaded=true]" if loaded
+                                else f"#page-wizard[data-step={step}]")
     with page.expect_navigation(url=lambda url: "install_finished=Y" in url):
         frame.click(".wizard-finish-button")
 
 
 def play_calls(stack: Stack, portal: Any, lang: str) -> None:
-    """A morning of calls on the portal's connector; waits until Bitrix24 has each with its recording."""
+    """A morning of calls on the portal's connector (spread over the last three hours, the latest a plain
+    answered one); waits until Bitrix24 has every call that reached it, recordings included."""
     from calls.models import Call, PbxConnection
     from pbxsim import PbxSimulator
     from pbxsim.demo import incoming_call
@@ -191,23 +201,40 @@ def play_calls(stack: Stack, portal: Any, lang: str) -> None:
               if u.active and u.uf_phone_inner and u.user_type == "employee"][1:6]
     callers = [c[2] for c in EN_CLIENTS] if lang == "en" else list(RU_CALLERS)
     sim = PbxSimulator(pairing.app_url, pairing.connection_id, pairing.secret)
-    for index, caller in enumerate(callers):
-        incoming_call(stack.pbx, pairing, caller, fallback_extension=agents[index % len(agents)], speed=0)
-    for name, caller, pair in (("missed_call", callers[1], (agents[2], agents[3])),
-                               ("blind_transfer", callers[2], (agents[3], agents[4]))):
+    now = datetime.now(UTC)
+    # in the order they happened, so the list's order and its times agree
+    for minutes, name, caller, pair in ((176, "missed_call", callers[1], (agents[2], agents[3])),
+                                        (131, "blind_transfer", callers[2], (agents[3], agents[4]))):
         params = ScenarioParams(client_number=caller, line_number=pairing.line_number, agents=pair,
-                                recording_base_url=stack.pbx.recording_base_url,
+                                recording_base_url=stack.pbx.recording_base_url, base_time=now - timedelta(minutes=minutes),
                                 call_id=f"shot-{name}-{int(time.time() * 1000)}")
         play(sim, build(name, params=params))
+    for index, (minutes, caller) in enumerate(zip((97, 64, 38, 12), callers, strict=False)):
+        incoming_call(stack.pbx, pairing, caller, fallback_extension=agents[index % len(agents)], speed=0,
+                      base_time=now - timedelta(minutes=minutes))
     stack.sandbox.click_to_call(portal, 2, callers[0])
     stack.sandbox.submit_callback_form(portal, callers[3], text="Please call me back about the order")
-    deadline = time.monotonic() + 120
+    settled = (Call.Status.DONE, Call.Status.IGNORED, Call.Status.DEAD)
+    deadline = time.monotonic() + 150
     while time.monotonic() < deadline:
         calls = Call.objects.filter(connection__portal=ours)
-        if calls.count() >= len(callers) + 3 and not calls.filter(b24_call_id="").exists():
+        if calls.count() >= len(callers) + 4 and not calls.exclude(status__in=settled).exists():
             break
         time.sleep(1)
-    time.sleep(8)  # the late recordings of the last calls
+    time.sleep(6)  # the late recordings of the last calls
+
+
+def fill_settings(page: Any) -> None:
+    """What an admin sets after the wizard: the line's name, its default extension and CRM source."""
+    frame = page.wait_for_selector("#app-frame").content_frame()
+    frame.click("#app-tabs .tab-lines")
+    frame.wait_for_selector("#page-lines[data-loaded=true] .line-card")
+    frame.fill(".line-card input[name=name]", "Sales" if frame.evaluate("document.documentElement.lang") == "en"
+               else "Отдел продаж")
+    frame.fill(".line-card input[name=default_extension]", "100")
+    frame.fill(".line-card input[name=crm_source]", "CALL")
+    frame.click(".line-card .save-line")
+    frame.wait_for_selector(".line-card .saved-note")
 
 
 def settle(page: Any) -> None:
@@ -221,12 +248,12 @@ def shoot_pages(stack: Stack, page: Any, portal: Any, lang: str, out: Path) -> N
     frame.wait_for_selector("#page-status .status-area", timeout=30_000)
     for number, name in enumerate(PAGES, start=3):
         frame.click(f"#app-tabs .tab-{name}")
-        frame.wait_for_selector(f"#page-{name}")
+        frame.wait_for_selector(f"#page-{name}[data-loaded=true]")
         settle(page)
         page.screenshot(path=str(out / f"{number:02d}-{name}.png"))
         if name == "activity" and frame.query_selector(".calls-table .call-open"):
             frame.click(".calls-table .call-open")
-            frame.wait_for_selector("#page-call .call-timeline")
+            frame.wait_for_selector("#page-call[data-loaded=true] .call-timeline")
             settle(page)
             page.screenshot(path=str(out / f"{number:02d}-activity-call.png"))
 
@@ -237,6 +264,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "docs" / "marketplace" / "screenshots"))
     parser.add_argument("--ports", default="8150,8151,8152", help="app, sandbox and PBX ports")
     args = parser.parse_args(argv)
+    languages = args.lang or ["en", "ru"]
+    if len(languages) > 1:
+        # one fresh stack (database, worker, sandbox, PBX) per language: a process sets Django up once
+        for lang in languages:
+            subprocess.run([sys.executable, __file__, "--lang", lang, "--out", args.out, "--ports", args.ports],
+                           check=True)
+        return 0
     ports = tuple(int(p) for p in args.ports.split(","))
     stack = Stack(Path(tempfile.mkdtemp(prefix="screenshots-")), ports)  # type: ignore[arg-type]
     try:
@@ -245,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
 
         with sync_playwright() as driver:
             browser = driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox"])
-            for lang in args.lang or ["en", "ru"]:
+            for lang in languages:
                 out = Path(args.out) / lang
                 out.mkdir(parents=True, exist_ok=True)
                 for old in out.glob("*.png"):
@@ -255,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                 context = browser.new_context(viewport=VIEWPORT, locale="en-GB" if lang == "en" else "ru-RU")
                 page = context.new_page()
                 run_wizard(stack, page, portal, lang, out)
+                fill_settings(page)
                 play_calls(stack, portal, lang)
                 shoot_pages(stack, page, portal, lang, out)
                 context.close()
