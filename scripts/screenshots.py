@@ -73,6 +73,7 @@ class Stack:
             "APP_ENV": "development", "APP_VAR_DIR": str(var), "APP_BASE_URL": self.app_url,
             "BITRIX24_ALLOW_HTTP": "1", "BITRIX24_OAUTH_SERVER": f"{self.sandbox_url}/oauth",
             "BITRIX24_OAUTH_HOSTS": "oauth.bitrix.info,127.0.0.1", "RECORDINGS_ALLOW_PRIVATE_HOSTS": "1",
+            "ORIGINATE_ALLOW_PRIVATE_HOSTS": "1",
             "RECORDINGS_ALLOW_HTTP": "1", "CALLS_FINISH_SETTLE_SECONDS": "1", "PYTHONUNBUFFERED": "1",
             "CELERY_BROKER_NAMESPACE": "screenshots",
         }
@@ -166,8 +167,10 @@ def run_wizard(stack: Stack, page: Any, portal: Any, lang: str, out: Path) -> No
     pbx_page.fill("#secret", secret)
     pbx_page.click("#connect")
     command_url = pbx_page.inner_text(".pairing .command-url")
+    recording_host = pbx_page.inner_text(".pairing .recording-host")
     pbx_page.close()
     frame.fill("input[name=originate_url]", command_url)
+    frame.fill("input[name=recording_hosts]", recording_host)
     frame.click(".wizard-connect .connection-form:has(input[name=originate_url]) .connection-submit")
     frame.wait_for_selector(".check-inbound[data-state=ok]", timeout=30_000)
     frame.click(".send-test")

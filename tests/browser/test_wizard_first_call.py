@@ -81,10 +81,12 @@ def _install_to_first_call(app_stack, demo_pbx, worker, watched, b24, agent, t, 
     pbx_tab.fill("#secret", secret)
     pbx_tab.click("#connect")
     command_url = pbx_tab.inner_text(".pairing .command-url")
+    recording_host = pbx_tab.inner_text(".pairing .recording-host")
     pbx_tab.close()
     assert command_url.startswith(demo_pbx.base_url)
 
     frame.fill("input[name=originate_url]", command_url)
+    frame.fill("input[name=recording_hosts]", recording_host)
     frame.click(".wizard-connect .connection-form:has(input[name=originate_url]) .connection-submit")
 
     # --- both directions: the PBX's signed request already arrived; the test command is answered
@@ -127,7 +129,15 @@ def _install_to_first_call(app_stack, demo_pbx, worker, watched, b24, agent, t, 
                          if c["call_id"] == call.b24_call_id), None)
         return b24_call if b24_call and b24_call["finished"] and b24_call["recording"] else None
 
-    b24_call = wait_until(delivered, timeout=90, what=f"the call in Bitrix24 with its recording\n{worker.log()[-3000:]}")
+    def state() -> str:
+        call = Call.objects.filter(connection__portal=portal, pbx_call_id=pbx_call_id).first()
+        return "no call" if call is None else f"{call.status} b24={call.b24_call_id} rec={call.recording_attached_at}"
+
+    try:
+        b24_call = wait_until(delivered, timeout=90, what="the call in Bitrix24 with its recording")
+    except AssertionError as exc:
+        errors = [line for line in worker.log().splitlines() if "ERROR" in line or "Traceback" in line or "rror:" in line]
+        raise AssertionError(f"{exc}: {state()}\n" + "\n".join(errors[-30:])) from None
     shown = [h for h in b24_call["history"] if h["op"] == "show"]
     assert answering is not None and shown, b24_call["history"]
     assert answering.id in {int(u) for h in shown for u in h.get("users", [])}, b24_call["history"]
