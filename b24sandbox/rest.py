@@ -78,6 +78,7 @@ def handle_rest(sb: Sandbox, portal: Portal, request: Request, base_url: str, re
         "url": request.url.split("?")[0],
         "auth_kind": "webhook" if webhook else "token",
     }
+    sb.traffic.begin()
     response = _dispatch(sb, portal, request, base_url, method, webhook, entry)
     entry["status"] = response.status
     if response.drop:
@@ -91,6 +92,7 @@ def handle_rest(sb: Sandbox, portal: Portal, request: Request, base_url: str, re
         if isinstance(body, dict) and "error" in body:
             entry["error"] = body["error"]
     portal.log_request(entry)
+    sb.traffic.request(portal.member_id, method, response.status, entry.get("error"))
     return response
 
 
@@ -236,6 +238,24 @@ def call_method(
     with_operating: bool,
 ) -> dict[str, Any]:
     """Run one method; returns the envelope ``{"result", ["total", "next"], "time"}``."""
+    try:
+        body = _call_method(sb, ctx, auth, spec, params, with_operating=with_operating)
+    except RestError as exc:
+        sb.traffic.command(spec.name, params, error=exc.code or exc.description)
+        raise
+    sb.traffic.command(spec.name, params, result=body["result"])
+    return body
+
+
+def _call_method(
+    sb: Sandbox,
+    ctx: CallContext,
+    auth: Auth,
+    spec: MethodSpec,
+    params: dict[str, Any],
+    *,
+    with_operating: bool,
+) -> dict[str, Any]:
     check_access(ctx, auth, spec)
     portal = ctx.portal
     now = sb.clock.now()
