@@ -360,18 +360,28 @@ def _popped(values: list[float]) -> int:
     return sum(1 for v in values if v != float("inf"))
 
 
+_drained_per_call: list[float] = []  # commands per call of the drained bursts so far
+
+
 def _print_burst(o: Outcome) -> None:
+    # An undrained burst spent commands on calls it did not finish: its own commands per call say
+    # nothing of a call's cost, so its ceiling uses a drained burst's figure.
     per_call = o.commands / o.calls if o.calls else 0.0
+    if o.drained and per_call:
+        _drained_per_call.append(per_call)
+    reference = per_call if o.drained else (statistics.fmean(_drained_per_call) if _drained_per_call else 0.0)
     drain = {"standard": 2.0, "enterprise": 5.0}[o.plan]
-    ceiling = drain * BATCH_MAX / per_call if per_call else float("nan")
+    ceiling = drain * BATCH_MAX / reference if reference else float("nan")
     batches = f"{statistics.fmean(o.batch_sizes):.1f} ({len(o.batch_sizes)} batches)" if o.batch_sizes else \
         "no batches"
     print(f"  {o.label:<22} {o.calls:>5} calls  registered {o.registered:>5} at {o.reg_rate:6.2f}/s  "
           f"finished {o.finished:>5} at {o.fin_rate:6.2f}/s (target ≥ {TARGETS[o.plan]:g})"
           + ("" if o.drained else f"  NOT DRAINED after {o.elapsed:.0f} s"))
-    print(f"  {'':<22} requests/call {o.requests / o.calls:.2f}, commands/call {per_call:.2f}, commands/batch "
-          f"{batches}; ceiling {ceiling:.1f} calls/s ({drain:g} req/s x {BATCH_MAX} / {per_call:.2f}), "
-          f"ratio {o.fin_rate / ceiling if ceiling == ceiling and ceiling else float('nan'):.3f}")
+    so_far = "" if o.drained else " so far"
+    print(f"  {'':<22} requests/call{so_far} {o.requests / o.calls:.2f}, commands/call{so_far} {per_call:.2f}, "
+          f"commands/batch {batches}; ceiling {ceiling:.1f} calls/s ({drain:g} req/s x {BATCH_MAX} / "
+          f"{reference:.2f} commands a call{'' if o.drained else ', from the drained bursts'}), ratio "
+          f"{o.fin_rate / ceiling if ceiling == ceiling and ceiling else float('nan'):.3f}")
     print(f"  {'':<22} card pop p50/p99 {_ms(o.card_pop, 50)}/{_ms(o.card_pop, 99)} ms, {_popped(o.card_pop)} of "
           f"{o.rang} ringing calls popped one (target p99 ≤ {TARGETS['card_pop_room_s']:g} s with room, ≤ "
           f"{TARGETS['card_pop_saturated_s']:g} s saturated); register p50/p99 {_ms(o.reg_lat, 50)}/"
