@@ -125,6 +125,19 @@ class Bitrix24Client:
         self._raise_if_blocked(method)
         return RestResult.from_payload(self._request(method, _params(params)))
 
+    def method_wait(self, method: str) -> float:
+        """Seconds before ``method`` may be sent to this portal; 0.0 means now.
+
+        Positive while Bitrix24's 429 ``OPERATION_TIME_LIMIT`` block of that method is recorded in the
+        shared backend (until its ``operating_reset_at``, docs/bitrix24-contract.md §3.2). A caller that
+        packs commands (the outbox) asks this per command and leaves a waiting one out: ``call`` would
+        raise ``MethodBlocked`` for it without a request, and ``batch`` would return that error for its
+        key. Only this method of this portal waits; other methods and portals are not affected.
+        """
+        _check_method(method)
+        until = self._coordination("method blocks", lambda: self.limiter.blocked_until(self._block_key(method)))
+        return max(0.0, until - time.time()) if until is not None else 0.0
+
     def batch(self, commands: Commands, halt: bool = False) -> BatchResult:
         """Up to 50 commands in one HTTP request. ``commands`` is ``{key: (method, params)}`` or a list of
         ``(method, params)`` (keys are then 0..n-1). Params may hold ``$result[key][...]`` references.

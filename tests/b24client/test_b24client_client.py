@@ -574,6 +574,28 @@ def test_operation_time_limit_blocks_that_method_only_until_reset(rsps):
     other.call("crm.activity.list")  # and so are other portals
 
 
+def test_method_wait_is_the_time_to_the_reset_of_a_blocked_method_and_zero_for_the_others(rsps):
+    reset_at = int(time.time()) + 300
+    rsps.post(f"{ENDPOINT}telephony.externalcall.register", status=429, json={
+        "error": "OPERATION_TIME_LIMIT", "error_description": "Method is blocked due to operation time limit.",
+        "time": {**TIME, "operating": 480.2, "operating_reset_at": reset_at}})
+    limiter = coordination.MemoryBackend()
+    client, _, _ = make_client(limiter=limiter)
+    assert client.method_wait("telephony.externalcall.register") == 0.0
+
+    with pytest.raises(errors.MethodBlocked):
+        client.call("telephony.externalcall.register", {"USER_ID": 1})
+
+    assert client.method_wait("telephony.externalCall.register") == pytest.approx(reset_at - time.time(), abs=2)
+    assert client.method_wait("telephony.externalcall.finish") == 0.0
+    assert client.method_wait("telephony.externalcall.show") == 0.0
+    other_store = MemoryTokenStore(make_creds(member_id="other-portal", client_endpoint="https://other.bitrix24.com/rest/"))
+    other, _, _ = make_client(other_store, limiter=limiter)
+    assert other.method_wait("telephony.externalcall.register") == 0.0  # the block is this portal's
+    with pytest.raises(ValueError):
+        client.method_wait("not a method")
+
+
 def test_operation_time_limit_without_known_reset_blocks_for_ten_minutes(rsps):
     rsps.post(f"{ENDPOINT}crm.item.list", status=429, json={"error": "OPERATION_TIME_LIMIT", "error_description": ""})
     limiter = coordination.MemoryBackend()
