@@ -205,6 +205,12 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
+# Every Redis client (cache, broker, coordination) gives up on a Redis that accepts but does not answer
+# (hung, half-open): without these a request waits forever. A healthy Redis answers in milliseconds; the
+# read timeout stays above kombu's 1 s BRPOP poll, which a synchronous drain reads with the same socket.
+REDIS_SOCKET_CONNECT_TIMEOUT = float(env_str("REDIS_SOCKET_CONNECT_TIMEOUT", "1"))
+REDIS_SOCKET_TIMEOUT = float(env_str("REDIS_SOCKET_TIMEOUT", "2"))
+REDIS_CLIENT_OPTIONS = {"socket_connect_timeout": REDIS_SOCKET_CONNECT_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT}
 
 def _next_redis_db(url: str) -> str:
     """The same server, the next logical database (redis://h:6379/0 -> redis://h:6379/1)."""
@@ -219,7 +225,8 @@ if REDIS_URL:
     # The cache gets its own Redis database: Django's cache.clear() is FLUSHDB, which must never
     # wipe broker queues, rate-limit buckets or refresh locks.
     REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", "") or _next_redis_db(REDIS_URL)
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_CACHE_URL}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_CACHE_URL,
+                          "OPTIONS": dict(REDIS_CLIENT_OPTIONS)}}
 else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
@@ -301,7 +308,7 @@ CELERY_BROKER_NAMESPACE = env_str("CELERY_BROKER_NAMESPACE", "") or (
 )
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, **REDIS_CLIENT_OPTIONS}
     if CELERY_BROKER_NAMESPACE:
         CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{CELERY_BROKER_NAMESPACE}:"
 elif CELERY_BROKER_URL == "filesystem://":
