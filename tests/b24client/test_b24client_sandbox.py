@@ -1,4 +1,5 @@
-"""Bitrix24Client end to end against the in-repo Bitrix24 emulator (b24sandbox, in-process mode)."""
+"""Bitrix24Client end to end against the in-repo Bitrix24 emulator (b24sandbox, in-process mode); the
+Bitrix24 behaviour it relies on is in docs/bitrix24-contract.md."""
 
 from __future__ import annotations
 
