@@ -376,11 +376,30 @@ CALLS_EXTENSIONS_TTL = env_int("CALLS_EXTENSIONS_TTL", 600)
 CALLS_EXTENSIONS_MISS_INTERVAL = env_int("CALLS_EXTENSIONS_MISS_INTERVAL", 60)
 CALLS_EXTENSION_MAX_DIGITS = env_int("CALLS_EXTENSION_MAX_DIGITS", 5)
 CALLS_LINE_CACHE_SECONDS = env_int("CALLS_LINE_CACHE_SECONDS", 3600)
+# The outbox (calls.outbox): one sender per portal at a time holds a lease of SENDER_LEASE (longer than one
+# Bitrix24 request with its token refresh; a dead sender's commands are re-sent after it); a call's
+# reconciler sends up to INLINE_REQUESTS itself (a quiet portal's card with no task hop) and leaves the
+# rest to the drain task; the beat kicks portals whose commands are REKICK_GRACE past due; commands of
+# calls finished RETENTION ago are deleted.
+CALLS_OUTBOX_SENDER_LEASE_SECONDS = float(env_str("CALLS_OUTBOX_SENDER_LEASE_SECONDS", "30"))
+CALLS_OUTBOX_INLINE_REQUESTS = env_int("CALLS_OUTBOX_INLINE_REQUESTS", 3)
+CALLS_OUTBOX_CLAIM_WINDOW = env_int("CALLS_OUTBOX_CLAIM_WINDOW", 500)
+CALLS_OUTBOX_REKICK_GRACE_SECONDS = float(env_str("CALLS_OUTBOX_REKICK_GRACE_SECONDS", "5"))
+CALLS_OUTBOX_REKICK_INTERVAL_SECONDS = float(env_str("CALLS_OUTBOX_REKICK_INTERVAL_SECONDS", "10"))
+CALLS_OUTBOX_RETENTION_SECONDS = float(env_str("CALLS_OUTBOX_RETENTION_SECONDS", str(3 * 24 * 3600)))
 # Celery's autodiscovery looks only at ``<app>.tasks``; calls keeps its tasks next to their scenario.
-CELERY_IMPORTS = ("calls.sync.tasks", "calls.lines.tasks")
+CELERY_IMPORTS = ("calls.sync.tasks", "calls.lines.tasks", "calls.outbox.tasks")
 CELERY_BEAT_SCHEDULE["calls-sweep-overdue"] = {
     "task": "calls.tasks.sweep_overdue",
     "schedule": CALLS_SWEEP_INTERVAL_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["calls-outbox-rekick"] = {
+    "task": "calls.outbox_tasks.rekick_outboxes",
+    "schedule": CALLS_OUTBOX_REKICK_INTERVAL_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["calls-outbox-prune"] = {
+    "task": "calls.outbox_tasks.prune_outbox",
+    "schedule": 3600.0,
 }
 
 # json (default in production) or plain.
