@@ -41,6 +41,16 @@ MAX_BATCH = 50
 MAX_REDIRECTS = 3
 DEFAULT_LIMITS = (40.0, 2.0)  # head-room below Bitrix24's 50 / 2 per second (shared with browsers, other apps)
 DEFAULT_METHOD_BLOCK_S = 600.0  # OPERATION_TIME_LIMIT without a known reset time: the documented 10 minutes
+DEFAULT_OPERATING_BUDGET = (480.0, 600.0)  # seconds of a method's time per window of seconds (§3.2)
+# The method-time policy (§3.2), written once: from PACE_AT of the budget the rest of it is spread over the
+# time to the reset; from HOLD_AT nothing is sent until the reset. The gap to 100 % covers a batch in flight
+# and what other apps of the portal spend, since Bitrix24 counts the method for all of them.
+OPERATING_PACE_AT = 0.80
+OPERATING_HOLD_AT = 0.95
+# Past its reset time a record near the budget is stale (only part of the usage is released then): one
+# call at a time, this far apart, asks Bitrix24 for the new figure instead of a batch-full of guesses.
+OPERATING_PROBE_S = 1.0
+MIN_CALL_COST = 0.01  # a call whose duration was not reported is still assumed to cost something
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _METHOD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.]*$")
 _BATCH_KEY = re.compile(r"^[A-Za-z0-9_\-.]+$")
@@ -73,6 +83,25 @@ def default_redirect_policy(old_endpoint: str, new_endpoint: str) -> bool:
 
 
 @dataclass(frozen=True)
+class _Admission:
+    """What the operating-time policy says about sending one more call of a method now."""
+
+    wait: float = 0.0  # > 0: not before this many seconds
+    code: str = ""  # why it waits
+    pace: float = 0.0  # > 0: the call takes a shared send slot, and the next one is this far away
+
+
+@dataclass
+class _Budget:
+    """A method's operating-time state as read from the shared backend, and (while a batch is being built)
+    what the calls of it already packed will add."""
+
+    until: float | None  # a recorded 429 block
+    seen: coordination.Operating | None
+    packed: float = 0.0
+
+
+@dataclass(frozen=True)
 class _Move:
     """A rename redirect being followed: stored only once a call there has succeeded."""
 
@@ -95,10 +124,18 @@ class Bitrix24Client:
         redirect_policy: RedirectPolicy = default_redirect_policy,
         sleep: Callable[[float], None] = time.sleep,
         resolver: Resolver = system_resolver,
+        operating_budget: tuple[float, float] = DEFAULT_OPERATING_BUDGET,
+        clock: Callable[[], float] = time.time,
     ) -> None:
+        """``limits``: (burst, drain per second) of the portal's request bucket (§3.1).
+        ``operating_budget``: (seconds, window seconds) each method may use (§3.2). ``clock``: unix time,
+        compared with Bitrix24's ``operating_reset_at``."""
         capacity, drain = limits
         if capacity < 1 or drain <= 0:
             raise ValueError(f"limits must be (capacity >= 1, drain_per_s > 0); got {limits!r}")
+        budget, window = operating_budget
+        if budget <= 0 or window <= 0:
+            raise ValueError(f"operating_budget must be (seconds > 0, window_s > 0); got {operating_budget!r}")
         self.store = store
         self.oauth = oauth
         # Without a shared backend the limits and method blocks still hold within this process.
@@ -112,7 +149,8 @@ class Bitrix24Client:
         self.redirect_policy = redirect_policy
         self.resolver = resolver
         self._sleep = sleep
-        self._reset_at: dict[str, float] = {}  # method (lower) → last seen time.operating_reset_at
+        self.operating_budget, self.operating_window = float(budget), float(window)
+        self._clock = clock
 
     @property
     def member_id(self) -> str:
@@ -121,14 +159,44 @@ class Bitrix24Client:
     # ------------------------------------------------------------------------------------- public API
 
     def call(self, method: str, params: Mapping[str, Any] | None = None) -> RestResult:
+        """One method call. Raises ``MethodBlocked`` without a request while ``method_wait(method) > 0``."""
         _check_method(method)
-        self._raise_if_blocked(method)
+        refused = self._admit(method)
+        if refused is not None:
+            raise refused
         return RestResult.from_payload(self._request(method, _params(params)))
+
+    def method_wait(self, method: str) -> float:
+        """Seconds before ``method`` may be sent to this portal; 0.0 means now.
+
+        The method-time budget (docs/bitrix24-contract.md §3.2), as every worker sharing the limiter
+        backend has seen it in Bitrix24's answers (``time.operating``, also per command of a batch):
+
+        * a 429 ``OPERATION_TIME_LIMIT`` block is recorded: until its ``operating_reset_at``;
+        * the method has used ``OPERATING_HOLD_AT`` (95 %) of ``operating_budget``: until that reset;
+        * between ``OPERATING_PACE_AT`` (80 %) and that, what is left is spread over the time to the reset:
+          one call per slot, and this is the time to the next free slot.
+
+        A caller that packs commands (the outbox) asks this per command and leaves a waiting one out:
+        ``call`` raises ``MethodBlocked`` for it without a request and ``batch`` returns that error for its
+        key (``code``: ``OPERATION_TIME_LIMIT`` for a recorded block, ``LOCAL_OPERATING_HOLD`` or
+        ``LOCAL_OPERATING_PACE``). While a method is paced, a batch sends at most one call of it per slot;
+        its others come back with ``LOCAL_OPERATING_PACE``. Only this method of this portal waits; other
+        methods and portals are not affected. Asking reserves nothing.
+        """
+        _check_method(method)
+        admission = self._assess(self._read_budget(method))
+        if admission.wait > 0:
+            return admission.wait
+        if admission.pace > 0:
+            return self._coordination("method pacing", lambda: self.limiter.slot_wait(self._block_key(method)))
+        return 0.0
 
     def batch(self, commands: Commands, halt: bool = False) -> BatchResult:
         """Up to 50 commands in one HTTP request. ``commands`` is ``{key: (method, params)}`` or a list of
         ``(method, params)`` (keys are then 0..n-1). Params may hold ``$result[key][...]`` references.
-        Per-command failures come back in ``BatchResult.errors``; only whole-request failures raise."""
+        Per-command failures come back in ``BatchResult.errors``; only whole-request failures raise.
+        A command whose method must wait (``method_wait``) is not sent: its key gets ``MethodBlocked``."""
         items = _normalise(commands)
         if len(items) > MAX_BATCH:
             raise ValueError(f"a batch holds at most {MAX_BATCH} commands, got {len(items)}; use batch_many")
@@ -175,11 +243,11 @@ class Bitrix24Client:
         methods = {key: m for key, m, _ in items}
         local_errors: dict[Any, errors.Bitrix24Error] = {}
         cmd: dict[str, str] = {}
+        packing: dict[str, _Budget] = {}
         for key, method, params in items:
-            until = self._coordination("method blocks",
-                                       lambda m=method: self.limiter.blocked_until(self._block_key(m)))
-            if until is not None:
-                local_errors[key] = errors.MethodBlocked(method, until, description="blocked locally; not sent")
+            refused = self._admit(method, packing)
+            if refused is not None:
+                local_errors[key] = refused
                 if halt:
                     break
                 continue
@@ -189,6 +257,14 @@ class Bitrix24Client:
             return BatchResult(errors=local_errors)
         payload = self._request("batch", {"cmd": cmd, "halt": 1 if halt else 0})
         result = BatchResult.from_payload(payload, [k for k, _, _ in items], methods)
+        latest: dict[str, tuple[str, dict]] = {}  # per method the command that reported the most time used
+        for key, sub_time in result.time.items():
+            if key in methods:
+                name, used = methods[key].lower(), _float(sub_time.get("operating"))
+                if name not in latest or used >= _float(latest[name][1].get("operating")):
+                    latest[name] = (methods[key], sub_time)
+        for method, sub_time in latest.values():
+            self._note_operating(method, sub_time)
         for key, exc in list(result.errors.items()):
             if isinstance(exc, errors.MethodBlocked):
                 result.errors[key] = self._block_method(methods[key], exc.payload, exc.status)
@@ -236,7 +312,8 @@ class Bitrix24Client:
                     # is followed again next time instead of stranding the portal there.
                     logger.info("portal %s moved to %s", self.member_id, moved.endpoint)
                     self.store.endpoint_changed(moved.endpoint)
-                self._note_operating(method, payload)
+                if isinstance(payload.get("time"), Mapping):
+                    self._note_operating(method, payload["time"])
                 return payload
 
             exc = self._error(method, status, payload)
@@ -357,23 +434,80 @@ class Bitrix24Client:
                                          method=method)
             self._sleep(wait)
 
-    def _raise_if_blocked(self, method: str) -> None:
-        until = self._coordination("method blocks", lambda: self.limiter.blocked_until(self._block_key(method)))
+    def _read_budget(self, method: str) -> _Budget:
+        key = self._block_key(method)
+        until = self._coordination("method blocks", lambda: self.limiter.blocked_until(key))
         if until is not None:
-            raise errors.MethodBlocked(method, until, description="method is over its operating-time limit")
+            return _Budget(until, None)
+        return _Budget(None, self._coordination("method operating time", lambda: self.limiter.operating(key)))
 
-    def _note_operating(self, method: str, payload: Mapping[str, Any]) -> None:
-        reset_at = RestResult.from_payload(payload).operating_reset_at
-        if reset_at:
-            self._reset_at[method.lower()] = reset_at
+    def _assess(self, budget: _Budget) -> _Admission:
+        """The operating-time policy (§3.2) for one more call of a method in the state ``budget``."""
+        now = self._clock()
+        if budget.until is not None:
+            return _Admission(wait=max(budget.until - now, 1e-3), code="OPERATION_TIME_LIMIT")
+        seen = budget.seen
+        if seen is None:
+            return _Admission()
+        used = seen.used + budget.packed
+        pace_at, hold_at = OPERATING_PACE_AT * self.operating_budget, OPERATING_HOLD_AT * self.operating_budget
+        if seen.reset_at <= now:
+            return _Admission(pace=OPERATING_PROBE_S) if used >= pace_at else _Admission()
+        left = seen.reset_at - now
+        if used >= hold_at:
+            return _Admission(wait=left, code="LOCAL_OPERATING_HOLD")
+        if used >= pace_at:
+            cost = max(seen.cost, MIN_CALL_COST)
+            return _Admission(pace=left * cost / max(hold_at - used, cost))
+        return _Admission()
+
+    def _admit(self, method: str, packing: dict[str, _Budget] | None = None) -> errors.MethodBlocked | None:
+        """None: ``method`` may be sent now (a pacing slot is taken); else the error for not sending it.
+        ``packing``: the batch being built, its methods' states read once and what its calls will add."""
+        name = method.lower()
+        if packing is None:
+            budget = self._read_budget(method)
+        elif name in packing:
+            budget = packing[name]
+        else:
+            budget = packing[name] = self._read_budget(method)
+        admission = self._assess(budget)
+        wait, code = admission.wait, admission.code
+        if wait <= 0 and admission.pace > 0:
+            wait = self._coordination("method pacing",
+                                      lambda: self.limiter.reserve_slot(self._block_key(method), admission.pace))
+            code = "LOCAL_OPERATING_PACE"
+        if wait > 0:
+            what = {"OPERATION_TIME_LIMIT": "blocked by Bitrix24 (429) until its reset",
+                    "LOCAL_OPERATING_HOLD": "close to its operating-time budget; held until the reset",
+                    "LOCAL_OPERATING_PACE": "paced: its operating-time budget is spread to the reset"}[code]
+            return errors.MethodBlocked(method, self._clock() + wait, code, f"{what}; not sent")
+        if budget.seen is not None:
+            budget.packed += max(budget.seen.cost, MIN_CALL_COST)
+        return None
+
+    def _note_operating(self, method: str, time_block: Mapping[str, Any]) -> None:
+        """Record what Bitrix24 reported for ``method`` (a call's ``time`` or a batch command's
+        ``result_time`` entry) in the shared backend; answers without ``operating`` (on-premise) add nothing."""
+        reported = RestResult(None, time=dict(time_block))
+        used = reported.operating
+        if used is None or not 0 <= used < float("inf"):
+            return
+        reset_at = reported.operating_reset_at
+        if not reset_at or reset_at <= 0:
+            reset_at = self._clock() + self.operating_window
+        duration = _float(time_block.get("duration"))
+        self._coordination("method operating time", lambda: self.limiter.note_operating(
+            self._block_key(method), used, reset_at, max(duration, 0.0)))
 
     def _block_method(self, method: str, payload: Any, status: int | None) -> errors.MethodBlocked:
-        now = time.time()
+        now = self._clock()
         reset_at = None
         if isinstance(payload, Mapping) and isinstance(payload.get("time"), Mapping):
             reset_at = RestResult.from_payload(payload).operating_reset_at
         if not reset_at or reset_at <= now:
-            reset_at = self._reset_at.get(method.lower())
+            seen = self.limiter.operating(self._block_key(method))
+            reset_at = seen.reset_at if seen is not None else None
         until = reset_at if reset_at and reset_at > now else now + DEFAULT_METHOD_BLOCK_S
         self.limiter.block(self._block_key(method), until)
         desc = payload.get("error_description", "") if isinstance(payload, Mapping) else ""
@@ -398,6 +532,14 @@ class Bitrix24Client:
 
 def _ms(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
+
+
+def _float(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if number == number and number not in (float("inf"), float("-inf")) else 0.0
 
 
 def _as_int(value: Any) -> int:

@@ -1,4 +1,5 @@
-"""Cross-process coordination: named locks, a leaky-bucket rate limiter and method blocks.
+"""Cross-process coordination: named locks, a leaky-bucket rate limiter, method blocks and the per-method
+operating-time record (docs/bitrix24-contract.md §3.2) with its pacing slots.
 
 ``from_url(url)`` picks the backend:
 
@@ -12,6 +13,12 @@
 The bucket mirrors Bitrix24's own algorithm (docs/bitrix24-contract.md §3.1): each admitted request adds
 ``cost`` to a level that drains by ``drain_per_s``; a request is admitted while ``level + cost <= capacity``.
 ``acquire`` returns 0.0 when admitted (and records it) or the seconds to wait (and records nothing).
+
+The operating record keeps, per portal and method, what Bitrix24 last reported (``time.operating``, its
+``operating_reset_at``) and what one call of it cost. Answers arrive out of order from many workers, so
+``note_operating`` keeps the newest window (the larger reset time) and, within one window, the larger
+usage (``newer_operating``). ``reserve_slot`` hands out one send per ``interval`` seconds to whoever asks
+first: the pacing of a method near its budget is shared by every process.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
@@ -51,6 +59,40 @@ class Coordination(Protocol):
     def fill(self, key: str, capacity: float) -> None: ...
     def block(self, key: str, until: float) -> None: ...
     def blocked_until(self, key: str) -> float | None: ...
+    def note_operating(self, key: str, used: float, reset_at: float, cost: float) -> None: ...
+    def operating(self, key: str) -> Operating | None: ...
+    def reserve_slot(self, key: str, interval: float) -> float:
+        """0.0 and the next slot moves ``interval`` seconds on; or the seconds until the next slot (nothing
+        recorded)."""
+        ...
+
+    def slot_wait(self, key: str) -> float:
+        """Seconds until ``reserve_slot`` would admit (0.0: now); records nothing."""
+        ...
+
+
+@dataclass(frozen=True)
+class Operating:
+    """A method's operating time on one portal as Bitrix24 last reported it (§3.2)."""
+
+    used: float  # time.operating: seconds used in the current 10-minute window
+    reset_at: float  # time.operating_reset_at: when the oldest part of that usage is released
+    cost: float  # seconds one call of the method took (its time.duration), to project the next calls
+
+
+def newer_operating(old: Operating | None, new: Operating) -> Operating:
+    """What to keep when ``new`` arrives: a later window wins; within one window the larger usage wins (an
+    answer that left Bitrix24 earlier may arrive later). The cost is always the latest seen."""
+    if old is None or new.reset_at > old.reset_at:
+        return new
+    if new.reset_at < old.reset_at:
+        return Operating(old.used, old.reset_at, new.cost)
+    return Operating(max(old.used, new.used), old.reset_at, new.cost)
+
+
+def _check_operating_args(used: float, reset_at: float, cost: float) -> None:
+    if not all(math.isfinite(v) and v >= 0 for v in (used, reset_at, cost)):
+        raise ValueError(f"operating values must be finite and >= 0; got {used!r}, {reset_at!r}, {cost!r}")
 
 
 def _check_bucket_args(capacity: float, drain_per_s: float, cost: float) -> None:
@@ -85,6 +127,8 @@ class MemoryBackend:
         self._locks: dict[str, threading.Lock] = {}
         self._buckets: dict[str, tuple[float, float]] = {}
         self._blocks: dict[str, float] = {}
+        self._operating: dict[str, Operating] = {}
+        self._slots: dict[str, float] = {}
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float = 30.0, wait: float | None = None) -> Iterator[None]:
@@ -122,6 +166,28 @@ class MemoryBackend:
                 self._blocks.pop(key, None)
                 return None
             return until
+
+    def note_operating(self, key: str, used: float, reset_at: float, cost: float) -> None:
+        _check_operating_args(used, reset_at, cost)
+        with self._guard:
+            self._operating[key] = newer_operating(self._operating.get(key), Operating(used, reset_at, cost))
+
+    def operating(self, key: str) -> Operating | None:
+        with self._guard:
+            return self._operating.get(key)
+
+    def reserve_slot(self, key: str, interval: float) -> float:
+        with self._guard:
+            now = self._clock()
+            next_at = self._slots.get(key, 0.0)
+            if next_at > now:
+                return next_at - now
+            self._slots[key] = now + max(0.0, interval)
+            return 0.0
+
+    def slot_wait(self, key: str) -> float:
+        with self._guard:
+            return max(0.0, self._slots.get(key, 0.0) - self._clock())
 
 
 # ------------------------------------------------------------------------------------------------ file
@@ -226,6 +292,43 @@ class FileBackend:
             return None
         return float(until)
 
+    def note_operating(self, key: str, used: float, reset_at: float, cost: float) -> None:
+        _check_operating_args(used, reset_at, cost)
+        with self._flocked(self._path("operating", key), None) as fd:
+            kept = newer_operating(_operating_from(self._read(fd)), Operating(used, reset_at, cost))
+            self._write(fd, {"used": kept.used, "reset_at": kept.reset_at, "cost": kept.cost})
+
+    def operating(self, key: str) -> Operating | None:
+        path = self._path("operating", key)
+        if not path.exists():
+            return None
+        with self._flocked(path, None) as fd:
+            return _operating_from(self._read(fd))
+
+    def reserve_slot(self, key: str, interval: float) -> float:
+        with self._flocked(self._path("slot", key), None) as fd:
+            now = time.time()
+            next_at = float(self._read(fd).get("next_at", 0.0))
+            if next_at > now:
+                return next_at - now
+            self._write(fd, {"next_at": now + max(0.0, interval)})
+            return 0.0
+
+    def slot_wait(self, key: str) -> float:
+        path = self._path("slot", key)
+        if not path.exists():
+            return 0.0
+        with self._flocked(path, None) as fd:
+            next_at = float(self._read(fd).get("next_at", 0.0))
+        return max(0.0, next_at - time.time())
+
+
+def _operating_from(data: dict) -> Operating | None:
+    try:
+        return Operating(float(data["used"]), float(data["reset_at"]), float(data["cost"]))
+    except (KeyError, TypeError, ValueError):
+        return None
+
 
 # ----------------------------------------------------------------------------------------------- redis
 
@@ -268,6 +371,53 @@ return 1
 """
 
 
+# KEYS[1]=operating ARGV = used, reset_at, cost, keep_until: newer_operating() in one step.
+_NOTE_OPERATING_LUA = """
+local used, reset_at = ARGV[1], ARGV[2]
+local s = redis.call('HMGET', KEYS[1], 'used', 'reset_at')
+if s[2] then
+  -- the stored strings are kept as they are: Lua's tostring() would round a unix time to 14 digits
+  if tonumber(reset_at) < tonumber(s[2]) then
+    used, reset_at = s[1], s[2]
+  elseif tonumber(reset_at) == tonumber(s[2]) and tonumber(s[1]) > tonumber(used) then
+    used = s[1]
+  end
+end
+redis.call('HSET', KEYS[1], 'used', used, 'reset_at', reset_at, 'cost', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], math.ceil(math.max(tonumber(reset_at), tonumber(ARGV[4])) * 1000))
+return 1
+"""
+
+# KEYS[1]=slot ARGV[1]=interval → wait in microseconds (0 = reserved). Redis TIME: one clock for all workers.
+_RESERVE_SLOT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local next_at = tonumber(redis.call('GET', KEYS[1]) or '0')
+if next_at > now then
+  return math.ceil((next_at - now) * 1e6)
+end
+local interval = tonumber(ARGV[1])
+if interval > 0 then
+  redis.call('SET', KEYS[1], tostring(now + interval), 'PX', math.ceil(interval * 1000))
+end
+return 0
+"""
+
+_SLOT_WAIT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local next_at = tonumber(redis.call('GET', KEYS[1]) or '0')
+if next_at > now then
+  return math.ceil((next_at - now) * 1e6)
+end
+return 0
+"""
+
+# A record outlives its reset time by one window: usage seen then is still the best guess of what is left
+# (only part of it is released at the reset).
+_OPERATING_KEEP_S = 600.0
+
+
 class RedisBackend:
     def __init__(self, client, prefix: str = DEFAULT_PREFIX) -> None:  # client: redis.Redis
         self.redis = client
@@ -275,6 +425,9 @@ class RedisBackend:
         self._acquire = client.register_script(_ACQUIRE_LUA)
         self._fill = client.register_script(_FILL_LUA)
         self._block = client.register_script(_BLOCK_LUA)
+        self._note_operating = client.register_script(_NOTE_OPERATING_LUA)
+        self._reserve_slot = client.register_script(_RESERVE_SLOT_LUA)
+        self._slot_wait = client.register_script(_SLOT_WAIT_LUA)
 
     @contextlib.contextmanager
     def lock(self, name: str, timeout: float = 30.0, wait: float | None = None) -> Iterator[None]:
@@ -315,26 +468,49 @@ class RedisBackend:
         until = float(raw)
         return until if until > time.time() else None
 
+    def note_operating(self, key: str, used: float, reset_at: float, cost: float) -> None:
+        _check_operating_args(used, reset_at, cost)
+        self._note_operating(keys=[f"{self.prefix}op:{key}"],
+                             args=[repr(float(used)), repr(float(reset_at)), repr(float(cost)),
+                                   repr(max(float(reset_at), time.time()) + _OPERATING_KEEP_S)])
+
+    def operating(self, key: str) -> Operating | None:
+        raw = self.redis.hmget(f"{self.prefix}op:{key}", ["used", "reset_at", "cost"])
+        if any(v is None for v in raw):
+            return None
+        return Operating(float(raw[0]), float(raw[1]), float(raw[2]))
+
+    def reserve_slot(self, key: str, interval: float) -> float:
+        return int(self._reserve_slot(keys=[f"{self.prefix}slot:{key}"], args=[repr(max(0.0, float(interval)))])) / 1e6
+
+    def slot_wait(self, key: str) -> float:
+        return int(self._slot_wait(keys=[f"{self.prefix}slot:{key}"])) / 1e6
+
 
 # -------------------------------------------------------------------------------------------- factory
 
 
-_redis_cache: dict[tuple[str, str, int], RedisBackend] = {}
+_redis_cache: dict[tuple[str, str, int, tuple[tuple[str, float], ...]], RedisBackend] = {}
 _redis_cache_guard = threading.Lock()
 
 
-def from_url(url: str, *, prefix: str = DEFAULT_PREFIX) -> Coordination:
-    """``redis://host:port/db`` | ``rediss://…`` | ``file:///abs/dir`` | ``memory://``."""
+def from_url(url: str, *, prefix: str = DEFAULT_PREFIX, socket_timeout: float | None = None,
+             socket_connect_timeout: float | None = None) -> Coordination:
+    """``redis://host:port/db`` | ``rediss://…`` | ``file:///abs/dir`` | ``memory://``. The timeouts (seconds,
+    Redis only) bound each command on a Redis that accepts but does not answer; None waits forever."""
     parts = urlsplit(url)
     if parts.scheme in ("redis", "rediss", "unix"):
+        options = {name: value for name, value in (("socket_timeout", socket_timeout),
+                                                   ("socket_connect_timeout", socket_connect_timeout))
+                   if value is not None}
         # One connection pool per process and URL: clients are built per call, pools must not be.
-        key = (url, prefix, os.getpid())
+        key = (url, prefix, os.getpid(), tuple(sorted(options.items())))
         with _redis_cache_guard:
             backend = _redis_cache.get(key)
             if backend is None:
                 import redis
 
-                backend = _redis_cache[key] = RedisBackend(redis.Redis.from_url(url), prefix=prefix)
+                backend = _redis_cache[key] = RedisBackend(redis.Redis.from_url(url, **options), prefix=prefix)
         return backend
     if parts.scheme == "file":
         path = unquote(parts.path)

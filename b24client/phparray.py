@@ -38,16 +38,19 @@ def split_key(key: str) -> list[str | object]:
     return parts
 
 
-def parse(data: str | bytes | Iterable[tuple[str, str]] | Mapping[str, Any], *, max_depth: int = 16) -> dict:
+def parse(
+    data: str | bytes | Iterable[tuple[str, str]] | Mapping[str, Any], *, max_depth: int = 16, errors: str = "replace"
+) -> dict:
     """Un-flatten a urlencoded body, a list of (key, value) pairs or a flat mapping into nested data.
 
     Values stay strings (Bitrix24 sends every scalar as a string). A Django ``QueryDict`` works via
-    ``parse(request.POST.lists())``-style pairs or ``parse(request.body)``.
+    ``parse(request.POST.lists())``-style pairs or ``parse(request.body)``. ``errors``: what a
+    percent-escape that is not UTF-8 becomes (``"strict"`` raises ``UnicodeDecodeError``).
     """
     if isinstance(data, bytes):
         data = data.decode("utf-8")
     if isinstance(data, str):
-        pairs: Iterable[tuple[str, Any]] = parse_qsl(data, keep_blank_values=True, max_num_fields=10_000)
+        pairs: Iterable[tuple[str, Any]] = parse_qsl(data, keep_blank_values=True, max_num_fields=10_000, errors=errors)
     elif isinstance(data, Mapping):
         pairs = data.items()
     else:

@@ -13,6 +13,7 @@ class CallsConfig(AppConfig):
 
         from calls import bitrix24_events, receivers
         from calls.models import ConnectionSecret, ExtensionOverride, LineSettings, PbxConnection, PbxLine
+        from calls.outbox import signals as outbox_signals
         from portals import event_handlers
         from portals.signals import portal_changed, portal_data_purge_requested
 
@@ -25,6 +26,7 @@ class CallsConfig(AppConfig):
         ):
             for signal in (post_save, post_delete):
                 signal.connect(receiver, sender=model, dispatch_uid=f"calls.{receiver.__name__}.{signal is post_save}")
+        outbox_signals.drained.connect(receivers.outbox_drained, dispatch_uid="calls.outbox_drained")
         portal_changed.connect(receivers.portals_changed, dispatch_uid="calls.portals_changed")
         portal_data_purge_requested.connect(receivers.portal_purge_requested, dispatch_uid="calls.portal_purge")
         event_handlers.register("ONEXTERNALCALLSTART", bitrix24_events.handle_click_to_call)

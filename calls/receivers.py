@@ -6,13 +6,19 @@ themselves on import).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from calls.auth_epoch import forget_auth_material
+from calls.dispatch import queue
+from calls.followups import FollowUps
 from calls.models import ConnectionSecret, ExtensionOverride, LineSettings, PbxConnection, PbxLine
 from calls.models.connections import BOOKKEEPING_FIELDS
+from calls.outbox import services as outbox_services
+from calls.outbox.tasks import drain_outbox
 from calls.purge import purge_portal
 from calls.routing.lookup import forget_portal
+from telephony_app.dispatch import send_after_commit
 
 
 def connection_changed(sender: type, instance: PbxConnection, **kwargs: Any) -> None:
@@ -56,3 +62,15 @@ def extension_override_changed(sender: type, instance: ExtensionOverride, **kwar
     portal_id = PbxConnection.objects.filter(pk=instance.connection_id).values_list("portal_id", flat=True).first()
     if portal_id is not None:
         forget_portal(portal_id)
+
+
+def outbox_drained(sender: type, portal_id: int, call_ids: list[int], next_due: datetime | None,
+                   **kwargs: Any) -> None:
+    """A sender let go: the calls whose commands got an outcome read them (their sync), and the portal's
+    pending commands get a drain when the earliest is due."""
+    if call_ids:
+        queue(FollowUps(sync_calls=list(call_ids)))
+    if next_due is not None:
+        delay = outbox_services.kick_delay(portal_id, next_due)
+        if delay is not None:
+            send_after_commit(drain_outbox, portal_id, countdown=delay)

@@ -16,6 +16,7 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+import inputguard
 import logcontext
 from b24client import errors, phparray, redact
 
@@ -43,9 +44,11 @@ def parse_event_body(body: bytes) -> dict[str, Any]:
     if not body or len(body) > _MAX_BODY:
         raise EventRejected("empty or oversized body", status=400)
     try:
-        payload = phparray.parse(body)
+        payload = phparray.parse(body, errors="strict")
     except (UnicodeDecodeError, ValueError) as exc:
         raise EventRejected("body is not a form-encoded Bitrix24 event", status=400) from exc
+    if poison := inputguard.find_poison(payload):
+        raise EventRejected(f"{poison[0]}: {poison[1]}", status=400)
     event = payload.get("event")
     auth = payload.get("auth")
     if not isinstance(event, str) or not event.strip() or not isinstance(auth, dict):

@@ -8,9 +8,13 @@ from functools import wraps
 from urllib.parse import urlsplit
 
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils.translation import gettext
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters
+
+import inputguard
 
 # Bitrix24 sends these in the body, older portals partly in the query string (docs/bitrix24-contract.md §1.3).
 IFRAME_FIELDS = (
@@ -75,6 +79,11 @@ def iframe_view(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse
         if request.method == "HEAD":
             # Marketplace moderation checks that the app URL answers HEAD with 200.
             return frame_for(HttpResponse(status=200, content_type="text/html; charset=utf-8"), None)
+        if request.method == "POST" and (poison := inputguard.find_poison(iframe_fields(request))):
+            # Bitrix24 never sends these; looking them up would make PostgreSQL refuse the query.
+            reason = gettext("The request is malformed (%(field)s: %(problem)s).") % {
+                "field": poison[0], "problem": poison[1]}
+            return frame_for(render(request, "portals/install_failed.html", {"reason": reason}, status=400), None)
         return view(request, *args, **kwargs)
 
     return csrf_exempt(xframe_options_exempt(sensitive_post_parameters(*SECRET_FIELDS)(wrapper)))

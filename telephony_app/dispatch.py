@@ -16,10 +16,13 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
-def send_after_commit(task: Any, *args: Any) -> None:
+def send_after_commit(task: Any, *args: Any, countdown: float | None = None) -> None:
     def send() -> None:
         try:
-            task.delay(*args)
+            if countdown:
+                task.apply_async(args, countdown=countdown)
+            else:
+                task.delay(*args)
         except Exception as exc:  # the broker (Redis) is away; the row waits for the sweeper
             logger.warning("could not queue %s%r (%s: %s); the sweeper will dispatch it", task.name, args,
                            type(exc).__name__, exc)

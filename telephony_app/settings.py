@@ -205,6 +205,12 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
+# Every Redis client (cache, broker, coordination) gives up on a Redis that accepts but does not answer
+# (hung, half-open): without these a request waits forever. A healthy Redis answers in milliseconds; the
+# read timeout stays above kombu's 1 s BRPOP poll, which a synchronous drain reads with the same socket.
+REDIS_SOCKET_CONNECT_TIMEOUT = float(env_str("REDIS_SOCKET_CONNECT_TIMEOUT", "1"))
+REDIS_SOCKET_TIMEOUT = float(env_str("REDIS_SOCKET_TIMEOUT", "2"))
+REDIS_CLIENT_OPTIONS = {"socket_connect_timeout": REDIS_SOCKET_CONNECT_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT}
 
 def _next_redis_db(url: str) -> str:
     """The same server, the next logical database (redis://h:6379/0 -> redis://h:6379/1)."""
@@ -219,7 +225,8 @@ if REDIS_URL:
     # The cache gets its own Redis database: Django's cache.clear() is FLUSHDB, which must never
     # wipe broker queues, rate-limit buckets or refresh locks.
     REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", "") or _next_redis_db(REDIS_URL)
-    CACHES = {"default": {"BACKEND": "telephony_app.cache.RedisCache", "LOCATION": REDIS_CACHE_URL}}
+    CACHES = {"default": {"BACKEND": "telephony_app.cache.RedisCache", "LOCATION": REDIS_CACHE_URL,
+                          "OPTIONS": dict(REDIS_CLIENT_OPTIONS)}}
 else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
@@ -301,7 +308,7 @@ CELERY_BROKER_NAMESPACE = env_str("CELERY_BROKER_NAMESPACE", "") or (
 )
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, **REDIS_CLIENT_OPTIONS}
     if CELERY_BROKER_NAMESPACE:
         CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{CELERY_BROKER_NAMESPACE}:"
 elif CELERY_BROKER_URL == "filesystem://":
@@ -376,11 +383,30 @@ CALLS_EXTENSIONS_TTL = env_int("CALLS_EXTENSIONS_TTL", 600)
 CALLS_EXTENSIONS_MISS_INTERVAL = env_int("CALLS_EXTENSIONS_MISS_INTERVAL", 60)
 CALLS_EXTENSION_MAX_DIGITS = env_int("CALLS_EXTENSION_MAX_DIGITS", 5)
 CALLS_LINE_CACHE_SECONDS = env_int("CALLS_LINE_CACHE_SECONDS", 3600)
+# The outbox (calls.outbox): one sender per portal at a time holds a lease of SENDER_LEASE (longer than one
+# Bitrix24 request with its token refresh; a dead sender's commands are re-sent after it); a call's
+# reconciler sends up to INLINE_REQUESTS itself (a quiet portal's card with no task hop) and leaves the
+# rest to the drain task; the beat kicks portals whose commands are REKICK_GRACE past due; commands of
+# calls finished RETENTION ago are deleted.
+CALLS_OUTBOX_SENDER_LEASE_SECONDS = float(env_str("CALLS_OUTBOX_SENDER_LEASE_SECONDS", "30"))
+CALLS_OUTBOX_INLINE_REQUESTS = env_int("CALLS_OUTBOX_INLINE_REQUESTS", 3)
+CALLS_OUTBOX_CLAIM_WINDOW = env_int("CALLS_OUTBOX_CLAIM_WINDOW", 500)
+CALLS_OUTBOX_REKICK_GRACE_SECONDS = float(env_str("CALLS_OUTBOX_REKICK_GRACE_SECONDS", "5"))
+CALLS_OUTBOX_REKICK_INTERVAL_SECONDS = float(env_str("CALLS_OUTBOX_REKICK_INTERVAL_SECONDS", "10"))
+CALLS_OUTBOX_RETENTION_SECONDS = float(env_str("CALLS_OUTBOX_RETENTION_SECONDS", str(3 * 24 * 3600)))
 # Celery's autodiscovery looks only at ``<app>.tasks``; calls keeps its tasks next to their scenario.
-CELERY_IMPORTS = ("calls.sync.tasks", "calls.lines.tasks")
+CELERY_IMPORTS = ("calls.sync.tasks", "calls.lines.tasks", "calls.outbox.tasks")
 CELERY_BEAT_SCHEDULE["calls-sweep-overdue"] = {
     "task": "calls.tasks.sweep_overdue",
     "schedule": CALLS_SWEEP_INTERVAL_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["calls-outbox-rekick"] = {
+    "task": "calls.outbox_tasks.rekick_outboxes",
+    "schedule": CALLS_OUTBOX_REKICK_INTERVAL_SECONDS,
+}
+CELERY_BEAT_SCHEDULE["calls-outbox-prune"] = {
+    "task": "calls.outbox_tasks.prune_outbox",
+    "schedule": 3600.0,
 }
 
 # json (default in production) or plain.

@@ -23,6 +23,7 @@ from typing import Any
 from django.utils import timezone
 from rest_framework import serializers
 
+import inputguard
 from b24client import errors as b24errors
 from calls.models import Call, PbxConnection, PbxLine, SeenLineNumber
 from calls.phones import InvalidPhoneNumber, normalize_strict
@@ -70,6 +71,9 @@ def validate_lines(data: Any, default_country: str) -> tuple[list[tuple[str, str
         return [], {}, 'The body must be a JSON array of lines: [{"number": "+74951234567", "name": "Sales"}].'
     if len(data) > MAX_LINES:
         return [], {}, f"At most {MAX_LINES} lines; got {len(data)}."
+    if poison := inputguard.find_poison(data):
+        field, problem = poison
+        return [], {field: [problem]}, f"Line {field.split('.')[0]} is invalid: {field}: {problem} Nothing was changed."
     lines: list[tuple[str, str]] = []
     errors: dict[str, list[str]] = {}
     seen: dict[str, int] = {}

@@ -4,6 +4,7 @@ from .calls import Call, DeadLetter, ExtensionDirectory
 from .connections import ConnectionSecret, ExtensionOverride, PbxConnection, PbxLine, SeenLineNumber
 from .inbox import PbxEvent, PbxWebhookReceipt
 from .originate import OriginateCommand
+from .outbox import OutboxCommand, OutboxSender
 from .routing import RouteDecision
 from .settings import LineSettings, PortalCallSettings, UserCallSettings
 
@@ -15,6 +16,8 @@ __all__ = [
     "ExtensionOverride",
     "LineSettings",
     "OriginateCommand",
+    "OutboxCommand",
+    "OutboxSender",
     "PbxConnection",
     "PbxEvent",
     "PbxLine",

@@ -43,6 +43,7 @@ from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
+import inputguard
 import logcontext
 from calls.auth_epoch import auth_epoch_key
 from calls.connections import signing
@@ -143,6 +144,8 @@ def load_material(public_id: str, epoch: Any = _UNREADABLE) -> AuthMaterial:
     """The connection (portal loaded) and every unexpired key, newest first (as
     ``calls.connections.services.verification_keys``), in one query: the secrets joined with their
     connection and portal. Only a connection without an unexpired key costs a second query."""
+    if inputguard.text_problem(public_id):  # no connection has one; PostgreSQL would refuse to look
+        raise PbxApiError(404, "unknown_connection", "No connection with this id.")
     rows = list(
         ConnectionSecret.objects.filter(connection__public_id=public_id)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
@@ -219,6 +222,8 @@ class PbxSignatureAuthentication(BaseAuthentication):
             signed = signing.parse_headers(request.headers)
         except signing.SignatureError as exc:
             raise PbxApiError(401, exc.code, str(exc)) from exc
+        if problem := inputguard.text_problem(signed.webhook_id):  # it is stored with the receipt
+            raise PbxApiError(401, "invalid_signature", f"webhook-id: {problem}")
         now = timezone.now()
         verifier = signing.StreamingVerifier(material.keys_at(now), signed)
         if streamed:

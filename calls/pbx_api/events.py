@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+import inputguard
 from calls.recordings.addresses import host_is_allowed
 from calls.recordings.conf import recording_settings
 
@@ -50,6 +51,7 @@ class Rfc3339Field(serializers.Field):
     default_error_messages = {
         "invalid": "Must be an RFC 3339 date-time with an offset, e.g. 2025-03-01T12:00:00+03:00.",
         "no_offset": "Must carry a UTC offset (Z or ±hh:mm): the PBX's local time is unknown to the connector.",
+        "unstorable": "{problem}",
     }
 
     def to_internal_value(self, data: Any) -> datetime:
@@ -61,6 +63,8 @@ class Rfc3339Field(serializers.Field):
             self.fail("invalid")
         if value.tzinfo is None or value.utcoffset() is None:
             self.fail("no_offset")
+        if problem := inputguard.datetime_problem(value):
+            self.fail("unstorable", problem=problem)
         return value
 
     def to_representation(self, value: datetime) -> str:
@@ -214,6 +218,10 @@ def validate_event(obj: Any, context: dict) -> tuple[dict | None, dict[str, list
     """Validate one event object. Returns (stored payload, {}) or (None, {field: messages})."""
     if not isinstance(obj, dict):
         return None, {"": ["Each event must be a JSON object."]}
+    # Before the serializers: unknown fields are stored as sent, and a choice field echoes its value.
+    if poison := inputguard.find_poison(obj):
+        field, problem = poison
+        return None, {field: [problem]}
     envelope = EventEnvelopeSerializer(data=obj)
     if not envelope.is_valid():
         return None, _flatten(envelope.errors)

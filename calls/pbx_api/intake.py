@@ -30,6 +30,7 @@ from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils import timezone
 
+import inputguard
 from calls.connections import signing
 from calls.followups import FollowUps
 from calls.models import PbxConnection, PbxEvent
@@ -222,6 +223,8 @@ def receive_recording(
             return PbxAnswer(400, error_body(
                 "invalid_call_id", f"call_id must be 1 to {MAX_ID_LENGTH} characters.", {"call_id": ["Invalid."]}
             ))
+        if problem := inputguard.text_problem(call_id):
+            return PbxAnswer(400, error_body("invalid_call_id", f"call_id: {problem}", {"call_id": [problem]}))
         if spooled.size == 0:
             return PbxAnswer(400, error_body("empty_recording", "The body is empty: no recording was sent."))
         media = content_type.split(";", 1)[0].strip().lower()
@@ -269,6 +272,10 @@ def receive_recording(
             "sha256": audio.sha256,
             "source": "upload",
         }
+        # The part's own headers (its Content-Type) come from the body, unchecked by anything before.
+        if poison := inputguard.find_poison(payload):
+            field, problem = poison
+            return PbxAnswer(400, error_body("invalid_body", f"{field}: {problem}", {field: [problem]}))
         result = store_events(connection, [payload], webhook_id=webhook_id)
         if result.duplicates:
             final.unlink(missing_ok=True)

@@ -28,6 +28,7 @@ from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
+import inputguard
 from calls.models import PbxConnection, PbxWebhookReceipt
 from calls.pbx_api.conf import pbx_api_settings
 from calls.pbx_api.responses import PbxAnswer, error_body
@@ -96,7 +97,7 @@ def answer_once(
             return refused, False
         answer = handler()
         PbxWebhookReceipt.objects.filter(connection=connection, webhook_id=webhook_id).update(
-            status_code=answer.status, response_body=answer.body if remember_body(answer) else None
+            status_code=answer.status, response_body=inputguard.make_safe(answer.body) if remember_body(answer) else None
         )
         return answer, False
 
@@ -152,7 +153,7 @@ def remember_in_database(connection_id: int, webhook_id: str, answer: PbxAnswer)
     """Insert the receipt; ON CONFLICT DO NOTHING: a concurrent copy stored its (equivalent) answer first."""
     PbxWebhookReceipt.objects.bulk_create(
         [PbxWebhookReceipt(connection_id=connection_id, webhook_id=webhook_id, status_code=answer.status,
-                           response_body=answer.body)],
+                           response_body=inputguard.make_safe(answer.body))],
         ignore_conflicts=True,
     )
 

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import inputguard
 from calls.followups import FollowUps
 
 
 def error_body(code: str, detail: str, fields: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    return {"error": code, "detail": detail, "fields": fields or {}}
+    # A message may quote the input (a choice value, a number): what is echoed and stored must be safe.
+    return inputguard.make_safe({"error": code, "detail": detail, "fields": fields or {}})
 
 
 @dataclass(frozen=True)

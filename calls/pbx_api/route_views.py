@@ -27,6 +27,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+import inputguard
 from calls.pbx_api.intake import load_json
 from calls.pbx_api.receipts import (
     cached_receipt,
@@ -76,6 +77,9 @@ def _validate(body: bytes) -> tuple[dict[str, str] | None, PbxAnswer | None]:
         return None, PbxAnswer(400, error_body("invalid_json", f"The body is not valid JSON: {exc}"))
     if not isinstance(data, dict):
         return None, PbxAnswer(400, error_body("invalid_body", "The body must be a JSON object."))
+    if poison := inputguard.find_poison(data):
+        field, problem = poison
+        return None, PbxAnswer(400, error_body("invalid_body", "The route request is invalid.", {field: [problem]}))
     serializer = RouteRequestSerializer(data=data)
     if not serializer.is_valid():
         fields = {name: [str(m) for m in messages] for name, messages in serializer.errors.items()}

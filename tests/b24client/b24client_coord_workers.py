@@ -25,6 +25,22 @@ def hammer_bucket(url, prefix, key, capacity, drain, duration, barrier, out):
     out.put(admitted)
 
 
+def hammer_slot(url, prefix, key, interval, duration, barrier, out):
+    backend = coordination.from_url(url, prefix=prefix)
+    admitted = []  # (before, after) around each reserve_slot() that was given the slot
+    barrier.wait()
+    end = time.time() + duration
+    while time.time() < end:
+        before = time.time()
+        wait = backend.reserve_slot(key, interval)
+        after = time.time()
+        if wait == 0:
+            admitted.append((before, after))
+        else:
+            time.sleep(min(wait, 0.002))
+    out.put(admitted)
+
+
 def lock_rounds(url, prefix, lock_name, state_dir, rounds, barrier, out):
     backend = coordination.from_url(url, prefix=prefix)
     state = Path(state_dir)

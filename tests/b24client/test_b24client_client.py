@@ -1,4 +1,4 @@
-"""Bitrix24Client against Bitrix24's documented responses (played with ``responses``)."""
+"""Bitrix24Client against Bitrix24's documented responses (docs/bitrix24-contract.md, played with ``responses``)."""
 
 from __future__ import annotations
 
@@ -550,7 +550,8 @@ def test_query_limit_exceeded_fills_the_bucket_so_the_next_call_waits_locally(rs
 
 def test_operation_time_limit_blocks_that_method_only_until_reset(rsps):
     reset_at = int(time.time()) + 300
-    rsps.post(f"{ENDPOINT}crm.activity.list", json={"result": [], "time": {**TIME, "operating": 479.5,
+    # 200 s used by us as far as we know: other apps of the portal spent the rest of the method's budget.
+    rsps.post(f"{ENDPOINT}crm.activity.list", json={"result": [], "time": {**TIME, "operating": 200.0,
                                                                            "operating_reset_at": reset_at}})
     rsps.post(f"{ENDPOINT}crm.activity.list", status=429,
               json={"error": "OPERATION_TIME_LIMIT", "error_description": "Method is blocked due to operation time limit."})
@@ -572,6 +573,28 @@ def test_operation_time_limit_blocks_that_method_only_until_reset(rsps):
     rsps.post("https://other.bitrix24.com/rest/crm.activity.list", json={"result": []})
     other, _, _ = make_client(other_store, limiter=limiter)
     other.call("crm.activity.list")  # and so are other portals
+
+
+def test_method_wait_is_the_time_to_the_reset_of_a_blocked_method_and_zero_for_the_others(rsps):
+    reset_at = int(time.time()) + 300
+    rsps.post(f"{ENDPOINT}telephony.externalcall.register", status=429, json={
+        "error": "OPERATION_TIME_LIMIT", "error_description": "Method is blocked due to operation time limit.",
+        "time": {**TIME, "operating": 480.2, "operating_reset_at": reset_at}})
+    limiter = coordination.MemoryBackend()
+    client, _, _ = make_client(limiter=limiter)
+    assert client.method_wait("telephony.externalcall.register") == 0.0
+
+    with pytest.raises(errors.MethodBlocked):
+        client.call("telephony.externalcall.register", {"USER_ID": 1})
+
+    assert client.method_wait("telephony.externalCall.register") == pytest.approx(reset_at - time.time(), abs=2)
+    assert client.method_wait("telephony.externalcall.finish") == 0.0
+    assert client.method_wait("telephony.externalcall.show") == 0.0
+    other_store = MemoryTokenStore(make_creds(member_id="other-portal", client_endpoint="https://other.bitrix24.com/rest/"))
+    other, _, _ = make_client(other_store, limiter=limiter)
+    assert other.method_wait("telephony.externalcall.register") == 0.0  # the block is this portal's
+    with pytest.raises(ValueError):
+        client.method_wait("not a method")
 
 
 def test_operation_time_limit_without_known_reset_blocks_for_ten_minutes(rsps):
@@ -598,6 +621,177 @@ def test_batch_command_hitting_operation_time_limit_blocks_its_method(rsps):
     again = client.batch({"a": ("user.get", {"ID": 1}), "b": ("crm.item.list", {"entityTypeId": 2})})
     assert "crm.item.list" not in body_of(rsps.calls[1])["cmd"].get("b", "")
     assert set(body_of(rsps.calls[1])["cmd"]) == {"a"} and isinstance(again.errors["b"], errors.MethodBlocked)
+
+
+# ------------------------------------------------------------------------ the method-time budget (§3.2)
+
+REGISTER = "telephony.externalcall.register"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_800_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def budget_client(rsps, **kwargs):
+    clock = Clock()
+    client, _, records = make_client(limiter=coordination.MemoryBackend(clock=clock), clock=clock, **kwargs)
+    return client, clock, records
+
+
+def answer(rsps, method, used, reset_at, duration=0.2):
+    rsps.post(f"{ENDPOINT}{method}", json={"result": True, "time": {
+        **TIME, "duration": duration, "operating": used, "operating_reset_at": reset_at}})
+
+
+def test_a_method_below_80_percent_of_its_budget_goes_at_once(rsps):
+    client, clock, records = budget_client(rsps)
+    answer(rsps, REGISTER, 383.0, clock.now + 300)
+    for _ in range(3):
+        client.call(REGISTER, {"USER_ID": 1})
+    assert client.method_wait(REGISTER) == 0.0 and len(records) == 3
+
+
+def test_at_95_percent_a_method_is_held_until_its_reset_without_a_request_and_others_go(rsps):
+    client, clock, records = budget_client(rsps)
+    reset_at = clock.now + 300
+    answer(rsps, REGISTER, 456.5, reset_at)
+    answer(rsps, "telephony.externalcall.finish", 12.0, reset_at)
+    client.call(REGISTER, {"USER_ID": 1})
+
+    assert client.method_wait(REGISTER) == pytest.approx(300)
+    with pytest.raises(errors.MethodBlocked) as info:
+        client.call(REGISTER, {"USER_ID": 1})
+    assert info.value.code == "LOCAL_OPERATING_HOLD" and info.value.until == pytest.approx(reset_at)
+    assert len(records) == 1  # held locally: Bitrix24 never saw the second register
+    assert client.method_wait("telephony.externalcall.finish") == 0.0
+    client.call("telephony.externalcall.finish", {"CALL_ID": "externalCall.1"})
+
+
+def test_between_80_and_95_percent_the_rest_of_the_budget_is_spread_to_the_reset(rsps):
+    client, clock, records = budget_client(rsps)
+    # 416 s used, 40 s left to the 456 s hold line, 300 s to the reset, 0.2 s a call: one call every 1.5 s.
+    answer(rsps, REGISTER, 416.0, clock.now + 300, duration=0.2)
+    client.call(REGISTER, {"USER_ID": 1})  # the answer moves the method into the pacing zone
+    client.call(REGISTER, {"USER_ID": 1})  # the first paced call takes the slot
+
+    assert client.method_wait(REGISTER) == pytest.approx(1.5)
+    with pytest.raises(errors.MethodBlocked) as info:
+        client.call(REGISTER, {"USER_ID": 1})
+    assert info.value.code == "LOCAL_OPERATING_PACE" and info.value.until == pytest.approx(clock.now + 1.5)
+    assert len(records) == 2
+    clock.now += 1.0
+    assert client.method_wait(REGISTER) == pytest.approx(0.5)
+    clock.now += 0.5
+    assert client.method_wait(REGISTER) == 0.0
+    client.call(REGISTER, {"USER_ID": 1})
+    assert len(records) == 3
+
+
+def test_a_held_method_gets_one_probe_a_second_once_its_reset_time_has_passed(rsps):
+    client, clock, records = budget_client(rsps)
+    answer(rsps, REGISTER, 470.0, clock.now + 60)
+    client.call(REGISTER, {"USER_ID": 1})
+    clock.now += 61  # only part of the 470 s may have been released: ask Bitrix24 once, not a batch-full
+
+    assert client.method_wait(REGISTER) == 0.0
+    client.call(REGISTER, {"USER_ID": 1})
+    with pytest.raises(errors.MethodBlocked) as info:
+        client.call(REGISTER, {"USER_ID": 1})
+    assert info.value.code == "LOCAL_OPERATING_PACE" and len(records) == 2
+
+
+def test_the_budget_is_a_constructor_setting(rsps):
+    client, clock, _ = budget_client(rsps, operating_budget=(100.0, 600.0))
+    answer(rsps, REGISTER, 96.0, clock.now + 300)
+    client.call(REGISTER, {"USER_ID": 1})
+    assert client.method_wait(REGISTER) == pytest.approx(300)
+    with pytest.raises(ValueError):
+        make_client(operating_budget=(0.0, 600.0))
+
+
+def test_an_answer_without_a_reset_time_counts_for_one_window_and_without_operating_for_nothing(rsps):
+    client, _, _ = budget_client(rsps)
+    rsps.post(f"{ENDPOINT}user.get", json={"result": [], "time": {"start": 1.0, "duration": 0.1, "operating": 470}})
+    rsps.post(f"{ENDPOINT}user.current", json={"result": {}, "time": {"start": 1.0, "duration": 0.1}})
+    client.call("user.get")
+    client.call("user.current")
+    assert client.method_wait("user.get") == pytest.approx(600)
+    assert client.method_wait("user.current") == 0.0
+
+
+def batch_answer(rsps, results, times, errors_=None):
+    rsps.post(f"{ENDPOINT}batch", json={"result": {
+        "result": results, "result_error": errors_ or [], "result_total": [], "result_next": [],
+        "result_time": times}, "time": TIME})
+
+
+def sub_time(used, reset_at, duration=0.2):
+    return {"start": 1.0, "finish": 1.2, "duration": duration, "processing": duration,
+            "date_start": "2026-03-10T11:19:38+03:00", "date_finish": "2026-03-10T11:19:39+03:00",
+            "operating_reset_at": reset_at, "operating": used}
+
+
+def test_each_command_of_a_batch_counts_for_its_own_method_from_result_time(rsps):
+    client, clock, _ = budget_client(rsps)
+    reset_at = clock.now + 400
+    batch_answer(rsps, {"r1": {"CALL_ID": "c1"}, "r2": {"CALL_ID": "c2"}, "s": True},
+                 {"r1": sub_time(455.8, reset_at), "r2": sub_time(456.1, reset_at),
+                  "s": sub_time(3.0, reset_at, 0.005)})
+    client.batch({"r1": (REGISTER, {"USER_ID": 1}), "r2": (REGISTER, {"USER_ID": 1}),
+                  "s": ("telephony.externalcall.show", {"CALL_ID": "c0", "USER_ID": 1})})
+
+    assert client.method_wait(REGISTER) == pytest.approx(400)  # the last register crossed 95 %
+    assert client.method_wait("telephony.externalcall.show") == 0.0
+    assert client.method_wait("batch") == 0.0  # the batch itself costs no method time
+
+
+def test_a_batch_never_sends_a_held_or_paced_command_and_says_why_per_key(rsps):
+    client, clock, records = budget_client(rsps)
+    reset_at = clock.now + 300
+    answer(rsps, REGISTER, 455.9, reset_at, duration=0.2)  # 94.98 %: paced; one more register reaches 95 %
+    client.call(REGISTER, {"USER_ID": 1})
+    clock.now += 10  # past any slot
+    batch_answer(rsps, {"r1": {"CALL_ID": "c1"}, "f": True}, {})
+
+    res = client.batch({"r1": (REGISTER, {"USER_ID": 1}), "r2": (REGISTER, {"USER_ID": 2}),
+                        "f": ("telephony.externalcall.finish", {"CALL_ID": "c0", "USER_ID": 1})})
+
+    assert set(body_of(rsps.calls[-1])["cmd"]) == {"r1", "f"}  # r2 stayed out of the request
+    assert isinstance(res.errors["r2"], errors.MethodBlocked)
+    assert res.errors["r2"].code == "LOCAL_OPERATING_HOLD"  # r1 already packed would take it to 95 %
+    assert res.errors["r2"].until == pytest.approx(reset_at)
+    assert res.get("r1") == {"CALL_ID": "c1"} and len(records) == 2
+
+
+def test_a_paced_method_goes_once_per_slot_in_a_batch(rsps):
+    client, clock, _ = budget_client(rsps)
+    answer(rsps, REGISTER, 400.0, clock.now + 300, duration=0.2)
+    client.call(REGISTER, {"USER_ID": 1})
+    clock.now += 10
+    batch_answer(rsps, {"r1": {"CALL_ID": "c1"}}, {})
+
+    res = client.batch({f"r{i}": (REGISTER, {"USER_ID": i}) for i in range(1, 4)})
+
+    assert set(body_of(rsps.calls[-1])["cmd"]) == {"r1"}
+    assert {res.errors[k].code for k in ("r2", "r3")} == {"LOCAL_OPERATING_PACE"}
+    assert client.method_wait(REGISTER) > 0
+
+
+def test_the_accounting_is_shared_by_clients_on_one_backend(rsps):
+    clock = Clock()
+    limiter = coordination.MemoryBackend(clock=clock)
+    one, _, _ = make_client(limiter=limiter, clock=clock)
+    other_worker, _, records = make_client(limiter=limiter, clock=clock)
+    answer(rsps, REGISTER, 460.0, clock.now + 200)
+    one.call(REGISTER, {"USER_ID": 1})
+
+    with pytest.raises(errors.MethodBlocked):
+        other_worker.call(REGISTER, {"USER_ID": 1})
+    assert records == []
 
 
 # ---------------------------------------------------------------------------------------- recorder

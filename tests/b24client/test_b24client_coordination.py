@@ -13,7 +13,7 @@ import uuid
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from b24client_coord_workers import hammer_bucket, lock_rounds
+from b24client_coord_workers import hammer_bucket, hammer_slot, lock_rounds
 
 from b24client import coordination
 
@@ -105,6 +105,42 @@ def test_block_until_and_expiry(backend):
     assert backend.blocked_until("m:user.get") is None
     time.sleep(0.35)
     assert backend.blocked_until("m:crm.item.list") is None
+
+
+def test_operating_record_keeps_the_newest_window_and_within_it_the_largest_usage(backend):
+    key = "m:telephony.externalcall.register"
+    assert backend.operating(key) is None
+    reset_at = time.time() + 300
+    backend.note_operating(key, 120.0, reset_at, 0.2)
+    backend.note_operating(key, 110.0, reset_at, 0.3)  # an answer that left Bitrix24 earlier, arriving late
+    assert backend.operating(key) == coordination.Operating(120.0, reset_at, 0.3)
+
+    backend.note_operating(key, 90.0, reset_at - 60, 0.2)  # an older window: its usage is out of date
+    assert backend.operating(key).used == 120.0 and backend.operating(key).reset_at == reset_at
+
+    backend.note_operating(key, 70.0, reset_at + 60, 0.25)  # the oldest minute was released
+    assert backend.operating(key) == coordination.Operating(70.0, reset_at + 60, 0.25)
+    assert backend.operating("m:telephony.externalcall.finish") is None  # per method
+    with pytest.raises(ValueError):
+        backend.note_operating(key, float("nan"), reset_at, 0.2)
+
+
+def test_operating_record_outlives_its_reset_time(backend):
+    # Past the reset only part of the usage is released: the figure is still what the client paces by.
+    backend.note_operating("m:user.get", 450.0, time.time() - 5, 0.1)
+    assert backend.operating("m:user.get").used == 450.0
+
+
+def test_slots_hand_out_one_send_per_interval(backend):
+    assert backend.slot_wait("m:register") == 0.0
+    assert backend.reserve_slot("m:register", 0.3) == 0.0
+    wait = backend.reserve_slot("m:register", 0.3)
+    assert 0.2 < wait <= 0.3
+    assert 0.2 < backend.slot_wait("m:register") <= 0.3  # asking reserves nothing...
+    assert backend.reserve_slot("m:finish", 0.3) == 0.0  # ...and slots are per key
+    time.sleep(0.32)
+    assert backend.slot_wait("m:register") == 0.0
+    assert backend.reserve_slot("m:register", 0.3) == 0.0
 
 
 def test_lock_times_out_while_held_elsewhere(backend):
@@ -206,3 +242,19 @@ def test_lock_lets_exactly_one_of_eight_processes_do_each_round(kind, tmp_path, 
     assert sum(overlaps for _, _, overlaps in results) == 0
     performed = sorted(r for _, did, _ in results for r in did)
     assert performed == list(range(rounds))  # every round done, none twice
+
+
+@pytest.mark.parametrize("kind", ["file", pytest.param("redis", marks=needs_redis)])
+def test_pacing_slots_are_shared_by_processes(kind, tmp_path, request):
+    url, prefix = _url_and_prefix(kind, tmp_path, lambda: request.getfixturevalue("redis_prefix"))
+    key, interval = f"portal-{uuid.uuid4().hex}:telephony.externalcall.register", 0.1
+
+    results = _run(hammer_slot, (url, prefix, key, interval, DURATION), BUCKET_PROCS)
+
+    admitted = sorted(a for per_proc in results for a in per_proc)
+    assert sum(1 for r in results if r) >= 2  # several processes really took slots
+    # One slot per interval across all processes: no two admissions certainly closer than that.
+    for i, (_, after_i) in enumerate(admitted):
+        inside = sum(1 for b, a in admitted[i + 1:] if b >= after_i and a <= admitted[i][0] + interval * 0.9)
+        assert inside == 0, "two processes were given the same pacing slot"
+    assert len(admitted) >= 0.5 * DURATION / interval  # and the slots are actually used

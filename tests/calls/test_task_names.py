@@ -17,6 +17,9 @@ QUEUED_NAMES = {
     "calls.routing_tasks.prune_route_decisions_task": "calls.routing.tasks",
     "calls.recordings.tasks.remove_stale_temp_files": "calls.recordings.tasks",
     "calls.extensions.tasks.sync_extensions": "calls.extensions.tasks",
+    "calls.outbox_tasks.drain_outbox": "calls.outbox.tasks",
+    "calls.outbox_tasks.rekick_outboxes": "calls.outbox.tasks",
+    "calls.outbox_tasks.prune_outbox": "calls.outbox.tasks",
 }
 
 

@@ -1,0 +1,302 @@
+"""The portal's sender: drains its outbox, one request at a time, while it holds the portal's lease.
+
+Exactly once, for a command inside a batch as for one alone:
+
+* one sender per portal at a time: a lease (``OutboxSender``) taken with a compare-and-set UPDATE, any
+  worker taking over one that expired; no global lock, so one portal never waits for another;
+* the claim marks the commands ``sending`` (attempted, with the exact parameters of this send) and commits
+  *before* the request; a sender killed mid-request leaves them ``sending``, and the next sender re-sends
+  exactly those (a register the same ``EXTERNAL_CALL_ID``: the same CALL_ID; a finish answered "Call is not
+  found" after an attempt counts as done in the reconciler; show/hide are idempotent);
+* every command's outcome is stored on its own row: one failed command of a batch fails alone (the batch is
+  sent with ``halt=0``), the rest stand;
+* a rate limit (our bucket or Bitrix24's 503) and a blocked method (429 ``OPERATION_TIME_LIMIT``, or close to
+  its budget: ``Bitrix24Client.method_wait``) are no failures: the commands concerned stay pending with a
+  later ``due_at``; a held method holds only its own commands (docs/bitrix24-contract.md §3.1, §3.2);
+* after letting go the sender looks once more for due commands, so a command written while it was finishing
+  (its writer found the portal busy) is never stranded.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from b24client import errors as b24errors
+from calls.models import OutboxCommand, OutboxSender
+from calls.outbox import errors as outbox_errors
+from calls.outbox import packing, selectors, signals
+from calls.outbox.conf import outbox_settings
+from portals.errors import PortalUnavailable
+from portals.services import bitrix24_client_for
+
+logger = logging.getLogger(__name__)
+
+Status = OutboxCommand.Status
+
+
+@dataclass
+class DrainReport:
+    requests: int = 0
+    commands: int = 0
+    batched_commands: int = 0
+    busy: bool = False  # another worker is the portal's sender
+    settled_calls: set[int] = field(default_factory=set)  # calls whose commands got an outcome
+    next_due: datetime | None = None
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: str  # done | failed | later
+    result: Any = None
+    error: dict[str, Any] | None = None
+    wait: float = 0.0  # later: seconds
+
+
+# --- the lease -----------------------------------------------------------------------------------------
+
+
+def take_lease(portal_id: int) -> str | None:
+    """Become the portal's sender, unless a live one is; commands a dead sender claimed become pending again."""
+    now = timezone.now()
+    token = secrets.token_hex(8)
+    until = now + timedelta(seconds=outbox_settings().sender_lease_seconds)
+    free = Q(until__isnull=True) | Q(until__lt=now)
+    if not OutboxSender.objects.filter(portal_id=portal_id).filter(free).update(token=token, until=until):
+        if OutboxSender.objects.filter(portal_id=portal_id).exists():
+            return None
+        try:
+            with transaction.atomic():
+                OutboxSender.objects.create(portal_id=portal_id, token=token, until=until)
+        except IntegrityError:
+            return None  # another worker became the sender a moment ago
+    # A live sender writes every outcome before it lets go: ``sending`` rows now are a dead sender's.
+    OutboxCommand.objects.filter(portal_id=portal_id, status=Status.SENDING).update(status=Status.PENDING, due_at=now)
+    return token
+
+
+def renew_lease(portal_id: int, token: str) -> bool:
+    until = timezone.now() + timedelta(seconds=outbox_settings().sender_lease_seconds)
+    return bool(OutboxSender.objects.filter(portal_id=portal_id, token=token).update(until=until))
+
+
+def release_lease(portal_id: int, token: str) -> None:
+    OutboxSender.objects.filter(portal_id=portal_id, token=token).update(token="", until=None)
+
+
+# --- draining --------------------------------------------------------------------------------------------
+
+
+def drain(portal_id: int, *, for_call: int | None = None, max_requests: int | None = None,
+          client: Any = None) -> DrainReport:
+    """Send the portal's due commands if no other worker is its sender.
+
+    ``for_call``: a call's reconciler draining inline, which stops as soon as that call's commands have their
+    outcomes (or after ``max_requests``), leaving the rest to the drain task (``signals.drained``'s
+    ``next_due``). Listeners hear which calls got outcomes (but ``for_call``, which reads them itself).
+    """
+    report = DrainReport()
+    while True:
+        token = take_lease(portal_id)
+        if token is None:
+            report.busy = True
+            break
+        try:
+            if client is None:
+                client = _client(portal_id)
+            stopped = _send_due(portal_id, token, client, report, for_call, max_requests)
+        finally:
+            release_lease(portal_id, token)
+        # Looked at after letting go: a writer that found us busy committed its commands before it tried.
+        if stopped or not selectors.has_due(portal_id):
+            break
+    if not report.busy:
+        report.next_due = selectors.next_due(portal_id)
+    signals.drained.send(sender=OutboxCommand, portal_id=portal_id,
+                         call_ids=sorted(report.settled_calls - {for_call}), next_due=report.next_due)
+    return report
+
+
+def _client(portal_id: int) -> Any:
+    try:
+        return bitrix24_client_for(portal_id)
+    except PortalUnavailable as exc:
+        # Nothing can be sent: the calls' reconcilers hear it (and decide between waiting and a dead letter).
+        _fail_due(portal_id, {"type": "Transient", "code": "PORTAL_UNAVAILABLE",
+                              "description": f"portal is {exc.status}", "status": None})
+        raise
+
+
+def _fail_due(portal_id: int, error: dict[str, Any]) -> None:
+    OutboxCommand.objects.filter(portal_id=portal_id, status=Status.PENDING, due_at__lte=timezone.now()).update(
+        status=Status.FAILED, error=error, completed_at=timezone.now())
+
+
+def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_call: int | None,
+              max_requests: int | None) -> bool:
+    """Requests until nothing is due; True when it stopped early (the caller must not go round again)."""
+    sent = 0
+    while True:
+        if max_requests is not None and sent >= max_requests:
+            return True
+        if not renew_lease(portal_id, token):
+            return True  # taken over: our lease had run out
+        claimed = _claim(portal_id, token, client, report)
+        if not claimed:
+            return False
+        planned = [c.planned for c in claimed]
+        outcomes, rate_limited = _send(client, planned)
+        _store(token, claimed, outcomes, report)
+        sent += 1
+        report.requests += 1
+        report.commands += len(planned)
+        if len(planned) > 1:
+            report.batched_commands += len(planned)
+        if rate_limited:
+            return True
+        if for_call is not None and not selectors.call_has_open_commands(for_call):
+            return True
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    planned: packing.Planned
+    call_id: int | None
+
+
+def _claim(portal_id: int, token: str, client: Any, report: DrainReport) -> list[_Claimed]:
+    """Pick the next request's commands and mark them sending, committed before anything is sent."""
+    now = timezone.now()
+    with transaction.atomic():
+        due = (OutboxCommand.objects.filter(portal_id=portal_id, status=Status.PENDING, due_at__lte=now)
+               .order_by("priority", "due_at", "pk"))
+        if connection.features.has_select_for_update_skip_locked:
+            due = due.select_for_update(skip_locked=True)
+        rows = list(due.values("pk", "call_id", "method", "params", "priority", "depends_on_id",
+                               "created_at")[:outbox_settings().claim_window])
+        if not rows:
+            return []
+        rows = _hold_back_waiting_methods(client, rows, now)
+        dep_ids = {r["depends_on_id"] for r in rows if r["depends_on_id"]} - {r["pk"] for r in rows}
+        dependencies = {
+            pk: packing.Dependency(_dependency_status(status), result, due_at.timestamp())
+            for pk, status, due_at, result in OutboxCommand.objects.filter(pk__in=dep_ids)
+            .values_list("pk", "status", "due_at", "result")
+        }
+        packed = packing.pack([_pending(r) for r in rows], dependencies)
+        call_ids = {r["pk"]: r["call_id"] for r in rows}
+        if packed.blocked:
+            OutboxCommand.objects.filter(pk__in=packed.blocked).update(
+                status=Status.FAILED, error=outbox_errors.dependency_failed(), completed_at=now, updated_at=now)
+            report.settled_calls.update(call_ids[pk] for pk in packed.blocked if call_ids[pk])
+        for command_id, dep_id in packed.waiting.items():
+            # Due when what it waits for is (not before: the drain would find it due and go round again).
+            dep_due = dependencies[dep_id].due_at if dep_id in dependencies else 0.0
+            due_at = max(now + timedelta(seconds=1), datetime.fromtimestamp(dep_due, tz=UTC))
+            OutboxCommand.objects.filter(pk=command_id).update(due_at=due_at, updated_at=now)
+        if not packed.commands:
+            return []
+        ids = [p.command_id for p in packed.commands]
+        OutboxCommand.objects.filter(pk__in=ids).update(status=Status.SENDING, sender_token=token,
+                                                        attempts=F("attempts") + 1, updated_at=now)
+        OutboxCommand.objects.filter(pk__in=ids, attempted_at=None).update(attempted_at=now)
+        claimed = [OutboxCommand(pk=p.command_id, sent_params=p.params) for p in packed.commands]
+        OutboxCommand.objects.bulk_update(claimed, ["sent_params"])
+    return [_Claimed(p, call_ids[p.command_id]) for p in packed.commands]
+
+
+def _hold_back_waiting_methods(client: Any, rows: list[dict], now: datetime) -> list[dict]:
+    """Leave out (and push back) the commands of methods that may not be sent yet; the others go."""
+    waits = {m: client.method_wait(m) for m in {r["method"] for r in rows}}
+    held = {m: w for m, w in waits.items() if w > 0}
+    for method, wait in held.items():
+        OutboxCommand.objects.filter(pk__in=[r["pk"] for r in rows if r["method"] == method]).update(
+            due_at=now + timedelta(seconds=wait), updated_at=now)
+        logger.info("outbox: %s held for %.0f s (method time budget)", method, wait)
+    return [r for r in rows if r["method"] not in held]
+
+
+def _dependency_status(status: str) -> str:
+    if status == Status.DONE:
+        return packing.DONE
+    if status == Status.FAILED:
+        return packing.FAILED
+    return packing.WAITING
+
+
+def _pending(row: dict) -> packing.Pending:
+    return packing.Pending(id=row["pk"], call_id=row["call_id"], method=row["method"], params=row["params"] or {},
+                           priority=row["priority"], depends_on=row["depends_on_id"],
+                           order=row["created_at"].timestamp())
+
+
+def _send(client: Any, planned: Sequence[packing.Planned]) -> tuple[dict[int, _Outcome], bool]:
+    """(outcome per command, whether the portal's request budget is spent)."""
+    if len(planned) == 1:
+        p = planned[0]
+        try:
+            return {p.command_id: _Outcome("done", client.call(p.method, p.params).result)}, False
+        except b24errors.RateLimited as exc:
+            return {p.command_id: _Outcome("later", wait=exc.retry_after)}, True
+        except Exception as exc:
+            return {p.command_id: _failure(exc)}, False
+    try:
+        result = client.batch({p.key: (p.method, p.params) for p in planned}, halt=False)
+    except b24errors.RateLimited as exc:
+        return {p.command_id: _Outcome("later", wait=exc.retry_after) for p in planned}, True
+    except Exception as exc:
+        # The request as a whole failed (a timeout, a dead token): every command in it shares the outcome.
+        outcome = _failure(exc)
+        return {p.command_id: outcome for p in planned}, False
+    outcomes: dict[int, _Outcome] = {}
+    rate_limited = False
+    for p in planned:
+        if p.key in result.errors:
+            exc = result.errors[p.key]
+            rate_limited = rate_limited or isinstance(exc, b24errors.RateLimited)
+            outcomes[p.command_id] = (_Outcome("later", wait=exc.retry_after)
+                                      if isinstance(exc, b24errors.RateLimited) else _failure(exc))
+        else:
+            outcomes[p.command_id] = _Outcome("done", result.result.get(p.key))
+    return outcomes, rate_limited
+
+
+def _failure(exc: Exception) -> _Outcome:
+    if isinstance(exc, b24errors.MethodBlocked):
+        return _Outcome("later", wait=max(1.0, exc.until - time.time()))
+    if not isinstance(exc, b24errors.Bitrix24Error):
+        logger.exception("outbox: a command could not be sent", exc_info=exc)
+    return _Outcome("failed", error=outbox_errors.record(exc))
+
+
+def _store(token: str, claimed: Sequence[_Claimed], outcomes: dict[int, _Outcome], report: DrainReport) -> None:
+    now = timezone.now()
+    with transaction.atomic():
+        for c in claimed:
+            p = c.planned
+            outcome = outcomes[p.command_id]
+            mine = OutboxCommand.objects.filter(pk=p.command_id, sender_token=token, status=Status.SENDING)
+            if outcome.status == "later":
+                # Never reached Bitrix24's method: not an attempt, not a failure.
+                mine.update(status=Status.PENDING, due_at=now + timedelta(seconds=outcome.wait),
+                            attempts=F("attempts") - 1, updated_at=now)
+                continue
+            status = Status.DONE if outcome.status == "done" else Status.FAILED
+            if mine.update(status=status, result=_jsonable(outcome.result), error=outcome.error, completed_at=now,
+                           updated_at=now) and c.call_id is not None:
+                report.settled_calls.add(c.call_id)
+
+
+def _jsonable(value: Any) -> Any:
+    if value is None or isinstance(value, (str, int, float, bool, list, dict)):
+        return value
+    return str(value)

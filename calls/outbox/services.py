@@ -1,0 +1,103 @@
+"""Writing to the outbox: a call's commands (``enqueue``), taking outcomes in (``mark_applied``), pruning."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from calls.models import Call, OutboxCommand
+from calls.outbox.conf import outbox_settings
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class NewCommand:
+    key: str  # stable per call and step: what makes a repeated run find its command
+    kind: str  # OutboxCommand.Kind
+    method: str
+    params: dict[str, Any]
+    priority: int  # calls.outbox.packing.PRIORITY_*
+    depends_on: str | None = None  # the key of a command written before it (same call, or a line add)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def enqueue(portal_id: int, call_id: int | None, commands: Sequence[NewCommand]) -> dict[str, OutboxCommand]:
+    """Write ``commands`` (in the caller's transaction) and return the rows by key.
+
+    A key already written keeps its row: pending, sending or done, it is the same command (a run repeated
+    after a crash, a line another call is adding). A failed one the reconciler has taken in is written
+    again in place with the new parameters (a retry; a register's are the same ones, so Bitrix24 answers
+    with the same CALL_ID), for the call that needs it now.
+    """
+    rows: dict[str, OutboxCommand] = {}
+    now = timezone.now()
+    for command in commands:
+        depends_on = rows.get(command.depends_on) if command.depends_on else None
+        if command.depends_on and depends_on is None:
+            depends_on = OutboxCommand.objects.filter(portal_id=portal_id, key=command.depends_on).first()
+        row = OutboxCommand.objects.filter(portal_id=portal_id, key=command.key).first()
+        if row is None:
+            try:
+                with transaction.atomic():
+                    row = OutboxCommand.objects.create(
+                        portal_id=portal_id, call_id=call_id, key=command.key, kind=command.kind,
+                        method=command.method, params=command.params, priority=command.priority,
+                        depends_on=depends_on, due_at=now)
+            except IntegrityError:  # another call's run wrote the same line add a moment ago
+                row = OutboxCommand.objects.get(portal_id=portal_id, key=command.key)
+        elif row.status == OutboxCommand.Status.FAILED and row.applied_at is not None:
+            fields = {"call_id": call_id, "params": command.params, "priority": command.priority,
+                      "depends_on": depends_on, "due_at": now, "status": OutboxCommand.Status.PENDING,
+                      "result": None, "error": None, "completed_at": None, "applied_at": None}
+            OutboxCommand.objects.filter(pk=row.pk).update(**fields, updated_at=now)
+            row.refresh_from_db()
+        rows[command.key] = row
+    return rows
+
+
+def mark_applied(command_ids: Iterable[int]) -> None:
+    OutboxCommand.objects.filter(pk__in=list(command_ids), applied_at=None).update(applied_at=timezone.now())
+
+
+def prune(now: datetime | None = None) -> int:
+    """Delete the commands of calls finished (or dead-lettered) longer than the retention ago; returns how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=outbox_settings().retention_seconds)
+    gone = Q(call__finished_at__lt=cutoff) | Q(call__status=Call.Status.DEAD, call__updated_at__lt=cutoff)
+    deleted, _ = OutboxCommand.objects.filter(gone).delete()
+    return deleted
+
+
+# --- kicks of the drain task ------------------------------------------------------------------------------
+#
+# Every sender that lets go with commands still pending asks for a drain when the earliest is due. Many
+# reconcilers of one portal would so queue many drains for about the same moment: a kick already queued for
+# no later than ours stands in for it (recorded in the cache; a lost record costs one redundant drain,
+# the beat's ``rekick_outboxes`` covers a lost message).
+
+_KICK_SLACK_S = 0.25
+
+
+def kick_delay(portal_id: int, next_due: datetime) -> float | None:
+    """Seconds until a drain of the portal should run, or None when one already queued comes by then."""
+    due = next_due.timestamp()
+    now = time.time()
+    key = f"calls:outbox-kick:{portal_id}"
+    try:
+        queued = cache.get(key)
+        if isinstance(queued, (int, float)) and now - 1.0 < queued <= due + _KICK_SLACK_S:
+            return None
+        cache.set(key, max(due, now), timeout=int(max(0.0, due - now)) + 5)
+    except Exception:  # the cache only saves work: without it, kick
+        logger.warning("outbox kick cache unavailable", exc_info=True)
+    return max(0.0, due - now)

@@ -1,0 +1,219 @@
+"""The portal's sender against the sandbox portal: batches, references, failures that stay alone, held
+methods, the lease, pruning. Commands are written as a reconciler writes them (``calls.outbox.services``)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
+from call_scenario_fixtures import AGENTS, CLIENT
+from django.db import transaction
+from django.utils import timezone
+
+from calls.models import Call, OutboxCommand, OutboxSender
+from calls.outbox import packing, selectors, sender, services
+from calls.outbox.services import NewCommand
+from portals.models import RestCallLog
+
+REGISTER = "telephony.externalcall.register"
+SHOW = "telephony.externalcall.show"
+FINISH = "telephony.externalcall.finish"
+Status = OutboxCommand.Status
+
+
+@pytest.fixture(autouse=True)
+def _requests_from_here(phone):
+    """The install's own requests are not the sender's."""
+    phone.b24.request_log.clear()
+    RestCallLog.objects.all().delete()
+
+
+def new_call(phone, n: int) -> Call:
+    return Call.objects.create(portal=phone.portal, connection=phone.connection, pbx_call_id=f"pbx-{n}")
+
+
+def register_command(call: Call, user: int | None = None) -> NewCommand:
+    params = {"USER_ID": user or AGENTS["101"], "PHONE_NUMBER": CLIENT, "TYPE": 2, "SHOW": 0, "CRM_CREATE": 0,
+              "EXTERNAL_CALL_ID": str(call.uuid)}
+    return NewCommand(f"call:{call.pk}:register", OutboxCommand.Kind.REGISTER, REGISTER, params,
+                      packing.PRIORITY_REGISTER)
+
+
+def show_command(call: Call, users: list[int], call_id: str | None = None, seq: int = 0) -> NewCommand:
+    return NewCommand(f"call:{call.pk}:cards:{seq}:show", OutboxCommand.Kind.SHOW, SHOW,
+                      {"CALL_ID": call_id, "USER_ID": users}, packing.PRIORITY_LIVE_CARDS,
+                      depends_on=None if call_id else f"call:{call.pk}:register")
+
+
+def write(call: Call, *commands: NewCommand) -> dict[str, OutboxCommand]:
+    with transaction.atomic():
+        return services.enqueue(call.portal_id, call.pk, commands)
+
+
+def batches_run(phone) -> list[list[str]]:
+    """The keys of each batch's commands, in the order Bitrix24 ran them."""
+    return [list(e["response"]["result"]["result"]) for e in phone.b24.request_log if e["method"] == "batch"]
+
+
+def requests_sent(phone) -> list[str]:
+    return [e["method"] for e in phone.b24.request_log if e["method"].startswith(("telephony.", "batch"))]
+
+
+def test_a_lone_command_goes_alone_and_its_result_is_stored_on_its_row(phone):
+    call = new_call(phone, 1)
+    row = write(call, register_command(call))[f"call:{call.pk}:register"]
+    report = sender.drain(phone.portal.pk)
+    row.refresh_from_db()
+    assert requests_sent(phone) == [REGISTER]
+    assert row.status == Status.DONE and row.result["CALL_ID"].startswith("externalCall.")
+    assert row.attempts == 1 and row.attempted_at is not None and row.sent_params == row.params
+    assert report.settled_calls == {call.pk}
+
+
+def test_a_batch_with_one_failing_command_fails_that_one_alone_and_the_rest_stands(phone):
+    calls = [new_call(phone, n) for n in range(3)]
+    write(calls[0], register_command(calls[0]))
+    write(calls[1], register_command(calls[1], user=999_999))  # no such user in Bitrix24
+    write(calls[2], register_command(calls[2]))
+    sender.drain(phone.portal.pk)
+    assert requests_sent(phone) == ["batch"]  # one request for all three
+    rows = {r.call_id: r for r in OutboxCommand.objects.all()}
+    assert rows[calls[0].pk].status == rows[calls[2].pk].status == Status.DONE
+    failed = rows[calls[1].pk]
+    assert failed.status == Status.FAILED and failed.error["type"] == "NotFound"  # "User is not found"
+    assert failed.result is None
+    assert len(phone.b24_calls()) == 2
+
+
+def test_register_and_card_show_go_in_one_batch_the_show_naming_the_register_by_reference(phone):
+    call = new_call(phone, 1)
+    rows = write(call, register_command(call), show_command(call, [AGENTS["101"], AGENTS["102"]]))
+    sender.drain(phone.portal.pk)
+    assert requests_sent(phone) == ["batch"]
+    register, show = (OutboxCommand.objects.get(pk=r.pk) for r in rows.values())
+    assert show.sent_params["CALL_ID"] == f"$result[c{register.pk}][CALL_ID]"
+    assert phone.b24.cards_visible(register.result["CALL_ID"]) == {AGENTS["101"], AGENTS["102"]}
+    assert batches_run(phone) == [[f"c{register.pk}", f"c{show.pk}"]]  # the register runs first
+
+
+def test_a_show_written_after_its_register_was_done_gets_the_real_call_id(phone):
+    call = new_call(phone, 1)
+    write(call, register_command(call))
+    sender.drain(phone.portal.pk)
+    b24_call_id = OutboxCommand.objects.get().result["CALL_ID"]
+    write(call, show_command(call, [AGENTS["103"]]))
+    sender.drain(phone.portal.pk)
+    show = OutboxCommand.objects.get(kind=OutboxCommand.Kind.SHOW)
+    assert show.sent_params["CALL_ID"] == b24_call_id and show.status == Status.DONE
+    assert requests_sent(phone) == [REGISTER, SHOW]
+
+
+def test_the_card_of_a_live_call_goes_first_and_calls_take_turns(phone):
+    registered = new_call(phone, 0)
+    write(registered, register_command(registered))
+    sender.drain(phone.portal.pk)
+    b24_call_id = OutboxCommand.objects.get().result["CALL_ID"]
+    # 60 registers queued up, oldest first, then one live call's card.
+    waiting = [new_call(phone, n) for n in range(1, 61)]
+    for call in waiting:
+        write(call, register_command(call))
+    write(registered, show_command(registered, [AGENTS["102"]], call_id=b24_call_id))
+    sender.drain(phone.portal.pk)
+    batches = batches_run(phone)
+    assert [len(b) for b in batches] == [50, 11]
+    show = OutboxCommand.objects.get(kind=OutboxCommand.Kind.SHOW)
+    assert batches[0][0] == f"c{show.pk}"  # the card before all the registers written earlier
+    first_registers = [int(k[1:]) for k in batches[0][1:]]
+    by_pk = dict(OutboxCommand.objects.values_list("pk", "call_id"))
+    assert [by_pk[pk] for pk in first_registers] == [c.pk for c in waiting[:49]]  # then in order written
+    assert OutboxCommand.objects.filter(status=Status.DONE).count() == 62
+
+
+def test_a_method_held_for_its_time_budget_holds_only_its_own_commands(phone):
+    phone.b24.limits.durations[REGISTER] = 500.0  # one register uses up the 480 s budget
+    first = new_call(phone, 1)
+    write(first, register_command(first))
+    sender.drain(phone.portal.pk)  # completes (as Bitrix24 does), crossing the budget
+    b24_call_id = OutboxCommand.objects.get().result["CALL_ID"]
+    second = new_call(phone, 2)
+    write(second, register_command(second))
+    sender.drain(phone.portal.pk)  # Bitrix24 answers 429 OPERATION_TIME_LIMIT: the client records the block
+    held = OutboxCommand.objects.get(call=second)
+    assert held.status == Status.PENDING and held.attempts == 0 and held.due_at > timezone.now() + timedelta(
+        seconds=60)
+    # Another method still goes at once, and the held register is not even tried meanwhile.
+    write(first, show_command(first, [AGENTS["101"]], call_id=b24_call_id))
+    requests_before = len(phone.b24.request_log)
+    sender.drain(phone.portal.pk)
+    assert [e["method"] for e in phone.b24.request_log[requests_before:]] == [SHOW]
+    assert OutboxCommand.objects.get(kind=OutboxCommand.Kind.SHOW).status == Status.DONE
+    held.refresh_from_db()
+    assert held.status == Status.PENDING and held.error is None
+
+
+def test_while_a_live_sender_holds_the_portal_nobody_else_sends(phone):
+    call = new_call(phone, 1)
+    write(call, register_command(call))
+    token = sender.take_lease(phone.portal.pk)
+    assert token is not None
+    report = sender.drain(phone.portal.pk)
+    assert report.busy and requests_sent(phone) == []
+    sender.release_lease(phone.portal.pk, token)
+    assert not sender.drain(phone.portal.pk).busy
+    assert OutboxCommand.objects.get().status == Status.DONE
+
+
+def test_a_sender_that_died_mid_request_is_taken_over_once_its_lease_ran_out_and_nothing_is_lost(phone):
+    call = new_call(phone, 1)
+    write(call, register_command(call))
+    # The first sender claims the register, Bitrix24 registers the call, and the sender dies before it
+    # stores the answer.
+    token = sender.take_lease(phone.portal.pk)
+    claimed = sender._claim(phone.portal.pk, token, sender.bitrix24_client_for(phone.portal.pk), sender.DrainReport())
+    first_answer = sender.bitrix24_client_for(phone.portal.pk).call(REGISTER, claimed[0].planned.params).result
+    assert OutboxCommand.objects.get().status == Status.SENDING
+    assert sender.drain(phone.portal.pk).busy  # its lease is still running
+    OutboxSender.objects.filter(portal=phone.portal).update(until=timezone.now() - timedelta(seconds=1))
+    assert phone.portal.pk in selectors.portals_to_kick(timezone.now(), timedelta(seconds=5))
+
+    report = sender.drain(phone.portal.pk)
+    row = OutboxCommand.objects.get()
+    assert not report.busy and row.status == Status.DONE and row.attempts == 2
+    assert row.result["CALL_ID"] == first_answer["CALL_ID"]  # the same EXTERNAL_CALL_ID: the same call
+    b24 = phone.b24_calls()
+    assert len(b24) == 1 and b24[0]["registrations"] == 2
+    # The dead sender's late write changes nothing.
+    sender._store(token, claimed, {row.pk: sender._Outcome("failed", error={"type": "Transient"})},
+                  sender.DrainReport())
+    assert OutboxCommand.objects.get().status == Status.DONE
+
+
+def test_the_same_key_is_written_once(phone):
+    call = new_call(phone, 1)
+    write(call, register_command(call))
+    write(call, register_command(call))
+    assert OutboxCommand.objects.count() == 1
+
+
+def test_commands_of_calls_finished_longer_than_the_retention_are_pruned(phone, settings):
+    settings.CALLS_OUTBOX_RETENTION_SECONDS = 3600
+    old, recent, live = new_call(phone, 1), new_call(phone, 2), new_call(phone, 3)
+    for call in (old, recent, live):
+        write(call, register_command(call))
+    now = timezone.now()
+    Call.objects.filter(pk=old.pk).update(finished_at=now - timedelta(hours=2))
+    Call.objects.filter(pk=recent.pk).update(finished_at=now - timedelta(minutes=5))
+    assert services.prune() == 1
+    assert set(OutboxCommand.objects.values_list("call_id", flat=True)) == {recent.pk, live.pk}
+
+
+def test_depth_counts_open_commands_and_the_age_of_the_oldest_pending(phone):
+    call = new_call(phone, 1)
+    write(call, register_command(call))
+    OutboxCommand.objects.update(created_at=timezone.now() - timedelta(seconds=30))
+    depth = selectors.depth(phone.portal.pk)
+    assert depth.commands == 1 and 29 < depth.oldest_pending_seconds < 60
+    sender.drain(phone.portal.pk)
+    assert selectors.depth(phone.portal.pk) == selectors.Depth(0, 0.0)
+
