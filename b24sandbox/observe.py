@@ -95,7 +95,7 @@ class PortalTraffic:
     one, docs/bitrix24-contract.md §2.6, §3.1), ``commands`` (every method run, batched or not, by
     method), ``batch_sizes`` (sub-commands of each batch request), ``statuses`` (HTTP status of each
     request), ``errors`` (error code of each refused request or sub-command: ``QUERY_LIMIT_EXCEEDED``
-    is a 503, ``OPERATION_TIME_LIMIT`` a 429, §3), and ``answers``: for the telephony methods in
+    is a 503, ``OPERATION_TIME_LIMIT`` a 429, §3), ``refused`` (the same by method), and ``answers``: for the telephony methods in
     ``TIMED_METHODS`` that succeeded, ``(answered_at, method, CALL_ID)`` in the order answered."""
 
     requests: int = 0
@@ -103,6 +103,7 @@ class PortalTraffic:
     batch_sizes: list[int] = field(default_factory=list)
     statuses: Counter = field(default_factory=Counter)
     errors: Counter = field(default_factory=Counter)
+    refused: Counter = field(default_factory=Counter)  # (method, error code) -> count: who got the 503s and 429s
     answers: deque = field(default_factory=lambda: deque(maxlen=ANSWERS_KEPT))
 
     def first_answers(self, method: str) -> dict[str, float]:
@@ -115,7 +116,7 @@ class PortalTraffic:
 
     def copy(self) -> PortalTraffic:
         return PortalTraffic(self.requests, Counter(self.commands), list(self.batch_sizes), Counter(self.statuses),
-                             Counter(self.errors), deque(self.answers, maxlen=ANSWERS_KEPT))
+                             Counter(self.errors), Counter(self.refused), deque(self.answers, maxlen=ANSWERS_KEPT))
 
 
 class Traffic:
@@ -153,12 +154,14 @@ class Traffic:
             traffic.statuses[status] += 1
             if error:
                 traffic.errors[error] += 1
+                traffic.refused[(method, error)] += 1
             if method == "batch" and status == 200:
                 traffic.batch_sizes.append(len(commands))
             for name, call_id, sub_error in commands:
                 traffic.commands[name] += 1
                 if sub_error and method == "batch":  # a lone command's error is the request's, counted above
                     traffic.errors[sub_error] += 1
+                    traffic.refused[(name, sub_error)] += 1
                 if call_id:
                     traffic.answers.append((now, name, call_id))
 

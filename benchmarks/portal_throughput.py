@@ -253,6 +253,7 @@ class Outcome:
     fin_lat: list[float] = field(default_factory=list)
     s503: int = 0
     s429: int = 0
+    refused: dict[str, int] = field(default_factory=dict)
     dead: int = 0
     intake: dict[str, float] = field(default_factory=dict)
     intake_errors: int = 0
@@ -310,6 +311,7 @@ def _measure(bp: BenchPortal, sb: Any, run_id: str, calls: int, outcome: Outcome
     outcome.batch_sizes = list(traffic.batch_sizes)
     outcome.s503 = traffic.statuses.get(503, 0)
     outcome.s429 = traffic.errors.get("OPERATION_TIME_LIMIT", 0)
+    outcome.refused = {f"{method} {code}": n for (method, code), n in traffic.refused.most_common()}
     outcome.dead = DeadLetter.objects.filter(call__pbx_call_id__startswith=run_id).count()
 
 
@@ -395,7 +397,8 @@ def _print_burst(o: Outcome) -> None:
           f"{o.rang} ringing calls popped one (target p99 ≤ {TARGETS['card_pop_room_s']:g} s with room, ≤ "
           f"{TARGETS['card_pop_saturated_s']:g} s saturated); register p50/p99 {_ms(o.reg_lat, 50)}/"
           f"{_ms(o.reg_lat, 99)} ms; finish p50/p99 {_ms(o.fin_lat, 50)}/{_ms(o.fin_lat, 99)} ms")
-    print(f"  {'':<22} 503 x {o.s503} (target 0), 429 x {o.s429}, dead letters {o.dead}, PBX POST errors "
+    refused = f" ({', '.join(f'{k} x {n}' for k, n in o.refused.items())})" if o.refused else ""
+    print(f"  {'':<22} 503 x {o.s503} (target 0), 429 x {o.s429}{refused}, dead letters {o.dead}, PBX POST errors "
           f"{o.intake_errors}; CPU s/call: PBX API {o.cpu_web / o.calls:.4f} + workers {o.cpu_workers / o.calls:.4f} "
           f"= {(o.cpu_web + o.cpu_workers) / o.calls:.4f} (target ≤ {TARGETS['cpu_per_call']:g}); "
           f"{o.elapsed:.0f} s", flush=True)

@@ -64,6 +64,7 @@ def test_503_and_429_are_counted_for_lone_requests_and_inside_batches_3_1_3_2(sb
     assert rest.call("profile").status_code == 503
     seen = sb.traffic.portal(portal.member_id)
     assert seen.errors == {"OPERATION_TIME_LIMIT": 2, "QUERY_LIMIT_EXCEEDED": 1}
+    assert seen.refused == {("user.current", "OPERATION_TIME_LIMIT"): 2, ("profile", "QUERY_LIMIT_EXCEEDED"): 1}
     assert seen.statuses == {200: 2, 429: 1, 503: 1} and seen.requests == 4
 
 
