@@ -65,11 +65,12 @@ BITRIX24_VERIFY_LIMIT_PER_PORTAL = env_int("BITRIX24_VERIFY_LIMIT_PER_PORTAL", 1
 BITRIX24_VERIFY_WINDOW_SECONDS = env_int("BITRIX24_VERIFY_WINDOW_SECONDS", 60)
 # Click-to-call and callback events (portals.event_checks): ts at most this far from now (Bitrix24's queue
 # may delay delivery); a click-to-call must carry the clicking user's token (confirmed with app.info);
-# callbacks per portal and per number are limited.
+# callbacks per portal and per number, click-to-calls per user are limited.
 BITRIX24_EVENT_MAX_AGE = env_int("BITRIX24_EVENT_MAX_AGE", 600)
 BITRIX24_CLICK_TO_CALL_REQUIRE_USER_TOKEN = env_bool("BITRIX24_CLICK_TO_CALL_REQUIRE_USER_TOKEN", True)
 BITRIX24_CALLBACKS_PER_PORTAL_PER_MINUTE = env_int("BITRIX24_CALLBACKS_PER_PORTAL_PER_MINUTE", 30)
 BITRIX24_CALLBACKS_PER_NUMBER_PER_HOUR = env_int("BITRIX24_CALLBACKS_PER_NUMBER_PER_HOUR", 3)
+BITRIX24_CLICK_TO_CALLS_PER_USER_PER_MINUTE = env_int("BITRIX24_CLICK_TO_CALLS_PER_USER_PER_MINUTE", 10)
 
 # --- Secrets at rest -----------------------------------------------------------------------
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
