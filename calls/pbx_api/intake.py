@@ -79,7 +79,7 @@ def store_events(connection: PbxConnection, payloads: list[dict], *, webhook_id:
                  payload=payload, received_at=now)
         for payload in payloads
     ]
-    new_ids = [pk for pk, in inserts.insert_new(events, ["id"])]
+    new_ids = [event.pk for event in inserts.insert_new(events, key=("connection", "event_id"))]
     return StoreResult(len(new_ids), len(payloads) - len(new_ids), new_ids)
 
 

@@ -62,7 +62,7 @@ def _claim(connection: PbxConnection, webhook_id: str) -> PbxWebhookReceipt | No
     now = timezone.now()
     placeholder = PbxWebhookReceipt(connection=connection, webhook_id=webhook_id, status_code=_PENDING, created_at=now)
     # One statement and no savepoint on the hot path of every PBX request (telephony_app.inserts).
-    if inserts.insert_new([placeholder], ["id"]):
+    if inserts.insert_new([placeholder], key=("connection", "webhook_id")):
         return None
     receipt = PbxWebhookReceipt.objects.select_for_update().get(connection=connection, webhook_id=webhook_id)
     if receipt.created_at >= now - REPLAY_WINDOW:
