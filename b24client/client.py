@@ -244,9 +244,15 @@ class Bitrix24Client:
         local_errors: dict[Any, errors.Bitrix24Error] = {}
         cmd: dict[str, str] = {}
         packing: dict[str, _Budget] = {}
+        not_sent: dict[str, errors.MethodBlocked] = {}
         for key, method, params in items:
-            refused = self._admit(method, packing)
+            # A command that refers to one left out would run with an empty value ($result[...] of a command
+            # that did not run): it waits with it instead.
+            blocker = next((not_sent[k] for k in _referenced_keys(params) if k in not_sent), None) if not_sent else None
+            refused = self._admit(method, packing) if blocker is None else errors.MethodBlocked(
+                method, blocker.until, blocker.code, f"refers to a command not sent ({blocker.method}); not sent")
             if refused is not None:
+                not_sent[str(key)] = refused
                 local_errors[key] = refused
                 if halt:
                     break
@@ -590,16 +596,27 @@ def _normalise(commands: Commands) -> list[tuple[Any, str, dict]]:
     return out
 
 
+def _references(params: dict) -> Iterator[tuple[str, str]]:
+    """(reference, key of the command it points at) for every ``$result[key]...`` in ``params``."""
+    for _, value in phparray.encode(params):
+        for ref in phparray.BATCH_REFERENCE.finditer(value):
+            target = re.match(r"\$\w+\[([^\[\]]*)\]", ref.group(0))
+            if target:
+                yield ref.group(0), target.group(1)
+
+
+def _referenced_keys(params: dict) -> set[str]:
+    return {key for _, key in _references(params)}
+
+
 def _check_references_stay_in_chunk(chunks: list[list[tuple[Any, str, dict]]]) -> None:
     for chunk in chunks:
         own = {str(k) for k, _, _ in chunk}
         for key, _, params in chunk:
-            for _, value in phparray.encode(params):
-                for ref in phparray.BATCH_REFERENCE.finditer(value):
-                    target = re.match(r"\$\w+\[([^\[\]]*)\]", ref.group(0))
-                    if target and target.group(1) not in own:
-                        raise ValueError(f"command {key!r} references {ref.group(0)!r}, which lands in "
-                                         "another batch request; keep dependent commands within 50")
+            for ref, target in _references(params):
+                if target not in own:
+                    raise ValueError(f"command {key!r} references {ref!r}, which lands in "
+                                     "another batch request; keep dependent commands within 50")
 
 
 def _page_items(result: Any) -> list:
