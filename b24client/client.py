@@ -3,7 +3,9 @@
 Every HTTP request goes ``POST {client_endpoint}{method}`` with a JSON body carrying ``auth`` (never the
 URL, so tokens stay out of access logs). Before each request the portal's shared leaky bucket is asked
 for a slot; a short wait is slept inline, a long one becomes ``RateLimited`` so a Celery task can retry
-later without holding a worker.
+later without holding a worker. Each method's operating time, as the answers report it, is shared the same
+way; a method close to its budget is paced or held without a request (``method_wait``,
+docs/bitrix24-contract.md §3.2).
 """
 
 from __future__ import annotations
@@ -512,7 +514,7 @@ class Bitrix24Client:
         if isinstance(payload, Mapping) and isinstance(payload.get("time"), Mapping):
             reset_at = RestResult.from_payload(payload).operating_reset_at
         if not reset_at or reset_at <= now:
-            seen = self.limiter.operating(self._block_key(method))
+            seen = self._coordination("method operating time", lambda: self.limiter.operating(self._block_key(method)))
             reset_at = seen.reset_at if seen is not None else None
         until = reset_at if reset_at and reset_at > now else now + DEFAULT_METHOD_BLOCK_S
         self.limiter.block(self._block_key(method), until)
