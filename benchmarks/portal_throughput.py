@@ -287,12 +287,16 @@ def _measure(bp: BenchPortal, sb: Any, run_id: str, calls: int, outcome: Outcome
     started_all = [at for (_, kind), at in first.items() if kind == "call.started"]
     t0 = min(started_all) if started_all else time.time()
     reg_times, fin_times = [], []
-    for pbx_id, b24_id in Call.objects.filter(pbx_call_id__startswith=run_id).values_list("pbx_call_id", "b24_call_id"):
-        ringing = first.get((pbx_id, "call.ringing"))
-        if ringing is not None:
-            outcome.rang += 1
-            # A call that ended before its card was shown never popped one: it counts as infinitely late.
-            outcome.card_pop.append(shown[b24_id] - ringing if b24_id in shown else float("inf"))
+    b24_ids = dict(Call.objects.filter(pbx_call_id__startswith=run_id).values_list("pbx_call_id", "b24_call_id"))
+    for (pbx_id, kind), ringing in first.items():
+        if kind != "call.ringing":
+            continue
+        outcome.rang += 1
+        # A call that ended before its card was shown never popped one, nor did one whose events no worker
+        # has applied yet (no Call row): it counts as infinitely late.
+        b24_id = b24_ids.get(pbx_id)
+        outcome.card_pop.append(shown[b24_id] - ringing if b24_id in shown else float("inf"))
+    for pbx_id, b24_id in b24_ids.items():
         if b24_id in registered:
             reg_times.append(registered[b24_id])
             if (pbx_id, "call.started") in first:
