@@ -99,6 +99,12 @@ def test_batch_sub_calls_count_against_their_methods_budget_3_2(sb, portal, rest
     assert sb.operating(portal, "batch") == 0
 
 
+def test_batch_reports_each_commands_operating_time_in_result_time_3_2(sb, portal, rest):
+    sb.set_method_duration("user.get", 200)
+    times = rest.result("batch", {"cmd": {"a": "user.get", "b": "user.get"}})["result_time"]
+    assert (times["a"]["operating"], times["b"]["operating"]) == (200, 400)
+
+
 def test_operating_limit_can_be_switched_off_or_resized_per_portal_3_2(sb, portal, rest):
     sb.set_method_duration("user.get", 300, portal=portal)
     sb.set_operating(portal, enabled=False)
