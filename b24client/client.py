@@ -91,6 +91,16 @@ class _Admission:
     pace: float = 0.0  # > 0: the call takes a shared send slot, and the next one is this far away
 
 
+@dataclass
+class _Budget:
+    """A method's operating-time state as read from the shared backend, and (while a batch is being built)
+    what the calls of it already packed will add."""
+
+    until: float | None  # a recorded 429 block
+    seen: coordination.Operating | None
+    packed: float = 0.0
+
+
 @dataclass(frozen=True)
 class _Move:
     """A rename redirect being followed: stored only once a call there has succeeded."""
@@ -175,7 +185,7 @@ class Bitrix24Client:
         methods and portals are not affected. Asking reserves nothing.
         """
         _check_method(method)
-        admission = self._assess(method)
+        admission = self._assess(self._read_budget(method))
         if admission.wait > 0:
             return admission.wait
         if admission.pace > 0:
@@ -233,9 +243,9 @@ class Bitrix24Client:
         methods = {key: m for key, m, _ in items}
         local_errors: dict[Any, errors.Bitrix24Error] = {}
         cmd: dict[str, str] = {}
-        packed: dict[str, float] = {}  # method → operating time the commands already packed will add
+        packing: dict[str, _Budget] = {}
         for key, method, params in items:
-            refused = self._admit(method, packed)
+            refused = self._admit(method, packing)
             if refused is not None:
                 local_errors[key] = refused
                 if halt:
@@ -247,9 +257,14 @@ class Bitrix24Client:
             return BatchResult(errors=local_errors)
         payload = self._request("batch", {"cmd": cmd, "halt": 1 if halt else 0})
         result = BatchResult.from_payload(payload, [k for k, _, _ in items], methods)
+        latest: dict[str, tuple[str, dict]] = {}  # per method the command that reported the most time used
         for key, sub_time in result.time.items():
             if key in methods:
-                self._note_operating(methods[key], sub_time)
+                name, used = methods[key].lower(), _float(sub_time.get("operating"))
+                if name not in latest or used >= _float(latest[name][1].get("operating")):
+                    latest[name] = (methods[key], sub_time)
+        for method, sub_time in latest.values():
+            self._note_operating(method, sub_time)
         for key, exc in list(result.errors.items()):
             if isinstance(exc, errors.MethodBlocked):
                 result.errors[key] = self._block_method(methods[key], exc.payload, exc.status)
@@ -419,18 +434,22 @@ class Bitrix24Client:
                                          method=method)
             self._sleep(wait)
 
-    def _assess(self, method: str, packed: float = 0.0) -> _Admission:
-        """The operating-time policy (§3.2) for one more call of ``method``; ``packed``: seconds the calls
-        of it already packed into the batch being built will add."""
+    def _read_budget(self, method: str) -> _Budget:
         key = self._block_key(method)
-        now = self._clock()
         until = self._coordination("method blocks", lambda: self.limiter.blocked_until(key))
         if until is not None:
-            return _Admission(wait=max(until - now, 1e-3), code="OPERATION_TIME_LIMIT")
-        seen = self._coordination("method operating time", lambda: self.limiter.operating(key))
+            return _Budget(until, None)
+        return _Budget(None, self._coordination("method operating time", lambda: self.limiter.operating(key)))
+
+    def _assess(self, budget: _Budget) -> _Admission:
+        """The operating-time policy (§3.2) for one more call of a method in the state ``budget``."""
+        now = self._clock()
+        if budget.until is not None:
+            return _Admission(wait=max(budget.until - now, 1e-3), code="OPERATION_TIME_LIMIT")
+        seen = budget.seen
         if seen is None:
             return _Admission()
-        used = seen.used + packed
+        used = seen.used + budget.packed
         pace_at, hold_at = OPERATING_PACE_AT * self.operating_budget, OPERATING_HOLD_AT * self.operating_budget
         if seen.reset_at <= now:
             return _Admission(pace=OPERATING_PROBE_S) if used >= pace_at else _Admission()
@@ -442,11 +461,17 @@ class Bitrix24Client:
             return _Admission(pace=left * cost / max(hold_at - used, cost))
         return _Admission()
 
-    def _admit(self, method: str, packed: dict[str, float] | None = None) -> errors.MethodBlocked | None:
+    def _admit(self, method: str, packing: dict[str, _Budget] | None = None) -> errors.MethodBlocked | None:
         """None: ``method`` may be sent now (a pacing slot is taken); else the error for not sending it.
-        ``packed`` (method → seconds) grows by this call's expected cost when it is admitted."""
+        ``packing``: the batch being built, its methods' states read once and what its calls will add."""
         name = method.lower()
-        admission = self._assess(method, packed.get(name, 0.0) if packed is not None else 0.0)
+        if packing is None:
+            budget = self._read_budget(method)
+        elif name in packing:
+            budget = packing[name]
+        else:
+            budget = packing[name] = self._read_budget(method)
+        admission = self._assess(budget)
         wait, code = admission.wait, admission.code
         if wait <= 0 and admission.pace > 0:
             wait = self._coordination("method pacing",
@@ -457,9 +482,8 @@ class Bitrix24Client:
                     "LOCAL_OPERATING_HOLD": "close to its operating-time budget; held until the reset",
                     "LOCAL_OPERATING_PACE": "paced: its operating-time budget is spread to the reset"}[code]
             return errors.MethodBlocked(method, self._clock() + wait, code, f"{what}; not sent")
-        if packed is not None:
-            seen = self._coordination("method operating time", lambda: self.limiter.operating(self._block_key(method)))
-            packed[name] = packed.get(name, 0.0) + (max(seen.cost, MIN_CALL_COST) if seen is not None else 0.0)
+        if budget.seen is not None:
+            budget.packed += max(budget.seen.cost, MIN_CALL_COST)
         return None
 
     def _note_operating(self, method: str, time_block: Mapping[str, Any]) -> None:

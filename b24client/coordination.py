@@ -490,22 +490,27 @@ class RedisBackend:
 # -------------------------------------------------------------------------------------------- factory
 
 
-_redis_cache: dict[tuple[str, str, int], RedisBackend] = {}
+_redis_cache: dict[tuple[str, str, int, tuple[tuple[str, float], ...]], RedisBackend] = {}
 _redis_cache_guard = threading.Lock()
 
 
-def from_url(url: str, *, prefix: str = DEFAULT_PREFIX) -> Coordination:
-    """``redis://host:port/db`` | ``rediss://…`` | ``file:///abs/dir`` | ``memory://``."""
+def from_url(url: str, *, prefix: str = DEFAULT_PREFIX, socket_timeout: float | None = None,
+             socket_connect_timeout: float | None = None) -> Coordination:
+    """``redis://host:port/db`` | ``rediss://…`` | ``file:///abs/dir`` | ``memory://``. The timeouts (seconds,
+    Redis only) bound each command on a Redis that accepts but does not answer; None waits forever."""
     parts = urlsplit(url)
     if parts.scheme in ("redis", "rediss", "unix"):
+        options = {name: value for name, value in (("socket_timeout", socket_timeout),
+                                                   ("socket_connect_timeout", socket_connect_timeout))
+                   if value is not None}
         # One connection pool per process and URL: clients are built per call, pools must not be.
-        key = (url, prefix, os.getpid())
+        key = (url, prefix, os.getpid(), tuple(sorted(options.items())))
         with _redis_cache_guard:
             backend = _redis_cache.get(key)
             if backend is None:
                 import redis
 
-                backend = _redis_cache[key] = RedisBackend(redis.Redis.from_url(url), prefix=prefix)
+                backend = _redis_cache[key] = RedisBackend(redis.Redis.from_url(url, **options), prefix=prefix)
         return backend
     if parts.scheme == "file":
         path = unquote(parts.path)

@@ -1,11 +1,46 @@
 """The per-portal leaky bucket (503 QUERY_LIMIT_EXCEEDED) and the per-method operating-time budget
-(429 OPERATION_TIME_LIMIT) kept in 10 one-minute buckets: docs/bitrix24-contract.md §3."""
+(429 OPERATION_TIME_LIMIT) kept in 10 one-minute buckets: docs/bitrix24-contract.md §3.
+
+What one call costs in operating time is modelled per method (§3.2): the seconds are counted, not slept.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 from b24sandbox.state import Limits
 
 OPERATING_WINDOW = 600.0  # a bucket counts for 10 minutes from the first call in its minute
+
+REGISTER = "telephony.externalcall.register"
+# Seconds of operating time one call costs (§3.2). register searches the CRM by phone and may create a lead,
+# so it costs most; finish writes the call activity; show/hide only push a card. A burst of 2,000 new
+# callers costs register 2,000 * (0.10 + 0.10) = 400 s, 83 % of its 480 s: the client's pacing (from 80 %)
+# is exercised and the hold (95 %) is not reached; the same burst of known callers costs 200 s.
+METHOD_COSTS: dict[str, float] = {
+    REGISTER: 0.10,
+    "telephony.externalcall.finish": 0.06,
+    "telephony.externalcall.attachrecord": 0.05,
+    "telephony.externalcall.searchcrmentities": 0.03,
+    "telephony.externalcall.show": 0.005,
+    "telephony.externalcall.hide": 0.005,
+    "telephony.externalline.add": 0.01,
+    "telephony.externalline.get": 0.005,
+    "user.get": 0.01,
+    "user.current": 0.005,
+}
+CRM_ENTITY_COST = 0.10  # added to register per CRM entity it created (CRM_CREATED_ENTITIES)
+
+
+def method_cost(method: str, result: Any, default: float) -> float:
+    """Operating seconds of one successful call of ``method`` that answered ``result``; ``default`` for a
+    method the model does not list."""
+    cost = METHOD_COSTS.get(method, default)
+    if method == REGISTER and isinstance(result, Mapping):
+        created = result.get("CRM_CREATED_ENTITIES")
+        cost += CRM_ENTITY_COST * (len(created) if isinstance(created, list) else 0)
+    return cost
 
 
 def take_request_slot(limits: Limits, now: float) -> bool:

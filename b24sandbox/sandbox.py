@@ -69,7 +69,10 @@ class Sandbox:
         self.portal_deleted_status = 500
 
         # REST knobs
-        self.default_method_duration = 0.02
+        self.default_method_duration = 0.02  # operating seconds of a method limits.METHOD_COSTS does not list
+        # Answer late by this fraction of the operating time a request counted (0: counted, never slept),
+        # for a benchmark that wants the portal's processing time on the wire too.
+        self.sleep_operating = 0.0
         self.method_durations: dict[str, float] = {}
         self.duplicate_bind_style = "already_exists"  # or "unable" (§4.1, §11.11)
         self.reject_local_handlers = False  # Bitrix24 refuses localhost handlers; the demo needs them
@@ -220,14 +223,19 @@ class Sandbox:
             portal.limits.operating_budget = float(budget)
 
     def set_method_duration(self, method: str, seconds: float, portal: Portal | None = None) -> None:
-        """Fake execution time counted against the operating-time budget (§3.2)."""
+        """A flat operating time per call of ``method`` (§3.2), for this portal or for every portal, in place
+        of the modelled one (``limits.METHOD_COSTS``)."""
         target = portal.limits.durations if portal is not None else self.method_durations
         target[rest.normalize_method(method)] = float(seconds)
 
-    def method_duration(self, portal: Portal, method: str) -> float:
+    def method_duration(self, portal: Portal, method: str, result: Any = None) -> float:
+        """Operating seconds one call of ``method`` costs: a duration set for the portal, else one set for
+        every portal, else the model (which for register depends on the CRM entities it created)."""
         if method in portal.limits.durations:
             return portal.limits.durations[method]
-        return self.method_durations.get(method, self.default_method_duration)
+        if method in self.method_durations:
+            return self.method_durations[method]
+        return limits_mod.method_cost(method, result, self.default_method_duration)
 
     def operating(self, portal: Portal, method: str, principal: str = "app") -> float:
         used, _ = limits_mod.operating(portal.limits, f"{principal}|{rest.normalize_method(method)}", self.clock.now())

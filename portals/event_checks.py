@@ -10,7 +10,10 @@ top of it:
   event twice (§4.2), so a second copy is a replay (``Bitrix24Event.replay_key``, unique per portal);
 * the user token an event carries is confirmed with the OAuth server's ``app.info`` (§1.11): our app,
   this portal, and the user the event names; a click-to-call without one is refused (a user clicked);
-* callbacks (anyone on the internet can submit a CRM form) are limited per portal and per number.
+* callbacks (anyone on the internet can submit a CRM form) are limited per portal and per number;
+* click-to-calls are limited per user (counted once the user is confirmed, so a forgery in a colleague's
+  name cannot use up the colleague's budget): a genuine token and a fresh ``CALL_ID`` per click would
+  otherwise let an employee dial in their own name without bound.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ def check_telephony_event(portal: Portal, payload: dict[str, Any], *, source: st
     if payload["event"] == CALLBACK:
         _count_callback(portal, data)
     _confirm_user(portal, payload, data, source=source)
+    if payload["event"] == CLICK_TO_CALL:
+        _count_click_to_call(portal, payload, data)
     return key
 
 
@@ -105,6 +110,19 @@ def _count_callback(portal: Portal, data: dict[str, Any]) -> None:
     if number:
         limits.append((f"portals:callbacks:number:{tenant}:{number}", settings.BITRIX24_CALLBACKS_PER_NUMBER_PER_HOUR,
                        3600))
+    _count(portal, limits, "too many callback requests")
+
+
+def _count_click_to_call(portal: Portal, payload: dict[str, Any], data: dict[str, Any]) -> None:
+    user = str(data.get("USER_ID") or payload["auth"].get("user_id") or "").strip()[:32]
+    limit = settings.BITRIX24_CLICK_TO_CALLS_PER_USER_PER_MINUTE
+    _count(portal, [(f"portals:clicks:user:{portal.member_id}:{user}", limit, 60)],
+           f"too many click-to-calls by this user: at most {limit} a minute")
+
+
+def _count(portal: Portal, limits: list[tuple[str, int, int]], refusal: str) -> None:
+    """Count one more against each ``(key, limit, window seconds)``, unless one is over its limit (then
+    nothing is counted: a refused request does not use up the budget of the accepted ones) → 429."""
     counted: list[str] = []
     for key, limit, window in limits:
         slot_key = f"{key}:{int(time.time() // window)}"
@@ -119,6 +137,6 @@ def _count_callback(portal: Portal, data: dict[str, Any]) -> None:
             for done in counted:
                 with contextlib.suppress(ValueError):
                     cache.decr(done)
-            logger.warning("callback refused for portal %s: over %s per %s s (%s)", portal.pk, limit, window,
-                           key.split(":")[2])
-            raise EventRejected("too many callback requests", status=429)
+            logger.warning("%s refused for portal %s: over %s per %s s (%s)", key.split(":")[1], portal.pk, limit,
+                           window, key.split(":")[2])
+            raise EventRejected(refusal, status=429)

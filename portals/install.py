@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_noop
 
@@ -200,7 +200,22 @@ def save_install(verified: VerifiedInstall, *, update: bool = False, connect: bo
     application_token), a portal whose tokens are dead/purged, or an admin explicitly reconnecting
     through the OAuth flow (``connect``). A repeated ONAPPINSTALL must not
     put back a refresh token that was already used (Bitrix24 would answer invalid_grant forever).
+
+    The installer page's POST and ONAPPINSTALL often arrive together for a portal not seen before: both
+    find no row, both insert it. The loser of that race takes the portal as created (by the other) and
+    updates it like any existing one.
     """
+    try:
+        return _save_install(verified, update=update, connect=connect)
+    except _CreatedMeanwhile:
+        return _save_install(verified, update=update, connect=connect)
+
+
+class _CreatedMeanwhile(Exception):
+    """Another request inserted the portal between this one's read and its insert."""
+
+
+def _save_install(verified: VerifiedInstall, *, update: bool, connect: bool) -> InstallOutcome:
     offer = verified.offer
     now = timezone.now()
     with transaction.atomic():
@@ -235,7 +250,16 @@ def save_install(verified: VerifiedInstall, *, update: bool = False, connect: bo
             portal.status = Portal.Status.ACTIVE
             portal.dead_reason = ""
             portal.status_changed_at = now
-        portal.save()
+        if created:
+            try:
+                with transaction.atomic():  # a savepoint: the conflict leaves the outer transaction usable
+                    portal.save(force_insert=True)
+            except IntegrityError as exc:
+                if not Portal.objects.filter(member_id=offer.member_id).exists():
+                    raise
+                raise _CreatedMeanwhile from exc
+        else:
+            portal.save()
         if replace:
             expires_at = offer.expires_at or (time.time() + offer.expires_in if offer.expires_in else None)
             store_credentials(

@@ -43,13 +43,14 @@ _local = threading.local()
 
 
 @lru_cache(maxsize=4)
-def _coordination_for(url: str):
-    return coordination.from_url(url)
+def _coordination_for(url: str, socket_timeout: float, socket_connect_timeout: float):
+    return coordination.from_url(url, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout)
 
 
 def coordination_backend():
     """The cross-process locks + leaky bucket (Redis, or file locks under var/ when no Redis)."""
-    return _coordination_for(settings.COORDINATION_URL)
+    return _coordination_for(settings.COORDINATION_URL, settings.REDIS_SOCKET_TIMEOUT,
+                             settings.REDIS_SOCKET_CONNECT_TIMEOUT)
 
 
 def _session() -> requests.Session:

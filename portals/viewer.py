@@ -20,6 +20,7 @@ from b24client import Bitrix24Client, Credentials, errors
 
 from .models import Portal
 from .services import coordination_backend, oauth_app, rest_call_recorder
+from .verification_limits import verification_budget
 
 logger = logging.getLogger(__name__)
 
@@ -88,11 +89,19 @@ def _is_true(value: object) -> bool:
     return value is True or str(value).lower() in {"1", "true", "y"}
 
 
-def identify_viewer(portal: Portal, auth_id: str) -> Viewer:
-    """``user.current`` + ``user.admin`` asked with the viewer's own token, in one request."""
+def identify_viewer(portal: Portal, auth_id: str, *, source: str) -> Viewer:
+    """``user.current`` + ``user.admin`` asked with the viewer's own token, in one request, charged to
+    ``source`` (the sender's address) and the portal (``portals.verification_limits``): anyone holding the
+    portal's application token could otherwise make us call the portal with made-up tokens without end.
+    Raises ``VerificationThrottled`` (nothing sent) once a budget is spent."""
     auth_id = (auth_id or "").strip()
     if not auth_id:
         raise ViewerRejected("bitrix24_auth_required", "X-Bitrix24-Auth is required", status=401)
+    with verification_budget(source, portal.member_id):  # refunded when Bitrix24 names the viewer
+        return _ask_for_viewer(portal, auth_id)
+
+
+def _ask_for_viewer(portal: Portal, auth_id: str) -> Viewer:
     client = viewer_client(portal, auth_id)
     try:
         answer = client.batch({"user": ("user.current", {}), "admin": ("user.admin", {})})
@@ -122,12 +131,18 @@ def identify_viewer(portal: Portal, auth_id: str) -> Viewer:
     )
 
 
-def portal_of_auth_id(auth_id: str) -> tuple[Portal, int]:
+def portal_of_auth_id(auth_id: str, *, source: str) -> tuple[Portal, int]:
     """The portal and user an ``AUTH_ID`` belongs to, from the OAuth server's ``app.info`` (docs/bitrix24-contract.md §1.11):
-    the token must be alive, ours, and of a portal that installed the app."""
+    the token must be alive, ours, and of a portal that installed the app. Charged to ``source`` like
+    ``identify_viewer`` (the portal is not known before the answer)."""
     auth_id = (auth_id or "").strip()
     if not auth_id:
         raise ViewerRejected("bitrix24_auth_required", "X-Bitrix24-Auth is required", status=401)
+    with verification_budget(source, ""):
+        return _portal_of(auth_id)
+
+
+def _portal_of(auth_id: str) -> tuple[Portal, int]:
     try:
         info = oauth_app().app_info(auth_id)
     except errors.TokenExpired as exc:

@@ -65,11 +65,12 @@ BITRIX24_VERIFY_LIMIT_PER_PORTAL = env_int("BITRIX24_VERIFY_LIMIT_PER_PORTAL", 1
 BITRIX24_VERIFY_WINDOW_SECONDS = env_int("BITRIX24_VERIFY_WINDOW_SECONDS", 60)
 # Click-to-call and callback events (portals.event_checks): ts at most this far from now (Bitrix24's queue
 # may delay delivery); a click-to-call must carry the clicking user's token (confirmed with app.info);
-# callbacks per portal and per number are limited.
+# callbacks per portal and per number, click-to-calls per user are limited.
 BITRIX24_EVENT_MAX_AGE = env_int("BITRIX24_EVENT_MAX_AGE", 600)
 BITRIX24_CLICK_TO_CALL_REQUIRE_USER_TOKEN = env_bool("BITRIX24_CLICK_TO_CALL_REQUIRE_USER_TOKEN", True)
 BITRIX24_CALLBACKS_PER_PORTAL_PER_MINUTE = env_int("BITRIX24_CALLBACKS_PER_PORTAL_PER_MINUTE", 30)
 BITRIX24_CALLBACKS_PER_NUMBER_PER_HOUR = env_int("BITRIX24_CALLBACKS_PER_NUMBER_PER_HOUR", 3)
+BITRIX24_CLICK_TO_CALLS_PER_USER_PER_MINUTE = env_int("BITRIX24_CLICK_TO_CALLS_PER_USER_PER_MINUTE", 10)
 
 # --- Secrets at rest -----------------------------------------------------------------------
 # Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
@@ -205,6 +206,12 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL", "")
+# Every Redis client (cache, broker, coordination) gives up on a Redis that accepts but does not answer
+# (hung, half-open): without these a request waits forever. A healthy Redis answers in milliseconds; the
+# read timeout stays above kombu's 1 s BRPOP poll, which a synchronous drain reads with the same socket.
+REDIS_SOCKET_CONNECT_TIMEOUT = float(env_str("REDIS_SOCKET_CONNECT_TIMEOUT", "1"))
+REDIS_SOCKET_TIMEOUT = float(env_str("REDIS_SOCKET_TIMEOUT", "2"))
+REDIS_CLIENT_OPTIONS = {"socket_connect_timeout": REDIS_SOCKET_CONNECT_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT}
 
 def _next_redis_db(url: str) -> str:
     """The same server, the next logical database (redis://h:6379/0 -> redis://h:6379/1)."""
@@ -219,7 +226,8 @@ if REDIS_URL:
     # The cache gets its own Redis database: Django's cache.clear() is FLUSHDB, which must never
     # wipe broker queues, rate-limit buckets or refresh locks.
     REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", "") or _next_redis_db(REDIS_URL)
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_CACHE_URL}}
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_CACHE_URL,
+                          "OPTIONS": dict(REDIS_CLIENT_OPTIONS)}}
 else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}
@@ -301,7 +309,7 @@ CELERY_BROKER_NAMESPACE = env_str("CELERY_BROKER_NAMESPACE", "") or (
 )
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "") or REDIS_URL or "filesystem://"
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, **REDIS_CLIENT_OPTIONS}
     if CELERY_BROKER_NAMESPACE:
         CELERY_BROKER_TRANSPORT_OPTIONS["global_keyprefix"] = f"{CELERY_BROKER_NAMESPACE}:"
 elif CELERY_BROKER_URL == "filesystem://":

@@ -241,6 +241,7 @@ def _verification_limits_out_of_the_way(settings):
     settings.BITRIX24_VERIFY_LIMIT_PER_PORTAL = 1_000_000
     settings.BITRIX24_CALLBACKS_PER_PORTAL_PER_MINUTE = 1_000_000
     settings.BITRIX24_CALLBACKS_PER_NUMBER_PER_HOUR = 1_000_000
+    settings.BITRIX24_CLICK_TO_CALLS_PER_USER_PER_MINUTE = 1_000_000
 
 
 # ------------------------------------------------------------------------------------ helpers

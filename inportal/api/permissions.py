@@ -9,10 +9,12 @@ admin flag only decides what the page shows; it is never trusted for a change.
 from __future__ import annotations
 
 from django.utils.translation import gettext as _
-from rest_framework import permissions
+from rest_framework import exceptions, permissions
 from rest_framework.request import Request
 
+from portals.errors import VerificationThrottled
 from portals.viewer import ViewerRejected, identify_viewer
+from telephony_app.client_ip import client_ip
 
 from .authentication import FrameViewer
 from .errors import ApiError
@@ -32,12 +34,19 @@ def viewer_error(exc: ViewerRejected) -> ApiError:
     return ApiError(exc.code, message, status=exc.status)
 
 
+def throttled_error(exc: VerificationThrottled) -> exceptions.Throttled:
+    return exceptions.Throttled(
+        wait=exc.retry_after, detail=_("Too many sessions to confirm with Bitrix24 from here; try again in a minute."))
+
+
 def confirm_admin(request: Request) -> None:
     """Ask Bitrix24 with the viewer's own token; raise unless it is the session's user and an admin."""
     viewer = request.user
     assert isinstance(viewer, FrameViewer)
     try:
-        found = identify_viewer(viewer.portal, request.headers.get(AUTH_HEADER, ""))
+        found = identify_viewer(viewer.portal, request.headers.get(AUTH_HEADER, ""), source=client_ip(request))
+    except VerificationThrottled as exc:
+        raise throttled_error(exc) from exc
     except ViewerRejected as exc:
         raise viewer_error(exc) from exc
     if found.user_id != viewer.user_id:

@@ -9,14 +9,16 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from portals.errors import VerificationThrottled
 from portals.viewer import ViewerRejected, identify_viewer, portal_of_auth_id
+from telephony_app.client_ip import client_ip
 
 from ..language import frame_language
 from ..session import SessionExpired, SessionInvalid, issue_session, read_session
 from .authentication import bearer_token
 from .base import InportalView
 from .errors import ApiError
-from .permissions import AUTH_HEADER, viewer_error
+from .permissions import AUTH_HEADER, throttled_error, viewer_error
 from .schema import ErrorSerializer
 
 
@@ -50,9 +52,12 @@ class SessionView(InportalView):
         body = SessionRequestSerializer(data=request.data if isinstance(request.data, dict) else {})
         body.is_valid(raise_exception=True)
         auth_id = request.headers.get(AUTH_HEADER, "")
+        source = client_ip(request)
         try:
-            portal, token_user = portal_of_auth_id(auth_id)
-            viewer = identify_viewer(portal, auth_id)
+            portal, token_user = portal_of_auth_id(auth_id, source=source)
+            viewer = identify_viewer(portal, auth_id, source=source)
+        except VerificationThrottled as exc:
+            raise throttled_error(exc) from exc
         except ViewerRejected as exc:
             raise viewer_error(exc) from exc
         if viewer.user_id != token_user:

@@ -12,10 +12,12 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_variables
 
+from portals.errors import VerificationThrottled
 from portals.iframe import claimed_origin, frame_for, iframe_fields, iframe_view, portal_origin
 from portals.install import InstallOutcome
 from portals.page import PageRejected, open_app_page
 from portals.viewer import ViewerRejected, identify_viewer
+from telephony_app.client_ip import client_ip
 
 from ..language import frame_language
 from .boot import Launch, boot_data, launch_for
@@ -38,6 +40,13 @@ def _refused(request: HttpRequest, reason: str, status: int, fields: Mapping[str
     return frame_for(response, claimed_origin(dict(fields)))
 
 
+def _throttled(request: HttpRequest, exc: VerificationThrottled, fields: Mapping[str, str]) -> HttpResponse:
+    response = _refused(request, _("Too many sessions to confirm with Bitrix24 from here; try again in a minute."),
+                        exc.status, fields)
+    response["Retry-After"] = str(exc.retry_after)
+    return response
+
+
 @iframe_view
 @sensitive_variables()
 def app_page(request: HttpRequest) -> HttpResponse:
@@ -46,9 +55,12 @@ def app_page(request: HttpRequest) -> HttpResponse:
     fields = iframe_fields(request)
     lang = frame_language(fields.get("LANG"))
     with translation.override(lang):
+        source = client_ip(request)
         try:
-            page = open_app_page(fields)
-            viewer = identify_viewer(page.portal, fields.get("AUTH_ID", ""))
+            page = open_app_page(fields, source=source)
+            viewer = identify_viewer(page.portal, fields.get("AUTH_ID", ""), source=source)
+        except VerificationThrottled as exc:
+            return _throttled(request, exc, fields)
         except PageRejected as exc:
             return _refused(request, _(str(exc)), exc.status, fields)
         except ViewerRejected as exc:
@@ -63,7 +75,9 @@ def render_installed_page(request: HttpRequest, outcome: InstallOutcome, fields:
     lang = frame_language(fields.get("LANG") or outcome.portal.lang)
     with translation.override(lang):
         try:
-            viewer = identify_viewer(outcome.portal, fields.get("AUTH_ID", ""))
+            viewer = identify_viewer(outcome.portal, fields.get("AUTH_ID", ""), source=client_ip(request))
+        except VerificationThrottled as exc:
+            return _throttled(request, exc, fields)
         except ViewerRejected as exc:
             logger.info("installer page: viewer not identified (%s)", exc.code)
             return _refused(request, _("Bitrix24 did not confirm who opened the app; open it again."), 403, fields)

@@ -1,4 +1,4 @@
-"""Bitrix24Client against Bitrix24's documented responses (played with ``responses``)."""
+"""Bitrix24Client against Bitrix24's documented responses (docs/bitrix24-contract.md, played with ``responses``)."""
 
 from __future__ import annotations
 

@@ -1,8 +1,14 @@
-"""Bitrix24Client end to end against the in-repo Bitrix24 emulator (b24sandbox, in-process mode)."""
+"""Bitrix24Client end to end against the in-repo Bitrix24 emulator (b24sandbox, in-process mode); the
+Bitrix24 behaviour it relies on is in docs/bitrix24-contract.md."""
 
 from __future__ import annotations
 
+import itertools
+import os
+import uuid
+
 import pytest
+import redis
 
 from b24client import Bitrix24Client, OAuthApp, coordination, errors
 from b24client.memory_store import MemoryTokenStore
@@ -163,3 +169,100 @@ def test_over_real_http_against_the_sandbox_server_with_path_based_rename():
         assert store.refresh_count == 1
     finally:
         server.stop()
+
+
+# ------------------------------------------------------------- the method-time budget against the sandbox (§3.2)
+
+REGISTER = "telephony.externalcall.register"
+
+
+def new_caller(n: int) -> tuple[str, dict]:
+    return REGISTER, {"USER_ID": 2, "PHONE_NUMBER": f"+4930{n:07d}", "TYPE": 2, "CRM_CREATE": 1}
+
+
+def worker_client(sb, portal, limiter, **kwargs):
+    """A client as one worker builds it: its own token store and session, the shared limiter backend."""
+    records: list[dict] = []
+    creds = credentials_from_token_response(sb.issue_token(portal))
+    oauth = OAuthApp(CLIENT_ID, CLIENT_SECRET, sb.oauth_url, allowed_hosts={sb.oauth_host})
+    client = Bitrix24Client(MemoryTokenStore(creds), oauth=oauth, limiter=limiter, recorder=records.append,
+                            **kwargs)
+    return client, records
+
+
+def refused_by_bitrix24(portal) -> list[dict]:
+    return [e for e in portal.request_log if e.get("status") == 429 or "OPERATION_TIME_LIMIT" in str(e.get("response"))]
+
+
+def test_a_429_on_register_slows_only_register_while_finish_and_show_still_go(env):
+    sb, portal, _client, _store, _clock, _records = env
+    sb.set_limits(portal, enabled=False)
+    sb.set_operating(portal, budget=1.0)  # other apps of the portal have used register's time (counted for all)
+    client, records = worker_client(sb, portal, coordination.MemoryBackend())
+    call_id = client.call(*new_caller(0)).result["CALL_ID"]
+
+    with pytest.raises(errors.MethodBlocked) as blocked:
+        for n in range(1, 10):
+            client.call(*new_caller(n))
+    assert blocked.value.code == "OPERATION_TIME_LIMIT" and client.method_wait(REGISTER) > 500
+
+    sent = len(records)
+    res = client.batch({"reg": new_caller(99),
+                        "show": ("telephony.externalcall.show", {"CALL_ID": call_id, "USER_ID": 2}),
+                        "finish": ("telephony.externalcall.finish", {"CALL_ID": call_id, "USER_ID": 2, "DURATION": 5})})
+
+    assert set(res.result) == {"show", "finish"} and res.errors["reg"].code == "OPERATION_TIME_LIMIT"
+    assert len(records) == sent + 1 and "reg" not in records[-1]["request"]["cmd"]
+    assert len(refused_by_bitrix24(portal)) == 1  # Bitrix24 had to say it once; then the client knew
+
+
+def test_near_its_budget_register_is_paced_to_the_reset_and_bitrix24_never_blocks_it(env):
+    sb, portal, _client, _store, clock, _records = env
+    sb.set_limits(portal, enabled=False)
+    sb.set_operating(portal, budget=20.0)  # 100 new callers' registers (0.2 s each) per 10 minutes
+    client, _ = worker_client(sb, portal, coordination.MemoryBackend(clock=clock.now), clock=clock.now,
+                              operating_budget=(20.0, 600.0))
+    started, queue, sent_at = clock.now(), list(range(300)), []
+
+    # A sender like the outbox: ask method_wait, pack what may go, send, keep what was refused for later.
+    while queue and clock.now() - started < 300:
+        if (wait := client.method_wait(REGISTER)) > 0:
+            clock.advance(wait)
+            continue
+        chunk, queue = queue[:10], queue[10:]
+        res = client.batch({f"r{n}": new_caller(n) for n in chunk})
+        queue = [n for n in chunk if f"r{n}" in res.errors] + queue
+        sent_at += [clock.now() - started] * len(res.result)
+        assert all(e.code == "LOCAL_OPERATING_PACE" for e in res.errors.values())
+
+    burst = [t for t in sent_at if t == 0]
+    paced = [t for t in sent_at if t > 0]
+    assert len(burst) == 81  # up to 80 % at once (the 81st is the first paced one, its slot was free)
+    assert 3 <= len(paced) <= 10 and min(b - a for a, b in itertools.pairwise(paced)) >= 30
+    assert sb.operating(portal, REGISTER) < 19.0 and refused_by_bitrix24(portal) == []
+    assert client.method_wait("telephony.externalcall.show") == 0.0
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="REDIS_URL not set: RedisBackend not exercised")
+def test_workers_sharing_redis_hold_a_method_another_worker_saw_at_95_percent(env):
+    sb, portal, _client, _store, _clock, _records = env
+    sb.set_operating(portal, budget=20.0)
+    sb.set_method_duration(REGISTER, 9.6, portal=portal)  # a slow CRM: two registers use 96 %
+    prefix = f"b24test:{uuid.uuid4().hex}:"
+    limiter = coordination.RedisBackend(redis.Redis.from_url(os.environ["REDIS_URL"]), prefix=prefix)
+    try:
+        one, _ = worker_client(sb, portal, limiter, operating_budget=(20.0, 600.0))
+        other, other_records = worker_client(sb, portal, limiter, operating_budget=(20.0, 600.0))
+        call_id = one.call(*new_caller(1)).result["CALL_ID"]
+        one.call(*new_caller(2))
+
+        assert other.method_wait(REGISTER) > 500
+        with pytest.raises(errors.MethodBlocked) as held:
+            other.call(*new_caller(3))
+        assert held.value.code == "LOCAL_OPERATING_HOLD" and other_records == []
+        other.call("telephony.externalcall.show", {"CALL_ID": call_id, "USER_ID": 2})
+        assert refused_by_bitrix24(portal) == []
+    finally:
+        keys = list(limiter.redis.scan_iter(match=f"{prefix}*"))
+        if keys:
+            limiter.redis.delete(*keys)

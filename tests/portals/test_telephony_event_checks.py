@@ -103,3 +103,25 @@ def test_callbacks_are_limited_per_number_and_per_portal(sandbox, installed_port
     # Two for the first number, then a third refused; the other numbers until the portal's four a minute.
     assert statuses == [200, 200, 429, 200, 200, 429]
     assert Bitrix24Event.objects.filter(event="ONEXTERNALCALLBACKSTART").count() == 4
+
+
+@pytest.mark.django_db
+def test_click_to_calls_are_limited_per_user_and_a_forgery_does_not_use_up_the_colleagues_budget(
+    sandbox, installed_portal, post_event, settings
+):
+    settings.BITRIX24_CLICK_TO_CALLS_PER_USER_PER_MINUTE = 3
+    while int(time.time()) % 60 > 55:  # the four clicks within one minute's window
+        time.sleep(0.5)
+    # User 3 forges clicks in user 2's name first: refused, and not counted against user 2.
+    for n in range(3):
+        forged = _click(sandbox, installed_portal, clicking_user=3, user_id=2, call_id=f"externalCall.f.{n}")
+        forged["auth"]["user_id"] = "2"
+        assert post_event(forged).status_code == 403
+
+    statuses = [post_event(_click(sandbox, installed_portal, clicking_user=2, user_id=2,
+                                  call_id=f"externalCall.2.{n}")).status_code for n in range(4)]
+    other = post_event(_click(sandbox, installed_portal, clicking_user=3, user_id=3, call_id="externalCall.3.0"))
+
+    assert statuses == [200, 200, 200, 429]  # each click a fresh CALL_ID, genuine token: still bounded
+    assert other.status_code == 200  # another user's own budget
+    assert Bitrix24Event.objects.filter(event="ONEXTERNALCALLSTART").count() == 4

@@ -83,6 +83,7 @@ def test_genuine_installs_from_one_address_never_run_out(sandbox, settings):
 
 @pytest.mark.django_db
 def test_forged_uninstalls_for_one_portal_stop_costing_calls_past_the_limit(installed_portal, client, settings):
+    settings.BITRIX24_VERIFY_WINDOW_SECONDS = 3600  # no window boundary mid-test
     settings.BITRIX24_VERIFY_LIMIT_PER_PORTAL = 2
     portal = installed_portal.portal
     forged = {"event": "ONAPPUNINSTALL", "data": {"CLEAN": "1"},
@@ -97,3 +98,81 @@ def test_forged_uninstalls_for_one_portal_stop_costing_calls_past_the_limit(inst
     assert Bitrix24Event.objects.filter(status="refused").count() == 2
     portal.refresh_from_db()
     assert portal.status == Portal.Status.ACTIVE
+
+
+def _app_page_post(sandbox, b24) -> tuple[str, bytes, dict]:
+    """The app page's POST as Bitrix24 sends it (genuine application token), held back."""
+    captured: list[tuple[str, bytes, dict]] = []
+    deliver = sandbox.page_transport
+    sandbox.page_transport = lambda url, body, headers: captured.append((url, body, headers)) or 200
+    try:
+        sandbox.open_app(b24, user_id=2)
+    finally:
+        sandbox.page_transport = deliver
+    return captured[0]
+
+
+def _viewer_checks(portal) -> int:
+    """Outbound checks of a viewer's token: the user.current + user.admin batch to the portal."""
+    return RestCallLog.objects.filter(portal=portal, method="batch").count()
+
+
+@pytest.mark.django_db
+def test_app_page_opens_with_made_up_auth_ids_from_one_source_stop_costing_calls_past_the_limit(
+    sandbox, installed_portal, settings
+):
+    settings.BITRIX24_VERIFY_WINDOW_SECONDS = 3600  # no window boundary mid-test
+    settings.BITRIX24_VERIFY_LIMIT_PER_SOURCE = 3
+    url, body, headers = _app_page_post(sandbox, installed_portal.b24)
+    forged = body.replace(b"AUTH_ID=", b"AUTH_ID=forged")
+    before = _viewer_checks(installed_portal.portal)
+    attacker = _address()
+
+    answers = []
+    for _ in range(6):
+        transport = DjangoTransport()
+        transport.client.defaults["REMOTE_ADDR"] = attacker
+        answers.append(transport(url, forged, headers))
+
+    assert [a.status_code for a in answers] == [403] * 3 + [429] * 3
+    assert all(int(a["Retry-After"]) >= 1 for a in answers[3:])
+    assert _viewer_checks(installed_portal.portal) - before == 3
+    # The portal's own users, from elsewhere, still get in.
+    url, body, headers = _app_page_post(sandbox, installed_portal.b24)
+    transport = DjangoTransport()
+    transport.client.defaults["REMOTE_ADDR"] = _address()
+    assert transport(url, body, headers).status_code == 200
+
+
+@pytest.mark.django_db
+def test_app_page_opens_with_made_up_auth_ids_for_one_portal_are_limited_whatever_their_source(
+    sandbox, installed_portal, settings
+):
+    settings.BITRIX24_VERIFY_WINDOW_SECONDS = 3600  # no window boundary mid-test
+    settings.BITRIX24_VERIFY_LIMIT_PER_PORTAL = 3
+    url, body, headers = _app_page_post(sandbox, installed_portal.b24)
+    forged = body.replace(b"AUTH_ID=", b"AUTH_ID=forged")
+    before = _viewer_checks(installed_portal.portal)
+
+    statuses = []
+    for _ in range(5):
+        transport = DjangoTransport()
+        transport.client.defaults["REMOTE_ADDR"] = _address()
+        statuses.append(transport(url, forged, headers).status_code)
+
+    assert statuses == [403] * 3 + [429] * 2
+    assert _viewer_checks(installed_portal.portal) - before == 3
+
+
+@pytest.mark.django_db
+def test_genuine_app_page_opens_from_one_address_never_run_out(sandbox, installed_portal, settings):
+    settings.BITRIX24_VERIFY_WINDOW_SECONDS = 3600  # no window boundary mid-test
+    settings.BITRIX24_VERIFY_LIMIT_PER_SOURCE = 2
+    settings.BITRIX24_VERIFY_LIMIT_PER_PORTAL = 2
+    office = _address()  # the whole office behind one NAT address
+
+    for _ in range(5):
+        url, body, headers = _app_page_post(sandbox, installed_portal.b24)
+        transport = DjangoTransport()
+        transport.client.defaults["REMOTE_ADDR"] = office
+        assert transport(url, body, headers).status_code == 200

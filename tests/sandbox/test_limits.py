@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
 from sandbox_fixtures import *  # noqa: F403  (fixtures)
+from test_telephony_harness import Harness
 
 from b24sandbox.pytest_plugin import RestCaller
+from b24sandbox.rest import build_batch_command
 
 
 def burst(rest: RestCaller, n: int) -> list[int]:
@@ -99,15 +105,83 @@ def test_batch_sub_calls_count_against_their_methods_budget_3_2(sb, portal, rest
     assert sb.operating(portal, "batch") == 0
 
 
-def test_batch_reports_each_commands_operating_time_in_result_time_3_2(sb, portal, rest):
-    sb.set_method_duration("user.get", 200)
-    times = rest.result("batch", {"cmd": {"a": "user.get", "b": "user.get"}})["result_time"]
-    assert (times["a"]["operating"], times["b"]["operating"]) == (200, 400)
-
-
 def test_operating_limit_can_be_switched_off_or_resized_per_portal_3_2(sb, portal, rest):
     sb.set_method_duration("user.get", 300, portal=portal)
     sb.set_operating(portal, enabled=False)
     assert [rest.call("user.get").status_code for _ in range(4)] == [200] * 4
     sb.set_operating(portal, enabled=True, budget=10_000)
     assert rest.call("user.get").status_code == 200
+
+
+# --------------------------------------------------------------------- the modelled operating times (§3.2)
+
+REGISTER = "telephony.externalcall.register"
+
+
+@pytest.fixture
+def h() -> Iterator[Harness]:
+    with Harness.start() as harness:
+        yield harness
+
+
+def register_params(n: int, **extra: Any) -> dict[str, Any]:
+    return {"USER_ID": 2, "PHONE_NUMBER": f"+4930{n:07d}", "TYPE": 2, **extra}
+
+
+def test_register_costs_most_and_each_crm_entity_it_creates_costs_more_3_2(h: Harness) -> None:
+    h.portal.crm.add_contact("Ivan", "Petrov", phones=["+49 30 0000001"], assigned_by_id=2)
+    _, known = h.rest(REGISTER, register_params(1, CRM_CREATE=1))  # a known caller: a lookup, nothing created
+    _, new = h.rest(REGISTER, register_params(2, CRM_CREATE=1))  # a new caller: a lead is created
+    assert new["result"]["CRM_CREATED_LEAD"] is not None
+    assert known["time"]["duration"] == pytest.approx(0.10) and new["time"]["duration"] == pytest.approx(0.20)
+    assert new["time"]["operating"] == pytest.approx(0.30)
+
+    _, shown = h.rest("telephony.externalcall.show", {"CALL_ID": new["result"]["CALL_ID"], "USER_ID": 2})
+    _, finished = h.rest("telephony.externalcall.finish", {"CALL_ID": new["result"]["CALL_ID"], "USER_ID": 2,
+                                                          "DURATION": 30})
+    assert shown["time"]["operating"] == pytest.approx(0.005)
+    assert finished["time"]["operating"] == pytest.approx(0.06)
+    assert h.sb.operating(h.portal, REGISTER) == pytest.approx(0.30)  # each method has its own budget
+
+
+def test_batch_result_time_carries_each_commands_operating_counted_to_its_own_method_3_2(h: Harness) -> None:
+    cmd = {
+        "reg": build_batch_command(REGISTER, register_params(3, CRM_CREATE=1)),
+        "card": "telephony.externalcall.show?CALL_ID=$result[reg][CALL_ID]&USER_ID=2",
+    }
+    _, body = h.rest("batch", {"cmd": cmd})
+
+    times = body["result"]["result_time"]
+    assert times["reg"]["operating"] == pytest.approx(0.20) and times["reg"]["duration"] == pytest.approx(0.20)
+    assert times["card"]["operating"] == pytest.approx(0.005)
+    assert times["reg"]["operating_reset_at"] == int(h.sb.clock.now() + 600)
+    assert h.sb.operating(h.portal, REGISTER) == pytest.approx(0.20)
+    assert h.sb.operating(h.portal, "batch") == 0  # the batch itself counts only as one request (§3.1)
+
+
+def test_a_burst_of_2000_new_callers_brings_register_close_to_its_budget_but_not_over_3_2(h: Harness) -> None:
+    h.sb.set_limits(h.portal, enabled=False)  # this is about method time, not the request rate
+    for chunk in range(40):
+        cmd = {f"r{i}": build_batch_command(REGISTER, register_params(chunk * 50 + i, CRM_CREATE=1))
+               for i in range(50)}
+        _, body = h.rest("batch", {"cmd": cmd})
+        assert body["result"]["result_error"] == []
+    last = body["result"]["result_time"]["r49"]["operating"]
+    assert last == pytest.approx(400.0)  # 83 % of 480 s: a client paces it from 80 %, Bitrix24 never blocks
+    assert h.sb.operating(h.portal, "telephony.externalcall.show") == 0
+
+
+def test_a_flat_duration_still_replaces_the_model_3_2(h: Harness) -> None:
+    h.sb.set_method_duration(REGISTER, 1.5, portal=h.portal)
+    _, body = h.rest(REGISTER, register_params(4, CRM_CREATE=1))
+    assert body["time"]["operating"] == pytest.approx(1.5)
+
+
+def test_counted_time_is_not_slept_unless_asked_3_2(h: Harness) -> None:
+    before = h.sb.clock.now()
+    h.rest(REGISTER, register_params(5, CRM_CREATE=1))
+    assert h.sb.clock.now() == before
+    h.sb.sleep_operating = 1.0
+    h.rest("batch", {"cmd": {"a": build_batch_command(REGISTER, register_params(6, CRM_CREATE=1)),
+                             "b": build_batch_command(REGISTER, register_params(7))}})
+    assert h.sb.clock.now() - before == pytest.approx(0.30)  # the answer came as late as the time it used
