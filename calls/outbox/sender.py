@@ -112,8 +112,8 @@ def drain(portal_id: int, *, for_call: int | None = None, max_requests: int | No
             break
         try:
             if client is None:
-                client = _client(portal_id)
-            stopped = _send_due(portal_id, token, client, report, for_call, max_requests)
+                client = _client(portal_id, report)
+            stopped = client is None or _send_due(portal_id, token, client, report, for_call, max_requests)
         finally:
             release_lease(portal_id, token)
         # Looked at after letting go: a writer that found us busy committed its commands before it tried.
@@ -125,19 +125,17 @@ def drain(portal_id: int, *, for_call: int | None = None, max_requests: int | No
     return report
 
 
-def _client(portal_id: int) -> Any:
+def _client(portal_id: int, report: DrainReport) -> Any:
     try:
         return bitrix24_client_for(portal_id)
     except PortalUnavailable as exc:
         # Nothing can be sent: the calls' reconcilers hear it (and decide between waiting and a dead letter).
-        _fail_due(portal_id, {"type": "Transient", "code": "PORTAL_UNAVAILABLE",
-                              "description": f"portal is {exc.status}", "status": None})
-        raise
-
-
-def _fail_due(portal_id: int, error: dict[str, Any]) -> None:
-    OutboxCommand.objects.filter(portal_id=portal_id, status=Status.PENDING, due_at__lte=timezone.now()).update(
-        status=Status.FAILED, error=error, completed_at=timezone.now())
+        due = OutboxCommand.objects.filter(portal_id=portal_id, status=Status.PENDING, due_at__lte=timezone.now())
+        report.settled_calls.update(c for c in due.values_list("call_id", flat=True) if c is not None)
+        due.update(status=Status.FAILED, completed_at=timezone.now(), error={
+            "type": "Transient", "code": "PORTAL_UNAVAILABLE", "description": f"portal is {exc.status}",
+            "status": None})
+        return None
 
 
 def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_call: int | None,

@@ -3,16 +3,18 @@
 ``apply_pbx_event`` attaches one inbox event to its ``Call`` under the call's row lock (creating the
 call, or joining a click-to-call / callback call through ``origin_request_id``) and bumps the call's
 ``facts_version``. ``reconcile`` then brings Bitrix24 in line: it derives the desired Bitrix24 state from all facts
-(``calls.sync.state_machine``), compares it with what Bitrix24 already has, and executes the missing steps
-one by one, persisting each result before the next.
+(``calls.sync.state_machine``), compares it with what Bitrix24 already has, and writes the missing steps'
+commands to the portal's outbox (``calls.outbox``: the portal's sender sends them, alone or batched), taking
+each outcome in before the next step.
 
 Exactly once:
 * only one worker syncs a call at a time (a lease on the row, taken with a compare-and-set UPDATE,
   expiring by itself if the worker dies); there is no global lock, so portals never wait for each other;
-* every non-idempotent step writes an "attempted" mark and its exact parameters before it calls
-  Bitrix24: a retried register re-sends the same parameters and the same ``EXTERNAL_CALL_ID`` and gets
-  the same ``CALL_ID`` back; a retried finish that meets "Call is not found" after an earlier attempt
-  counts as done; show/hide and attachRecord are idempotent; "Line already exists" is success.
+* every non-idempotent step writes an "attempted" mark and its exact parameters before Bitrix24 can get
+  it (its outbox command, claimed and committed by the sender before the request): a retried register
+  re-sends the same parameters and the same ``EXTERNAL_CALL_ID`` and gets the same ``CALL_ID`` back; a
+  retried finish that meets "Call is not found" after an earlier attempt counts as done; show/hide and
+  attachRecord are idempotent; "Line already exists" is success.
 
 Failures: rate limits and method blocks are waited out by re-scheduling (never sleeping, never counted
 as failures); transient errors back off exponentially with full jitter up to a cap, and become a dead
@@ -101,7 +103,9 @@ _FOLLOW_UP_SLACK_S = 0.25
 class SyncResult:
     """What the task should do next: nothing, run again after ``delay`` s, or hand over to the bulk queue."""
 
-    outcome: str  # "idle" | "busy" | "retry" | "dead" | "slow_step"
+    # "waiting": the call's commands are with the portal's sender, which queues the call's sync once they are
+    # answered (nothing to queue now; the sweeper's ``next_attempt_at`` is the net).
+    outcome: str  # "idle" | "busy" | "retry" | "waiting" | "dead" | "slow_step"
     delay: float = 0.0
     detail: str = ""
     # True when a message that will do this run's follow-up is already queued: enqueue nothing.

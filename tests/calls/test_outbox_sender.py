@@ -219,3 +219,15 @@ def test_depth_counts_open_commands_and_the_age_of_the_oldest_pending(phone):
     sender.drain(phone.portal.pk)
     assert selectors.depth(phone.portal.pk) == selectors.Depth(0, 0.0)
 
+
+
+def test_commands_of_a_portal_that_cannot_be_called_fail_instead_of_waiting_forever(phone):
+    from portals.models import Portal
+
+    call = new_call(phone, 1)
+    write(call, register_command(call))
+    Portal.objects.filter(pk=phone.portal.pk).update(status=Portal.Status.UNINSTALLED)
+    report = sender.drain(phone.portal.pk)
+    row = OutboxCommand.objects.get()
+    assert row.status == Status.FAILED and row.error["code"] == "PORTAL_UNAVAILABLE"
+    assert report.settled_calls == {call.pk} and requests_sent(phone) == []
