@@ -78,6 +78,7 @@ def handle_rest(sb: Sandbox, portal: Portal, request: Request, base_url: str, re
         "url": request.url.split("?")[0],
         "auth_kind": "webhook" if webhook else "token",
     }
+    sb.traffic.begin()
     response = _dispatch(sb, portal, request, base_url, method, webhook, entry)
     entry["status"] = response.status
     if response.drop:
@@ -91,6 +92,7 @@ def handle_rest(sb: Sandbox, portal: Portal, request: Request, base_url: str, re
         if isinstance(body, dict) and "error" in body:
             entry["error"] = body["error"]
     portal.log_request(entry)
+    sb.traffic.request(portal.member_id, method, response.status, entry.get("error"))
     return response
 
 
@@ -262,6 +264,22 @@ def call_method(
     """Run one method; returns the envelope ``{"result", ["total", "next"], "time"}``. ``time`` carries
     ``operating``/``operating_reset_at`` (§2.2, §3.2), also for a batch command, whose ``time`` becomes its
     ``result_time`` entry: that is where a client reads the method time of commands sent in a batch."""
+    try:
+        body = _call_method(sb, ctx, auth, spec, params)
+    except RestError as exc:
+        sb.traffic.command(spec.name, params, error=exc.code or exc.description)
+        raise
+    sb.traffic.command(spec.name, params, result=body["result"])
+    return body
+
+
+def _call_method(
+    sb: Sandbox,
+    ctx: CallContext,
+    auth: Auth,
+    spec: MethodSpec,
+    params: dict[str, Any],
+) -> dict[str, Any]:
     check_access(ctx, auth, spec)
     portal = ctx.portal
     now = sb.clock.now()
