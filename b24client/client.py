@@ -3,7 +3,9 @@
 Every HTTP request goes ``POST {client_endpoint}{method}`` with a JSON body carrying ``auth`` (never the
 URL, so tokens stay out of access logs). Before each request the portal's shared leaky bucket is asked
 for a slot; a short wait is slept inline, a long one becomes ``RateLimited`` so a Celery task can retry
-later without holding a worker.
+later without holding a worker. Each method's operating time, as the answers report it, is shared the same
+way; a method close to its budget is paced or held without a request (``method_wait``,
+docs/bitrix24-contract.md §3.2).
 """
 
 from __future__ import annotations
@@ -244,9 +246,15 @@ class Bitrix24Client:
         local_errors: dict[Any, errors.Bitrix24Error] = {}
         cmd: dict[str, str] = {}
         packing: dict[str, _Budget] = {}
+        not_sent: dict[str, errors.MethodBlocked] = {}
         for key, method, params in items:
-            refused = self._admit(method, packing)
+            # A command that refers to one left out would run with an empty value ($result[...] of a command
+            # that did not run): it waits with it instead.
+            blocker = next((not_sent[k] for k in _referenced_keys(params) if k in not_sent), None) if not_sent else None
+            refused = self._admit(method, packing) if blocker is None else errors.MethodBlocked(
+                method, blocker.until, blocker.code, f"refers to a command not sent ({blocker.method}); not sent")
             if refused is not None:
+                not_sent[str(key)] = refused
                 local_errors[key] = refused
                 if halt:
                     break
@@ -506,7 +514,7 @@ class Bitrix24Client:
         if isinstance(payload, Mapping) and isinstance(payload.get("time"), Mapping):
             reset_at = RestResult.from_payload(payload).operating_reset_at
         if not reset_at or reset_at <= now:
-            seen = self.limiter.operating(self._block_key(method))
+            seen = self._coordination("method operating time", lambda: self.limiter.operating(self._block_key(method)))
             reset_at = seen.reset_at if seen is not None else None
         until = reset_at if reset_at and reset_at > now else now + DEFAULT_METHOD_BLOCK_S
         self.limiter.block(self._block_key(method), until)
@@ -590,16 +598,27 @@ def _normalise(commands: Commands) -> list[tuple[Any, str, dict]]:
     return out
 
 
+def _references(params: dict) -> Iterator[tuple[str, str]]:
+    """(reference, key of the command it points at) for every ``$result[key]...`` in ``params``."""
+    for _, value in phparray.encode(params):
+        for ref in phparray.BATCH_REFERENCE.finditer(value):
+            target = re.match(r"\$\w+\[([^\[\]]*)\]", ref.group(0))
+            if target:
+                yield ref.group(0), target.group(1)
+
+
+def _referenced_keys(params: dict) -> set[str]:
+    return {key for _, key in _references(params)}
+
+
 def _check_references_stay_in_chunk(chunks: list[list[tuple[Any, str, dict]]]) -> None:
     for chunk in chunks:
         own = {str(k) for k, _, _ in chunk}
         for key, _, params in chunk:
-            for _, value in phparray.encode(params):
-                for ref in phparray.BATCH_REFERENCE.finditer(value):
-                    target = re.match(r"\$\w+\[([^\[\]]*)\]", ref.group(0))
-                    if target and target.group(1) not in own:
-                        raise ValueError(f"command {key!r} references {ref.group(0)!r}, which lands in "
-                                         "another batch request; keep dependent commands within 50")
+            for ref, target in _references(params):
+                if target not in own:
+                    raise ValueError(f"command {key!r} references {ref!r}, which lands in "
+                                     "another batch request; keep dependent commands within 50")
 
 
 def _page_items(result: Any) -> list:

@@ -68,7 +68,10 @@ class RateLimited(Bitrix24Error):
 
 
 class MethodBlocked(Bitrix24Error):
-    """``OPERATION_TIME_LIMIT``: ``method`` must not be called for this portal before ``until`` (unix s)."""
+    """``method`` must not be called for this portal before ``until`` (unix s): Bitrix24 answered 429
+    ``OPERATION_TIME_LIMIT`` (code ``OPERATION_TIME_LIMIT``), or the client held the call back without a
+    request because the method is close to its time budget (``LOCAL_OPERATING_HOLD``, ``LOCAL_OPERATING_PACE``;
+    docs/bitrix24-contract.md §3.2)."""
 
     retryable = True
 

@@ -78,6 +78,7 @@ def handle_rest(sb: Sandbox, portal: Portal, request: Request, base_url: str, re
         "url": request.url.split("?")[0],
         "auth_kind": "webhook" if webhook else "token",
     }
+    sb.traffic.begin()
     response = _dispatch(sb, portal, request, base_url, method, webhook, entry)
     entry["status"] = response.status
     if response.drop:
@@ -91,6 +92,7 @@ def handle_rest(sb: Sandbox, portal: Portal, request: Request, base_url: str, re
         if isinstance(body, dict) and "error" in body:
             entry["error"] = body["error"]
     portal.log_request(entry)
+    sb.traffic.request(portal.member_id, method, response.status, entry.get("error"))
     return response
 
 
@@ -104,6 +106,13 @@ def _dispatch(
     entry: dict[str, Any],
 ) -> Response:
     fault = sb.faults.take(portal.member_id, method)
+    if fault is None and method == "batch":
+        # A fault on a method hits the request carrying it: a batch holding the method fails (or loses its
+        # answer) as a whole, as the HTTP request it is.
+        for sub_method in _batch_methods(request):
+            fault = sb.faults.take(portal.member_id, sub_method)
+            if fault is not None:
+                break
     if fault is not None:
         entry["fault"] = fault.kind
         if fault.kind == "error500":
@@ -119,6 +128,16 @@ def _dispatch(
         response.delay = fault.delay
         response.drop = fault.kind == "drop"
     return response
+
+
+def _batch_methods(request: Request) -> list[str]:
+    try:
+        params, _files = parse_params(request)
+    except BadRequestBody:
+        return []
+    cmd = params.get("cmd")
+    commands = cmd.values() if isinstance(cmd, dict) else cmd if isinstance(cmd, list) else []
+    return [normalize_method(str(c).partition("?")[0]) for c in commands]
 
 
 def _dispatch_normal(
@@ -245,6 +264,22 @@ def call_method(
     """Run one method; returns the envelope ``{"result", ["total", "next"], "time"}``. ``time`` carries
     ``operating``/``operating_reset_at`` (§2.2, §3.2), also for a batch command, whose ``time`` becomes its
     ``result_time`` entry: that is where a client reads the method time of commands sent in a batch."""
+    try:
+        body = _call_method(sb, ctx, auth, spec, params)
+    except RestError as exc:
+        sb.traffic.command(spec.name, params, error=exc.code or exc.description)
+        raise
+    sb.traffic.command(spec.name, params, result=body["result"])
+    return body
+
+
+def _call_method(
+    sb: Sandbox,
+    ctx: CallContext,
+    auth: Auth,
+    spec: MethodSpec,
+    params: dict[str, Any],
+) -> dict[str, Any]:
     check_access(ctx, auth, spec)
     portal = ctx.portal
     now = sb.clock.now()

@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
-from b24sandbox import install, methods, oauth, rest
+from b24sandbox import install, methods, oauth, observe, rest
 from b24sandbox import limits as limits_mod
 from b24sandbox.addressing import Addressing
 from b24sandbox.clock import ManualClock, RealClock
@@ -58,6 +58,7 @@ class Sandbox:
         self.tokens = oauth.TokenService(self)
         self.faults = Faults()
         self.internal_errors: list[str] = []
+        self.traffic = observe.Traffic(self.clock)  # what each portal's REST surface saw (benchmarks)
 
         # OAuth knobs (docs/bitrix24-contract.md §1.9, §1.10, §11)
         self.access_lifetime = 3600.0

@@ -226,7 +226,7 @@ if REDIS_URL:
     # The cache gets its own Redis database: Django's cache.clear() is FLUSHDB, which must never
     # wipe broker queues, rate-limit buckets or refresh locks.
     REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", "") or _next_redis_db(REDIS_URL)
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_CACHE_URL,
+    CACHES = {"default": {"BACKEND": "telephony_app.cache.RedisCache", "LOCATION": REDIS_CACHE_URL,
                           "OPTIONS": dict(REDIS_CLIENT_OPTIONS)}}
 else:
     CACHES = {

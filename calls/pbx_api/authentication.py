@@ -99,8 +99,10 @@ class _Row:
         return cls(instance._state.db or "default", names, tuple(getattr(instance, name) for name in names))
 
     def build(self, model: type[Model]) -> Any:
-        # deepcopy: JSON fields (portal settings, recording hosts) are mutable.
-        return model.from_db(self.db, list(self.names), copy.deepcopy(list(self.values)))
+        # JSON fields (portal settings, recording hosts) are mutable: each request gets its own copy.
+        # Everything else (str, int, datetime, bytes, UUID) is immutable and shared.
+        values = [copy.deepcopy(v) if isinstance(v, dict | list) else v for v in self.values]
+        return model.from_db(self.db, list(self.names), values)
 
 
 @dataclass(frozen=True)

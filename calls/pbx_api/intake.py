@@ -27,7 +27,6 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
-from django.db import IntegrityError, transaction
 from django.http.multipartparser import MultiPartParser, MultiPartParserError
 from django.utils import timezone
 
@@ -39,6 +38,7 @@ from calls.pbx_api.events import CALL_RECORDING_READY, MAX_ID_LENGTH, validate_e
 from calls.pbx_api.receipts import answer_once
 from calls.pbx_api.responses import PbxAnswer, PbxApiError, error_body
 from calls.settings.selectors import recordings_on
+from telephony_app import inserts
 
 logger = logging.getLogger(__name__)
 
@@ -68,30 +68,19 @@ class StoreResult:
 def store_events(connection: PbxConnection, payloads: list[dict], *, webhook_id: str) -> StoreResult:
     """Insert validated events; an event_id seen before on this connection is a duplicate.
 
-    Each insert runs in a savepoint so a duplicate (even one committed by a concurrent request
-    a moment ago) is counted instead of failing the batch.
+    One ``INSERT … ON CONFLICT DO NOTHING`` for the whole request (``telephony_app.inserts``): a
+    duplicate, even one committed by a concurrent request a moment ago, is counted instead of failing
+    the batch.
     """
-    accepted, duplicates, new_ids = 0, 0, []
     now = timezone.now()
-    for payload in payloads:
-        try:
-            with transaction.atomic():
-                event = PbxEvent.objects.create(
-                    connection=connection,
-                    event_id=payload["event_id"],
-                    webhook_id=webhook_id,
-                    type=payload["type"],
-                    call_id=payload["call_id"],
-                    occurred_at=datetime.fromisoformat(payload["occurred_at"]),
-                    payload=payload,
-                    received_at=now,
-                )
-        except IntegrityError:
-            duplicates += 1
-            continue
-        accepted += 1
-        new_ids.append(event.pk)
-    return StoreResult(accepted, duplicates, new_ids)
+    events = [
+        PbxEvent(connection=connection, event_id=payload["event_id"], webhook_id=webhook_id, type=payload["type"],
+                 call_id=payload["call_id"], occurred_at=datetime.fromisoformat(payload["occurred_at"]),
+                 payload=payload, received_at=now)
+        for payload in payloads
+    ]
+    new_ids = [event.pk for event in inserts.insert_new(events, key=("connection", "event_id"))]
+    return StoreResult(len(new_ids), len(payloads) - len(new_ids), new_ids)
 
 
 def receive_events(connection: PbxConnection, webhook_id: str, body: bytes) -> PbxAnswer:

@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 
 import inputguard
@@ -33,6 +33,7 @@ from calls.models import PbxConnection, PbxWebhookReceipt
 from calls.pbx_api.conf import pbx_api_settings
 from calls.pbx_api.responses import PbxAnswer, error_body
 from portals.models import Portal
+from telephony_app import inserts
 
 REPLAY_WINDOW = timedelta(hours=24)
 _PENDING = 0  # placeholder status while the first request holds the row (never visible to others)
@@ -59,22 +60,19 @@ def _claim(connection: PbxConnection, webhook_id: str) -> PbxWebhookReceipt | No
     first one commits, then sees its receipt; SQLite serialises writers (BEGIN IMMEDIATE).
     """
     now = timezone.now()
-    try:
-        with transaction.atomic():
-            PbxWebhookReceipt.objects.create(
-                connection=connection, webhook_id=webhook_id, status_code=_PENDING, created_at=now
-            )
+    placeholder = PbxWebhookReceipt(connection=connection, webhook_id=webhook_id, status_code=_PENDING, created_at=now)
+    # One statement and no savepoint on the hot path of every PBX request (telephony_app.inserts).
+    if inserts.insert_new([placeholder], key=("connection", "webhook_id")):
         return None
-    except IntegrityError:
-        receipt = PbxWebhookReceipt.objects.select_for_update().get(connection=connection, webhook_id=webhook_id)
-        if receipt.created_at >= now - REPLAY_WINDOW:
-            return receipt
-        # Older than the window: the id is new again.
-        receipt.status_code = _PENDING
-        receipt.response_body = None
-        receipt.created_at = now
-        receipt.save(update_fields=["status_code", "response_body", "created_at"])
-        return None
+    receipt = PbxWebhookReceipt.objects.select_for_update().get(connection=connection, webhook_id=webhook_id)
+    if receipt.created_at >= now - REPLAY_WINDOW:
+        return receipt
+    # Older than the window: the id is new again.
+    receipt.status_code = _PENDING
+    receipt.response_body = None
+    receipt.created_at = now
+    receipt.save(update_fields=["status_code", "response_body", "created_at"])
+    return None
 
 
 def answer_once(

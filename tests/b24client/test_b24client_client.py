@@ -781,6 +781,23 @@ def test_a_paced_method_goes_once_per_slot_in_a_batch(rsps):
     assert client.method_wait(REGISTER) > 0
 
 
+def test_a_command_referring_to_one_left_out_waits_with_it_instead_of_running_with_an_empty_value(rsps):
+    client, clock, _ = budget_client(rsps)
+    answer(rsps, REGISTER, 400.0, clock.now + 300, duration=0.2)
+    client.call(REGISTER, {"USER_ID": 1})
+    clock.now += 10
+    batch_answer(rsps, {"r1": {"CALL_ID": "c1"}, "s1": True}, {})
+
+    res = client.batch({
+        "r1": (REGISTER, {"USER_ID": 1}), "s1": ("telephony.externalcall.show", {"CALL_ID": "$result[r1][CALL_ID]"}),
+        "r2": (REGISTER, {"USER_ID": 2}), "s2": ("telephony.externalcall.show", {"CALL_ID": "$result[r2][CALL_ID]"}),
+    })
+
+    assert set(body_of(rsps.calls[-1])["cmd"]) == {"r1", "s1"}  # r2 is paced, and its card with it
+    assert res.errors["r2"].code == res.errors["s2"].code == "LOCAL_OPERATING_PACE"
+    assert res.errors["s2"].until == res.errors["r2"].until and res.errors["s2"].method == "telephony.externalcall.show"
+
+
 def test_the_accounting_is_shared_by_clients_on_one_backend(rsps):
     clock = Clock()
     limiter = coordination.MemoryBackend(clock=clock)

@@ -29,7 +29,7 @@ def broker_down(monkeypatch, settings):
 
 
 def take_the_cache_down(settings) -> None:
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+    settings.CACHES = {"default": {"BACKEND": "telephony_app.cache.RedisCache",
                                    "LOCATION": UNREACHABLE_REDIS}}
 
 

@@ -42,7 +42,7 @@ def test_readiness_ok_names_every_dependency(client, settings):
 
 @pytest.mark.django_db
 def test_cache_unreachable_makes_the_web_not_ready(client, settings):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+    settings.CACHES = {"default": {"BACKEND": "telephony_app.cache.RedisCache",
                                    "LOCATION": UNREACHABLE_REDIS}}
     response = client.get("/readyz/")
     assert response.status_code == 503
