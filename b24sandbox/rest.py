@@ -106,6 +106,13 @@ def _dispatch(
     entry: dict[str, Any],
 ) -> Response:
     fault = sb.faults.take(portal.member_id, method)
+    if fault is None and method == "batch":
+        # A fault on a method hits the request carrying it: a batch holding the method fails (or loses its
+        # answer) as a whole, as the HTTP request it is.
+        for sub_method in _batch_methods(request):
+            fault = sb.faults.take(portal.member_id, sub_method)
+            if fault is not None:
+                break
     if fault is not None:
         entry["fault"] = fault.kind
         if fault.kind == "error500":
@@ -121,6 +128,16 @@ def _dispatch(
         response.delay = fault.delay
         response.drop = fault.kind == "drop"
     return response
+
+
+def _batch_methods(request: Request) -> list[str]:
+    try:
+        params, _files = parse_params(request)
+    except BadRequestBody:
+        return []
+    cmd = params.get("cmd")
+    commands = cmd.values() if isinstance(cmd, dict) else cmd if isinstance(cmd, list) else []
+    return [normalize_method(str(c).partition("?")[0]) for c in commands]
 
 
 def _dispatch_normal(

@@ -22,6 +22,8 @@ from calls.models import (
     DeadLetter,
     ExtensionDirectory,
     OriginateCommand,
+    OutboxCommand,
+    OutboxSender,
     PbxConnection,
     PbxEvent,
     PbxWebhookReceipt,
@@ -51,6 +53,8 @@ def purge_portal(portal_id: int) -> None:
         # Leaves first: each delete below is then a plain DELETE, not a cascade collected row by row.
         DeadLetter.objects.filter(portal_id=portal_id).delete()
         OriginateCommand.objects.filter(portal_id=portal_id).delete()
+        OutboxCommand.objects.filter(portal_id=portal_id).delete()
+        OutboxSender.objects.filter(portal_id=portal_id).delete()
         Call.objects.filter(portal_id=portal_id).delete()
         PbxWebhookReceipt.objects.filter(connection_id__in=connection_ids).delete()
         RouteDecision.objects.filter(connection_id__in=connection_ids).delete()

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db.models import Max
-from django.utils import timezone
 
 from calls.models import Call, ExtensionDirectory, PbxConnection, PbxLine
+from calls.outbox.selectors import depth as outbox_depth
 from calls.settings.selectors import non_default_settings
 from console.health import PortalHealth, health_of
 from portals.models import Portal, PortalCredential
@@ -28,6 +28,7 @@ class PortalPage:
     credential: PortalCredential | None = None
     differing_settings: list[tuple[str, Any, Any]] = field(default_factory=list)  # (name, value, default)
     outbox_depth: int = 0
+    outbox_oldest_seconds: int = 0
     outbox_overdue: int = 0
     recent_calls: list[Call] = field(default_factory=list)
 
@@ -55,9 +56,10 @@ def portal_page(portal_id: int) -> PortalPage:
     page.credential = PortalCredential.objects.filter(portal=portal).only(
         "expires_at", "user_id", "refreshed_count", "updated_at", "portal_id").first()
     page.differing_settings = differing_settings(portal)
-    pending = Call.objects.filter(portal=portal, status=Call.Status.PENDING)
-    page.outbox_depth = pending.count()
-    page.outbox_overdue = pending.filter(next_attempt_at__lt=timezone.now()).count()
+    depth = outbox_depth(portal.pk)
+    page.outbox_depth = depth.commands
+    page.outbox_oldest_seconds = round(depth.oldest_pending_seconds)
+    page.outbox_overdue = depth.overdue
     page.recent_calls = list(Call.objects.filter(portal=portal).select_related("connection", "portal")
                              .order_by("-created_at")[:RECENT_CALLS])
     return page

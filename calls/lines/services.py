@@ -204,14 +204,25 @@ def _mark_failed(lines: list[PbxLine], result: LineSyncResult, exc: BaseExceptio
     return result
 
 
+LINE_ADD = "telephony.externalLine.add"
+
+
+def line_add_params(number: str, name: str) -> dict[str, Any]:
+    """The one way every path adds a company line (docs/bitrix24-contract.md §5.1): with ``CRM_AUTO_CREATE=Y``
+    (outgoing calls on it create their CRM object)."""
+    return {"NUMBER": number, "NAME": name, "CRM_AUTO_CREATE": "Y"}
+
+
+def line_already_exists(exc: b24errors.Bitrix24Error) -> bool:
+    """"Line already exists" (added by a concurrent sync a moment ago) counts as success."""
+    return isinstance(exc, b24errors.InvalidRequest) and "already exists" in f"{exc.code} {exc.description}".lower()
+
+
 def add_line_to_bitrix24(client: Any, number: str, name: str) -> None:
-    """``telephony.externalLine.add`` the one way every path adds a company line (docs/bitrix24-contract.md §5.1): with
-    ``CRM_AUTO_CREATE=Y`` (outgoing calls on it create their CRM object), and "Line already exists"
-    (added by a concurrent sync a moment ago) counting as success."""
     try:
-        client.call("telephony.externalLine.add", {"NUMBER": number, "NAME": name, "CRM_AUTO_CREATE": "Y"})
+        client.call(LINE_ADD, line_add_params(number, name))
     except b24errors.InvalidRequest as exc:
-        if "already exists" not in f"{exc.code} {exc.description}".lower():
+        if not line_already_exists(exc):
             raise
 
 

@@ -14,6 +14,9 @@ The policy, in one place:
   order), or once the dependency is done. One that needs the dependency's ``CALL_ID`` (its ``CALL_ID`` is
   null) gets ``$result[<key>][CALL_ID]`` in the same batch (§2.6), the real CALL_ID once it is done, and
   cannot go at all if the dependency failed (``Packing.blocked``).
+* A finish never shares a request with the register it depends on: should that request's answer be lost,
+  the retried register would meet a finished call, and Bitrix24 matches ``EXTERNAL_CALL_ID`` among
+  unfinished calls only (§5.3): a second call. It goes once the register is done.
 * ``attachRecord`` is never batched (§5.5): it stays out of the outbox; should one appear, it goes alone.
 """
 
@@ -31,6 +34,7 @@ PRIORITY_FINISH = 2
 PRIORITY_HOUSEKEEPING = 3
 
 NEVER_BATCHED = frozenset({"telephony.externalcall.attachrecord"})
+AFTER_DEPENDENCY_DONE = frozenset({"telephony.externalcall.finish"})
 
 DONE = "done"
 FAILED = "failed"
@@ -48,6 +52,10 @@ class Pending:
     priority: int
     depends_on: int | None = None
     order: float = 0.0  # FIFO among equals: when it was written
+
+    @property
+    def after_dependency_done(self) -> bool:
+        return self.method.lower() in AFTER_DEPENDENCY_DONE
 
     @property
     def needs_call_id(self) -> bool:
@@ -178,6 +186,8 @@ def _choose(candidates: Mapping[int, Pending], max_commands: int) -> list[Pendin
                 command = queue.pop(0)
                 if command.id not in taken:
                     chain = _chain(command, candidates, taken)
+                    if command.after_dependency_done and (len(chain) > 1 or command.depends_on in taken):
+                        chain = []  # not with its dependency: in a request after it
                     if any(c.method.lower() in NEVER_BATCHED for c in chain):
                         if not chosen and len(chain) == 1:
                             return chain

@@ -9,6 +9,7 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from calls.models import OutboxCommand, OutboxSender
+from calls.outbox.conf import outbox_settings
 
 _OPEN = (OutboxCommand.Status.PENDING, OutboxCommand.Status.SENDING)
 
@@ -17,6 +18,7 @@ _OPEN = (OutboxCommand.Status.PENDING, OutboxCommand.Status.SENDING)
 class Depth:
     commands: int  # pending or being sent
     oldest_pending_seconds: float  # how long the oldest pending one has been waiting (0: none)
+    overdue: int = 0  # pending past their due time by more than the beat's grace: nobody is sending them
 
 
 def has_due(portal_id: int, now: datetime | None = None) -> bool:
@@ -44,9 +46,12 @@ def depth(portal_id: int | None = None, now: datetime | None = None) -> Depth:
     rows = OutboxCommand.objects.filter(status__in=_OPEN)
     if portal_id is not None:
         rows = rows.filter(portal_id=portal_id)
-    found = rows.aggregate(n=Count("pk"), oldest=Min("created_at", filter=Q(status=OutboxCommand.Status.PENDING)))
+    late = now - timedelta(seconds=outbox_settings().rekick_grace_seconds)
+    pending = Q(status=OutboxCommand.Status.PENDING)
+    found = rows.aggregate(n=Count("pk"), oldest=Min("created_at", filter=pending),
+                           overdue=Count("pk", filter=pending & Q(due_at__lt=late)))
     oldest = found["oldest"]
-    return Depth(found["n"], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
+    return Depth(found["n"], max(0.0, (now - oldest).total_seconds()) if oldest else 0.0, found["overdue"])
 
 
 def portals_to_kick(now: datetime, grace: timedelta) -> list[int]:

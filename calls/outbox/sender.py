@@ -28,7 +28,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from b24client import errors as b24errors
@@ -42,6 +43,7 @@ from portals.services import bitrix24_client_for
 logger = logging.getLogger(__name__)
 
 Status = OutboxCommand.Status
+HELD_FOR_BUDGET = "METHOD_TIME_BUDGET"  # left out by ``method_wait``: blocked, or close to its budget
 
 
 @dataclass
@@ -58,7 +60,7 @@ class DrainReport:
 class _Outcome:
     status: str  # done | failed | later
     result: Any = None
-    error: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None  # failed: why; later: what holds it back (kept on the pending row)
     wait: float = 0.0  # later: seconds
 
 
@@ -66,7 +68,7 @@ class _Outcome:
 
 
 def take_lease(portal_id: int) -> str | None:
-    """Become the portal's sender, unless a live one is; commands a dead sender claimed become pending again."""
+    """Become the portal's sender, unless a live one is (or was until its lease ran out)."""
     now = timezone.now()
     token = secrets.token_hex(8)
     until = now + timedelta(seconds=outbox_settings().sender_lease_seconds)
@@ -79,8 +81,6 @@ def take_lease(portal_id: int) -> str | None:
                 OutboxSender.objects.create(portal_id=portal_id, token=token, until=until)
         except IntegrityError:
             return None  # another worker became the sender a moment ago
-    # A live sender writes every outcome before it lets go: ``sending`` rows now are a dead sender's.
-    OutboxCommand.objects.filter(portal_id=portal_id, status=Status.SENDING).update(status=Status.PENDING, due_at=now)
     return token
 
 
@@ -112,33 +112,30 @@ def drain(portal_id: int, *, for_call: int | None = None, max_requests: int | No
             break
         try:
             if client is None:
-                client = _client(portal_id)
-            stopped = _send_due(portal_id, token, client, report, for_call, max_requests)
+                client = _client(portal_id, report)
+            stopped = client is None or _send_due(portal_id, token, client, report, for_call, max_requests)
         finally:
             release_lease(portal_id, token)
         # Looked at after letting go: a writer that found us busy committed its commands before it tried.
-        if stopped or not selectors.has_due(portal_id):
-            break
-    if not report.busy:
         report.next_due = selectors.next_due(portal_id)
+        if stopped or report.next_due is None or report.next_due > timezone.now():
+            break
     signals.drained.send(sender=OutboxCommand, portal_id=portal_id,
                          call_ids=sorted(report.settled_calls - {for_call}), next_due=report.next_due)
     return report
 
 
-def _client(portal_id: int) -> Any:
+def _client(portal_id: int, report: DrainReport) -> Any:
     try:
         return bitrix24_client_for(portal_id)
     except PortalUnavailable as exc:
         # Nothing can be sent: the calls' reconcilers hear it (and decide between waiting and a dead letter).
-        _fail_due(portal_id, {"type": "Transient", "code": "PORTAL_UNAVAILABLE",
-                              "description": f"portal is {exc.status}", "status": None})
-        raise
-
-
-def _fail_due(portal_id: int, error: dict[str, Any]) -> None:
-    OutboxCommand.objects.filter(portal_id=portal_id, status=Status.PENDING, due_at__lte=timezone.now()).update(
-        status=Status.FAILED, error=error, completed_at=timezone.now())
+        due = OutboxCommand.objects.filter(portal_id=portal_id, status=Status.PENDING, due_at__lte=timezone.now())
+        report.settled_calls.update(c for c in due.values_list("call_id", flat=True) if c is not None)
+        due.update(status=Status.FAILED, completed_at=timezone.now(), error={
+            "type": "Transient", "code": "PORTAL_UNAVAILABLE", "description": f"portal is {exc.status}",
+            "status": None})
+        return None
 
 
 def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_call: int | None,
@@ -148,7 +145,7 @@ def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_
     while True:
         if max_requests is not None and sent >= max_requests:
             return True
-        if not renew_lease(portal_id, token):
+        if sent and not renew_lease(portal_id, token):
             return True  # taken over: our lease had run out
         claimed = _claim(portal_id, token, client, report)
         if not claimed:
@@ -177,7 +174,11 @@ def _claim(portal_id: int, token: str, client: Any, report: DrainReport) -> list
     """Pick the next request's commands and mark them sending, committed before anything is sent."""
     now = timezone.now()
     with transaction.atomic():
-        due = (OutboxCommand.objects.filter(portal_id=portal_id, status=Status.PENDING, due_at__lte=now)
+        # A live sender writes every outcome before it lets go: ``sending`` rows of another token are a dead
+        # sender's (killed mid-request), and are sent again.
+        orphaned = Q(status=Status.SENDING) & ~Q(sender_token=token)
+        due = (OutboxCommand.objects.filter(portal_id=portal_id)
+               .filter(Q(status=Status.PENDING, due_at__lte=now) | orphaned)
                .order_by("priority", "due_at", "pk"))
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
@@ -191,7 +192,7 @@ def _claim(portal_id: int, token: str, client: Any, report: DrainReport) -> list
             pk: packing.Dependency(_dependency_status(status), result, due_at.timestamp())
             for pk, status, due_at, result in OutboxCommand.objects.filter(pk__in=dep_ids)
             .values_list("pk", "status", "due_at", "result")
-        }
+        } if dep_ids else {}
         packed = packing.pack([_pending(r) for r in rows], dependencies)
         call_ids = {r["pk"]: r["call_id"] for r in rows}
         if packed.blocked:
@@ -207,8 +208,8 @@ def _claim(portal_id: int, token: str, client: Any, report: DrainReport) -> list
             return []
         ids = [p.command_id for p in packed.commands]
         OutboxCommand.objects.filter(pk__in=ids).update(status=Status.SENDING, sender_token=token,
-                                                        attempts=F("attempts") + 1, updated_at=now)
-        OutboxCommand.objects.filter(pk__in=ids, attempted_at=None).update(attempted_at=now)
+                                                        attempts=F("attempts") + 1, updated_at=now,
+                                                        attempted_at=Coalesce(F("attempted_at"), Value(now)))
         claimed = [OutboxCommand(pk=p.command_id, sent_params=p.params) for p in packed.commands]
         OutboxCommand.objects.bulk_update(claimed, ["sent_params"])
     return [_Claimed(p, call_ids[p.command_id]) for p in packed.commands]
@@ -219,8 +220,10 @@ def _hold_back_waiting_methods(client: Any, rows: list[dict], now: datetime) -> 
     waits = {m: client.method_wait(m) for m in {r["method"] for r in rows}}
     held = {m: w for m, w in waits.items() if w > 0}
     for method, wait in held.items():
+        reason = {"type": "MethodBlocked", "code": HELD_FOR_BUDGET, "status": None,
+                  "description": f"held {wait:.0f} s for its operating-time budget (docs/bitrix24-contract.md §3.2)"}
         OutboxCommand.objects.filter(pk__in=[r["pk"] for r in rows if r["method"] == method]).update(
-            due_at=now + timedelta(seconds=wait), updated_at=now)
+            due_at=now + timedelta(seconds=wait), error=reason, updated_at=now)
         logger.info("outbox: %s held for %.0f s (method time budget)", method, wait)
     return [r for r in rows if r["method"] not in held]
 
@@ -246,13 +249,13 @@ def _send(client: Any, planned: Sequence[packing.Planned]) -> tuple[dict[int, _O
         try:
             return {p.command_id: _Outcome("done", client.call(p.method, p.params).result)}, False
         except b24errors.RateLimited as exc:
-            return {p.command_id: _Outcome("later", wait=exc.retry_after)}, True
+            return {p.command_id: _later(exc, exc.retry_after)}, True
         except Exception as exc:
             return {p.command_id: _failure(exc)}, False
     try:
         result = client.batch({p.key: (p.method, p.params) for p in planned}, halt=False)
     except b24errors.RateLimited as exc:
-        return {p.command_id: _Outcome("later", wait=exc.retry_after) for p in planned}, True
+        return {p.command_id: _later(exc, exc.retry_after) for p in planned}, True
     except Exception as exc:
         # The request as a whole failed (a timeout, a dead token): every command in it shares the outcome.
         outcome = _failure(exc)
@@ -263,16 +266,21 @@ def _send(client: Any, planned: Sequence[packing.Planned]) -> tuple[dict[int, _O
         if p.key in result.errors:
             exc = result.errors[p.key]
             rate_limited = rate_limited or isinstance(exc, b24errors.RateLimited)
-            outcomes[p.command_id] = (_Outcome("later", wait=exc.retry_after)
+            outcomes[p.command_id] = (_later(exc, exc.retry_after)
                                       if isinstance(exc, b24errors.RateLimited) else _failure(exc))
         else:
             outcomes[p.command_id] = _Outcome("done", result.result.get(p.key))
     return outcomes, rate_limited
 
 
+def _later(exc: b24errors.Bitrix24Error, wait: float) -> _Outcome:
+    held = {"type": type(exc).__name__, "code": exc.code, "description": exc.description[:500], "status": exc.status}
+    return _Outcome("later", error=held, wait=wait)
+
+
 def _failure(exc: Exception) -> _Outcome:
     if isinstance(exc, b24errors.MethodBlocked):
-        return _Outcome("later", wait=max(1.0, exc.until - time.time()))
+        return _later(exc, max(1.0, exc.until - time.time()))
     if not isinstance(exc, b24errors.Bitrix24Error):
         logger.exception("outbox: a command could not be sent", exc_info=exc)
     return _Outcome("failed", error=outbox_errors.record(exc))
@@ -288,7 +296,7 @@ def _store(token: str, claimed: Sequence[_Claimed], outcomes: dict[int, _Outcome
             if outcome.status == "later":
                 # Never reached Bitrix24's method: not an attempt, not a failure.
                 mine.update(status=Status.PENDING, due_at=now + timedelta(seconds=outcome.wait),
-                            attempts=F("attempts") - 1, updated_at=now)
+                            attempts=F("attempts") - 1, error=outcome.error, updated_at=now)
                 continue
             status = Status.DONE if outcome.status == "done" else Status.FAILED
             if mine.update(status=status, result=_jsonable(outcome.result), error=outcome.error, completed_at=now,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -28,39 +28,50 @@ class NewCommand:
     params: dict[str, Any]
     priority: int  # calls.outbox.packing.PRIORITY_*
     depends_on: str | None = None  # the key of a command written before it (same call, or a line add)
-    meta: dict[str, Any] = field(default_factory=dict)
+    # Written again, it counts as never sent before (the call's own mark says it never was).
+    fresh: bool = False
 
 
 def enqueue(portal_id: int, call_id: int | None, commands: Sequence[NewCommand]) -> dict[str, OutboxCommand]:
     """Write ``commands`` (in the caller's transaction) and return the rows by key.
 
-    A key already written keeps its row: pending, sending or done, it is the same command (a run repeated
-    after a crash, a line another call is adding). A failed one the reconciler has taken in is written
-    again in place with the new parameters (a retry; a register's are the same ones, so Bitrix24 answers
-    with the same CALL_ID), for the call that needs it now.
+    A key already written keeps its row while its outcome is not taken in: it is the same command (a run
+    repeated after a crash, a line another call is adding). One whose outcome the reconciler took in is
+    written again in place with the new parameters (a retry; a register's are the same ones, so Bitrix24
+    answers with the same CALL_ID), for the call that needs it now; its attempts count on (a finish "not
+    found" after an attempt is done) unless the command is ``fresh``.
     """
     rows: dict[str, OutboxCommand] = {}
+    if not commands:
+        return rows
     now = timezone.now()
+    keys = [c.key for c in commands] + [c.depends_on for c in commands if c.depends_on]
+    existing = {r.key: r for r in OutboxCommand.objects.filter(portal_id=portal_id, key__in=keys)}
     for command in commands:
-        depends_on = rows.get(command.depends_on) if command.depends_on else None
-        if command.depends_on and depends_on is None:
-            depends_on = OutboxCommand.objects.filter(portal_id=portal_id, key=command.depends_on).first()
-        row = OutboxCommand.objects.filter(portal_id=portal_id, key=command.key).first()
+        depends_on = (rows.get(command.depends_on) or existing.get(command.depends_on)) if command.depends_on else None
+        row = existing.get(command.key)
         if row is None:
-            try:
-                with transaction.atomic():
-                    row = OutboxCommand.objects.create(
-                        portal_id=portal_id, call_id=call_id, key=command.key, kind=command.kind,
-                        method=command.method, params=command.params, priority=command.priority,
-                        depends_on=depends_on, due_at=now)
-            except IntegrityError:  # another call's run wrote the same line add a moment ago
-                row = OutboxCommand.objects.get(portal_id=portal_id, key=command.key)
-        elif row.status == OutboxCommand.Status.FAILED and row.applied_at is not None:
+            fields = {"portal_id": portal_id, "call_id": call_id, "key": command.key, "kind": command.kind,
+                      "method": command.method, "params": command.params, "priority": command.priority,
+                      "depends_on": depends_on, "due_at": now}
+            if command.kind != OutboxCommand.Kind.LINE:
+                # A call's own keys are written under its lease (and found above after a crash): no race.
+                row = OutboxCommand.objects.create(**fields)
+            else:
+                try:
+                    with transaction.atomic():
+                        row = OutboxCommand.objects.create(**fields)
+                except IntegrityError:  # another call's run wrote the same line add a moment ago
+                    row = OutboxCommand.objects.get(portal_id=portal_id, key=command.key)
+        elif row.applied_at is not None:
             fields = {"call_id": call_id, "params": command.params, "priority": command.priority,
                       "depends_on": depends_on, "due_at": now, "status": OutboxCommand.Status.PENDING,
                       "result": None, "error": None, "completed_at": None, "applied_at": None}
+            if command.fresh:
+                fields.update(attempts=0, attempted_at=None)
             OutboxCommand.objects.filter(pk=row.pk).update(**fields, updated_at=now)
-            row.refresh_from_db()
+            for name, value in fields.items():
+                setattr(row, name, value)
         rows[command.key] = row
     return rows
 

@@ -3,16 +3,18 @@
 ``apply_pbx_event`` attaches one inbox event to its ``Call`` under the call's row lock (creating the
 call, or joining a click-to-call / callback call through ``origin_request_id``) and bumps the call's
 ``facts_version``. ``reconcile`` then brings Bitrix24 in line: it derives the desired Bitrix24 state from all facts
-(``calls.sync.state_machine``), compares it with what Bitrix24 already has, and executes the missing steps
-one by one, persisting each result before the next.
+(``calls.sync.state_machine``), compares it with what Bitrix24 already has, and writes the missing steps'
+commands to the portal's outbox (``calls.outbox``: the portal's sender sends them, alone or batched), taking
+each outcome in before the next step.
 
 Exactly once:
 * only one worker syncs a call at a time (a lease on the row, taken with a compare-and-set UPDATE,
   expiring by itself if the worker dies); there is no global lock, so portals never wait for each other;
-* every non-idempotent step writes an "attempted" mark and its exact parameters before it calls
-  Bitrix24: a retried register re-sends the same parameters and the same ``EXTERNAL_CALL_ID`` and gets
-  the same ``CALL_ID`` back; a retried finish that meets "Call is not found" after an earlier attempt
-  counts as done; show/hide and attachRecord are idempotent; "Line already exists" is success.
+* every non-idempotent step writes an "attempted" mark and its exact parameters before Bitrix24 can get
+  it (its outbox command, claimed and committed by the sender before the request): a retried register
+  re-sends the same parameters and the same ``EXTERNAL_CALL_ID`` and gets the same ``CALL_ID`` back; a
+  retried finish that meets "Call is not found" after an earlier attempt counts as done; show/hide and
+  attachRecord are idempotent; "Line already exists" is success.
 
 Failures: rate limits and method blocks are waited out by re-scheduling (never sleeping, never counted
 as failures); transient errors back off exponentially with full jitter up to a cap, and become a dead
@@ -43,17 +45,25 @@ from calls import phones
 from calls.extensions import extension_map
 from calls.followups import FollowUps
 from calls.lines.selectors import company_lines
-from calls.lines.services import add_line_to_bitrix24, record_seen_line
+from calls.lines.services import LINE_ADD, line_add_params, line_already_exists, record_seen_line
 from calls.models import (
     Call,
     ExtensionOverride,
     LineSettings,
+    OutboxCommand,
     PbxConnection,
     PbxEvent,
     PbxLine,
     RouteDecision,
     UserCallSettings,
 )
+from calls.outbox import errors as outbox_errors
+from calls.outbox import packing
+from calls.outbox import selectors as outbox_selectors
+from calls.outbox import sender as outbox_sender
+from calls.outbox import services as outbox_services
+from calls.outbox.conf import outbox_settings
+from calls.outbox.services import NewCommand
 from calls.recordings import RecordingError
 from calls.recordings.services import deliver_recording, retry_delay
 from calls.routing.lookup import cached_candidates, forget_number, search_crm, store_candidates
@@ -73,7 +83,11 @@ SHOW = "telephony.externalcall.show"
 HIDE = "telephony.externalcall.hide"
 
 _COMMON_EVENT_FIELDS = frozenset({"event_id", "type", "call_id", "occurred_at"})
-_MAX_STEPS_PER_RUN = 25
+_MAX_STEPS_PER_RUN = 40  # rounds of one run: writing a step's commands, sending them, taking outcomes in
+_OPEN_COMMANDS = (OutboxCommand.Status.PENDING, OutboxCommand.Status.SENDING)
+_CARD_KINDS = (OutboxCommand.Kind.SHOW, OutboxCommand.Kind.HIDE)
+# Read with the call: most runs find none and read no command row.
+_HAS_UNAPPLIED = Exists(OutboxCommand.objects.filter(call_id=OuterRef("pk"), applied_at=None))
 _UNSET: Any = object()
 # A follow-up due this soon may be the very message running now (or about to claim the call once we
 # let go): only a later one is trusted to come, so only a later one lets a run skip queueing its own.
@@ -89,7 +103,9 @@ _FOLLOW_UP_SLACK_S = 0.25
 class SyncResult:
     """What the task should do next: nothing, run again after ``delay`` s, or hand over to the bulk queue."""
 
-    outcome: str  # "idle" | "busy" | "retry" | "dead" | "slow_step"
+    # "waiting": the call's commands are with the portal's sender, which queues the call's sync once they are
+    # answered (nothing to queue now; the sweeper's ``next_attempt_at`` is the net).
+    outcome: str  # "idle" | "busy" | "retry" | "waiting" | "dead" | "slow_step"
     delay: float = 0.0
     detail: str = ""
     # True when a message that will do this run's follow-up is already queued: enqueue nothing.
@@ -518,7 +534,8 @@ class _Run:
                               has_user_settings=Exists(UserCallSettings.objects.filter(
                                   portal_id=OuterRef("portal_id"))),
                               has_line_settings=Exists(LineSettings.objects.filter(
-                                  line__connection_id=OuterRef("connection_id"))))
+                                  line__connection_id=OuterRef("connection_id"))),
+                              has_unapplied=_HAS_UNAPPLIED)
                     .get(pk=call_pk))
             self.portal = call.portal
             self._directory = getattr(self.portal, "extension_directory", None)
@@ -527,7 +544,7 @@ class _Run:
             self._has_line_settings = call.has_line_settings
             logcontext.bind(portal_id=call.portal_id, call_id=str(call.uuid), pbx_call_id=call.pbx_call_id)
         else:
-            call = Call.objects.get(pk=call_pk)
+            call = Call.objects.annotate(has_unapplied=_HAS_UNAPPLIED).get(pk=call_pk)
             call.portal = self.portal
         return call
 
@@ -709,6 +726,8 @@ _STATUS_BY_PHASE = {
 def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> SyncResult:
     client = None
     call: Call | None = None
+    sent = False  # this run already tried to send the call's open commands itself
+    commands: list[OutboxCommand] | None = None  # the call's commands not taken in yet; None: read them
     for _ in range(_MAX_STEPS_PER_RUN):
         # Each step goes on from the row as this run wrote it; it is read again when a write found that
         # a fact was applied meanwhile (or a forced end: it bumps the version too). The facts and the
@@ -720,6 +739,24 @@ def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> Sync
         version = call.facts_version
         follow_up_key = _follow_up_key(call.uuid, allow_slow)
         try:
+            # The call's commands in the outbox come first: their outcomes are what Bitrix24 has now.
+            if commands is None:  # the run's first round: the call's read told whether there are any
+                commands = outbox_selectors.unapplied(call.pk) if call.has_unapplied else []
+            if any(c.status in _OPEN_COMMANDS for c in commands):
+                if client is None:
+                    client = _client_for(call)
+                busy = not sent and _send_inline(call, client)
+                if sent or busy:
+                    return _wait_for_bitrix24(call, token, run, commands, busy, allow_slow)
+                sent, commands = True, outbox_selectors.unapplied(call.pk)
+                continue
+            if commands:
+                sent = False
+                _take_in(call, token, commands)
+                commands = []
+                if call.attempts or call.failing_since:
+                    _save(call, token, attempts=0, failing_since=None, last_error="")
+                continue
             facts, desired = run.derive(call)
             _remember_derived(call, desired, facts)
             wait = _finish_wait(desired)
@@ -736,9 +773,12 @@ def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> Sync
                 return SyncResult("slow_step", detail="recording")
             if client is None:
                 client = _client_for(call)
-            _execute(step, call, desired, client, token)
-            if call.attempts or call.failing_since:
-                _save(call, token, attempts=0, failing_since=None, last_error="")
+            if step.kind is sm.StepKind.ATTACH_RECORDING:
+                _attach_recording(call, desired, client, token)
+                if call.attempts or call.failing_since:
+                    _save(call, token, attempts=0, failing_since=None, last_error="")
+            else:
+                commands = _write_commands(call, desired, steps, token)
         except _Dead as dead:
             return _to_dead_letter(call, token, dead.reason, dead.detail)
         except _Retry as retry:
@@ -756,6 +796,37 @@ def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> Sync
         except (b24errors.Bitrix24Error, requests.RequestException, OSError) as exc:
             return _schedule_retry(call, token, run, _Retry(f"{type(exc).__name__}: {exc}"), allow_slow)
     return SyncResult("retry", delay=0.5, detail="step budget of one run used up")
+
+
+def _send_inline(call: Call, client: Any) -> bool:
+    """Send the portal's due commands in this worker (no task hop for a quiet portal), until this call's
+    have their outcomes or the inline budget is spent; True when another worker is the portal's sender."""
+    report = outbox_sender.drain(call.portal_id, for_call=call.pk, client=client,
+                                 max_requests=outbox_settings().inline_requests)
+    return report.busy
+
+
+def _wait_for_bitrix24(call: Call, token: str, run: _Run, commands: list[OutboxCommand], busy: bool,
+                       allow_slow: bool) -> SyncResult:
+    """The call's commands are still open: not a failure. Held back by a rate limit or a method's time budget,
+    the run comes back when they are due; otherwise the portal's sender (another worker, or the drain task
+    this run's sender asked for) queues the call's sync once they have their outcomes."""
+    now = timezone.now()
+    open_ = [c for c in commands if c.status in _OPEN_COMMANDS]
+    for c in open_:
+        c.refresh_from_db(fields=["status", "due_at", "error"])
+    open_ = [c for c in open_ if c.status in _OPEN_COMMANDS]
+    held = [c for c in open_ if c.status == OutboxCommand.Status.PENDING and c.due_at > now and c.error]
+    if not busy and open_ and len(held) == len(open_):
+        first = min(held, key=lambda c: c.due_at)
+        reason = f"{first.error.get('code') or 'held'} in {first.method}: {first.error.get('description') or ''}"
+        delay = max(0.5, (first.due_at - now).total_seconds()) + random.uniform(0, 1)
+        return _schedule_retry(call, token, run, _Retry(reason, delay=delay, counts=False), allow_slow)
+    # The sweeper's net should the sender's word never come: after a dead sender's lease, and a grace.
+    net = now + timedelta(seconds=outbox_settings().sender_lease_seconds)
+    run.end(call, token, call.facts_version, status=Call.Status.PENDING, synced_version=call.facts_version,
+            next_attempt_at=net)
+    return SyncResult("waiting", detail="waiting for Bitrix24")
 
 
 def _finish_wait(desired: sm.Desired) -> float:
@@ -876,38 +947,92 @@ def _to_dead_letter(call: Call, token: str, reason: str, detail: str) -> SyncRes
 # --- steps -----------------------------------------------------------------------------------------------
 
 
-def _execute(step: sm.Step, call: Call, desired: sm.Desired, client: Any, token: str) -> None:
-    if step.kind is sm.StepKind.ENSURE_LINE:
-        _ensure_line(call, desired.line or "", client, token)
-    elif step.kind is sm.StepKind.REGISTER:
-        _register(call, desired, client, token)
-    elif step.kind is sm.StepKind.CARDS:
-        _cards(call, step, client, token)
-    elif step.kind is sm.StepKind.FINISH:
-        _finish(call, desired, client, token)
-    elif step.kind is sm.StepKind.ATTACH_RECORDING:
-        _attach_recording(call, desired, client, token)
+# --- steps: commands written to the outbox, outcomes taken in --------------------------------------------
+#
+# A step's commands are written, with the call's own marks (register parameters, the finish's), in one
+# transaction; the portal's sender sends them (``calls.outbox.sender``); the next round of the loop takes
+# their outcomes in exactly as the code after a ``client.call`` did. The steps that follow the first in the
+# plan are written with it (a register and its card show, a hide and the finish), so they can share a batch.
 
 
-def _line_cache_key(portal: Portal, number: str) -> str:
-    # A reinstall starts with no lines (Bitrix24 drops an app's lines with the app): new key.
-    installed = int(portal.installed_at.timestamp() * 1000) if portal.installed_at else 0
-    return f"calls:line:{portal.pk}:{installed}:{number}"
+def _command_key(call: Call, step: str) -> str:
+    return f"call:{call.pk}:{step}"
 
 
-def _ensure_line(call: Call, number: str, client: Any, token: str) -> None:
-    known = (cache.get(_line_cache_key(call.portal, number))
-             or PbxLine.objects.filter(connection__portal_id=call.portal_id, number=number,
-                                       bitrix_line_registered=True, removed_at=None).exists())
-    if not known:
-        name = (PbxLine.objects.filter(connection__portal_id=call.portal_id, number=number)
-                .values_list("name", flat=True).first()) or number
-        add_line_to_bitrix24(client, number, name)
-        cache.set(_line_cache_key(call.portal, number), True, sync_settings().line_cache_seconds)
-    _save(call, token, line_registered=True)
+def _write_commands(call: Call, desired: sm.Desired, steps: list[sm.Step], token: str) -> list[OutboxCommand]:
+    """Write the commands of the plan's steps up to the slow one; returns the call's own, to be sent."""
+    commands: list[NewCommand] = []
+    fields: dict[str, Any] = {}
+    # What needs the CALL_ID of a register written with it takes it from that register (``$result``).
+    register_key = None if call.b24_call_id else _command_key(call, "register")
+    line_key: str | None = None
+    cards = None
+    for step in steps:
+        if step.kind is sm.StepKind.ATTACH_RECORDING:
+            break
+        if step.kind is sm.StepKind.ENSURE_LINE:
+            line_key = _line_command(call, desired.line or "", commands, fields)
+        elif step.kind is sm.StepKind.REGISTER:
+            params = _register_params(call, desired)
+            fields.update(register_params=params,
+                          register_attempted_at=call.register_attempted_at or timezone.now())
+            commands.append(NewCommand(_command_key(call, "register"), OutboxCommand.Kind.REGISTER, REGISTER, params,
+                                       packing.PRIORITY_REGISTER, depends_on=line_key))
+        elif step.kind is sm.StepKind.CARDS:
+            if cards is None:
+                cards = OutboxCommand.objects.filter(call=call, kind__in=_CARD_KINDS).count()
+            priority = packing.PRIORITY_LIVE_CARDS if desired.phase is sm.Phase.LIVE else packing.PRIORITY_FINISH
+            for kind, method, users in ((OutboxCommand.Kind.SHOW, SHOW, step.show),
+                                        (OutboxCommand.Kind.HIDE, HIDE, step.hide)):
+                if users:
+                    cards += 1
+                    commands.append(NewCommand(
+                        _command_key(call, f"cards:{cards}:{kind}"), kind, method,
+                        {"CALL_ID": call.b24_call_id, "USER_ID": sorted(users)}, priority, depends_on=register_key))
+        elif step.kind is sm.StepKind.FINISH:
+            assert desired.finish is not None
+            params = {**desired.finish, "CALL_ID": call.b24_call_id}
+            if params.get("USER_ID") is None:
+                raise _Dead("no Bitrix24 user to finish the call under", "no agent, missed-call owner or default user")
+            fields.update(finish_attempted_at=call.finish_attempted_at or timezone.now(), finish_params=params)
+            commands.append(NewCommand(_command_key(call, "finish"), OutboxCommand.Kind.FINISH, FINISH, params,
+                                       packing.PRIORITY_FINISH, depends_on=register_key,
+                                       fresh=call.finish_attempted_at is None))
+    with transaction.atomic():
+        if fields:
+            _save(call, token, **fields)
+        rows = outbox_services.enqueue(call.portal_id, call.pk, commands)
+    return [r for r in rows.values() if r.call_id == call.pk and r.applied_at is None]
 
 
-def _register(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
+def _line_command(call: Call, number: str, commands: list[NewCommand], fields: dict[str, Any]) -> str | None:
+    """The line add the register must come after (its key), once per portal and number; None when the line
+    is known to be in Bitrix24 (or being added: the register is then ordered after that command)."""
+    portal = call.portal
+    if cache.get(_line_cache_key(portal, number)):
+        fields["line_registered"] = True
+        return None
+    lines = list(PbxLine.objects.filter(connection__portal_id=call.portal_id, number=number)
+                 .values_list("name", "bitrix_line_registered", "removed_at"))
+    if any(registered and removed_at is None for _name, registered, removed_at in lines):
+        fields["line_registered"] = True
+        return None
+    key = _line_key(portal, number)
+    row = OutboxCommand.objects.filter(portal_id=call.portal_id, key=key).values("status", "applied_at").first()
+    if row is None or (row["status"] == OutboxCommand.Status.FAILED and row["applied_at"] is not None):
+        name = next((n for n, _registered, _removed in lines if n), number)
+        commands.append(NewCommand(key, OutboxCommand.Kind.LINE, LINE_ADD, line_add_params(number, name),
+                                   packing.PRIORITY_REGISTER))
+        return key
+    # Another call's command adds it (or did): its outcome is that call's to take in.
+    fields["line_registered"] = True
+    if row["status"] == OutboxCommand.Status.DONE:
+        cache.set(_line_cache_key(portal, number), True, sync_settings().line_cache_seconds)
+        return None
+    return key
+
+
+def _register_params(call: Call, desired: sm.Desired) -> dict[str, Any]:
     assert desired.register is not None
     params = call.register_params
     if not params:
@@ -917,10 +1042,89 @@ def _register(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
                         "the agent's extension is not mapped and the portal has no default user")
         if desired.undeclared_line:
             record_seen_line(call, desired.undeclared_line)
-    # The mark goes in before the call: if we die after Bitrix24 registered it, the retry re-sends
-    # exactly these parameters and gets the same CALL_ID back.
-    _save(call, token, register_params=params, register_attempted_at=call.register_attempted_at or timezone.now())
-    result = client.call(REGISTER, params).result
+    # Written before the command can be sent: a retry re-sends exactly these parameters and the same
+    # EXTERNAL_CALL_ID, and Bitrix24 answers with the same CALL_ID.
+    return params
+
+
+def _take_in(call: Call, token: str, commands: list[OutboxCommand]) -> None:
+    """Apply the outcomes of the call's commands, as the code after ``client.call`` did, in one write; a
+    failure is raised once every outcome is recorded (the rest of a batch stands)."""
+    failure: Exception | None = None
+    done: list[str] = []
+    fields: dict[str, Any] = {}
+    registered: OutboxCommand | None = None
+    for command in commands:
+        try:
+            step = _take_in_one(call, command, fields)
+        except (_Dead, _Retry, b24errors.Bitrix24Error) as exc:
+            failure = failure or exc
+            continue
+        if step == "register":
+            registered = command
+        if step:
+            done.append(step)
+    try:
+        with transaction.atomic():
+            outbox_services.mark_applied(c.pk for c in commands)
+            if fields:
+                _save(call, token, **fields)
+    except IntegrityError as exc:
+        call_id = fields.get("b24_call_id")
+        raise _Dead("Bitrix24 returned a CALL_ID that belongs to another call",
+                    f"{call_id} is already bound to another call of this portal") from exc
+    if registered is not None:
+        crm = fields.get("register_result") or {}
+        if crm.get("CRM_ENTITY_ID") or crm.get("CRM_CREATED_ENTITIES") or crm.get("CRM_CREATED_LEAD"):
+            # The CRM knows this caller now (maybe as a lead just created): /route must ask Bitrix24 again.
+            params = registered.sent_params or registered.params
+            forget_number(call.portal_id, str(params.get("PHONE_NUMBER") or ""))
+    for step in done:
+        _step_done(step, call)
+    if failure is not None:
+        raise failure
+
+
+def _take_in_one(call: Call, command: OutboxCommand, fields: dict[str, Any]) -> str | None:
+    """Add one outcome to ``fields``; returns the step done (for ``signals.step_done``), raises a failure."""
+    ok = command.status == OutboxCommand.Status.DONE
+    error = None if ok else outbox_errors.exception_of(command.error, command.method)
+    if error is not None and error.code == outbox_errors.DEPENDENCY_FAILED:
+        return None  # never sent: the register's own failure is what counts; written again after it
+    kind = command.kind
+    if kind == OutboxCommand.Kind.LINE:
+        if error is not None and not line_already_exists(error):
+            raise error
+        cache.set(_line_cache_key(call.portal, str(command.params.get("NUMBER") or "")), True,
+                  sync_settings().line_cache_seconds)
+        fields["line_registered"] = True
+        return None
+    if kind == OutboxCommand.Kind.REGISTER:
+        if error is not None:
+            raise error
+        fields.update(_registered(call, command.sent_params or command.params, command.result))
+        return "register"
+    if kind in _CARD_KINDS:
+        if error is not None:
+            raise error
+        # A ``false`` answer means Bitrix24 no longer knows the call (finished elsewhere): nothing to show.
+        users = {int(u) for u in command.params.get("USER_ID") or []}
+        shown = {int(u) for u in fields.get("cards_shown", call.cards_shown) or []}
+        shown = shown | users if kind == OutboxCommand.Kind.SHOW else shown - users
+        fields["cards_shown"] = sorted(shown)
+        return "card" if kind == OutboxCommand.Kind.SHOW else None
+    if kind == OutboxCommand.Kind.FINISH:
+        if error is not None:
+            # An earlier attempt reached Bitrix24 but its answer was lost: the call is finished already.
+            if not (command.attempts > 1 and "call is not found" in error.description.lower()):
+                raise error
+            logger.info("call %s: finish retried after a lost answer; Bitrix24 already finished it", call.pk)
+        fields.update(finished_at=timezone.now(), cards_shown=[])
+        return "finish"
+    return None
+
+
+def _registered(call: Call, params: dict[str, Any], result: Any) -> dict[str, Any]:
     call_id = result.get("CALL_ID") if isinstance(result, dict) else None
     if not call_id:
         raise _Retry(f"register answered without CALL_ID: {result!r}")
@@ -931,71 +1135,18 @@ def _register(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
     if not call.crm_entity_type and result.get("CRM_ENTITY_TYPE") and _int_or_none(result.get("CRM_ENTITY_ID")):
         fields.update(crm_entity_type=str(result["CRM_ENTITY_TYPE"])[:16],
                       crm_entity_id=_int_or_none(result["CRM_ENTITY_ID"]))
-    try:
-        with transaction.atomic():
-            _save(call, token, **fields)
-    except IntegrityError as exc:
-        raise _Dead("Bitrix24 returned a CALL_ID that belongs to another call",
-                    f"{call_id} is already bound to another call of this portal") from exc
-    _step_done("register", call)
-    if crm.get("CRM_ENTITY_ID") or crm.get("CRM_CREATED_ENTITIES") or crm.get("CRM_CREATED_LEAD"):
-        # The CRM knows this caller now (maybe as a lead just created): /route must ask Bitrix24 again.
-
-        forget_number(call.portal_id, str(params.get("PHONE_NUMBER") or ""))
+    return fields
 
 
-def _cards(call: Call, step: sm.Step, client: Any, token: str) -> None:
-    """Show and hide in one request (a batch when both), each to all its users at once (USER_ID array).
-
-    A ``false`` answer means Bitrix24 no longer knows the call (finished elsewhere): nothing to show.
-    """
-    shown = {int(u) for u in call.cards_shown or []}
-    commands: dict[str, tuple[str, dict]] = {}
-    if step.show:
-        commands["show"] = (SHOW, {"CALL_ID": call.b24_call_id, "USER_ID": sorted(step.show)})
-    if step.hide:
-        commands["hide"] = (HIDE, {"CALL_ID": call.b24_call_id, "USER_ID": sorted(step.hide)})
-    failure: Exception | None = None
-    if len(commands) == 1:
-        key, (method, params) = next(iter(commands.items()))
-        client.call(method, params)
-        done = {key}
-    else:
-        result = client.batch(commands)
-        done = set(commands) - set(result.errors)
-        failure = next(iter(result.errors.values()), None)
-    if done:
-        _save(call, token, cards_shown=sorted(_apply_cards(shown, step, done)))
-    if "show" in done:
-        _step_done("card", call)
-    if failure is not None:
-        raise failure
+def _line_cache_key(portal: Portal, number: str) -> str:
+    # A reinstall starts with no lines (Bitrix24 drops an app's lines with the app): new key.
+    installed = int(portal.installed_at.timestamp() * 1000) if portal.installed_at else 0
+    return f"calls:line:{portal.pk}:{installed}:{number}"
 
 
-def _apply_cards(shown: set[int], step: sm.Step, done: set[str]) -> set[int]:
-    if "show" in done:
-        shown |= set(step.show)
-    if "hide" in done:
-        shown -= set(step.hide)
-    return shown
-
-
-def _finish(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
-    assert desired.finish is not None
-    params = {**desired.finish, "CALL_ID": call.b24_call_id}
-    if params.get("USER_ID") is None:
-        raise _Dead("no Bitrix24 user to finish the call under", "no agent, missed-call owner or default user")
-    tried_before = call.finish_attempted_at is not None
-    _save(call, token, finish_attempted_at=call.finish_attempted_at or timezone.now(), finish_params=params)
-    try:
-        client.call(FINISH, params)
-    except b24errors.InvalidRequest as exc:
-        # An earlier attempt reached Bitrix24 but its answer was lost: the call is finished already.
-        if not (tried_before and "call is not found" in exc.description.lower()):
-            raise
-        logger.info("call %s: finish retried after a lost answer; Bitrix24 already finished it", call.pk)
-    _save(call, token, finished_at=timezone.now(), cards_shown=[])
-    _step_done("finish", call)
+def _line_key(portal: Portal, number: str) -> str:
+    installed = int(portal.installed_at.timestamp() * 1000) if portal.installed_at else 0
+    return f"line:{installed}:{number}"
 
 
 def _attach_recording(call: Call, desired: sm.Desired, client: Any, token: str) -> None:

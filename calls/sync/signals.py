@@ -3,7 +3,7 @@ whoever listens in its ``AppConfig.ready()``; the sync does not know who listens
 
 * ``step_done(step, portal_id, first_fact_at, done_at)``: a Bitrix24 step of a call succeeded: ``register``,
   ``card`` (a card shown), ``finish``, ``recording``. ``first_fact_at``: when the call's first PBX event arrived.
-* ``sync_ran(outcome)``: one sync run ended: ``idle`` | ``busy`` | ``retry`` | ``dead`` | ``slow_step``.
+* ``sync_ran(outcome)``: one sync run ended: ``idle`` | ``busy`` | ``retry`` | ``waiting`` | ``dead`` | ``slow_step``.
 * ``extensions_unmapped(portal_id, extensions)``: a call's first ringing/answering extensions that map to no
   Bitrix24 user were recorded (once per call).
 """

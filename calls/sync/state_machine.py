@@ -27,8 +27,8 @@ docs/architecture.md). ``Policy`` carries them, resolved (I/O) by ``policy_for``
   (attended transfer): the target sees the card as well; ``call.transferred`` with ``kind=attended``
   completes it and hides the card from the transferer. A blind transfer hides the card from the
   transferer at once and shows it to the target. Outbound calls show the card to the dialling agent.
-  Once a call has ended nobody sees the card: it is hidden from everyone at once, before ``finish``
-  (which closes only the finishing user's card). Each user's card mode narrows this: ``ring`` (the
+  Once a call has ended nobody sees the card: it is hidden from everyone but the finishing user at
+  once, and ``finish`` closes the finishing user's card (it closes only that one). Each user's card mode narrows this: ``ring`` (the
   default) as above, ``answer`` only while they are connected to the client after answering
   (``call.answered`` names them, or an attended transfer handed them the client), ``never`` not at all.
 * Users whose calls are not registered (per user, ``register_calls`` off) never see a card and are
@@ -641,11 +641,14 @@ def plan(desired: Desired, achieved: Achieved, *, hold_finish: bool = False) -> 
         if show or hide:
             steps.append(Step(StepKind.CARDS, show=frozenset(show), hide=frozenset(hide)))
         return steps
-    # ENDED. Finish is only sure to close the card of the user it is finished under (who may still
-    # change while stragglers settle), so every card is hidden first.
+    # ENDED. Finish closes the card of the user it is finished under, and only theirs: the other cards
+    # are hidden first, that one is left to the finish (no redundant request). Should the finishing
+    # user change while stragglers settle, the next plan hides the card of the one who no longer is.
     if not achieved.finished:
-        if achieved.cards_shown:
-            steps.append(Step(StepKind.CARDS, hide=achieved.cards_shown))
+        finishing = desired.finish.get("USER_ID") if desired.finish else None
+        others = frozenset(u for u in achieved.cards_shown if u != finishing)
+        if others:
+            steps.append(Step(StepKind.CARDS, hide=others))
         if hold_finish or desired.needs_client_responsible:
             return steps
         steps.append(Step(StepKind.FINISH))

@@ -18,7 +18,7 @@ logger = logging.getLogger("ops.bitrix24")
 _METHOD = re.compile(r"^[a-z][a-z0-9_.]{0,80}$")
 _started: dict[str, float] = {}
 STEPS = ("register", "card", "finish", "recording")
-SYNC_OUTCOMES = ("idle", "busy", "retry", "dead", "slow_step")
+SYNC_OUTCOMES = ("idle", "busy", "retry", "waiting", "dead", "slow_step")
 
 
 def method_label(method: Any) -> str:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from django.db.models import Count
-from django.utils import timezone
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -20,12 +20,11 @@ QUEUES = ("realtime", "default", "bulk")
 _REDIS_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")
 
 
-def outbox_depth() -> tuple[int, int]:
-    """(calls with Bitrix24 steps outstanding, of them overdue)."""
-    from calls.models import Call
+def outbox_depth() -> Any:
+    """The outbox across portals (``calls.outbox.selectors.Depth``): open commands, oldest pending age, overdue."""
+    from calls.outbox.selectors import depth
 
-    pending = Call.objects.filter(status=Call.Status.PENDING)
-    return pending.count(), pending.filter(next_attempt_at__lt=timezone.now()).count()
+    return depth()
 
 
 def queue_depths() -> dict[str, int]:
@@ -49,9 +48,13 @@ class StateCollector(Collector):
         from calls.models import DeadLetter, PbxEvent
         from portals.models import Bitrix24Event, Portal
 
-        depth, overdue = outbox_depth()
-        yield GaugeMetricFamily("connector_outbox_depth", "Calls with Bitrix24 steps outstanding", value=depth)
-        yield GaugeMetricFamily("connector_outbox_overdue", "Outstanding calls past their next attempt", value=overdue)
+        depth = outbox_depth()
+        yield GaugeMetricFamily("connector_outbox_depth", "Bitrix24 commands waiting in the outbox or being sent",
+                                value=depth.commands)
+        yield GaugeMetricFamily("connector_outbox_oldest_pending_seconds",
+                                "Age of the oldest outbox command not sent yet", value=depth.oldest_pending_seconds)
+        yield GaugeMetricFamily("connector_outbox_overdue", "Outbox commands past due that nobody is sending",
+                                value=depth.overdue)
         yield GaugeMetricFamily("connector_dead_letters_open", "Dead letters not replayed or dismissed",
                                 value=DeadLetter.objects.filter(resolved_at=None).count())
         yield GaugeMetricFamily("connector_pbx_inbox_pending", "PBX events stored, not yet processed",

@@ -176,7 +176,7 @@ def test_portals_worst_first_and_a_portals_page(page, live_server, phone, staff,
     for section in ("Tokens and scopes", "Outbox and rate-limit bucket", "Extension map",
                     "Settings that differ from the defaults", "Connections", "Lines", "Recent calls"):
         p.get_by_role("heading", name=section).wait_for()
-    assert p.locator("#outbox-depth").inner_text().startswith("0 call(s)")
+    assert p.locator("#outbox-depth").inner_text().startswith("0 command(s)")
     assert p.locator("table.calls tbody tr").count() == 1
 
     # The REST requests of this portal, for a Bitrix24 support ticket.

@@ -10,19 +10,28 @@ from click_to_call_fixtures import *  # noqa: F403  (fixtures)
 from click_to_call_fixtures import connect_pbx
 
 from b24sandbox import telephony
+from b24sandbox.phparray import parse_query
 from calls.models import Call, SeenLineNumber
 
 DECLARED = "+74951234567"
 
 
 def _line_add_params(b24) -> list[dict]:
-    return [{k: v for k, v in e["params"].items() if k != "auth"} for e in b24.request_log
-            if e["method"] == "telephony.externalline.add"]
+    """Every externalLine.add Bitrix24 got, alone or inside a batch (the outbox packs it with the register)."""
+    found = []
+    for e in b24.request_log:
+        if e["method"] == "telephony.externalline.add":
+            found.append({k: v for k, v in e["params"].items() if k != "auth"})
+        elif e["method"] == "batch":
+            for command in (e["params"].get("cmd") or {}).values():
+                name, _, query = str(command).partition("?")
+                if name.lower() == "telephony.externalline.add":
+                    found.append(parse_query(query))
+    return found
 
 
 def _line_adds(b24) -> list[str]:
-    return [str(e["params"].get("NUMBER")) for e in b24.request_log
-            if e["method"] == "telephony.externalline.add"]
+    return [str(params.get("NUMBER")) for params in _line_add_params(b24)]
 
 
 def _bitrix24_lines(b24) -> set[str]:

@@ -138,8 +138,9 @@ def test_a_method_held_for_its_time_budget_holds_only_its_own_commands(phone):
     b24_call_id = OutboxCommand.objects.get().result["CALL_ID"]
     second = new_call(phone, 2)
     write(second, register_command(second))
-    sender.drain(phone.portal.pk)  # Bitrix24 answers 429 OPERATION_TIME_LIMIT: the client records the block
+    sender.drain(phone.portal.pk)  # the client saw the budget used up in the answer: register waits
     held = OutboxCommand.objects.get(call=second)
+    assert held.error["code"] == sender.HELD_FOR_BUDGET
     assert held.status == Status.PENDING and held.attempts == 0 and held.due_at > timezone.now() + timedelta(
         seconds=60)
     # Another method still goes at once, and the held register is not even tried meanwhile.
@@ -149,7 +150,8 @@ def test_a_method_held_for_its_time_budget_holds_only_its_own_commands(phone):
     assert [e["method"] for e in phone.b24.request_log[requests_before:]] == [SHOW]
     assert OutboxCommand.objects.get(kind=OutboxCommand.Kind.SHOW).status == Status.DONE
     held.refresh_from_db()
-    assert held.status == Status.PENDING and held.error is None
+    assert held.status == Status.PENDING and held.attempts == 0
+    assert not [e for e in phone.b24.request_log if e["method"] == REGISTER][1:]  # sent once, before the hold
 
 
 def test_while_a_live_sender_holds_the_portal_nobody_else_sends(phone):
@@ -217,3 +219,15 @@ def test_depth_counts_open_commands_and_the_age_of_the_oldest_pending(phone):
     sender.drain(phone.portal.pk)
     assert selectors.depth(phone.portal.pk) == selectors.Depth(0, 0.0)
 
+
+
+def test_commands_of_a_portal_that_cannot_be_called_fail_instead_of_waiting_forever(phone):
+    from portals.models import Portal
+
+    call = new_call(phone, 1)
+    write(call, register_command(call))
+    Portal.objects.filter(pk=phone.portal.pk).update(status=Portal.Status.UNINSTALLED)
+    report = sender.drain(phone.portal.pk)
+    row = OutboxCommand.objects.get()
+    assert row.status == Status.FAILED and row.error["code"] == "PORTAL_UNAVAILABLE"
+    assert report.settled_calls == {call.pk} and requests_sent(phone) == []

@@ -189,6 +189,20 @@ def test_nobody_sees_the_card_after_the_call_ended():
     assert held == [sm.Step(StepKind.CARDS, hide=frozenset({11, 12}))]
 
 
+def test_the_finishing_users_card_is_left_to_the_finish_and_only_the_others_are_hidden_before_it():
+    desired = derive(inbound_started(), fact(1, sm.RINGING, extensions=["101", "102"]),
+                     fact(4, sm.ANSWERED, extension="102"),
+                     fact(64, sm.ENDED, disposition="answered", talk_seconds=60))
+    # 12 answered and the call is finished under 12: finish closes 12's card; 11's is hidden first.
+    steps = sm.plan(desired, Achieved(b24_call_id="c", line_registered=True, cards_shown=frozenset({11, 12})))
+    assert steps == [sm.Step(StepKind.CARDS, hide=frozenset({11})), sm.Step(StepKind.FINISH)]
+    # Only the finishing user sees it: no hide at all, the finish alone.
+    alone = sm.plan(desired, Achieved(b24_call_id="c", line_registered=True, cards_shown=frozenset({12})))
+    assert alone == [sm.Step(StepKind.FINISH)]
+    assert sm.plan(desired, Achieved(b24_call_id="c", line_registered=True, cards_shown=frozenset({12})),
+                   hold_finish=True) == []
+
+
 # --- finish -----------------------------------------------------------------------------------------
 
 

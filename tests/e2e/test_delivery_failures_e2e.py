@@ -22,8 +22,18 @@ FINISH = "telephony.externalcall.finish"
 
 
 def in_flight(phone, method: str) -> bool:
-    """Bitrix24 has done the work of ``method`` and is still holding back its answer (slow fault)."""
-    return any(e.get("method", "").lower() == method and e.get("fault") == "slow" for e in phone.b24.request_log)
+    """Bitrix24 has done the work of ``method`` and is still holding back its answer (slow fault), sent
+    alone or in a batch (the outbox packs a call's commands)."""
+    return any(e.get("fault") == "slow" and method in carried(e) for e in phone.b24.request_log)
+
+
+def carried(entry: dict) -> set[str]:
+    """The methods a logged request carried: its own, or its batch's commands'."""
+    methods = {entry.get("method", "").lower()}
+    cmd = (entry.get("params") or {}).get("cmd") if entry.get("method") == "batch" else None
+    if isinstance(cmd, dict):
+        methods |= {str(c).partition("?")[0].lower() for c in cmd.values()}
+    return methods
 
 
 def test_worker_killed_mid_register_still_delivers_the_call_exactly_once(phone, sandbox_server, transactional_db,
