@@ -168,6 +168,12 @@ class Bitrix24Client:
             raise refused
         return RestResult.from_payload(self._request(method, _params(params)))
 
+    def take_request_slot(self, what: str) -> None:
+        """One request of the portal's budget (§3.1) for a request sent to the portal outside ``call`` and
+        ``batch``: the upload POST of ``attachRecord`` (§5.5), which Bitrix24 counts like any other.
+        Raises ``RateLimited`` when the budget stays spent past the inline wait."""
+        self._throttle(what)
+
     def method_wait(self, method: str) -> float:
         """Seconds before ``method`` may be sent to this portal; 0.0 means now.
 

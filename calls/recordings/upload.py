@@ -38,6 +38,8 @@ _NOT_FINISHED = re.compile(r"not found in the statistic table|not finished", re.
 class RestClient(Protocol):
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any: ...
 
+    def take_request_slot(self, what: str) -> None: ...
+
 
 @dataclass(frozen=True)
 class UploadResult:
@@ -70,6 +72,12 @@ def upload_recording(client: RestClient, *, b24_call_id: str, path: Path, filena
     _check_upload_origin(upload_url, expected_origin)
     size = path.stat().st_size
     http = session or requests.Session()
+    # The upload POST counts against the portal's request budget like a REST call (docs/bitrix24-contract.md
+    # §3.1): unaccounted, a burst of uploads overfilled the bucket and drew 503s.
+    try:
+        client.take_request_slot(f"{METHOD} (upload)")
+    except b24errors.Bitrix24Error as exc:
+        raise _from_bitrix24(exc) from exc
     started = time.monotonic()
     # The portal's REST log shows the upload step next to attachRecord, token masked.
     entry: dict[str, Any] = {

@@ -311,3 +311,26 @@ def test_an_upload_url_outside_the_portals_origin_is_not_posted_to(installed_por
                          session=client.session, expected_origin="https://other-portal.bitrix24.test")
     assert stored(installed_portal, b24_call_id) is None
     assert not any(e["method"].endswith("(upload)") for e in _log(installed_portal))
+
+
+def test_the_upload_post_takes_a_request_from_the_portals_budget(installed_portal, recordings_dir):
+    # docs/bitrix24-contract.md §3.1: Bitrix24 counts the upload POST like any REST request. A budget of
+    # three is spent by register, finish and attachRecord's first step; the upload must wait, not be sent.
+    from b24client.coordination import MemoryBackend
+
+    client = bitrix24_client_for(installed_portal.portal.pk)
+    client.limiter, client.capacity, client.drain = MemoryBackend(), 3, 0.001  # an empty bucket of three
+    admin = installed_portal.b24.admin().id
+    b24_call_id = client.call("telephony.externalcall.register", {
+        "USER_ID": admin, "PHONE_NUMBER": "+74951234567", "TYPE": 2, "SHOW": 0, "CRM_CREATE": 0,
+    }).result["CALL_ID"]
+    client.call("telephony.externalcall.finish", {"CALL_ID": b24_call_id, "USER_ID": admin, "DURATION": 30})
+    src = recordings_dir / "a.wav"
+    src.parent.mkdir(parents=True, exist_ok=True)
+    src.write_bytes(wav_bytes(1))
+    with pytest.raises(UploadFailed) as err:
+        upload_recording(client, b24_call_id=b24_call_id, path=src, filename="a.wav", mime="audio/wav",
+                         session=client.session)
+    assert err.value.retryable and err.value.retry_after
+    methods = [entry["method"] for entry in installed_portal.b24.request_log]
+    assert methods[-1] == "telephony.externalcall.attachrecord" and "upload" not in methods
