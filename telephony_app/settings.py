@@ -212,6 +212,10 @@ REDIS_URL = env_str("REDIS_URL", "")
 REDIS_SOCKET_CONNECT_TIMEOUT = float(env_str("REDIS_SOCKET_CONNECT_TIMEOUT", "1"))
 REDIS_SOCKET_TIMEOUT = float(env_str("REDIS_SOCKET_TIMEOUT", "2"))
 REDIS_CLIENT_OPTIONS = {"socket_connect_timeout": REDIS_SOCKET_CONNECT_TIMEOUT, "socket_timeout": REDIS_SOCKET_TIMEOUT}
+# The cache only saves work, so it waits less (no blocking reads on it) and, once Redis failed to answer,
+# each process leaves it alone for a few seconds (telephony_app/cache.py): /route stays within its 1 s.
+REDIS_CACHE_SOCKET_TIMEOUT = float(env_str("REDIS_CACHE_SOCKET_TIMEOUT", "0.3"))
+REDIS_CACHE_SKIP_SECONDS = float(env_str("REDIS_CACHE_SKIP_SECONDS", "5"))
 
 def _next_redis_db(url: str) -> str:
     """The same server, the next logical database (redis://h:6379/0 -> redis://h:6379/1)."""
@@ -227,7 +231,9 @@ if REDIS_URL:
     # wipe broker queues, rate-limit buckets or refresh locks.
     REDIS_CACHE_URL = env_str("REDIS_CACHE_URL", "") or _next_redis_db(REDIS_URL)
     CACHES = {"default": {"BACKEND": "telephony_app.cache.RedisCache", "LOCATION": REDIS_CACHE_URL,
-                          "OPTIONS": dict(REDIS_CLIENT_OPTIONS)}}
+                          "OPTIONS": {"socket_connect_timeout": min(REDIS_SOCKET_CONNECT_TIMEOUT, REDIS_CACHE_SOCKET_TIMEOUT),
+                                      "socket_timeout": REDIS_CACHE_SOCKET_TIMEOUT,
+                                      "skip_seconds": REDIS_CACHE_SKIP_SECONDS}}}
 else:
     CACHES = {
         "default": {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": str(VAR_DIR / "cache")}

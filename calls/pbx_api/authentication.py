@@ -144,8 +144,6 @@ def load_material(public_id: str, epoch: Any = _UNREADABLE) -> AuthMaterial:
     """The connection (portal loaded) and every unexpired key, newest first (as
     ``calls.connections.services.verification_keys``), in one query: the secrets joined with their
     connection and portal. Only a connection without an unexpired key costs a second query."""
-    if inputguard.text_problem(public_id):  # no connection has one; PostgreSQL would refuse to look
-        raise PbxApiError(404, "unknown_connection", "No connection with this id.")
     rows = list(
         ConnectionSecret.objects.filter(connection__public_id=public_id)
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
@@ -212,6 +210,8 @@ class PbxSignatureAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Request) -> tuple[PbxPrincipal, PbxAuth]:
         public_id = _public_id(request)
+        if inputguard.text_problem(public_id):  # no connection has one; PostgreSQL would refuse to look
+            raise PbxApiError(404, "unknown_connection", "No connection with this id.")
         view = (request.parser_context or {}).get("view")
         streamed = getattr(view, "stream_request_body", False)
         if streamed:

@@ -27,8 +27,14 @@ LINE = "+74951234567"
 CLIENT = "+79165550123"
 
 
+class HungRedis(str):
+    """``redis://`` URL of the hung server; ``accepted`` counts the connections it took."""
+
+    accepted = 0
+
+
 @pytest.fixture
-def hung_redis() -> Iterator[str]:
+def hung_redis() -> Iterator[HungRedis]:
     """``redis://`` URL of a server that accepts, reads everything and never replies."""
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
@@ -44,10 +50,12 @@ def hung_redis() -> Iterator[str]:
             except OSError:
                 continue
             held.append(conn)  # kept open and never answered
+            url.accepted += 1
 
+    url = HungRedis(f"redis://127.0.0.1:{server.getsockname()[1]}/0")
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
-    yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
+    yield url
     stop.set()
     thread.join(timeout=2)
     for conn in held:
@@ -75,7 +83,7 @@ def test_with_redis_every_client_is_configured_with_the_socket_timeouts():
     connect, read, cache_options, broker_options = json.loads(out.stdout.strip().splitlines()[-1])
 
     assert (connect, read) == (1.0, 2.0)
-    assert cache_options == {"socket_connect_timeout": 1.0, "socket_timeout": 2.0}
+    assert cache_options == {"socket_connect_timeout": 0.3, "socket_timeout": 0.3, "skip_seconds": 5.0}
     assert broker_options["socket_connect_timeout"] == 1.0 and broker_options["socket_timeout"] == 2.0
 
 
@@ -95,6 +103,29 @@ def test_route_answers_its_fallback_within_the_bound_when_the_cache_hangs(instal
     assert sent.response.status == 200
     assert sent.response.json()["extension"] == "600"
     assert took < 6 * short_timeouts + 2, took  # a few cache round trips, each bounded
+
+
+@pytest.mark.django_db(transaction=True)
+def test_once_the_cache_hung_a_process_leaves_it_alone_and_route_answers_without_waiting(
+        installed_portal, client, settings, hung_redis):
+    """The production cache backend: the first request finds Redis hung; the next ones of this process do not
+    wait on it again (no new connection to the hung server) and still answer the line's fallback."""
+    settings.PBX_ROUTE_RECEIPTS = "cache"
+    with SimServer() as server:
+        pbx = connect_pbx(installed_portal.portal, server, client, lines=(LINE,))
+        line_routing(pbx, LINE, default_extension="600")
+        settings.CACHES = {"default": {"BACKEND": "telephony_app.cache.RedisCache", "LOCATION": hung_redis,
+                                       "OPTIONS": {"socket_connect_timeout": 0.3, "socket_timeout": 0.3,
+                                                   "skip_seconds": 60}}}
+        first = pbx.simulator().route(CLIENT, LINE)
+        touched = hung_redis.accepted
+        later = [pbx.simulator().route(CLIENT, LINE) for _ in range(3)]
+
+    assert touched >= 1  # the first request did try Redis
+    assert hung_redis.accepted == touched  # the later ones never reconnected to it
+    for sent in (first, *later):
+        assert sent.response.status == 200
+        assert sent.response.json()["extension"] == "600"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -176,3 +176,22 @@ def test_genuine_app_page_opens_from_one_address_never_run_out(sandbox, installe
         transport = DjangoTransport()
         transport.client.defaults["REMOTE_ADDR"] = office
         assert transport(url, body, headers).status_code == 200
+
+
+@pytest.mark.django_db
+def test_session_refreshes_with_made_up_auth_ids_from_one_source_stop_costing_calls_past_the_limit(
+    sandbox, installed_portal, client, settings
+):
+    settings.BITRIX24_VERIFY_WINDOW_SECONDS = 3600  # no window boundary mid-test
+    settings.BITRIX24_VERIFY_LIMIT_PER_SOURCE = 3
+    before = RestCallLog.objects.filter(method__icontains="app.info").count()
+    attacker = _address()
+
+    answers = [client.post("/bitrix24/app/api/v1/session", data={}, content_type="application/json",
+                           headers={"host": "app.test", "x-bitrix24-auth": f"forged-{n}"}, REMOTE_ADDR=attacker)
+               for n in range(5)]
+
+    assert [a.status_code for a in answers] == [401] * 3 + [429] * 2
+    assert all(int(a["Retry-After"]) >= 1 for a in answers[3:])
+    assert answers[3].json()["error"] == "throttled"
+    assert RestCallLog.objects.filter(method__icontains="app.info").count() - before == 3
