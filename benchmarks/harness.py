@@ -47,12 +47,16 @@ def celery_worker_command(name: str, *, concurrency: int = 2, queues: str = WORK
 
 
 def start_celery_worker(log_path: Path, env: Mapping[str, str], *, name: str, concurrency: int = 2,
-                        queues: str = WORKER_QUEUES, ready_timeout: float = 60.0) -> subprocess.Popen:
+                        queues: str = WORKER_QUEUES, ready_timeout: float = 60.0, nice: int = 0) -> subprocess.Popen:
     """Start a worker writing to ``log_path`` and wait until it logs ``ready.``; raises
-    ``WorkerDidNotStart`` (with the log's tail) if it exits or times out, after stopping it."""
+    ``WorkerDidNotStart`` (with the log's tail) if it exits or times out, after stopping it. ``nice``: a
+    lower CPU priority (``nice -n``, which execs the worker: same pid)."""
+    command = celery_worker_command(name, concurrency=concurrency, queues=queues)
+    if nice:
+        command = ["nice", "-n", str(nice), *command]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            celery_worker_command(name, concurrency=concurrency, queues=queues),
+            command,
             cwd=ROOT, env=dict(env), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     deadline = time.monotonic() + ready_timeout

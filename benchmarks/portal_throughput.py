@@ -88,6 +88,8 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
     parser.add_argument("--concurrency", type=int, default=4, help="pool processes per worker")
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers for the PBX API")
+    parser.add_argument("--worker-nice", type=int, default=0,
+                        help="run the Celery workers at this lower CPU priority (nice), the PBX API first")
     args = parser.parse_args()
     if args.quick:
         args.bursts, args.isolation, args.intake_duration = "100", min(args.isolation, 300), 5.0
@@ -123,7 +125,7 @@ class Stack:
         self.workers = [
             harness.start_celery_worker(self.logdir / f"worker{self.generation}-{n}.log", env,
                                         name=f"bench{n}-{uuid.uuid4().hex[:6]}@%h", concurrency=self.args.concurrency,
-                                        ready_timeout=90)
+                                        ready_timeout=90, nice=self.args.worker_nice)
             for n in range(self.args.workers)]
         self.url = f"http://127.0.0.1:{port}"
         import requests
@@ -285,12 +287,16 @@ def _measure(bp: BenchPortal, sb: Any, run_id: str, calls: int, outcome: Outcome
     started_all = [at for (_, kind), at in first.items() if kind == "call.started"]
     t0 = min(started_all) if started_all else time.time()
     reg_times, fin_times = [], []
-    for pbx_id, b24_id in Call.objects.filter(pbx_call_id__startswith=run_id).values_list("pbx_call_id", "b24_call_id"):
-        ringing = first.get((pbx_id, "call.ringing"))
-        if ringing is not None:
-            outcome.rang += 1
-            # A call that ended before its card was shown never popped one: it counts as infinitely late.
-            outcome.card_pop.append(shown[b24_id] - ringing if b24_id in shown else float("inf"))
+    b24_ids = dict(Call.objects.filter(pbx_call_id__startswith=run_id).values_list("pbx_call_id", "b24_call_id"))
+    for (pbx_id, kind), ringing in first.items():
+        if kind != "call.ringing":
+            continue
+        outcome.rang += 1
+        # A call that ended before its card was shown never popped one, nor did one whose events no worker
+        # has applied yet (no Call row): it counts as infinitely late.
+        b24_id = b24_ids.get(pbx_id)
+        outcome.card_pop.append(shown[b24_id] - ringing if b24_id in shown else float("inf"))
+    for pbx_id, b24_id in b24_ids.items():
         if b24_id in registered:
             reg_times.append(registered[b24_id])
             if (pbx_id, "call.started") in first:
@@ -437,7 +443,8 @@ def main() -> None:
 
     try:
         stack.start()
-        print(f"portal throughput — PostgreSQL + Redis, {args.workers} celery workers x {args.concurrency} processes, "
+        print(f"portal throughput — PostgreSQL + Redis, {args.workers} celery workers x {args.concurrency} processes"
+              f"{f' (nice {args.worker_nice})' if args.worker_nice else ''}, "
               f"gunicorn x {args.web_workers}, DEBUG={'on' if settings.DEBUG else 'off'}; Bitrix24 = sandbox over "
               f"HTTP with its limits on (standard 2 req/s burst 50, enterprise 5 req/s burst 250); calls' events "
               f"{args.speed:g}x faster than real time, mix: {', '.join(MIX)}; {_load_note()}", flush=True)

@@ -72,7 +72,7 @@ def check_broker() -> Check:
 
         with current_app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, interval_start=0, timeout=ops_settings().check_timeout)
-            return str(conn.transport_cls)
+            return conn.transport.driver_type  # "redis", "filesystem"
     return _probe("broker", probe)
 
 

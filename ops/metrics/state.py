@@ -32,8 +32,8 @@ def queue_depths() -> dict[str, int]:
 
     options = current_app.conf.broker_transport_options or {}
     with current_app.connection_for_read() as conn:
-        transport = str(conn.transport_cls)
-        if transport.startswith("redis"):
+        transport = conn.transport.driver_type  # "redis" for kombu's and telephony_app.broker's
+        if transport == "redis":
             client = conn.default_channel.client
             prefix = options.get("global_keyprefix", "")
             return {q: sum(client.llen(f"{prefix}{q}{s}") for s in _REDIS_PRIORITY_SUFFIXES) for q in QUEUES}
