@@ -102,17 +102,17 @@ def call_story(call: Call) -> CallStory:
     story = CallStory(call)
     story.rest = rest_requests_of(call)
     rows = {(row.created_at, row.method): row for row in story.rest}
-    used: set[int] = set()
+    used: set[int] = set()  # the rows (by identity: a batch's commands come as rows of their own, unsaved)
     for entry in call_timeline(call, lambda users: names_of(call.portal, users)):
         row = rows.get((entry.at, (entry.detail or {}).get("method")))
         if row is not None:
-            used.add(row.pk)
+            used.add(id(row))
             story.items.append(_rest_item(row, entry.text))
         else:
             # PBX payloads are shown redacted too: a recording URL may carry the PBX's credentials.
             story.items.append(TimelineItem(at=entry.at, source=entry.source, title=entry.text, ok=entry.ok,
                                             detail=redact.redact(entry.detail)))
-    story.items += [_rest_item(row, "") for row in story.rest if row.pk not in used]
+    story.items += [_rest_item(row, "") for row in story.rest if id(row) not in used]
     story.items.sort(key=lambda item: (item.at is None, item.at or datetime.min.replace(tzinfo=UTC)))
     events = list(pbx_events_of(call))
     story.dead_letters = list(DeadLetter.objects.filter(call=call).order_by("-created_at"))

@@ -287,21 +287,27 @@ def _failure(exc: Exception) -> _Outcome:
 
 
 def _store(token: str, claimed: Sequence[_Claimed], outcomes: dict[int, _Outcome], report: DrainReport) -> None:
+    """Each command's outcome on its row, in one transaction; only rows this sender still holds (a sender
+    whose lease ran out and was taken over writes nothing)."""
     now = timezone.now()
+    mine = OutboxCommand.objects.filter(sender_token=token, status=Status.SENDING)
+    settled: list[OutboxCommand] = []
     with transaction.atomic():
         for c in claimed:
-            p = c.planned
-            outcome = outcomes[p.command_id]
-            mine = OutboxCommand.objects.filter(pk=p.command_id, sender_token=token, status=Status.SENDING)
+            outcome = outcomes[c.planned.command_id]
             if outcome.status == "later":
                 # Never reached Bitrix24's method: not an attempt, not a failure.
-                mine.update(status=Status.PENDING, due_at=now + timedelta(seconds=outcome.wait),
-                            attempts=F("attempts") - 1, error=outcome.error, updated_at=now)
+                mine.filter(pk=c.planned.command_id).update(
+                    status=Status.PENDING, due_at=now + timedelta(seconds=outcome.wait),
+                    attempts=F("attempts") - 1, error=outcome.error, updated_at=now)
                 continue
-            status = Status.DONE if outcome.status == "done" else Status.FAILED
-            if mine.update(status=status, result=_jsonable(outcome.result), error=outcome.error, completed_at=now,
-                           updated_at=now) and c.call_id is not None:
+            settled.append(OutboxCommand(
+                pk=c.planned.command_id, status=Status.DONE if outcome.status == "done" else Status.FAILED,
+                result=_jsonable(outcome.result), error=outcome.error, completed_at=now, updated_at=now))
+            if c.call_id is not None:
                 report.settled_calls.add(c.call_id)
+        if settled:  # one UPDATE for the whole request's outcomes
+            mine.bulk_update(settled, ["status", "result", "error", "completed_at", "updated_at"])
 
 
 def _jsonable(value: Any) -> Any:

@@ -812,10 +812,7 @@ def _wait_for_bitrix24(call: Call, token: str, run: _Run, commands: list[OutboxC
     the run comes back when they are due; otherwise the portal's sender (another worker, or the drain task
     this run's sender asked for) queues the call's sync once they have their outcomes."""
     now = timezone.now()
-    open_ = [c for c in commands if c.status in _OPEN_COMMANDS]
-    for c in open_:
-        c.refresh_from_db(fields=["status", "due_at", "error"])
-    open_ = [c for c in open_ if c.status in _OPEN_COMMANDS]
+    open_ = [c for c in commands if c.status in _OPEN_COMMANDS]  # as read after this run's own send
     held = [c for c in open_ if c.status == OutboxCommand.Status.PENDING and c.due_at > now and c.error]
     if not busy and open_ and len(held) == len(open_):
         first = min(held, key=lambda c: c.due_at)

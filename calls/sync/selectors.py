@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from django.db.models import Q, QuerySet
 
+from b24client import phparray
 from calls.models import Call, PbxEvent
 from portals.models import RestCallLog
 
@@ -54,10 +55,48 @@ def call_timeline(call: Call) -> QuerySet[PbxEvent]:
 
 def rest_requests_of(call: Call) -> list[RestCallLog]:
     """The REST log rows that name this call (our EXTERNAL_CALL_ID on register, Bitrix24's CALL_ID after),
-    oldest first. Shown by the operator console and the in-portal Activity page."""
+    oldest first. Shown by the operator console and the in-portal Activity page.
+
+    A ``batch`` (the outbox packs a call's commands, often with other calls') stands for the commands in it
+    that are this call's, each as a row of its own with its own answer (not saved)."""
     names = Q(request__EXTERNAL_CALL_ID=str(call.uuid))
+    batched = Q(method="batch", request__cmd__icontains=str(call.uuid))
     if call.b24_call_id:
         names |= Q(request__CALL_ID=call.b24_call_id)
+        batched |= Q(method="batch", request__cmd__icontains=call.b24_call_id)
     start = (call.first_fact_at or call.created_at) - REST_LOG_LEAD
-    return list(RestCallLog.objects.filter(portal_id=call.portal_id, created_at__gte=start).filter(names)
-                .order_by("created_at", "id")[:MAX_REST_ENTRIES])
+    rows = (RestCallLog.objects.filter(portal_id=call.portal_id, created_at__gte=start).filter(names | batched)
+            .order_by("created_at", "id")[:MAX_REST_ENTRIES])
+    found: list[RestCallLog] = []
+    for row in rows:
+        found.extend(_commands_of_call(row, call) if row.method == "batch" else [row])
+    return found[:MAX_REST_ENTRIES]
+
+
+def _commands_of_call(row: RestCallLog, call: Call) -> list[RestCallLog]:
+    request = row.request if isinstance(row.request, dict) else {}
+    cmd = request.get("cmd")
+    items = cmd.items() if isinstance(cmd, dict) else enumerate(cmd) if isinstance(cmd, list) else []
+    answer = row.response.get("result") if isinstance(row.response, dict) else None
+    answer = answer if isinstance(answer, dict) else {}
+    results = answer.get("result") if isinstance(answer.get("result"), dict) else {}
+    errors = answer.get("result_error") if isinstance(answer.get("result_error"), dict) else {}
+    ours: set[str] = set()
+    commands = []
+    for key, command in items:
+        method, _, query = str(command).partition("?")
+        params = phparray.parse(query)
+        call_id = str(params.get("CALL_ID") or "")
+        refers = call_id.startswith("$result[") and call_id[len("$result["):].split("]", 1)[0] in ours
+        if not (params.get("EXTERNAL_CALL_ID") == str(call.uuid) or refers
+                or (call.b24_call_id and call_id == call.b24_call_id)):
+            continue
+        ours.add(str(key))
+        error = errors.get(str(key))
+        error = error if isinstance(error, dict) else None
+        commands.append(RestCallLog(
+            portal_id=row.portal_id, member_id=row.member_id, method=method, url=row.url, request=params,
+            response=error if error is not None else {"result": results.get(str(key))}, status=row.status,
+            error=str(error.get("error") or error.get("error_description") or "")[:255] if error else row.error,
+            duration_ms=row.duration_ms, created_at=row.created_at))
+    return commands
