@@ -153,6 +153,7 @@ class Bitrix24Client:
         self._sleep = sleep
         self.operating_budget, self.operating_window = float(budget), float(window)
         self._clock = clock
+        self._reserved = False  # a request of the budget taken by ``reserve_request``, for the next request
 
     @property
     def member_id(self) -> str:
@@ -180,16 +181,24 @@ class Bitrix24Client:
         return self._coordination("rate limiter", lambda: self.limiter.bucket_wait(
             self._bucket_key(), self.capacity, self.drain, 1))
 
-    def wait_for_request(self, longest: float) -> float:
-        """Sleep until one request may go (``request_wait``), if that is at most ``longest`` seconds away.
-        0.0: it may go now; otherwise the seconds still to wait, nothing slept (a caller with more work than
-        this portal's, or a lease to keep, comes back later instead). Takes nothing from the budget, so
-        another process may still take the room first: the request's own acquire then waits as usual."""
-        wait = self.request_wait()
-        if wait <= 0 or wait > longest:
-            return wait
-        self._sleep(wait)
-        return 0.0
+    def reserve_request(self, longest: float) -> float:
+        """Take one request of the portal's budget now for this client's next request, sleeping for it if
+        the bucket has room within ``longest`` seconds. 0.0: taken (the next ``call``/``batch`` spends it
+        and does not wait); otherwise the seconds still to wait, nothing taken or slept. For a caller that
+        decides what goes in the request once it may go (the outbox packs what is due then): between its
+        wait and its request no other process can take the room."""
+        if self._reserved:
+            return 0.0
+        deadline = time.monotonic() + longest
+        while True:
+            wait = self._coordination("rate limiter", lambda: self.limiter.acquire(
+                self._bucket_key(), self.capacity, self.drain, 1))
+            if wait <= 0:
+                self._reserved = True
+                return 0.0
+            if time.monotonic() + wait > deadline:
+                return wait
+            self._sleep(wait)
 
     def method_wait(self, method: str) -> float:
         """Seconds before ``method`` may be sent to this portal; 0.0 means now.
@@ -454,6 +463,9 @@ class Bitrix24Client:
             raise errors.Transient("COORDINATION_UNAVAILABLE", f"{what}: {type(exc).__name__}") from exc
 
     def _throttle(self, method: str) -> None:
+        if self._reserved:
+            self._reserved = False
+            return
         deadline = time.monotonic() + self.max_inline_wait
         while True:
             wait = self._coordination("rate limiter", lambda: self.limiter.acquire(

@@ -14,8 +14,9 @@ Exactly once, for a command inside a batch as for one alone:
   its budget: ``Bitrix24Client.method_wait``) are no failures: the commands concerned stay pending with a
   later ``due_at``; a held method holds only its own commands (docs/bitrix24-contract.md §3.1, §3.2);
 * full batches: the sender waits for room in the portal's request bucket *before* it claims
-  (``Bitrix24Client.wait_for_request``), so the commands written while it waits go in that request, and the
-  request's own acquire then finds the room; with room a lone command goes at once. A wait beyond
+  (``Bitrix24Client.reserve_request``: the request is taken from the budget then, so no other request of the
+  portal, an upload, takes the room while it claims), so the commands written while it waits go in that
+  request; with room a lone command goes at once. A wait beyond
   ``bucket_wait_seconds`` (0 for a call's reconciler draining inline: it holds a worker other calls need)
   ends the drain, and the portal's drain task comes back when the bucket has room (``next_due``);
 * after letting go the sender looks once more for due commands, so a command written while it was finishing
@@ -176,12 +177,12 @@ def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_
 
 
 def _room_for_a_request(portal_id: int, client: Any, longest: float, report: DrainReport) -> bool:
-    """Wait (up to ``longest``) for the bucket to let one request go, before claiming; False: it will not
-    within ``longest`` (``report.bucket_until`` says when). Nothing due: no wait (the claim finds nothing, or
-    a dead sender's commands, whose send then waits in its acquire)."""
-    if client.request_wait() <= 0 or not selectors.has_due(portal_id):
+    """Take the next request from the bucket (waiting up to ``longest``) before claiming; False: not within
+    ``longest`` (``report.bucket_until`` says when). Nothing due: nothing taken (the claim finds nothing, or a
+    dead sender's commands, whose send then takes its request as any other)."""
+    if not selectors.has_due(portal_id):
         return True
-    wait = client.wait_for_request(longest)
+    wait = client.reserve_request(longest)
     if wait <= 0:
         return True
     report.bucket_until = timezone.now() + timedelta(seconds=wait)

@@ -521,7 +521,7 @@ def test_long_limiter_wait_raises_rate_limited_without_a_request(rsps):
     assert 9.0 < info.value.retry_after <= 10.0 and info.value.code == "LOCAL_RATE_LIMIT"
 
 
-def test_request_wait_asks_the_bucket_without_taking_from_it(rsps):
+def test_request_wait_asks_the_bucket_without_taking_from_it_and_a_reserved_request_is_not_waited_for_again(rsps):
     rsps.post(f"{ENDPOINT}user.current", json={"result": {"ID": "1"}})
     now = [1_000_000.0]
     slept = []
@@ -530,16 +530,19 @@ def test_request_wait_asks_the_bucket_without_taking_from_it(rsps):
         slept.append(s)
         now[0] += s
 
-    client, _, _ = make_client(limits=(2, 2.0), sleep=sleep, max_inline_wait=0,
-                               limiter=coordination.MemoryBackend(clock=lambda: now[0]))
-    assert client.request_wait() == 0 and client.wait_for_request(1.0) == 0 and slept == []
+    limiter = coordination.MemoryBackend(clock=lambda: now[0])
+    client, _, _ = make_client(limits=(2, 2.0), sleep=sleep, max_inline_wait=0, limiter=limiter)
+    assert [client.request_wait() for _ in range(3)] == [0, 0, 0]  # asking takes nothing
     client.call("user.current")
-    client.call("user.current")  # the burst is spent: not by the asking above
+    client.call("user.current")  # the burst is spent by these two, not by the asking above
     assert client.request_wait() == pytest.approx(0.5)
-    assert client.wait_for_request(0.4) == pytest.approx(0.5) and slept == []  # too far: nothing slept
-    assert client.wait_for_request(1.0) == 0 and slept == [pytest.approx(0.5)]
-    client.call("user.current")  # the room waited for is there: no inline wait (max_inline_wait=0)
+    assert client.reserve_request(0.4) == pytest.approx(0.5) and slept == []  # too far: nothing slept or taken
+    assert client.reserve_request(1.0) == 0 and slept == [pytest.approx(0.5)]
+    assert client.request_wait() == pytest.approx(0.5)  # taken: another process would wait for the next one
+    client.call("user.current")  # spends the reserved request: no wait (max_inline_wait=0 would refuse one)
     assert len(rsps.calls) == 3
+    with pytest.raises(errors.RateLimited):
+        client.call("user.current")  # the reservation is spent once
 
 
 def test_batch_costs_one_request_of_the_budget(rsps):

@@ -13,10 +13,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from django.utils import timezone
 from pbx_api_fixtures import DjangoClientTransport
 
 from calls.connections.services import create_connection
-from calls.models import Call, PbxConnection, PbxEvent, PbxLine
+from calls.models import Call, OutboxCommand, PbxConnection, PbxEvent, PbxLine
+from calls.outbox import sender
 from calls.sync import reconciler
 from pbxsim import PbxSimulator
 from pbxsim.scenarios import Scenario, ScenarioParams, build, play
@@ -115,7 +117,9 @@ def phone(sandbox, client, recordings, db, settings) -> PhonePortal:
 
 def drive(*, rounds: int = 80) -> list[reconciler.SyncResult]:
     """What the worker does, synchronously and without waiting out delays: apply every pending inbox
-    event, then sync every call with work outstanding, until nothing is left to do."""
+    event, then sync every call with work outstanding, then run the drain of each portal whose outbox still
+    has due commands (a call's sync leaves them to that task when the request bucket is empty), until nothing
+    is left to do."""
     results: list[reconciler.SyncResult] = []
     for _ in range(rounds):
         touched: set[int] = set()
@@ -128,4 +132,7 @@ def drive(*, rounds: int = 80) -> list[reconciler.SyncResult]:
             return results
         for call_pk in sorted(touched):
             results.append(reconciler.reconcile(call_pk, allow_slow=True))
+        due = OutboxCommand.objects.filter(status=OutboxCommand.Status.PENDING, due_at__lte=timezone.now())
+        for portal_id in sorted(set(due.values_list("portal_id", flat=True))):
+            sender.drain(portal_id)
     raise AssertionError(f"calls did not settle after {rounds} rounds: {results[-5:]}")
