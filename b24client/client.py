@@ -174,6 +174,23 @@ class Bitrix24Client:
         Raises ``RateLimited`` when the budget stays spent past the inline wait."""
         self._throttle(what)
 
+    def request_wait(self) -> float:
+        """Seconds until one request may go to this portal by its request bucket (§3.1); 0.0 means now.
+        Asking takes nothing from the budget: the request's own ``call``/``batch`` does."""
+        return self._coordination("rate limiter", lambda: self.limiter.bucket_wait(
+            self._bucket_key(), self.capacity, self.drain, 1))
+
+    def wait_for_request(self, longest: float) -> float:
+        """Sleep until one request may go (``request_wait``), if that is at most ``longest`` seconds away.
+        0.0: it may go now; otherwise the seconds still to wait, nothing slept (a caller with more work than
+        this portal's, or a lease to keep, comes back later instead). Takes nothing from the budget, so
+        another process may still take the room first: the request's own acquire then waits as usual."""
+        wait = self.request_wait()
+        if wait <= 0 or wait > longest:
+            return wait
+        self._sleep(wait)
+        return 0.0
+
     def method_wait(self, method: str) -> float:
         """Seconds before ``method`` may be sent to this portal; 0.0 means now.
 

@@ -12,7 +12,8 @@ operating-time record (docs/bitrix24-contract.md §3.2) with its pacing slots.
 
 The bucket mirrors Bitrix24's own algorithm (docs/bitrix24-contract.md §3.1): each admitted request adds
 ``cost`` to a level that drains by ``drain_per_s``; a request is admitted while ``level + cost <= capacity``.
-``acquire`` returns 0.0 when admitted (and records it) or the seconds to wait (and records nothing).
+``acquire`` returns 0.0 when admitted (and records it) or the seconds to wait (and records nothing);
+``bucket_wait`` answers the same question without admitting: what ``acquire`` would wait now.
 
 The operating record keeps, per portal and method, what Bitrix24 last reported (``time.operating``, its
 ``operating_reset_at``) and what one call of it cost. Answers arrive out of order from many workers, so
@@ -56,6 +57,10 @@ class Coordination(Protocol):
         ...
 
     def acquire(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float: ...
+    def bucket_wait(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+        """Seconds until ``acquire`` would admit ``cost`` (0.0: now); records nothing."""
+        ...
+
     def fill(self, key: str, capacity: float) -> None: ...
     def block(self, key: str, until: float) -> None: ...
     def blocked_until(self, key: str) -> float | None: ...
@@ -116,6 +121,12 @@ def admit(level: float, last_ts: float, now: float, capacity: float, drain_per_s
     return current, (current + cost - capacity) / drain_per_s
 
 
+def wait_for_room(level: float, last_ts: float, now: float, capacity: float, drain_per_s: float,
+                  cost: float) -> float:
+    """What ``admit`` would answer as its wait, without admitting."""
+    return admit(level, last_ts, now, capacity, drain_per_s, cost)[1]
+
+
 # ---------------------------------------------------------------------------------------------- memory
 
 
@@ -150,6 +161,13 @@ class MemoryBackend:
             if wait == 0.0:
                 self._buckets[key] = (new_level, now)
             return wait
+
+    def bucket_wait(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+        _check_bucket_args(capacity, drain_per_s, cost)
+        with self._guard:
+            now = self._clock()
+            level, ts = self._buckets.get(key, (0.0, now))
+            return wait_for_room(level, ts, now, capacity, drain_per_s, cost)
 
     def fill(self, key: str, capacity: float) -> None:
         with self._guard:
@@ -272,6 +290,17 @@ class FileBackend:
                 self._write(fd, {"level": new_level, "ts": now})
             return wait
 
+    def bucket_wait(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+        _check_bucket_args(capacity, drain_per_s, cost)
+        path = self._path("bucket", key)
+        if not path.exists():
+            return 0.0  # nothing admitted yet: an empty bucket
+        with self._flocked(path, None) as fd:
+            state = self._read(fd)
+        now = time.time()
+        return wait_for_room(float(state.get("level", 0.0)), float(state.get("ts", now)), now,
+                             capacity, drain_per_s, cost)
+
     def fill(self, key: str, capacity: float) -> None:
         with self._flocked(self._path("bucket", key), None) as fd:
             self._write(fd, {"level": float(capacity), "ts": time.time()})
@@ -352,6 +381,24 @@ end
 return math.ceil((level + cost - cap) / rate * 1e6)
 """
 
+# The same arithmetic as _ACQUIRE_LUA, read-only: the wait in microseconds ``acquire`` would answer now.
+_BUCKET_WAIT_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local cap, rate, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local s = redis.call('HMGET', KEYS[1], 'level', 'ts')
+local level = tonumber(s[1]) or 0
+local ts = tonumber(s[2]) or now
+local elapsed = now - ts
+if elapsed < 0 then elapsed = 0 end
+level = level - elapsed * rate
+if level < 0 then level = 0 end
+if level + cost <= cap then
+  return 0
+end
+return math.ceil((level + cost - cap) / rate * 1e6)
+"""
+
 _FILL_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
@@ -423,6 +470,7 @@ class RedisBackend:
         self.redis = client
         self.prefix = prefix
         self._acquire = client.register_script(_ACQUIRE_LUA)
+        self._bucket_wait = client.register_script(_BUCKET_WAIT_LUA)
         self._fill = client.register_script(_FILL_LUA)
         self._block = client.register_script(_BLOCK_LUA)
         self._note_operating = client.register_script(_NOTE_OPERATING_LUA)
@@ -451,6 +499,11 @@ class RedisBackend:
     def acquire(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
         _check_bucket_args(capacity, drain_per_s, cost)
         wait_us = self._acquire(keys=[f"{self.prefix}rl:{key}"], args=[capacity, drain_per_s, cost])
+        return int(wait_us) / 1e6
+
+    def bucket_wait(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+        _check_bucket_args(capacity, drain_per_s, cost)
+        wait_us = self._bucket_wait(keys=[f"{self.prefix}rl:{key}"], args=[capacity, drain_per_s, cost])
         return int(wait_us) / 1e6
 
     def fill(self, key: str, capacity: float) -> None:

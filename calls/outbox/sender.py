@@ -13,6 +13,11 @@ Exactly once, for a command inside a batch as for one alone:
 * a rate limit (our bucket or Bitrix24's 503) and a blocked method (429 ``OPERATION_TIME_LIMIT``, or close to
   its budget: ``Bitrix24Client.method_wait``) are no failures: the commands concerned stay pending with a
   later ``due_at``; a held method holds only its own commands (docs/bitrix24-contract.md §3.1, §3.2);
+* full batches: the sender waits for room in the portal's request bucket *before* it claims
+  (``Bitrix24Client.wait_for_request``), so the commands written while it waits go in that request, and the
+  request's own acquire then finds the room; with room a lone command goes at once. A wait beyond
+  ``bucket_wait_seconds`` (0 for a call's reconciler draining inline: it holds a worker other calls need)
+  ends the drain, and the portal's drain task comes back when the bucket has room (``next_due``);
 * after letting go the sender looks once more for due commands, so a command written while it was finishing
   (its writer found the portal busy) is never stranded.
 """
@@ -54,6 +59,7 @@ class DrainReport:
     busy: bool = False  # another worker is the portal's sender
     settled_calls: set[int] = field(default_factory=set)  # calls whose commands got an outcome
     next_due: datetime | None = None
+    bucket_until: datetime | None = None  # stopped for the request bucket: no request may go before this
 
 
 @dataclass(frozen=True)
@@ -118,6 +124,8 @@ def drain(portal_id: int, *, for_call: int | None = None, max_requests: int | No
             release_lease(portal_id, token)
         # Looked at after letting go: a writer that found us busy committed its commands before it tried.
         report.next_due = selectors.next_due(portal_id)
+        if report.next_due is not None and report.bucket_until is not None:
+            report.next_due = max(report.next_due, report.bucket_until)
         if stopped or report.next_due is None or report.next_due > timezone.now():
             break
     signals.drained.send(sender=OutboxCommand, portal_id=portal_id,
@@ -142,8 +150,11 @@ def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_
               max_requests: int | None) -> bool:
     """Requests until nothing is due; True when it stopped early (the caller must not go round again)."""
     sent = 0
+    longest = 0.0 if for_call is not None else outbox_settings().bucket_wait_seconds
     while True:
         if max_requests is not None and sent >= max_requests:
+            return True
+        if not _room_for_a_request(portal_id, client, longest, report):
             return True
         if sent and not renew_lease(portal_id, token):
             return True  # taken over: our lease had run out
@@ -162,6 +173,19 @@ def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_
             return True
         if for_call is not None and not selectors.call_has_open_commands(for_call):
             return True
+
+
+def _room_for_a_request(portal_id: int, client: Any, longest: float, report: DrainReport) -> bool:
+    """Wait (up to ``longest``) for the bucket to let one request go, before claiming; False: it will not
+    within ``longest`` (``report.bucket_until`` says when). Nothing due: no wait (the claim finds nothing, or
+    a dead sender's commands, whose send then waits in its acquire)."""
+    if client.request_wait() <= 0 or not selectors.has_due(portal_id):
+        return True
+    wait = client.wait_for_request(longest)
+    if wait <= 0:
+        return True
+    report.bucket_until = timezone.now() + timedelta(seconds=wait)
+    return False
 
 
 @dataclass(frozen=True)

@@ -521,6 +521,27 @@ def test_long_limiter_wait_raises_rate_limited_without_a_request(rsps):
     assert 9.0 < info.value.retry_after <= 10.0 and info.value.code == "LOCAL_RATE_LIMIT"
 
 
+def test_request_wait_asks_the_bucket_without_taking_from_it(rsps):
+    rsps.post(f"{ENDPOINT}user.current", json={"result": {"ID": "1"}})
+    now = [1_000_000.0]
+    slept = []
+
+    def sleep(s):
+        slept.append(s)
+        now[0] += s
+
+    client, _, _ = make_client(limits=(2, 2.0), sleep=sleep, max_inline_wait=0,
+                               limiter=coordination.MemoryBackend(clock=lambda: now[0]))
+    assert client.request_wait() == 0 and client.wait_for_request(1.0) == 0 and slept == []
+    client.call("user.current")
+    client.call("user.current")  # the burst is spent: not by the asking above
+    assert client.request_wait() == pytest.approx(0.5)
+    assert client.wait_for_request(0.4) == pytest.approx(0.5) and slept == []  # too far: nothing slept
+    assert client.wait_for_request(1.0) == 0 and slept == [pytest.approx(0.5)]
+    client.call("user.current")  # the room waited for is there: no inline wait (max_inline_wait=0)
+    assert len(rsps.calls) == 3
+
+
 def test_batch_costs_one_request_of_the_budget(rsps):
     rsps.post(f"{ENDPOINT}batch", json={"result": {"result": {}, "result_error": [], "result_total": [],
                                                     "result_next": [], "result_time": []}})

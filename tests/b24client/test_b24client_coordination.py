@@ -88,11 +88,34 @@ def test_refused_acquire_changes_nothing(backend):
     assert second <= first  # a refused request does not push the level further up
 
 
+def test_bucket_wait_tells_what_acquire_would_wait_and_takes_nothing(backend):
+    assert backend.bucket_wait("p1", 2, 2.0) == 0  # never used: empty
+    for _ in range(5):  # asking is free: the burst is still all there
+        assert backend.bucket_wait("p1", 2, 2.0) == 0
+    assert [backend.acquire("p1", 2, 2.0) for _ in range(2)] == [0, 0]
+    peeked = backend.bucket_wait("p1", 2, 2.0)
+    assert 0.4 < peeked <= 0.5
+    assert backend.bucket_wait("p1", 2, 2.0) <= peeked  # the second peek took nothing either
+    assert 0.4 < backend.acquire("p1", 2, 2.0) <= peeked  # and acquire agrees
+    backend.fill("p2", 10)
+    assert 0.4 < backend.bucket_wait("p2", 10, 2.0) <= 0.5
+
+
+def test_bucket_wait_falls_to_zero_as_the_bucket_drains(backend):
+    assert backend.acquire("p1", 1, 20.0) == 0
+    assert backend.bucket_wait("p1", 1, 20.0) > 0
+    time.sleep(0.06)
+    assert backend.bucket_wait("p1", 1, 20.0) == 0
+    assert backend.acquire("p1", 1, 20.0) == 0
+
+
 def test_invalid_bucket_arguments_are_rejected(backend):
     with pytest.raises(ValueError):
         backend.acquire("p1", 2, 1.0, cost=3)
     with pytest.raises(ValueError):
         backend.acquire("p1", 0, 1.0)
+    with pytest.raises(ValueError):
+        backend.bucket_wait("p1", 2, 1.0, cost=3)
 
 
 def test_block_until_and_expiry(backend):

@@ -3,6 +3,7 @@ methods, the lease, pruning. Commands are written as a reconciler writes them (`
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -231,3 +232,72 @@ def test_commands_of_a_portal_that_cannot_be_called_fail_instead_of_waiting_fore
     row = OutboxCommand.objects.get()
     assert row.status == Status.FAILED and row.error["code"] == "PORTAL_UNAVAILABLE"
     assert report.settled_calls == {call.pk} and requests_sent(phone) == []
+
+
+# --- full batches: the sender waits for the request bucket before it claims -------------------------------
+
+
+def client_with_spent_bucket(phone, on_sleep):
+    """The portal's client, its request bucket spent by other requests (the burst used up), sleeping through
+    ``on_sleep``: what the test does while the sender waits for room happens there."""
+    client = sender.bitrix24_client_for(phone.portal.pk)
+    while client.request_wait() == 0:
+        client.take_request_slot("another request of the portal")
+    client._sleep = on_sleep  # the client's injectable sleep (a constructor argument)
+    return client
+
+
+def test_commands_written_while_the_sender_waits_for_the_bucket_go_in_the_same_batch(phone):
+    calls = [new_call(phone, n) for n in range(5)]
+    write(calls[0], register_command(calls[0]))
+    slept: list[float] = []
+
+    def meanwhile(seconds: float) -> None:
+        if not slept:  # four more calls ring while the sender waits for room
+            for call in calls[1:]:
+                write(call, register_command(call))
+        slept.append(seconds)
+        time.sleep(seconds)
+
+    client = client_with_spent_bucket(phone, meanwhile)
+    report = sender.drain(phone.portal.pk, client=client)
+
+    assert slept and 0 < slept[0] <= 1.0  # one request drains in 1 / rate_drain s
+    assert requests_sent(phone) == ["batch"]  # one of the bucket's requests for all five
+    assert len(batches_run(phone)[0]) == 5 and report.requests == 1 and report.commands == 5
+    assert set(OutboxCommand.objects.values_list("status", flat=True)) == {Status.DONE}
+    assert len(phone.b24_calls()) == 5
+
+
+def test_with_room_in_the_bucket_a_lone_command_goes_at_once(phone):
+    slept: list[float] = []
+    client = sender.bitrix24_client_for(phone.portal.pk)
+    client._sleep = slept.append
+    call = new_call(phone, 1)
+    write(call, register_command(call))
+    sender.drain(phone.portal.pk, client=client)
+    assert slept == [] and requests_sent(phone) == [REGISTER]
+    assert OutboxCommand.objects.get().status == Status.DONE
+
+
+def test_a_wait_longer_than_the_bound_ends_the_drain_and_it_comes_back_when_there_is_room(phone, settings):
+    settings.CALLS_OUTBOX_BUCKET_WAIT_SECONDS = 0.1  # the bucket needs ~0.5 s for one request
+    slept: list[float] = []
+    call = new_call(phone, 1)
+    write(call, register_command(call))
+    before = timezone.now()
+    report = sender.drain(phone.portal.pk, client=client_with_spent_bucket(phone, slept.append))
+    assert slept == [] and requests_sent(phone) == [] and report.requests == 0
+    assert OutboxCommand.objects.get().status == Status.PENDING  # not claimed: nothing attempted
+    assert before + timedelta(seconds=0.3) < report.next_due <= timezone.now() + timedelta(seconds=1)
+
+
+def test_a_calls_reconciler_draining_inline_never_sleeps_for_the_bucket(phone):
+    slept: list[float] = []
+    call = new_call(phone, 1)
+    write(call, register_command(call))
+    report = sender.drain(phone.portal.pk, for_call=call.pk, max_requests=3,
+                          client=client_with_spent_bucket(phone, slept.append))
+    assert slept == [] and requests_sent(phone) == [] and report.requests == 0 and not report.busy
+    assert OutboxCommand.objects.get().status == Status.PENDING
+    assert report.next_due > timezone.now()  # the portal's drain task comes back for it
