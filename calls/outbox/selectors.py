@@ -31,6 +31,12 @@ def next_due(portal_id: int) -> datetime | None:
             .aggregate(due=Min("due_at"))["due"])
 
 
+def due_count(portal_id: int, now: datetime) -> int:
+    """Commands of the portal waiting to be sent now (pending and due): what a recording upload waits for."""
+    return OutboxCommand.objects.filter(portal_id=portal_id, status=OutboxCommand.Status.PENDING,
+                                        due_at__lte=now).count()
+
+
 def call_has_open_commands(call_id: int) -> bool:
     return OutboxCommand.objects.filter(call_id=call_id, status__in=_OPEN).exists()
 

@@ -1146,8 +1146,25 @@ def _line_key(portal: Portal, number: str) -> str:
     return f"line:{installed}:{number}"
 
 
+# A recording's attachRecord and its upload are two requests of their own (never batched, §5.5) out of the
+# portal's 2 or 5 a second. In a burst they would take the room the outbox's batches need, and the cards,
+# registers and finishes of live calls would wait behind uploads: recordings are the lowest priority, so an
+# upload waits (no failure) while the portal's outbox has commands due, about as long as they take to drain.
+_RECORDING_YIELD_COMMANDS_PER_S = 50.0
+_RECORDING_YIELD_MAX_S = 120.0
+
+
+def _yield_to_outbox(call: Call) -> None:
+    due = outbox_selectors.due_count(call.portal_id, timezone.now())
+    if due:
+        wait = min(_RECORDING_YIELD_MAX_S, max(2.0, due / _RECORDING_YIELD_COMMANDS_PER_S))
+        raise _Retry(f"recording waits for {due} due Bitrix24 commands of the portal",
+                     delay=wait + random.uniform(0, wait / 2), counts=False)
+
+
 def _attach_recording(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
     assert desired.recording is not None
+    _yield_to_outbox(call)
 
     # Download, conversion and upload can take many minutes: hold the call that long, no longer.
     _save(call, token, lease_until=timezone.now() + timedelta(seconds=sync_settings().recording_lease_seconds))

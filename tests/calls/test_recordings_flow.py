@@ -12,7 +12,8 @@ import pytest
 from pbx_api_fixtures import DjangoClientTransport
 
 from calls.connections.services import create_connection
-from calls.models import Call, PbxEvent
+from calls.models import Call, OutboxCommand, PbxEvent
+from calls.outbox import packing
 from calls.sync import reconciler
 from pbxsim import PbxSimulator
 from pbxsim.wav import wav_bytes
@@ -71,3 +72,42 @@ def test_uploaded_recording_waits_for_the_finish_and_then_lands_byte_for_byte(in
     assert call.recording_attached_at is not None and call.recording_key.startswith("upload:")
     ops = [h["op"] for h in b24.calls[call.b24_call_id].history]
     assert ops.index("record") > max(i for i, op in enumerate(ops) if op.startswith("finish"))
+
+
+def test_a_recording_upload_waits_while_the_portals_outbox_has_commands_due(installed_portal, client):
+    """Uploads are two unbatched requests of the portal's few a second: cards, registers and finishes go first."""
+    issued = create_connection(portal=installed_portal.portal, name="PBX")
+    sim = PbxSimulator("http://testserver", issued.connection.public_id, issued.secret,
+                       transport=DjangoClientTransport(client))
+    sim.send_events([
+        {"event_id": "e1", "type": "call.started", "call_id": "c1", "occurred_at": at(0), "direction": "inbound",
+         "client_number": "+7 495 123-45-67", "line_number": "+74950000000", "extension": "101"},
+        {"event_id": "e2", "type": "call.answered", "call_id": "c1", "occurred_at": at(5), "extension": "101"},
+        {"event_id": "e3", "type": "call.ended", "call_id": "c1", "occurred_at": at(65),
+         "disposition": "answered", "talk_seconds": 60},
+    ])
+    assert sim.upload_recording("c1", wav_bytes(1), content_type="audio/wav").response.status == 202
+    for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).order_by("pk").values_list("pk", flat=True):
+        reconciler.apply_pbx_event(pk)
+    call = Call.objects.get(pbx_call_id="c1")
+    assert reconciler.reconcile(call.pk).outcome == "slow_step"  # finished; the recording is the bulk task's
+    call.refresh_from_db()
+    assert call.finished_at is not None and call.recording_attached_at is None
+    # Another call's work is due on this portal (a burst in progress).
+    other = OutboxCommand.objects.create(portal=installed_portal.portal, key="other-work", method="user.get",
+                                         kind=OutboxCommand.Kind.HOUSEKEEPING, params={},
+                                         priority=packing.PRIORITY_HOUSEKEEPING)
+
+    waited = reconciler.reconcile(call.pk, allow_slow=True)
+
+    call.refresh_from_db()
+    assert waited.outcome == "retry" and waited.delay >= 2
+    assert call.recording_attached_at is None and call.attempts == 0  # waiting is no failure
+    assert installed_portal.b24.telephony.recordings.get(call.b24_call_id) is None
+
+    other.status = OutboxCommand.Status.DONE
+    other.save()
+    assert reconciler.reconcile(call.pk, allow_slow=True).outcome == "idle"
+    call.refresh_from_db()
+    assert call.recording_attached_at is not None
+    assert installed_portal.b24.telephony.recordings.get(call.b24_call_id) is not None
