@@ -1146,7 +1146,7 @@ def _line_key(portal: Portal, number: str) -> str:
     return f"line:{installed}:{number}"
 
 
-# A recording's attachRecord and its upload are two requests of their own (never batched, §5.5) out of the
+# A recording's attachRecord and its upload are two requests of their own (never batched, docs/bitrix24-contract.md §5.5) out of the
 # portal's 2 or 5 a second. In a burst they would take the room the outbox's batches need, and the cards,
 # registers and finishes of live calls would wait behind uploads: recordings are the lowest priority, so an
 # upload waits (no failure) while the portal's outbox has commands due, about as long as they take to drain.
