@@ -4,6 +4,7 @@ methods, the lease, pruning. Commands are written as a reconciler writes them (`
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 
 from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
@@ -13,7 +14,8 @@ from outbox_fixtures import *  # noqa: F403  (the autouse fixture: the install's
 from outbox_fixtures import REGISTER, SHOW, Status, new_call, register_command, show_command, write
 
 from calls.models import Call, OutboxCommand, OutboxSender
-from calls.outbox import selectors, sender, services
+from calls.outbox import packing, selectors, sender, services
+from calls.outbox.services import NewCommand
 
 
 def batches_run(phone) -> list[list[str]]:
@@ -173,6 +175,20 @@ def test_commands_of_calls_finished_longer_than_the_retention_are_pruned(phone, 
     Call.objects.filter(pk=recent.pk).update(finished_at=now - timedelta(minutes=5))
     assert services.prune() == 1
     assert set(OutboxCommand.objects.values_list("call_id", flat=True)) == {recent.pk, live.pk}
+
+
+def test_commands_of_no_call_are_pruned_once_taken_in_longer_than_the_retention_ago(phone, settings):
+    settings.CALLS_OUTBOX_RETENTION_SECONDS = 3600
+    line = NewCommand("line:0:+74990000001", OutboxCommand.Kind.LINE, "telephony.externalLine.add",
+                      {"NUMBER": "+74990000001", "NAME": "Sales", "CRM_AUTO_CREATE": "Y"}, packing.PRIORITY_REGISTER)
+    pending, old, recent = (services.enqueue(phone.portal.pk, None, [replace(line, key=f"{line.key}:{n}")])
+                            for n in range(3))
+    now = timezone.now()
+    for rows, taken_in in ((old, now - timedelta(hours=2)), (recent, now - timedelta(minutes=5))):
+        OutboxCommand.objects.filter(pk__in=[r.pk for r in rows.values()]).update(status=Status.DONE,
+                                                                                  applied_at=taken_in)
+    assert services.prune() == 1
+    assert set(OutboxCommand.objects.values_list("key", flat=True)) == {*pending, *recent}
 
 
 def test_depth_counts_open_commands_and_the_age_of_the_oldest_pending(phone):
