@@ -15,8 +15,8 @@ Exactly once, for a command inside a batch as for one alone:
   later ``due_at``; a held method holds only its own commands (docs/bitrix24-contract.md §3.1, §3.2);
 * full batches: the sender waits for room in the portal's request bucket *before* it claims
   (``Bitrix24Client.reserve_request``: the request is taken from the budget then, so no other request of the
-  portal, an upload, takes the room while it claims), so the commands written while it waits go in that
-  request; with room a lone command goes at once. A wait beyond
+  portal, an upload, takes the room while it claims; given back when the claim finds nothing that may go),
+  so the commands written while it waits go in that request; with room a lone command goes at once. A wait beyond
   ``bucket_wait_seconds`` (0 for a call's reconciler draining inline: it holds a worker other calls need)
   ends the drain, and the portal's drain task comes back when the bucket has room (``next_due``);
 * after letting go the sender looks once more for due commands, so a command written while it was finishing
@@ -158,9 +158,13 @@ def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_
         if not _room_for_a_request(portal_id, client, longest, report):
             return True
         if sent and not renew_lease(portal_id, token):
+            client.release_request()
             return True  # taken over: our lease had run out
         claimed = _claim(portal_id, token, client, report)
         if not claimed:
+            # Due commands that may not go yet (a held method, a register still to come): the request taken
+            # for them goes back to the portal's budget instead of being spent on nothing.
+            client.release_request()
             return False
         planned = [c.planned for c in claimed]
         outcomes, rate_limited = _send(client, planned)
