@@ -117,13 +117,15 @@ MIDDLEWARE = [
     "ops.middleware.ProbeMiddleware",  # first: probes and scrapes skip host validation and the HTTPS redirect
     "ops.logs.middleware.LogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # telephony_app.web_only: the same middlewares, which the PBX's signed requests skip (no session, no
+    # cookie, no CSRF, no language: a signature and English JSON).
+    "telephony_app.web_only.WhiteNoiseMiddleware",
+    "telephony_app.web_only.SessionMiddleware",
+    "telephony_app.web_only.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",  # Content-Length, for the API too
+    "telephony_app.web_only.CsrfViewMiddleware",
+    "telephony_app.web_only.AuthenticationMiddleware",
+    "telephony_app.web_only.MessageMiddleware",
     # Nothing may be framed (X-Frame-Options: DENY) except the pages Bitrix24 frames, which answer
     # frame-ancestors <the portal> instead (portals.iframe).
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
