@@ -351,6 +351,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's Django fix-up closes the database connection around every task unless this is set; worker
 # connections are recycled like request connections instead (CONN_MAX_AGE, health checks: telephony_app.celery).
 CELERY_DB_REUSE_MAX = 1000
+# The worker lowers its own CPU priority by this much at start (telephony_app.celery): the PBX API first.
+CELERY_WORKER_NICE = env_int("CELERY_WORKER_NICE", 10)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
