@@ -3,8 +3,9 @@ enterprise portal, how soon the call card pops up, what one busy portal does to 
 the connector spends per call.
 
 Everything real except Bitrix24 and the PBX: the PBX API under gunicorn, the call state machine in real
-Celery workers on Redis and PostgreSQL, Bitrix24 the sandbox over loopback HTTP **with its limits on**
-(docs/bitrix24-contract.md §3.1: a standard portal drains 2 requests/s with a burst of 50, an enterprise
+Celery workers on Redis and PostgreSQL, both as shipped (gunicorn with ops/gunicorn.py, the workers at
+the lower CPU priority they take themselves, ``CELERY_WORKER_NICE``: set it to 0 to compare), Bitrix24
+the sandbox over loopback HTTP **with its limits on** (docs/bitrix24-contract.md §3.1: a standard portal drains 2 requests/s with a burst of 50, an enterprise
 one 5/s with 250; §3.2: the per-method operating time), the PBXs simulators sending signed scripted calls
 (pbxsim.run_load). The sandbox counts what is printed (b24sandbox.observe.Traffic): requests as Bitrix24
 bills them (a batch is one), the commands inside batches, 503s and 429s, and when each call's register,
@@ -40,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -85,11 +85,7 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--intake-rate", type=float, default=20.0, help="new calls/s in the intake run (0: skip)")
     parser.add_argument("--intake-duration", type=float, default=15.0)
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="max seconds a burst may take")
-    parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
-    parser.add_argument("--concurrency", type=int, default=4, help="pool processes per worker")
-    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers for the PBX API")
-    parser.add_argument("--worker-nice", type=int, default=0,
-                        help="run the Celery workers at this lower CPU priority (nice), the PBX API first")
+    harness.add_stack_arguments(parser)
     args = parser.parse_args()
     if args.quick:
         args.bursts, args.isolation, args.intake_duration = "100", min(args.isolation, 300), 5.0
@@ -116,42 +112,20 @@ class Stack:
         self.generation += 1
         namespace = f"bench-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "CELERY_BROKER_NAMESPACE": namespace}
-        port = harness.free_port()
-        self.web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "telephony_app.wsgi", "-b", f"127.0.0.1:{port}",
-             "-w", str(self.args.web_workers), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=(self.logdir / f"web{self.generation}.log").open("wb"),
-            stderr=subprocess.STDOUT, start_new_session=True)
+        self.web, self.url = harness.start_web(self.logdir / f"web{self.generation}.log", env,
+                                               workers=self.args.web_workers)
         self.workers = [
             harness.start_celery_worker(self.logdir / f"worker{self.generation}-{n}.log", env,
                                         name=f"bench{n}-{uuid.uuid4().hex[:6]}@%h", concurrency=self.args.concurrency,
-                                        ready_timeout=90, nice=self.args.worker_nice)
+                                        ready_timeout=90)
             for n in range(self.args.workers)]
-        self.url = f"http://127.0.0.1:{port}"
-        import requests
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{self.url}/api/pbx/v1/", timeout=1).status_code < 500:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or self.web.poll() is not None:
-                raise SystemExit("gunicorn did not start")
-            time.sleep(0.2)
 
     def stop(self) -> None:
         for worker in self.workers:
             harness.stop_process_group(worker)
         self.workers = []
-        if self.web is not None and self.web.poll() is None:
-            os.killpg(self.web.pid, signal.SIGTERM)
-            try:
-                self.web.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.web.pid, signal.SIGKILL)
-                self.web.wait(timeout=10)
+        if self.web is not None:
+            harness.stop_web(self.web)
         self.web = None
 
     def cpu(self) -> tuple[float, float]:
@@ -161,32 +135,9 @@ class Stack:
 
 
 def _setup_environment() -> tuple[Any, Any]:
-    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")) or \
-            not os.environ.get("REDIS_URL", "").startswith("redis://"):
-        raise SystemExit("This benchmark runs on the production stack: set DATABASE_URL (PostgreSQL) and REDIS_URL.")
-    from b24sandbox import Sandbox
-
-    sb = Sandbox(allow_http=True, limits=True)  # RealClock; every new portal gets its plan's limits
-    server = sb.serve(host="127.0.0.1", port=0)
-    os.environ.update(
-        BITRIX24_ALLOW_HTTP="1", BITRIX24_OAUTH_SERVER=f"{server.base_url}/oauth",
-        BITRIX24_OAUTH_HOSTS="oauth.bitrix.info,127.0.0.1", APP_BASE_URL=harness.APP,
-        RECORDINGS_ALLOW_PRIVATE_HOSTS="1", RECORDINGS_ALLOW_HTTP="1", LOG_LEVEL="WARNING",
-        DEBUG=os.environ.get("DEBUG", "0"), DJANGO_SETTINGS_MODULE="telephony_app.settings",
-    )
-    import django
-    from django.conf import settings
-
-    django.setup()
-    from django.db import connection
-
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"bench_portals_{os.getpid()}"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    s = connection.settings_dict
-    auth = s.get("USER") or "postgres"
-    if s.get("PASSWORD"):
-        auth += f":{s['PASSWORD']}"
-    os.environ["DATABASE_URL"] = f"postgres://{auth}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+    harness.require_production_stack()
+    sb, server = harness.start_sandbox_server(limits=True, **harness.bench_environment())
+    harness.create_bench_database(f"bench_portals_{os.getpid()}")
     return sb, server
 
 
@@ -198,42 +149,18 @@ class BenchPortal:
 
 
 def _portal(sb: Any, plan: str, recordings: Any, tag: str) -> BenchPortal:
-    from b24sandbox.state import User
-    from calls.connections.services import create_connection
-    from calls.extensions import extension_map
-    from calls.models import PbxLine
-    from pbxsim.scenarios import PBX_LINE
-    from portals.models import Portal
-
-    users = [User(1, "Anna", "Admin", "a@example.com", is_admin=True, uf_phone_inner="100"),
-             *[User(i, f"Agent{i}", "Bench", f"u{i}@example.com", uf_phone_inner=str(99 + i)) for i in range(2, 6)]]
-    b24 = sb.create_portal(f"{tag}.bitrix24.test", plan=plan, users=users)
-    response = sb.install_ui(b24)
-    if response.status_code != 200:
-        raise SystemExit(f"install failed: {response.status_code} {response.content[:300]!r}")
-    sb.install_finish(b24)
-    portal = Portal.objects.get(member_id=b24.member_id)
-    issued = create_connection(portal=portal, name="Bench PBX")
-    issued.connection.recording_hosts = ["127.0.0.1"]
-    issued.connection.save(update_fields=["recording_hosts"])
-    recordings.add_connection(issued.connection.public_id, issued.secret)
-    # The simulated PBX's line, declared (PUT …/lines) and not yet in Bitrix24: the first call adds it.
-    PbxLine.objects.create(connection=issued.connection, number=PBX_LINE, name="Bench line")
-    extension_map.sync_extensions(portal.pk)  # warm: the map a running portal already has
+    b24, portal, connection = harness.install_bench_portal(sb, f"{tag}.bitrix24.test", plan=plan,
+                                                           recordings=recordings)
     # A portal in use has had time to drain what installing it cost; the run starts from an empty bucket.
     b24.limits.level = 0.0
     sb.traffic.reset(b24.member_id)
-    return BenchPortal(b24, portal.pk, (issued.connection.public_id, issued.secret))
+    return BenchPortal(b24, portal.pk, connection)
 
 
 # ------------------------------------------------------------------------------------ one run
 
 
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+_pct = harness.pct
 
 
 @dataclass
@@ -444,7 +371,7 @@ def main() -> None:
     try:
         stack.start()
         print(f"portal throughput — PostgreSQL + Redis, {args.workers} celery workers x {args.concurrency} processes"
-              f"{f' (nice {args.worker_nice})' if args.worker_nice else ''}, "
+              f"{f' at nice {settings.CELERY_WORKER_NICE}' if settings.CELERY_WORKER_NICE else ''}, "
               f"gunicorn x {args.web_workers}, DEBUG={'on' if settings.DEBUG else 'off'}; Bitrix24 = sandbox over "
               f"HTTP with its limits on (standard 2 req/s burst 50, enterprise 5 req/s burst 250); calls' events "
               f"{args.speed:g}x faster than real time, mix: {', '.join(MIX)}; {_load_note()}", flush=True)
@@ -499,7 +426,7 @@ def main() -> None:
     finally:
         stack.stop()
         recordings.stop()
-        connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
+        harness.drop_bench_database(connection)
         sandbox_server.stop()
         print(f"logs: {logdir}")
 
