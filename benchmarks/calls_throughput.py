@@ -70,9 +70,13 @@ def _start_processes(args: argparse.Namespace, logdir: Path) -> tuple[list[subpr
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     web, url = harness.start_web(logdir / "web.log", env, workers=args.web_workers)
     procs = [web]
-    for n in range(args.workers):
-        procs.append(harness.start_celery_worker(logdir / f"worker{n}.log", env, name=f"bench{n}-{uuid.uuid4().hex[:6]}@%h",
-                                                 concurrency=args.concurrency, ready_timeout=90))
+    try:
+        for n in range(args.workers):
+            procs.append(harness.start_celery_worker(logdir / f"worker{n}.log", env, concurrency=args.concurrency,
+                                                     name=f"bench{n}-{uuid.uuid4().hex[:6]}@%h", ready_timeout=90))
+    except BaseException:
+        _stop(procs)
+        raise
     return procs, url
 
 

@@ -29,7 +29,9 @@ Runs, each on a fresh portal (an empty bucket) after the connector's own plan li
   workers (utime+stime from /proc over the run).
 * isolation: a second standard portal with a light paced load (``--probe-rate`` calls/s), alone and then
   while a first portal has ``--isolation`` calls queued; its card pop p99 under load / idle.
-* intake: new calls at ``--intake-rate``/s on an enterprise portal; the PBX's POST → 202, p50/p95.
+* intake: new calls at ``--intake-rate``/s on an enterprise portal; the PBX's POST → 202, p50/p95, and the
+  PBX API's CPU per POST; then the same while the workers process a burst of ``--intake-during-burst``
+  calls on another portal.
 
 A run whose backlog does not drain within ``--drain-timeout`` is reported with what it reached; its
 portal and broker messages are then dropped and the processes restarted, so the next run starts clean.
@@ -84,6 +86,8 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--probe-duration", type=float, default=20.0, help="seconds of the second portal's load")
     parser.add_argument("--intake-rate", type=float, default=20.0, help="new calls/s in the intake run (0: skip)")
     parser.add_argument("--intake-duration", type=float, default=15.0)
+    parser.add_argument("--intake-during-burst", type=int, default=300,
+                        help="the intake run again while the workers process a burst of this many calls (0: skip)")
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="max seconds a burst may take")
     harness.add_stack_arguments(parser)
     args = parser.parse_args()
@@ -186,6 +190,7 @@ class Outcome:
     dead: int = 0
     intake: dict[str, float] = field(default_factory=dict)
     intake_errors: int = 0
+    posts: int = 0  # the PBX's requests
     cpu_web: float = 0.0
     cpu_workers: float = 0.0
     elapsed: float = 0.0
@@ -277,6 +282,7 @@ def _run(stack: Stack, sb: Any, recordings: Any, bp: BenchPortal, label: str, *,
     summary = report.summary()
     outcome.intake = summary["latency_ms"]
     outcome.intake_errors = summary["error_count"]
+    outcome.posts = summary["requests"]
     _measure(bp, sb, run_id, report.calls, outcome)
     return outcome
 
@@ -332,9 +338,20 @@ def _print_burst(o: Outcome) -> None:
           f"{_ms(o.reg_lat, 99)} ms; finish p50/p99 {_ms(o.fin_lat, 50)}/{_ms(o.fin_lat, 99)} ms")
     refused = f" ({', '.join(f'{k} x {n}' for k, n in o.refused.items())})" if o.refused else ""
     print(f"  {'':<22} 503 x {o.s503} (target 0), 429 x {o.s429}{refused}, dead letters {o.dead}, PBX POST errors "
-          f"{o.intake_errors}; CPU s/call: PBX API {o.cpu_web / o.calls:.4f} + workers {o.cpu_workers / o.calls:.4f} "
+          f"{o.intake_errors}; PBX API CPU s/POST {o.cpu_web / max(1, o.posts):.4f}; CPU s/call: PBX API "
+          f"{o.cpu_web / o.calls:.4f} + workers {o.cpu_workers / o.calls:.4f} "
           f"= {(o.cpu_web + o.cpu_workers) / o.calls:.4f} (target ≤ {TARGETS['cpu_per_call']:g}); "
           f"{o.elapsed:.0f} s", flush=True)
+
+
+def _print_intake(o: Outcome, args: argparse.Namespace, during: str) -> None:
+    # Only the PBX's answers are measured here: the backlog is left to the workers (CPU per call comes
+    # from the bursts, which drain).
+    print(f"  intake at {args.intake_rate:g} new calls/s for {args.intake_duration:g} s{during} ({o.calls} calls, "
+          f"{o.posts} POSTs, their events {args.speed:g}x real time): PBX POST → 202 p50 {o.intake['p50']:.1f} ms, "
+          f"p95 {o.intake['p95']:.1f} ms, max {o.intake['max']:.0f} ms (target p95 ≤ {TARGETS['intake_p95_ms']:g} "
+          f"ms), {o.intake_errors} errors; PBX API CPU s {o.cpu_web / max(1, o.posts):.4f} a POST, "
+          f"{o.cpu_web / max(1, o.calls):.4f} a call; {_load_note()}", flush=True)
 
 
 def _load_note() -> str:
@@ -413,16 +430,26 @@ def main() -> None:
                   f"(target ≤ {TARGETS['isolation']:g}); {_load_note()}", flush=True)
             _drop(stack, busy, prober)
         if args.intake_rate:
-            # Only the PBX's answers are measured here: the backlog is left to the workers (CPU per call
-            # comes from the bursts, which drain).
-            o = _run(stack, sb, recordings, fresh("enterprise"), f"intake {args.intake_rate:g}/s",
-                     rate=args.intake_rate, duration=args.intake_duration, speed=args.speed, drain_timeout=0,
-                     wait=False)
-            print(f"  intake at {args.intake_rate:g} new calls/s for {args.intake_duration:g} s ({o.calls} calls, "
-                  f"their events {args.speed:g}x real time): PBX POST → 202 p50 {o.intake['p50']:.1f} ms, p95 "
-                  f"{o.intake['p95']:.1f} ms, max {o.intake['max']:.0f} ms (target p95 ≤ "
-                  f"{TARGETS['intake_p95_ms']:g} ms); CPU s/call PBX API {o.cpu_web / o.calls:.4f} + workers "
-                  f"{o.cpu_workers / o.calls:.4f} while sending (the backlog not awaited); {_load_note()}", flush=True)
+            _print_intake(_run(stack, sb, recordings, fresh("enterprise"), "intake", rate=args.intake_rate,
+                               duration=args.intake_duration, speed=args.speed, drain_timeout=0, wait=False),
+                          args, "")
+        if args.intake_rate and args.intake_during_burst:
+            busy = fresh("enterprise")
+            flooded: dict[str, Outcome] = {}
+
+            def burst() -> None:
+                flooded["o"] = _run(stack, sb, recordings, busy, "burst", rate=10_000.0,
+                                    duration=args.intake_during_burst / 10_000.0, speed=args.speed, drain_timeout=0,
+                                    wait=False)
+
+            bursting = threading.Thread(target=burst)
+            bursting.start()
+            time.sleep(3.0)  # the burst's call.started are in: the workers have its backlog
+            during = _run(stack, sb, recordings, fresh("enterprise"), "intake", rate=args.intake_rate,
+                          duration=args.intake_duration, speed=args.speed, drain_timeout=0, wait=False)
+            bursting.join()
+            _print_intake(during, args, f" while the workers process a burst of {args.intake_during_burst} calls")
+            _drop(stack, busy)
     finally:
         stack.stop()
         recordings.stop()
