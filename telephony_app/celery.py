@@ -9,7 +9,8 @@ from ops.metrics.worker import MetricsExporterStep
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "telephony_app.settings")
 
-app = Celery("telephony_app")
+# Every task publishes its messages through telephony_app.broker.PublishingTask (the cheap path).
+app = Celery("telephony_app", task_cls="telephony_app.broker:PublishingTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 # Each worker node touches a heartbeat file: `manage.py healthcheck worker` (docker-compose) reads it.

@@ -16,19 +16,13 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 
-# Two options spare what kombu and celery would otherwise redo for every message (a fifth of a publish's CPU):
-# * ``declare=[]``: celery publishes to a direct queue through the anonymous exchange (the message goes to
-#   the queue by its name), so declaring the queue and its binding first, which kombu does by binding
-#   fresh copies of the queue and exchange to the channel each time, changes nothing for delivery; the
-#   workers declare the queues they consume;
-# * ``argsrepr``/``kwargsrepr``: the ids are plain values, their repr is the safe one celery would build.
-
-
 def send_after_commit(task: Any, *args: Any, countdown: float | None = None) -> None:
     def send() -> None:
         try:
-            task.apply_async(args, countdown=countdown or None, argsrepr=repr(args), kwargsrepr="{}",
-                             declare=[])
+            if countdown:
+                task.apply_async(args, countdown=countdown)
+            else:
+                task.delay(*args)
         except Exception as exc:  # the broker (Redis) is away; the row waits for the sweeper
             logger.warning("could not queue %s%r (%s: %s); the sweeper will dispatch it", task.name, args,
                            type(exc).__name__, exc)
