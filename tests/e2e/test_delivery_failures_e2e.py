@@ -8,7 +8,7 @@ import base64
 
 import pytest
 from call_e2e_fixtures import *  # noqa: F403  (fixtures)
-from call_e2e_fixtures import kill_pool_children, kill_whole_worker, start_worker, stop_worker
+from call_e2e_fixtures import kill_pool_children, kill_whole_worker, own_worker, start_worker, stop_worker
 from conftest import wait_until
 
 from calls.models import Call, PbxEvent
@@ -38,15 +38,9 @@ def carried(entry: dict) -> set[str]:
 
 def test_worker_killed_mid_register_still_delivers_the_call_exactly_once(phone, sandbox_server, transactional_db,
                                                                        tmp_path):
-    from conftest import _purge_broker
-
-    _purge_broker()
     # One pool process, so the process killed is the one in the middle of the register.
-    worker = start_worker(tmp_path / "worker.log", concurrency=1)
-    try:
+    with own_worker(tmp_path / "worker.log", concurrency=1) as worker:
         _kill_mid_register(phone, worker, sandbox_server)
-    finally:
-        stop_worker(worker)
 
 
 def _kill_mid_register(phone, worker, sandbox_server) -> None:
