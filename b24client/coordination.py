@@ -61,6 +61,10 @@ class Coordination(Protocol):
         """Seconds until ``acquire`` would admit ``cost`` (0.0: now); records nothing."""
         ...
 
+    def give_back(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> None:
+        """Undo an ``acquire`` of ``cost`` that was never spent (the level drops, never below empty)."""
+        ...
+
     def fill(self, key: str, capacity: float) -> None: ...
     def block(self, key: str, until: float) -> None: ...
     def blocked_until(self, key: str) -> float | None: ...
@@ -161,6 +165,13 @@ class MemoryBackend:
             if consume and wait == 0.0:
                 self._buckets[key] = (new_level, now)
             return wait
+
+    def give_back(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> None:
+        _check_bucket_args(capacity, drain_per_s, cost)
+        with self._guard:
+            now = self._clock()
+            level, ts = self._buckets.get(key, (0.0, now))
+            self._buckets[key] = (max(0.0, leak(level, ts, now, drain_per_s) - cost), now)
 
     def fill(self, key: str, capacity: float) -> None:
         with self._guard:
@@ -292,6 +303,17 @@ class FileBackend:
                 self._write(fd, {"level": new_level, "ts": now})
             return wait
 
+    def give_back(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> None:
+        _check_bucket_args(capacity, drain_per_s, cost)
+        path = self._path("bucket", key)
+        if not path.exists():
+            return  # an empty bucket has nothing to give back
+        with self._flocked(path, None) as fd:
+            state = self._read(fd)
+            now = time.time()
+            level = leak(float(state.get("level", 0.0)), float(state.get("ts", now)), now, drain_per_s)
+            self._write(fd, {"level": max(0.0, level - cost), "ts": now})
+
     def fill(self, key: str, capacity: float) -> None:
         with self._flocked(self._path("bucket", key), None) as fd:
             self._write(fd, {"level": float(capacity), "ts": time.time()})
@@ -375,6 +397,24 @@ end
 return math.ceil((level + cost - cap) / rate * 1e6)
 """
 
+# KEYS[1]=bucket ARGV[1]=drain_per_s ARGV[2]=cost: the level drained to now, less ``cost`` (not below 0).
+_GIVE_BACK_LUA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+local rate, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
+local s = redis.call('HMGET', KEYS[1], 'level', 'ts')
+if not s[1] then
+  return 0
+end
+local ts = tonumber(s[2]) or now
+local elapsed = now - ts
+if elapsed < 0 then elapsed = 0 end
+local level = tonumber(s[1]) - elapsed * rate - cost
+if level < 0 then level = 0 end
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'ts', tostring(now))
+return 1
+"""
+
 _FILL_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
@@ -447,6 +487,7 @@ class RedisBackend:
         self.prefix = prefix
         self._bucket = client.register_script(_BUCKET_LUA)
         self._fill = client.register_script(_FILL_LUA)
+        self._give_back = client.register_script(_GIVE_BACK_LUA)
         self._block = client.register_script(_BLOCK_LUA)
         self._note_operating = client.register_script(_NOTE_OPERATING_LUA)
         self._reserve_slot = client.register_script(_RESERVE_SLOT_LUA)
@@ -480,6 +521,10 @@ class RedisBackend:
         _check_bucket_args(capacity, drain_per_s, cost)
         wait_us = self._bucket(keys=[f"{self.prefix}rl:{key}"], args=[capacity, drain_per_s, cost, 0])
         return int(wait_us) / 1e6
+
+    def give_back(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> None:
+        _check_bucket_args(capacity, drain_per_s, cost)
+        self._give_back(keys=[f"{self.prefix}rl:{key}"], args=[drain_per_s, cost])
 
     def fill(self, key: str, capacity: float) -> None:
         # The drain rate is not known here; keep the key long enough for any real drain (>= 0.1/s).

@@ -15,8 +15,8 @@ Exactly once, for a command inside a batch as for one alone:
   later ``due_at``; a held method holds only its own commands (docs/bitrix24-contract.md §3.1, §3.2);
 * full batches: the sender waits for room in the portal's request bucket *before* it claims
   (``Bitrix24Client.reserve_request``: the request is taken from the budget then, so no other request of the
-  portal, an upload, takes the room while it claims), so the commands written while it waits go in that
-  request; with room a lone command goes at once. A wait beyond
+  portal, an upload, takes the room while it claims; given back when the claim finds nothing that may go),
+  so the commands written while it waits go in that request; with room a lone command goes at once. A wait beyond
   ``bucket_wait_seconds`` (0 for a call's reconciler draining inline: it holds a worker other calls need)
   ends the drain, and the portal's drain task comes back when the bucket has room (``next_due``);
 * after letting go the sender looks once more for due commands, so a command written while it was finishing
@@ -25,23 +25,23 @@ Exactly once, for a command inside a batch as for one alone:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F, Q
 from django.utils import timezone
 
 from b24client import errors as b24errors
 from calls.models import OutboxCommand, OutboxSender
 from calls.outbox import errors as outbox_errors
-from calls.outbox import packing, selectors, signals
+from calls.outbox import packing, row_writes, selectors, signals
 from calls.outbox.conf import outbox_settings
 from portals.errors import PortalUnavailable
 from portals.services import bitrix24_client_for
@@ -59,6 +59,7 @@ class DrainReport:
     batched_commands: int = 0
     busy: bool = False  # another worker is the portal's sender
     settled_calls: set[int] = field(default_factory=set)  # calls whose commands got an outcome
+    settled_commands: set[int] = field(default_factory=set)  # the commands that got one
     next_due: datetime | None = None
     bucket_until: datetime | None = None  # stopped for the request bucket: no request may go before this
 
@@ -104,12 +105,14 @@ def release_lease(portal_id: int, token: str) -> None:
 
 
 def drain(portal_id: int, *, for_call: int | None = None, max_requests: int | None = None,
-          client: Any = None) -> DrainReport:
+          client: Any = None, awaiting: Collection[int] | None = None) -> DrainReport:
     """Send the portal's due commands if no other worker is its sender.
 
     ``for_call``: a call's reconciler draining inline, which stops as soon as that call's commands have their
     outcomes (or after ``max_requests``), leaving the rest to the drain task (``signals.drained``'s
     ``next_due``). Listeners hear which calls got outcomes (but ``for_call``, which reads them itself).
+    ``awaiting``: that call's open commands, when its reconciler knows them all: it stops once these have their
+    outcomes, without asking the database after each request.
     """
     report = DrainReport()
     while True:
@@ -120,7 +123,8 @@ def drain(portal_id: int, *, for_call: int | None = None, max_requests: int | No
         try:
             if client is None:
                 client = _client(portal_id, report)
-            stopped = client is None or _send_due(portal_id, token, client, report, for_call, max_requests)
+            stopped = client is None or _send_due(portal_id, token, client, report, for_call, max_requests,
+                                                  awaiting)
         finally:
             release_lease(portal_id, token)
         # Looked at after letting go: a writer that found us busy committed its commands before it tried.
@@ -148,7 +152,7 @@ def _client(portal_id: int, report: DrainReport) -> Any:
 
 
 def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_call: int | None,
-              max_requests: int | None) -> bool:
+              max_requests: int | None, awaiting: Collection[int] | None) -> bool:
     """Requests until nothing is due; True when it stopped early (the caller must not go round again)."""
     sent = 0
     longest = 0.0 if for_call is not None else outbox_settings().bucket_wait_seconds
@@ -158,9 +162,13 @@ def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_
         if not _room_for_a_request(portal_id, client, longest, report):
             return True
         if sent and not renew_lease(portal_id, token):
+            client.release_request()
             return True  # taken over: our lease had run out
         claimed = _claim(portal_id, token, client, report)
         if not claimed:
+            # Due commands that may not go yet (a held method, a register still to come): the request taken
+            # for them goes back to the portal's budget instead of being spent on nothing.
+            client.release_request()
             return False
         planned = [c.planned for c in claimed]
         outcomes, rate_limited = _send(client, planned)
@@ -172,8 +180,14 @@ def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_
             report.batched_commands += len(planned)
         if rate_limited:
             return True
-        if for_call is not None and not selectors.call_has_open_commands(for_call):
+        if for_call is not None and _call_settled(for_call, awaiting, report):
             return True
+
+
+def _call_settled(call_id: int, awaiting: Collection[int] | None, report: DrainReport) -> bool:
+    if awaiting is not None:
+        return report.settled_commands.issuperset(awaiting)
+    return not selectors.call_has_open_commands(call_id)
 
 
 def _room_for_a_request(portal_id: int, client: Any, longest: float, report: DrainReport) -> bool:
@@ -224,6 +238,7 @@ def _claim(portal_id: int, token: str, client: Any, report: DrainReport) -> list
             OutboxCommand.objects.filter(pk__in=packed.blocked).update(
                 status=Status.FAILED, error=outbox_errors.dependency_failed(), completed_at=now, updated_at=now)
             report.settled_calls.update(call_ids[pk] for pk in packed.blocked if call_ids[pk])
+            report.settled_commands.update(packed.blocked)
         for command_id, dep_id in packed.waiting.items():
             # Due when what it waits for is (not before: the drain would find it due and go round again).
             dep_due = dependencies[dep_id].due_at if dep_id in dependencies else 0.0
@@ -231,12 +246,7 @@ def _claim(portal_id: int, token: str, client: Any, report: DrainReport) -> list
             OutboxCommand.objects.filter(pk=command_id).update(due_at=due_at, updated_at=now)
         if not packed.commands:
             return []
-        ids = [p.command_id for p in packed.commands]
-        OutboxCommand.objects.filter(pk__in=ids).update(status=Status.SENDING, sender_token=token,
-                                                        attempts=F("attempts") + 1, updated_at=now,
-                                                        attempted_at=Coalesce(F("attempted_at"), Value(now)))
-        claimed = [OutboxCommand(pk=p.command_id, sent_params=p.params) for p in packed.commands]
-        OutboxCommand.objects.bulk_update(claimed, ["sent_params"])
+        row_writes.mark_sending(token, now, [(p.command_id, p.params) for p in packed.commands])
     return [_Claimed(p, call_ids[p.command_id]) for p in packed.commands]
 
 
@@ -316,23 +326,26 @@ def _store(token: str, claimed: Sequence[_Claimed], outcomes: dict[int, _Outcome
     whose lease ran out and was taken over writes nothing)."""
     now = timezone.now()
     mine = OutboxCommand.objects.filter(sender_token=token, status=Status.SENDING)
-    settled: list[OutboxCommand] = []
-    with transaction.atomic():
-        for c in claimed:
-            outcome = outcomes[c.planned.command_id]
-            if outcome.status == "later":
-                # Never reached Bitrix24's method: not an attempt, not a failure.
-                mine.filter(pk=c.planned.command_id).update(
-                    status=Status.PENDING, due_at=now + timedelta(seconds=outcome.wait),
-                    attempts=F("attempts") - 1, error=outcome.error, updated_at=now)
-                continue
-            settled.append(OutboxCommand(
-                pk=c.planned.command_id, status=Status.DONE if outcome.status == "done" else Status.FAILED,
-                result=_jsonable(outcome.result), error=outcome.error, completed_at=now, updated_at=now))
-            if c.call_id is not None:
-                report.settled_calls.add(c.call_id)
-        if settled:  # one UPDATE for the whole request's outcomes
-            mine.bulk_update(settled, ["status", "result", "error", "completed_at", "updated_at"])
+    later: list[tuple[int, _Outcome]] = []
+    settled: list[tuple[int, str, Any, Any]] = []
+    for c in claimed:
+        outcome = outcomes[c.planned.command_id]
+        if outcome.status == "later":
+            later.append((c.planned.command_id, outcome))
+            continue
+        settled.append((c.planned.command_id, Status.DONE if outcome.status == "done" else Status.FAILED,
+                        _jsonable(outcome.result), outcome.error))
+    # A lone command's outcome is one UPDATE, atomic by itself: no transaction around it.
+    with transaction.atomic() if len(later) + len(settled) > 1 else contextlib.nullcontext():
+        for pk, outcome in later:
+            # Never reached Bitrix24's method: not an attempt, not a failure.
+            mine.filter(pk=pk).update(
+                status=Status.PENDING, due_at=now + timedelta(seconds=outcome.wait),
+                attempts=F("attempts") - 1, error=outcome.error, updated_at=now)
+        row_writes.store_outcomes(token, now, settled)
+    report.settled_calls.update(c.call_id for c in claimed
+                                if c.call_id is not None and outcomes[c.planned.command_id].status != "later")
+    report.settled_commands.update(pk for pk, _status, _result, _error in settled)
 
 
 def _jsonable(value: Any) -> Any:

@@ -272,6 +272,24 @@ def test_a_wait_longer_than_the_bound_ends_the_drain_and_it_comes_back_when_ther
     assert before + timedelta(seconds=0.3) < report.next_due <= timezone.now() + timedelta(seconds=1)
 
 
+def test_the_request_taken_for_commands_that_may_not_go_yet_goes_back_to_the_bucket(phone):
+    from b24client import coordination
+
+    call = new_call(phone, 1)
+    rows = write(call, register_command(call), show_command(call, [AGENTS["101"]]))
+    # The register is held for later; the show naming it is due, but cannot go before it.
+    OutboxCommand.objects.filter(pk=rows[f"call:{call.pk}:register"].pk).update(
+        due_at=timezone.now() + timedelta(seconds=60))
+    client = sender.bitrix24_client_for(phone.portal.pk)
+    client.limiter = coordination.MemoryBackend(clock=lambda: 1_000_000.0)  # a bucket that never drains
+    for _ in range(int(client.capacity) - 1):
+        client.take_request_slot("another request of the portal")
+    assert client.request_wait() == 0  # one request left
+    report = sender.drain(phone.portal.pk, client=client)
+    assert report.requests == 0 and requests_sent(phone) == []
+    assert client.request_wait() == 0  # still there for the next request of the portal
+
+
 def test_a_calls_reconciler_draining_inline_never_sleeps_for_the_bucket(phone):
     slept: list[float] = []
     call = new_call(phone, 1)
