@@ -50,7 +50,8 @@ logger = logging.getLogger(__name__)
 # A run's outcomes that leave the call as it is until something new happens to it (a fact, an outcome, its
 # retry time): a call the run has seen end so is not brought in line again in the same run.
 _SETTLED_OUTCOMES = frozenset({"idle", "dead", "slow_step", "busy", "retry"})
-_TIMER_SLACK_S = 0.25
+_TIMER_SLACK_S = 0.25  # how much later than wanted a queued message may come and still stand in for ours
+_TIMER_MARGIN_S = 1.0
 
 
 @dataclass
@@ -137,7 +138,8 @@ def timer_delay(portal_id: int, due: datetime) -> float | None:
     key = f"calls:pump-timer:{portal_id}"
     try:
         queued = cache.get(key)
-        if isinstance(queued, (int, float)) and now - 1.0 < queued <= due_ts + _TIMER_SLACK_S:
+        # Only a message due a while from now is trusted to come: one due about now may be this very run.
+        if isinstance(queued, (int, float)) and now + _TIMER_MARGIN_S < queued <= due_ts + _TIMER_SLACK_S:
             return None
         cache.set(key, max(due_ts, now), timeout=int(max(0.0, due_ts - now)) + 5)
     except Exception:
