@@ -200,6 +200,15 @@ class Bitrix24Client:
                 return wait
             self._sleep(wait)
 
+    def release_request(self) -> None:
+        """Give the request ``reserve_request`` took back to the portal's budget, when the caller found
+        nothing to send with it after all (it would otherwise be spent on no request)."""
+        if not self._reserved:
+            return
+        self._reserved = False
+        self._coordination("rate limiter", lambda: self.limiter.give_back(
+            self._bucket_key(), self.capacity, self.drain, 1))
+
     def method_wait(self, method: str) -> float:
         """Seconds before ``method`` may be sent to this portal; 0.0 means now.
 

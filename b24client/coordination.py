@@ -61,6 +61,10 @@ class Coordination(Protocol):
         """Seconds until ``acquire`` would admit ``cost`` (0.0: now); records nothing."""
         ...
 
+    def give_back(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> None:
+        """Undo an ``acquire`` of ``cost`` that was never spent (the level drops, never below empty)."""
+        ...
+
     def fill(self, key: str, capacity: float) -> None: ...
     def block(self, key: str, until: float) -> None: ...
     def blocked_until(self, key: str) -> float | None: ...
@@ -121,12 +125,6 @@ def admit(level: float, last_ts: float, now: float, capacity: float, drain_per_s
     return current, (current + cost - capacity) / drain_per_s
 
 
-def wait_for_room(level: float, last_ts: float, now: float, capacity: float, drain_per_s: float,
-                  cost: float) -> float:
-    """What ``admit`` would answer as its wait, without admitting."""
-    return admit(level, last_ts, now, capacity, drain_per_s, cost)[1]
-
-
 # ---------------------------------------------------------------------------------------------- memory
 
 
@@ -153,21 +151,27 @@ class MemoryBackend:
             lk.release()
 
     def acquire(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+        return self._bucket(key, capacity, drain_per_s, cost, consume=True)
+
+    def bucket_wait(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+        return self._bucket(key, capacity, drain_per_s, cost, consume=False)
+
+    def _bucket(self, key: str, capacity: float, drain_per_s: float, cost: float, *, consume: bool) -> float:
         _check_bucket_args(capacity, drain_per_s, cost)
         with self._guard:
             now = self._clock()
             level, ts = self._buckets.get(key, (0.0, now))
             new_level, wait = admit(level, ts, now, capacity, drain_per_s, cost)
-            if wait == 0.0:
+            if consume and wait == 0.0:
                 self._buckets[key] = (new_level, now)
             return wait
 
-    def bucket_wait(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+    def give_back(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> None:
         _check_bucket_args(capacity, drain_per_s, cost)
         with self._guard:
             now = self._clock()
             level, ts = self._buckets.get(key, (0.0, now))
-            return wait_for_room(level, ts, now, capacity, drain_per_s, cost)
+            self._buckets[key] = (max(0.0, leak(level, ts, now, drain_per_s) - cost), now)
 
     def fill(self, key: str, capacity: float) -> None:
         with self._guard:
@@ -280,26 +284,35 @@ class FileBackend:
         os.write(fd, raw)
 
     def acquire(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+        return self._bucket(key, capacity, drain_per_s, cost, consume=True)
+
+    def bucket_wait(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+        return self._bucket(key, capacity, drain_per_s, cost, consume=False)
+
+    def _bucket(self, key: str, capacity: float, drain_per_s: float, cost: float, *, consume: bool) -> float:
         _check_bucket_args(capacity, drain_per_s, cost)
-        with self._flocked(self._path("bucket", key), None) as fd:
+        path = self._path("bucket", key)
+        if not consume and not path.exists():
+            return 0.0  # nothing admitted yet: an empty bucket (and no file made just to look)
+        with self._flocked(path, None) as fd:
             state = self._read(fd)
             now = time.time()
             new_level, wait = admit(float(state.get("level", 0.0)), float(state.get("ts", now)), now,
                                     capacity, drain_per_s, cost)
-            if wait == 0.0:
+            if consume and wait == 0.0:
                 self._write(fd, {"level": new_level, "ts": now})
             return wait
 
-    def bucket_wait(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
+    def give_back(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> None:
         _check_bucket_args(capacity, drain_per_s, cost)
         path = self._path("bucket", key)
         if not path.exists():
-            return 0.0  # nothing admitted yet: an empty bucket
+            return  # an empty bucket has nothing to give back
         with self._flocked(path, None) as fd:
             state = self._read(fd)
-        now = time.time()
-        return wait_for_room(float(state.get("level", 0.0)), float(state.get("ts", now)), now,
-                             capacity, drain_per_s, cost)
+            now = time.time()
+            level = leak(float(state.get("level", 0.0)), float(state.get("ts", now)), now, drain_per_s)
+            self._write(fd, {"level": max(0.0, level - cost), "ts": now})
 
     def fill(self, key: str, capacity: float) -> None:
         with self._flocked(self._path("bucket", key), None) as fd:
@@ -361,8 +374,9 @@ def _operating_from(data: dict) -> Operating | None:
 
 # ----------------------------------------------------------------------------------------------- redis
 
-# KEYS[1]=bucket ARGV[1]=capacity ARGV[2]=drain_per_s ARGV[3]=cost → wait in microseconds (0 = admitted).
-_ACQUIRE_LUA = """
+# KEYS[1]=bucket ARGV[1]=capacity ARGV[2]=drain_per_s ARGV[3]=cost ARGV[4]=consume (1: admit, 0: only look)
+# → wait in microseconds (0 = room; admitted when consuming).
+_BUCKET_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
 local cap, rate, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -374,29 +388,31 @@ if elapsed < 0 then elapsed = 0 end
 level = level - elapsed * rate
 if level < 0 then level = 0 end
 if level + cost <= cap then
-  redis.call('HSET', KEYS[1], 'level', tostring(level + cost), 'ts', tostring(now))
-  redis.call('EXPIRE', KEYS[1], math.ceil(cap / rate) + 1)
+  if ARGV[4] == '1' then
+    redis.call('HSET', KEYS[1], 'level', tostring(level + cost), 'ts', tostring(now))
+    redis.call('EXPIRE', KEYS[1], math.ceil(cap / rate) + 1)
+  end
   return 0
 end
 return math.ceil((level + cost - cap) / rate * 1e6)
 """
 
-# The same arithmetic as _ACQUIRE_LUA, read-only: the wait in microseconds ``acquire`` would answer now.
-_BUCKET_WAIT_LUA = """
+# KEYS[1]=bucket ARGV[1]=drain_per_s ARGV[2]=cost: the level drained to now, less ``cost`` (not below 0).
+_GIVE_BACK_LUA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local cap, rate, cost = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local rate, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
 local s = redis.call('HMGET', KEYS[1], 'level', 'ts')
-local level = tonumber(s[1]) or 0
+if not s[1] then
+  return 0
+end
 local ts = tonumber(s[2]) or now
 local elapsed = now - ts
 if elapsed < 0 then elapsed = 0 end
-level = level - elapsed * rate
+local level = tonumber(s[1]) - elapsed * rate - cost
 if level < 0 then level = 0 end
-if level + cost <= cap then
-  return 0
-end
-return math.ceil((level + cost - cap) / rate * 1e6)
+redis.call('HSET', KEYS[1], 'level', tostring(level), 'ts', tostring(now))
+return 1
 """
 
 _FILL_LUA = """
@@ -469,9 +485,9 @@ class RedisBackend:
     def __init__(self, client, prefix: str = DEFAULT_PREFIX) -> None:  # client: redis.Redis
         self.redis = client
         self.prefix = prefix
-        self._acquire = client.register_script(_ACQUIRE_LUA)
-        self._bucket_wait = client.register_script(_BUCKET_WAIT_LUA)
+        self._bucket = client.register_script(_BUCKET_LUA)
         self._fill = client.register_script(_FILL_LUA)
+        self._give_back = client.register_script(_GIVE_BACK_LUA)
         self._block = client.register_script(_BLOCK_LUA)
         self._note_operating = client.register_script(_NOTE_OPERATING_LUA)
         self._reserve_slot = client.register_script(_RESERVE_SLOT_LUA)
@@ -498,13 +514,17 @@ class RedisBackend:
 
     def acquire(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
         _check_bucket_args(capacity, drain_per_s, cost)
-        wait_us = self._acquire(keys=[f"{self.prefix}rl:{key}"], args=[capacity, drain_per_s, cost])
+        wait_us = self._bucket(keys=[f"{self.prefix}rl:{key}"], args=[capacity, drain_per_s, cost, 1])
         return int(wait_us) / 1e6
 
     def bucket_wait(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> float:
         _check_bucket_args(capacity, drain_per_s, cost)
-        wait_us = self._bucket_wait(keys=[f"{self.prefix}rl:{key}"], args=[capacity, drain_per_s, cost])
+        wait_us = self._bucket(keys=[f"{self.prefix}rl:{key}"], args=[capacity, drain_per_s, cost, 0])
         return int(wait_us) / 1e6
+
+    def give_back(self, key: str, capacity: float, drain_per_s: float, cost: float = 1) -> None:
+        _check_bucket_args(capacity, drain_per_s, cost)
+        self._give_back(keys=[f"{self.prefix}rl:{key}"], args=[drain_per_s, cost])
 
     def fill(self, key: str, capacity: float) -> None:
         # The drain rate is not known here; keep the key long enough for any real drain (>= 0.1/s).

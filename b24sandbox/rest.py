@@ -264,33 +264,21 @@ def call_method(
     """Run one method; returns the envelope ``{"result", ["total", "next"], "time"}``. ``time`` carries
     ``operating``/``operating_reset_at`` (§2.2, §3.2), also for a batch command, whose ``time`` becomes its
     ``result_time`` entry: that is where a client reads the method time of commands sent in a batch."""
-    try:
-        body = _call_method(sb, ctx, auth, spec, params)
-    except RestError as exc:
-        sb.traffic.command(spec.name, params, error=exc.code or exc.description)
-        raise
-    sb.traffic.command(spec.name, params, result=body["result"])
-    return body
-
-
-def _call_method(
-    sb: Sandbox,
-    ctx: CallContext,
-    auth: Auth,
-    spec: MethodSpec,
-    params: dict[str, Any],
-) -> dict[str, Any]:
-    check_access(ctx, auth, spec)
     portal = ctx.portal
     now = sb.clock.now()
     op_key = f"{auth.principal}|{spec.name}"
-    if limits_mod.is_blocked(portal.limits, op_key, now):
-        raise RestError("OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429)
     try:
-        result = spec.fn(ctx, params)
-    except Exception:
-        # A failed call still used the portal's time (what it costs before it creates anything).
-        limits_mod.record_operating(portal.limits, op_key, now, sb.method_duration(portal, spec.name))
+        check_access(ctx, auth, spec)
+        if limits_mod.is_blocked(portal.limits, op_key, now):
+            raise RestError("OPERATION_TIME_LIMIT", "Method is blocked due to operation time limit.", 429)
+        try:
+            result = spec.fn(ctx, params)
+        except Exception:
+            # A failed call still used the portal's time (what it costs before it creates anything).
+            limits_mod.record_operating(portal.limits, op_key, now, sb.method_duration(portal, spec.name))
+            raise
+    except RestError as exc:
+        sb.traffic.command(spec.name, params, error=exc.code or exc.description)
         raise
     duration = sb.method_duration(portal, spec.name, result)
     limits_mod.record_operating(portal.limits, op_key, now, duration)
@@ -312,6 +300,7 @@ def _call_method(
         time_block["operating_reset_at"] = reset_at
     time_block["operating"] = round(used, 4)
     body["time"] = time_block
+    sb.traffic.command(spec.name, params, result=body["result"])
     return body
 
 

@@ -3,6 +3,7 @@ a new connection's secret and a rotated one are shown once, on the page that iss
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from django import forms
@@ -12,7 +13,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
+from b24client import redact
 from calls import dispatch
 from calls.connections.services import DEFAULT_ROTATION_OVERLAP, IssuedSecret, rotate_secret
 from calls.followups import FollowUps
@@ -25,6 +28,7 @@ from .models import (
     DeadLetter,
     ExtensionOverride,
     LineSettings,
+    OutboxCommand,
     PbxConnection,
     PbxEvent,
     PbxLine,
@@ -306,3 +310,60 @@ class LineSettingsAdmin(_ReadOnlySettingsAdmin):
     list_display = ("line", "name", "enabled", "default_extension", "default_user_id", "callback_user_id",
                     "missed_call_owner_id", "crm_source", "updated_at")
     search_fields = ("line__number", "line__connection__portal__domain")
+
+
+# --- the outbox (calls.outbox): every Bitrix24 command a call needs, per portal ---------------------------
+
+
+@admin.register(OutboxCommand)
+class OutboxCommandAdmin(admin.ModelAdmin):
+    """What each portal's sender has to send and what became of it, for support; never changed here (the
+    sender and the reconcilers own the rows: an edit would break exactly-once)."""
+
+    list_display = ("created_at", "portal", "call", "kind", "method", "status", "priority", "due_at", "attempts",
+                    "error_code")
+    list_filter = ("status", "kind", "portal")
+    search_fields = ("key", "method", "portal__domain", "portal__member_id", "call__pbx_call_id",
+                     "call__b24_call_id")
+    list_select_related = ("portal", "call")
+    # The JSON fields are shown redacted: a command's parameters or answer could carry a secret-named field.
+    fields = ("portal", "call", "key", "kind", "method", "status", "priority", "due_at", "depends_on",
+              "attempts", "attempted_at", "completed_at", "applied_at", "created_at", "updated_at",
+              "params_shown", "sent_params_shown", "result_shown", "error_shown")
+    readonly_fields = fields
+    ordering = ("-created_at", "-pk")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    @admin.display(description="error")
+    def error_code(self, obj: OutboxCommand) -> str:
+        return str((obj.error or {}).get("code") or "") if isinstance(obj.error, dict) else ""
+
+    @admin.display(description="params")
+    def params_shown(self, obj: OutboxCommand) -> str:
+        return _json_shown(obj.params)
+
+    @admin.display(description="sent params")
+    def sent_params_shown(self, obj: OutboxCommand) -> str:
+        return _json_shown(obj.sent_params)
+
+    @admin.display(description="result")
+    def result_shown(self, obj: OutboxCommand) -> str:
+        return _json_shown(obj.result)
+
+    @admin.display(description="error")
+    def error_shown(self, obj: OutboxCommand) -> str:
+        return _json_shown(obj.error)
+
+
+def _json_shown(value: object) -> str:
+    if value is None:
+        return "-"
+    return format_html("<pre>{}</pre>", json.dumps(redact.redact(value), ensure_ascii=False, indent=2))

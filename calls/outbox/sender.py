@@ -15,8 +15,8 @@ Exactly once, for a command inside a batch as for one alone:
   later ``due_at``; a held method holds only its own commands (docs/bitrix24-contract.md §3.1, §3.2);
 * full batches: the sender waits for room in the portal's request bucket *before* it claims
   (``Bitrix24Client.reserve_request``: the request is taken from the budget then, so no other request of the
-  portal, an upload, takes the room while it claims), so the commands written while it waits go in that
-  request; with room a lone command goes at once. A wait beyond
+  portal, an upload, takes the room while it claims; given back when the claim finds nothing that may go),
+  so the commands written while it waits go in that request; with room a lone command goes at once. A wait beyond
   ``bucket_wait_seconds`` (0 for a call's reconciler draining inline: it holds a worker other calls need)
   ends the drain, and the portal's drain task comes back when the bucket has room (``next_due``);
 * after letting go the sender looks once more for due commands, so a command written while it was finishing
@@ -34,14 +34,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F, Q
 from django.utils import timezone
 
 from b24client import errors as b24errors
 from calls.models import OutboxCommand, OutboxSender
 from calls.outbox import errors as outbox_errors
-from calls.outbox import packing, selectors, signals
+from calls.outbox import packing, row_writes, selectors, signals
 from calls.outbox.conf import outbox_settings
 from portals.errors import PortalUnavailable
 from portals.services import bitrix24_client_for
@@ -161,9 +160,13 @@ def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_
         if not _room_for_a_request(portal_id, client, longest, report):
             return True
         if sent and not renew_lease(portal_id, token):
+            client.release_request()
             return True  # taken over: our lease had run out
         claimed = _claim(portal_id, token, client, report)
         if not claimed:
+            # Due commands that may not go yet (a held method, a register still to come): the request taken
+            # for them goes back to the portal's budget instead of being spent on nothing.
+            client.release_request()
             return False
         planned = [c.planned for c in claimed]
         outcomes, rate_limited = _send(client, planned)
@@ -234,12 +237,7 @@ def _claim(portal_id: int, token: str, client: Any, report: DrainReport) -> list
             OutboxCommand.objects.filter(pk=command_id).update(due_at=due_at, updated_at=now)
         if not packed.commands:
             return []
-        ids = [p.command_id for p in packed.commands]
-        OutboxCommand.objects.filter(pk__in=ids).update(status=Status.SENDING, sender_token=token,
-                                                        attempts=F("attempts") + 1, updated_at=now,
-                                                        attempted_at=Coalesce(F("attempted_at"), Value(now)))
-        claimed = [OutboxCommand(pk=p.command_id, sent_params=p.params) for p in packed.commands]
-        OutboxCommand.objects.bulk_update(claimed, ["sent_params"])
+        row_writes.mark_sending(token, now, [(p.command_id, p.params) for p in packed.commands])
     return [_Claimed(p, call_ids[p.command_id]) for p in packed.commands]
 
 
@@ -319,7 +317,7 @@ def _store(token: str, claimed: Sequence[_Claimed], outcomes: dict[int, _Outcome
     whose lease ran out and was taken over writes nothing)."""
     now = timezone.now()
     mine = OutboxCommand.objects.filter(sender_token=token, status=Status.SENDING)
-    settled: list[OutboxCommand] = []
+    settled: list[tuple[int, str, Any, Any]] = []
     with transaction.atomic():
         for c in claimed:
             outcome = outcomes[c.planned.command_id]
@@ -329,13 +327,11 @@ def _store(token: str, claimed: Sequence[_Claimed], outcomes: dict[int, _Outcome
                     status=Status.PENDING, due_at=now + timedelta(seconds=outcome.wait),
                     attempts=F("attempts") - 1, error=outcome.error, updated_at=now)
                 continue
-            settled.append(OutboxCommand(
-                pk=c.planned.command_id, status=Status.DONE if outcome.status == "done" else Status.FAILED,
-                result=_jsonable(outcome.result), error=outcome.error, completed_at=now, updated_at=now))
+            settled.append((c.planned.command_id, Status.DONE if outcome.status == "done" else Status.FAILED,
+                            _jsonable(outcome.result), outcome.error))
             if c.call_id is not None:
                 report.settled_calls.add(c.call_id)
-        if settled:  # one UPDATE for the whole request's outcomes
-            mine.bulk_update(settled, ["status", "result", "error", "completed_at", "updated_at"])
+        row_writes.store_outcomes(token, now, settled)
 
 
 def _jsonable(value: Any) -> Any:

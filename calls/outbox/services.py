@@ -81,10 +81,12 @@ def mark_applied(command_ids: Iterable[int]) -> None:
 
 
 def prune(now: datetime | None = None) -> int:
-    """Delete the commands of calls finished (or dead-lettered) longer than the retention ago; returns how many."""
+    """Delete the commands of calls finished (or dead-lettered) longer than the retention ago, and those of no
+    call (line adds, user pages) whose outcome was taken in that long ago; returns how many."""
     now = now or timezone.now()
     cutoff = now - timedelta(seconds=outbox_settings().retention_seconds)
-    gone = Q(call__finished_at__lt=cutoff) | Q(call__status=Call.Status.DEAD, call__updated_at__lt=cutoff)
+    gone = (Q(call__finished_at__lt=cutoff) | Q(call__status=Call.Status.DEAD, call__updated_at__lt=cutoff)
+            | Q(call__isnull=True, applied_at__lt=cutoff))
     deleted, _ = OutboxCommand.objects.filter(gone).delete()
     return deleted
 

@@ -45,7 +45,13 @@ from calls import phones
 from calls.extensions import extension_map
 from calls.followups import FollowUps
 from calls.lines.selectors import company_lines
-from calls.lines.services import LINE_ADD, line_add_params, line_already_exists, record_seen_line
+from calls.lines.services import (
+    LINE_ADD,
+    line_add_params,
+    line_already_exists,
+    line_command_key,
+    record_seen_line,
+)
 from calls.models import (
     Call,
     ExtensionOverride,
@@ -1027,7 +1033,7 @@ def _line_command(call: Call, number: str, commands: list[NewCommand], fields: d
     if any(registered and removed_at is None for _name, registered, removed_at in lines):
         fields["line_registered"] = True
         return None
-    key = _line_key(portal, number)
+    key = line_command_key(portal, number)
     row = OutboxCommand.objects.filter(portal_id=call.portal_id, key=key).values("status", "applied_at").first()
     if row is None or (row["status"] == OutboxCommand.Status.FAILED and row["applied_at"] is not None):
         name = next((n for n, _registered, _removed in lines if n), number)
@@ -1152,11 +1158,6 @@ def _line_cache_key(portal: Portal, number: str) -> str:
     # A reinstall starts with no lines (Bitrix24 drops an app's lines with the app): new key.
     installed = int(portal.installed_at.timestamp() * 1000) if portal.installed_at else 0
     return f"calls:line:{portal.pk}:{installed}:{number}"
-
-
-def _line_key(portal: Portal, number: str) -> str:
-    installed = int(portal.installed_at.timestamp() * 1000) if portal.installed_at else 0
-    return f"line:{installed}:{number}"
 
 
 # A recording's attachRecord and its upload are two requests of their own (never batched, docs/bitrix24-contract.md §5.5) out of the

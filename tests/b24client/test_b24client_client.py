@@ -545,6 +545,20 @@ def test_request_wait_asks_the_bucket_without_taking_from_it_and_a_reserved_requ
         client.call("user.current")  # the reservation is spent once
 
 
+def test_a_reserved_request_released_unspent_goes_back_to_the_budget(rsps):
+    rsps.post(f"{ENDPOINT}user.current", json={"result": {"ID": "1"}})
+    limiter = coordination.MemoryBackend(clock=lambda: 1_000_000.0)  # no drain: only what is given back
+    client, _, _ = make_client(limits=(2, 2.0), max_inline_wait=0, limiter=limiter)
+    client.call("user.current")
+    assert client.reserve_request(0) == 0  # the second of the burst
+    client.release_request()  # nothing to send with it after all
+    client.release_request()  # once only
+    client.call("user.current")  # the request given back
+    assert len(rsps.calls) == 2
+    with pytest.raises(errors.RateLimited):
+        client.call("user.current")
+
+
 def test_batch_costs_one_request_of_the_budget(rsps):
     rsps.post(f"{ENDPOINT}batch", json={"result": {"result": {}, "result_error": [], "result_total": [],
                                                     "result_next": [], "result_time": []}})

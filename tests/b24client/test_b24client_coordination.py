@@ -101,6 +101,17 @@ def test_bucket_wait_tells_what_acquire_would_wait_and_takes_nothing(backend):
     assert 0.4 < backend.bucket_wait("p2", 10, 2.0) <= 0.5
 
 
+def test_a_request_given_back_is_there_again_for_the_next_one(backend):
+    assert [backend.acquire("p1", 2, 0.01) for _ in range(2)] == [0, 0]
+    assert backend.acquire("p1", 2, 0.01) > 0  # spent
+    backend.give_back("p1", 2, 0.01)
+    assert backend.acquire("p1", 2, 0.01) == 0  # the one given back
+    assert backend.acquire("p1", 2, 0.01) > 0
+    backend.give_back("p2", 2, 0.01)  # nothing taken: the bucket stays empty, never below
+    assert [backend.acquire("p2", 2, 0.01) for _ in range(3)][:2] == [0, 0]
+    assert backend.acquire("p2", 2, 0.01) > 0
+
+
 def test_bucket_wait_falls_to_zero_as_the_bucket_drains(backend):
     assert backend.acquire("p1", 1, 20.0) == 0
     assert backend.bucket_wait("p1", 1, 20.0) > 0

@@ -11,7 +11,10 @@ from click_to_call_fixtures import connect_pbx
 
 from b24sandbox import telephony
 from b24sandbox.phparray import parse_query
-from calls.models import Call, SeenLineNumber
+from calls.lines.services import sync_lines_to_bitrix24
+from calls.models import Call, PbxEvent, PbxLine, SeenLineNumber
+from calls.outbox import sender
+from calls.sync import reconciler
 
 DECLARED = "+74951234567"
 
@@ -97,3 +100,43 @@ def test_a_line_is_added_the_same_way_whether_put_lines_or_a_call_adds_it(phone,
 
     assert by_call == by_put
     assert by_call["CRM_AUTO_CREATE"] == "Y"
+
+
+def test_a_line_a_calls_command_is_adding_is_added_once_when_the_put_lines_sync_comes_meanwhile(phone):
+    busy = sender.take_lease(phone.portal.pk)  # another worker is the portal's sender: commands wait
+    scenario = phone.scenario("missed_call")
+    phone.play(scenario)
+    for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).order_by("pk").values_list("pk", flat=True):
+        reconciler.apply_pbx_event(pk)
+    reconciler.reconcile(phone.call(scenario.call_id).pk)  # writes its line add and register; cannot send
+    assert _line_adds(phone.b24) == []
+    sender.release_lease(phone.portal.pk, busy)
+
+    synced = sync_lines_to_bitrix24(phone.connection.pk)  # the worker's sync_pbx_lines after a PUT …/lines
+    drive()
+    assert synced.complete and synced.added == [LINE]
+    assert _line_adds(phone.b24) == [LINE]  # once: the sync found the call's command instead of adding again
+    [b24_call] = phone.b24_calls()
+    assert b24_call["line_number"] == LINE and b24_call["finished"]
+    assert PbxLine.objects.get(connection=phone.connection, number=LINE).bitrix_line_registered
+    assert _bitrix24_lines(phone.b24) == {LINE.lstrip("+")}
+
+
+def test_a_line_the_put_lines_sync_is_adding_is_added_once_when_a_call_on_it_comes_meanwhile(phone):
+    busy = sender.take_lease(phone.portal.pk)
+    first = sync_lines_to_bitrix24(phone.connection.pk)  # its add waits for the portal's sender
+    assert not first.complete and not PbxLine.objects.get(number=LINE).sync_error
+    phone.play(phone.scenario("missed_call"))
+    for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).order_by("pk").values_list("pk", flat=True):
+        reconciler.apply_pbx_event(pk)
+    reconciler.reconcile(Call.objects.get().pk)
+    sender.release_lease(phone.portal.pk, busy)
+    drive()
+
+    assert _line_adds(phone.b24) == [LINE]
+    [b24_call] = phone.b24_calls()
+    assert b24_call["line_number"] == LINE and b24_call["finished"]
+    assert sync_lines_to_bitrix24(phone.connection.pk).complete  # the sweeper's sync takes the outcome in
+    assert PbxLine.objects.get(number=LINE).bitrix_line_registered
+    assert _line_adds(phone.b24) == [LINE]
+

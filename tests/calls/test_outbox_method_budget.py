@@ -4,43 +4,19 @@ other calls' commands go."""
 
 from __future__ import annotations
 
-import pytest
 from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
-from call_scenario_fixtures import AGENTS, CLIENT
-from django.db import transaction
+from call_scenario_fixtures import AGENTS
 from django.utils import timezone
+from outbox_fixtures import *  # noqa: F403  (the autouse fixture: the install's requests left out)
+from outbox_fixtures import REGISTER, Status, new_call, register_command, show_command, write
 
 from calls.models import Call, OutboxCommand
-from calls.outbox import packing, sender, services
+from calls.outbox import sender
 from calls.outbox.services import NewCommand
-
-REGISTER = "telephony.externalcall.register"
-SHOW = "telephony.externalcall.show"
-Status = OutboxCommand.Status
-
-
-@pytest.fixture(autouse=True)
-def _fresh_log(phone):
-    phone.b24.request_log.clear()
-
-
-def new_call(phone, n: int) -> Call:
-    return Call.objects.create(portal=phone.portal, connection=phone.connection, pbx_call_id=f"pbx-{n}")
 
 
 def register_and_card(call: Call) -> list[NewCommand]:
-    register = NewCommand(f"call:{call.pk}:register", OutboxCommand.Kind.REGISTER, REGISTER,
-                          {"USER_ID": AGENTS["101"], "PHONE_NUMBER": CLIENT, "TYPE": 2, "SHOW": 0, "CRM_CREATE": 0,
-                           "EXTERNAL_CALL_ID": str(call.uuid)}, packing.PRIORITY_REGISTER)
-    show = NewCommand(f"call:{call.pk}:cards:0:show", OutboxCommand.Kind.SHOW, SHOW,
-                      {"CALL_ID": None, "USER_ID": [AGENTS["102"]]}, packing.PRIORITY_LIVE_CARDS,
-                      depends_on=f"call:{call.pk}:register")
-    return [register, show]
-
-
-def write(call: Call, commands: list[NewCommand]) -> None:
-    with transaction.atomic():
-        services.enqueue(call.portal_id, call.pk, commands)
+    return [register_command(call), show_command(call, [AGENTS["102"]])]
 
 
 def commands_of(call: Call) -> dict[str, OutboxCommand]:
@@ -51,13 +27,13 @@ def test_a_paced_register_and_the_card_naming_it_wait_while_another_calls_go(pho
     phone.b24.limits.durations[REGISTER] = 100.0  # a slow CRM: four registers use 400 s, 83 % of 480 s
     earlier = [new_call(phone, n) for n in range(4)]
     for call in earlier:
-        write(call, register_and_card(call)[:1])
+        write(call, *register_and_card(call)[:1])
     sender.drain(phone.portal.pk)
     assert OutboxCommand.objects.filter(status=Status.DONE).count() == 4
 
     first, second = new_call(phone, 10), new_call(phone, 11)
-    write(first, register_and_card(first))
-    write(second, register_and_card(second))
+    write(first, *register_and_card(first))
+    write(second, *register_and_card(second))
     sender.drain(phone.portal.pk)
 
     sent, paced = commands_of(first), commands_of(second)

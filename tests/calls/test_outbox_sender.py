@@ -4,52 +4,18 @@ methods, the lease, pruning. Commands are written as a reconciler writes them (`
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import timedelta
 
-import pytest
 from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
-from call_scenario_fixtures import AGENTS, CLIENT
-from django.db import transaction
+from call_scenario_fixtures import AGENTS
 from django.utils import timezone
+from outbox_fixtures import *  # noqa: F403  (the autouse fixture: the install's requests left out)
+from outbox_fixtures import REGISTER, SHOW, Status, new_call, register_command, show_command, write
 
 from calls.models import Call, OutboxCommand, OutboxSender
 from calls.outbox import packing, selectors, sender, services
 from calls.outbox.services import NewCommand
-from portals.models import RestCallLog
-
-REGISTER = "telephony.externalcall.register"
-SHOW = "telephony.externalcall.show"
-FINISH = "telephony.externalcall.finish"
-Status = OutboxCommand.Status
-
-
-@pytest.fixture(autouse=True)
-def _requests_from_here(phone):
-    """The install's own requests are not the sender's."""
-    phone.b24.request_log.clear()
-    RestCallLog.objects.all().delete()
-
-
-def new_call(phone, n: int) -> Call:
-    return Call.objects.create(portal=phone.portal, connection=phone.connection, pbx_call_id=f"pbx-{n}")
-
-
-def register_command(call: Call, user: int | None = None) -> NewCommand:
-    params = {"USER_ID": user or AGENTS["101"], "PHONE_NUMBER": CLIENT, "TYPE": 2, "SHOW": 0, "CRM_CREATE": 0,
-              "EXTERNAL_CALL_ID": str(call.uuid)}
-    return NewCommand(f"call:{call.pk}:register", OutboxCommand.Kind.REGISTER, REGISTER, params,
-                      packing.PRIORITY_REGISTER)
-
-
-def show_command(call: Call, users: list[int], call_id: str | None = None, seq: int = 0) -> NewCommand:
-    return NewCommand(f"call:{call.pk}:cards:{seq}:show", OutboxCommand.Kind.SHOW, SHOW,
-                      {"CALL_ID": call_id, "USER_ID": users}, packing.PRIORITY_LIVE_CARDS,
-                      depends_on=None if call_id else f"call:{call.pk}:register")
-
-
-def write(call: Call, *commands: NewCommand) -> dict[str, OutboxCommand]:
-    with transaction.atomic():
-        return services.enqueue(call.portal_id, call.pk, commands)
 
 
 def batches_run(phone) -> list[list[str]]:
@@ -211,6 +177,20 @@ def test_commands_of_calls_finished_longer_than_the_retention_are_pruned(phone, 
     assert set(OutboxCommand.objects.values_list("call_id", flat=True)) == {recent.pk, live.pk}
 
 
+def test_commands_of_no_call_are_pruned_once_taken_in_longer_than_the_retention_ago(phone, settings):
+    settings.CALLS_OUTBOX_RETENTION_SECONDS = 3600
+    line = NewCommand("line:0:+74990000001", OutboxCommand.Kind.LINE, "telephony.externalLine.add",
+                      {"NUMBER": "+74990000001", "NAME": "Sales", "CRM_AUTO_CREATE": "Y"}, packing.PRIORITY_REGISTER)
+    pending, old, recent = (services.enqueue(phone.portal.pk, None, [replace(line, key=f"{line.key}:{n}")])
+                            for n in range(3))
+    now = timezone.now()
+    for rows, taken_in in ((old, now - timedelta(hours=2)), (recent, now - timedelta(minutes=5))):
+        OutboxCommand.objects.filter(pk__in=[r.pk for r in rows.values()]).update(status=Status.DONE,
+                                                                                  applied_at=taken_in)
+    assert services.prune() == 1
+    assert set(OutboxCommand.objects.values_list("key", flat=True)) == {*pending, *recent}
+
+
 def test_depth_counts_open_commands_and_the_age_of_the_oldest_pending(phone):
     call = new_call(phone, 1)
     write(call, register_command(call))
@@ -290,6 +270,24 @@ def test_a_wait_longer_than_the_bound_ends_the_drain_and_it_comes_back_when_ther
     assert slept == [] and requests_sent(phone) == [] and report.requests == 0
     assert OutboxCommand.objects.get().status == Status.PENDING  # not claimed: nothing attempted
     assert before + timedelta(seconds=0.3) < report.next_due <= timezone.now() + timedelta(seconds=1)
+
+
+def test_the_request_taken_for_commands_that_may_not_go_yet_goes_back_to_the_bucket(phone):
+    from b24client import coordination
+
+    call = new_call(phone, 1)
+    rows = write(call, register_command(call), show_command(call, [AGENTS["101"]]))
+    # The register is held for later; the show naming it is due, but cannot go before it.
+    OutboxCommand.objects.filter(pk=rows[f"call:{call.pk}:register"].pk).update(
+        due_at=timezone.now() + timedelta(seconds=60))
+    client = sender.bitrix24_client_for(phone.portal.pk)
+    client.limiter = coordination.MemoryBackend(clock=lambda: 1_000_000.0)  # a bucket that never drains
+    for _ in range(int(client.capacity) - 1):
+        client.take_request_slot("another request of the portal")
+    assert client.request_wait() == 0  # one request left
+    report = sender.drain(phone.portal.pk, client=client)
+    assert report.requests == 0 and requests_sent(phone) == []
+    assert client.request_wait() == 0  # still there for the next request of the portal
 
 
 def test_a_calls_reconciler_draining_inline_never_sleeps_for_the_bucket(phone):

@@ -11,11 +11,13 @@ helpers are imported by name. Workers are started and stopped by ``benchmarks.ha
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "calls"))
 
 from call_scenario_fixtures import CLIENT, LINE, recordings, staff
-from conftest import WorkerProcess, child_env, install_through_ui, wait_until
+from conftest import WorkerProcess, _purge_broker, child_env, install_through_ui, wait_until
 
 from benchmarks import harness
 from calls.connections.services import create_connection
@@ -168,6 +170,18 @@ def start_worker(log_path: Path, *, concurrency: int = 2) -> WorkerProcess:
 
 def stop_worker(worker: WorkerProcess) -> None:
     harness.stop_process_group(worker.process)
+
+
+@contextlib.contextmanager
+def own_worker(log_path: Path, *, concurrency: int = 2) -> Iterator[WorkerProcess]:
+    """A worker of the test's own (instead of ``worker``) on an empty broker, for a test that kills its pool
+    processes and needs to know how many there are; stopped at the end, whatever happened."""
+    _purge_broker()
+    worker = start_worker(log_path, concurrency=concurrency)
+    try:
+        yield worker
+    finally:
+        stop_worker(worker)
 
 
 def pool_children(worker: WorkerProcess) -> list[int]:

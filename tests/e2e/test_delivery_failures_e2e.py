@@ -8,7 +8,7 @@ import base64
 
 import pytest
 from call_e2e_fixtures import *  # noqa: F403  (fixtures)
-from call_e2e_fixtures import kill_pool_children, kill_whole_worker, start_worker, stop_worker
+from call_e2e_fixtures import kill_pool_children, kill_whole_worker, own_worker, start_worker, stop_worker
 from conftest import wait_until
 
 from calls.models import Call, PbxEvent
@@ -39,16 +39,10 @@ def carried(entry: dict) -> set[str]:
 @pytest.mark.parametrize("calls", [1, 6], ids=["one call", "a pump's batch of six calls"])
 def test_worker_killed_mid_register_still_delivers_the_call_exactly_once(phone, sandbox_server, transactional_db,
                                                                        tmp_path, calls):
-    from conftest import _purge_broker
-
-    _purge_broker()
     # One pool process, so the process killed is the one in the middle of the register: the portal's pump,
     # which sends the registers of every call whose events it applied in one batch.
-    worker = start_worker(tmp_path / "worker.log", concurrency=1)
-    try:
+    with own_worker(tmp_path / "worker.log", concurrency=1) as worker:
         _kill_mid_register(phone, worker, sandbox_server, calls)
-    finally:
-        stop_worker(worker)
 
 
 def _kill_mid_register(phone, worker, sandbox_server, calls: int) -> None:

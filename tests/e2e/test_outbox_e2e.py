@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 from call_e2e_fixtures import *  # noqa: F403  (fixtures)
-from call_e2e_fixtures import kill_pool_children, start_worker, stop_worker
+from call_e2e_fixtures import kill_pool_children, own_worker
 from conftest import wait_until
 
 from calls.models import Call, OutboxCommand
@@ -20,14 +20,8 @@ CALLS = 8
 
 
 def test_sender_killed_mid_batch_loses_and_duplicates_nothing(phone, sandbox_server, transactional_db, tmp_path):
-    from conftest import _purge_broker
-
-    _purge_broker()
-    worker = start_worker(tmp_path / "worker.log", concurrency=2)
-    try:
+    with own_worker(tmp_path / "worker.log", concurrency=2) as worker:
         _kill_the_sender_mid_batch(phone, worker, sandbox_server)
-    finally:
-        stop_worker(worker)
 
 
 def _kill_the_sender_mid_batch(phone, worker, sandbox_server) -> None:

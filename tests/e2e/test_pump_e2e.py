@@ -9,7 +9,7 @@ import time
 
 import pytest
 from call_e2e_fixtures import *  # noqa: F403  (fixtures)
-from call_e2e_fixtures import make_live_phone, start_worker, stop_worker
+from call_e2e_fixtures import make_live_phone, own_worker
 from conftest import wait_until
 
 from calls.models import Call, PbxEvent
@@ -22,14 +22,11 @@ EVENTS_PER_POST = 100  # the PBX API's most per request
 
 def test_a_quiet_portals_call_is_registered_while_a_busy_portal_still_has_most_of_its_backlog(
         phone, sandbox_server, live_server, recordings, transactional_db, tmp_path):
-    from conftest import _purge_broker
-
-    _purge_broker()
     quiet = make_live_phone(sandbox_server, live_server, recordings, domain="quiet.bitrix24.test")
     backlog = [phone.scenario("busy_outgoing", seed=n) for n in range(BACKLOG_CALLS)]
     events = [e for s in backlog for e in s.events]
-    worker = start_worker(tmp_path / "worker.log", concurrency=1)  # one task at a time: the queue's order shows
-    try:
+    # One task at a time: the queue's order shows.
+    with own_worker(tmp_path / "worker.log", concurrency=1) as worker:
         for start in range(0, len(events), EVENTS_PER_POST):
             sent = phone.sim.send_events(events[start:start + EVENTS_PER_POST])
             assert sent.response.status == 202, sent.response.body
@@ -49,7 +46,5 @@ def test_a_quiet_portals_call_is_registered_while_a_busy_portal_still_has_most_o
         quiet.wait_finished(call.call_id, worker=worker)
         for scenario in backlog[-3:]:
             phone.wait_finished(scenario.call_id, timeout=240, worker=worker)
-    finally:
-        stop_worker(worker)
     assert len(phone.telephony()["calls"]) == BACKLOG_CALLS  # the backlog is registered, each call once
     assert len(quiet.telephony()["calls"]) == 1

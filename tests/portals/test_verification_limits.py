@@ -16,6 +16,13 @@ def _address() -> str:
     return f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
 
 
+def _from(source: str) -> DjangoTransport:
+    """A browser (or an attacker) at ``source`` talking to the app."""
+    transport = DjangoTransport()
+    transport.client.defaults["REMOTE_ADDR"] = source
+    return transport
+
+
 def _forged_install(member_id: str) -> dict:
     return {"event": "ONAPPINSTALL", "data": {"VERSION": "1", "LANGUAGE_ID": "ru"},
             "auth": {"access_token": "made-up-token", "refresh_token": "made-up", "member_id": member_id,
@@ -58,11 +65,7 @@ def test_installer_posts_with_made_up_tokens_for_one_portal_are_limited_whatever
     url, body, headers = captured[0]
     forged = body.replace(b"AUTH_ID=", b"AUTH_ID=forged")
 
-    statuses = []
-    for _ in range(6):
-        transport = DjangoTransport()
-        transport.client.defaults["REMOTE_ADDR"] = _address()
-        statuses.append(transport(url, forged, headers).status_code)
+    statuses = [_from(_address())(url, forged, headers).status_code for _ in range(6)]
 
     assert statuses == [403] * 3 + [429] * 3
     assert RestCallLog.objects.filter(method__icontains="app.info").count() == 3
@@ -117,31 +120,29 @@ def _viewer_checks(portal) -> int:
     return RestCallLog.objects.filter(portal=portal, method="batch").count()
 
 
+def _forged_app_page(sandbox, installed_portal) -> tuple[str, bytes, dict, int]:
+    """The app page's POST with a made-up AUTH_ID, and the viewer checks made so far."""
+    url, body, headers = _app_page_post(sandbox, installed_portal.b24)
+    return url, body.replace(b"AUTH_ID=", b"AUTH_ID=forged"), headers, _viewer_checks(installed_portal.portal)
+
+
 @pytest.mark.django_db
 def test_app_page_opens_with_made_up_auth_ids_from_one_source_stop_costing_calls_past_the_limit(
     sandbox, installed_portal, settings
 ):
     settings.BITRIX24_VERIFY_WINDOW_SECONDS = 3600  # no window boundary mid-test
     settings.BITRIX24_VERIFY_LIMIT_PER_SOURCE = 3
-    url, body, headers = _app_page_post(sandbox, installed_portal.b24)
-    forged = body.replace(b"AUTH_ID=", b"AUTH_ID=forged")
-    before = _viewer_checks(installed_portal.portal)
+    url, forged, headers, before = _forged_app_page(sandbox, installed_portal)
     attacker = _address()
 
-    answers = []
-    for _ in range(6):
-        transport = DjangoTransport()
-        transport.client.defaults["REMOTE_ADDR"] = attacker
-        answers.append(transport(url, forged, headers))
+    answers = [_from(attacker)(url, forged, headers) for _ in range(6)]
 
     assert [a.status_code for a in answers] == [403] * 3 + [429] * 3
     assert all(int(a["Retry-After"]) >= 1 for a in answers[3:])
     assert _viewer_checks(installed_portal.portal) - before == 3
     # The portal's own users, from elsewhere, still get in.
     url, body, headers = _app_page_post(sandbox, installed_portal.b24)
-    transport = DjangoTransport()
-    transport.client.defaults["REMOTE_ADDR"] = _address()
-    assert transport(url, body, headers).status_code == 200
+    assert _from(_address())(url, body, headers).status_code == 200
 
 
 @pytest.mark.django_db
@@ -150,15 +151,9 @@ def test_app_page_opens_with_made_up_auth_ids_for_one_portal_are_limited_whateve
 ):
     settings.BITRIX24_VERIFY_WINDOW_SECONDS = 3600  # no window boundary mid-test
     settings.BITRIX24_VERIFY_LIMIT_PER_PORTAL = 3
-    url, body, headers = _app_page_post(sandbox, installed_portal.b24)
-    forged = body.replace(b"AUTH_ID=", b"AUTH_ID=forged")
-    before = _viewer_checks(installed_portal.portal)
+    url, forged, headers, before = _forged_app_page(sandbox, installed_portal)
 
-    statuses = []
-    for _ in range(5):
-        transport = DjangoTransport()
-        transport.client.defaults["REMOTE_ADDR"] = _address()
-        statuses.append(transport(url, forged, headers).status_code)
+    statuses = [_from(_address())(url, forged, headers).status_code for _ in range(5)]
 
     assert statuses == [403] * 3 + [429] * 2
     assert _viewer_checks(installed_portal.portal) - before == 3
@@ -173,9 +168,7 @@ def test_genuine_app_page_opens_from_one_address_never_run_out(sandbox, installe
 
     for _ in range(5):
         url, body, headers = _app_page_post(sandbox, installed_portal.b24)
-        transport = DjangoTransport()
-        transport.client.defaults["REMOTE_ADDR"] = office
-        assert transport(url, body, headers).status_code == 200
+        assert _from(office)(url, body, headers).status_code == 200
 
 
 @pytest.mark.django_db
