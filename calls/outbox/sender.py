@@ -109,7 +109,8 @@ def drain(portal_id: int, *, for_call: int | None = None, max_requests: int | No
     ``for_call``: a call's reconciler draining inline, which stops as soon as that call's commands have their
     outcomes (or after ``max_requests``), leaving the rest to the drain task (``signals.drained``'s
     ``next_due``). ``bucket_wait``: the longest it sleeps for room in the request bucket (default: none for a
-    call's reconciler, ``bucket_wait_seconds`` for the drain task). Listeners hear which calls got outcomes (but ``for_call``, which reads them itself).
+    call's reconciler, ``bucket_wait_seconds`` for the drain task). Listeners hear which calls got outcomes
+    (but ``for_call``, which reads them itself).
     """
     report = DrainReport()
     while True:
