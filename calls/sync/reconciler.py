@@ -760,10 +760,11 @@ def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool, drain: 
             if commands is None:  # the run's first round: the call's read told whether there are any
                 commands = outbox_selectors.unapplied(call.pk) if call.has_unapplied else []
             if any(c.status in _OPEN_COMMANDS for c in commands):
+                if not drain:  # the caller sends the portal's outbox, as another sender would
+                    return _wait_for_bitrix24(call, token, run, commands, True, allow_slow)
                 if client is None:
                     client = _client_for(call)
-                # Not draining: the caller sends the portal's outbox, as another sender would.
-                busy = not sent and (not drain or _send_inline(call, client))
+                busy = not sent and _send_inline(call, client)
                 if sent or busy:
                     return _wait_for_bitrix24(call, token, run, commands, busy, allow_slow)
                 sent, commands = True, outbox_selectors.unapplied(call.pk)
