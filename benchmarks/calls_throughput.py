@@ -1,7 +1,8 @@
 """Call state machine throughput: PBX-event-to-register latency and sustained calls per second.
 
 Everything real except Bitrix24 and the PBX: the PBX API runs under gunicorn, the state machine in REAL
-Celery worker processes on Redis and PostgreSQL, Bitrix24 is the sandbox served over HTTP (RealClock,
+Celery worker processes on Redis and PostgreSQL, both as shipped (gunicorn with ops/gunicorn.py, the
+workers at the lower CPU priority they take themselves, ``CELERY_WORKER_NICE``), Bitrix24 is the sandbox served over HTTP (RealClock,
 request limits switched off: the numbers are the connector's, not a portal's request budget), and the
 PBXs are simulators sending signed scripted calls (pbxsim.run_load) at an offered rate, spread over 1
 portal and over 100 portals.
@@ -36,12 +37,12 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-APP = "https://app.test"
+from benchmarks import harness  # noqa: E402  (after the path is set)
+
 MIX = ("ring_group_second_answers", "missed_call", "busy_outgoing", "blind_transfer", "late_recording")
 
 
@@ -51,70 +52,10 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--rates", default="5,10,20", help="offered new calls per second, comma-separated")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of offered load per run")
     parser.add_argument("--speed", type=float, default=10.0, help="PBX time compression (10: a 60 s call takes 6 s)")
-    parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
-    parser.add_argument("--concurrency", type=int, default=4, help="pool processes per worker")
-    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers for the PBX API")
+    harness.add_stack_arguments(parser)
     parser.add_argument("--drain-timeout", type=float, default=300.0, help="max seconds to wait for the backlog")
     parser.add_argument("--burst", type=int, default=300, help="calls in the burst run (0: skip)")
     return parser.parse_args()
-
-
-def _require_production_stack() -> None:
-    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")) or \
-            not os.environ.get("REDIS_URL", "").startswith("redis://"):
-        raise SystemExit("This benchmark runs on the production stack: set DATABASE_URL (PostgreSQL) and REDIS_URL.")
-
-
-def _start_sandbox() -> tuple[Any, Any]:
-    from b24sandbox import Sandbox
-
-    sb = Sandbox(allow_http=True, limits=False)  # RealClock
-    server = sb.serve(host="127.0.0.1", port=0)
-    os.environ.update(
-        BITRIX24_ALLOW_HTTP="1",
-        BITRIX24_OAUTH_SERVER=f"{server.base_url}/oauth",
-        BITRIX24_OAUTH_HOSTS="oauth.bitrix.info,127.0.0.1",
-        APP_BASE_URL=APP,
-        RECORDINGS_ALLOW_PRIVATE_HOSTS="1",
-        RECORDINGS_ALLOW_HTTP="1",
-        CELERY_BROKER_NAMESPACE=f"bench-{uuid.uuid4().hex[:8]}",
-        LOG_LEVEL="WARNING",
-        DEBUG=os.environ.get("DEBUG", "0"),
-        DJANGO_SETTINGS_MODULE="telephony_app.settings",
-    )
-    return sb, server
-
-
-def _setup_django() -> Any:
-    import django
-    from django.conf import settings
-
-    django.setup()
-    from django.db import connection
-
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"bench_calls_{os.getpid()}"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    s = connection.settings_dict
-    auth = s.get("USER") or "postgres"
-    if s.get("PASSWORD"):
-        auth += f":{s['PASSWORD']}"
-    os.environ["DATABASE_URL"] = f"postgres://{auth}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
-    return connection
-
-
-class _DjangoTransport:
-    """The sandbox's POSTs (installer page, events) into our views in-process."""
-
-    def __init__(self) -> None:
-        from django.test import Client
-
-        self.client = Client()
-
-    def __call__(self, url: str, body: bytes, headers: dict[str, str]) -> Any:
-        parts = urlsplit(url)
-        return self.client.generic("POST", parts.path + (f"?{parts.query}" if parts.query else ""), data=body,
-                                   content_type=headers.get("Content-Type", "application/x-www-form-urlencoded"),
-                                   secure=True, headers={"host": parts.netloc})
 
 
 def _wait(predicate: Any, timeout: float, what: str) -> None:
@@ -126,111 +67,40 @@ def _wait(predicate: Any, timeout: float, what: str) -> None:
 
 
 def _start_processes(args: argparse.Namespace, logdir: Path) -> tuple[list[subprocess.Popen], str]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    procs = [subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "telephony_app.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(args.web_workers),
-         "--log-level", "warning"],
-        cwd=ROOT, env=env, stdout=(logdir / "web.log").open("wb"), stderr=subprocess.STDOUT, start_new_session=True)]
-    logs = []
-    for n in range(args.workers):
-        log = logdir / f"worker{n}.log"
-        logs.append(log)
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "telephony_app", "worker", "--loglevel", "INFO", "-c",
-             str(args.concurrency), "-Q", "realtime,default,bulk", "-n", f"bench{n}-{uuid.uuid4().hex[:6]}@%h",
-             "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True))
-    import requests
-
-    def web_up() -> bool:
-        try:
-            return requests.get(f"http://127.0.0.1:{port}/api/pbx/v1/", timeout=1).status_code < 500
-        except requests.RequestException:
-            return False
-
-    _wait(web_up, 60, "gunicorn")
-    _wait(lambda: all("ready." in log.read_text(errors="replace") for log in logs), 90, "celery workers")
-    return procs, f"http://127.0.0.1:{port}"
+    web, url = harness.start_web(logdir / "web.log", env, workers=args.web_workers)
+    procs = [web]
+    try:
+        for n in range(args.workers):
+            procs.append(harness.start_celery_worker(logdir / f"worker{n}.log", env, concurrency=args.concurrency,
+                                                     name=f"bench{n}-{uuid.uuid4().hex[:6]}@%h", ready_timeout=90))
+    except BaseException:
+        _stop(procs)
+        raise
+    return procs, url
 
 
 def _stop(procs: list[subprocess.Popen]) -> None:
-    import signal
-
-    for proc in procs:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-    for proc in procs:
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+    harness.stop_web(procs[0])
+    for worker in procs[1:]:
+        harness.stop_process_group(worker)
 
 
 def _portals(sb: Any, count: int, recordings: Any, tag: str) -> list[tuple[str, str]]:
-    from b24sandbox.state import User
-    from calls.connections.services import create_connection
-    from calls.extensions import extension_map
-    from calls.models import PbxLine
-    from pbxsim.scenarios import PBX_LINE
     from portals.models import Portal
 
     connections = []
     for n in range(count):
-        users = [User(1, "Anna", "Admin", "a@example.com", is_admin=True, uf_phone_inner="100"),
-                 *[User(i, f"Agent{i}", "Bench", f"u{i}@example.com", uf_phone_inner=str(99 + i)) for i in range(2, 6)]]
-        b24 = sb.create_portal(f"{tag}{n}.bitrix24.test", plan="enterprise", users=users)
-        response = sb.install_ui(b24)
-        if response.status_code != 200:
-            raise SystemExit(f"install failed: {response.status_code} {response.content[:300]!r}")
-        sb.install_finish(b24)
-        portal = Portal.objects.get(member_id=b24.member_id)
+        _, portal, connection = harness.install_bench_portal(sb, f"{tag}{n}.bitrix24.test", plan="enterprise",
+                                                             recordings=recordings)
         # The connector's own limiter is lifted too: this measures the connector, not a portal's budget.
         Portal.objects.filter(pk=portal.pk).update(rate_capacity=1_000_000, rate_drain=1_000_000)
-        issued = create_connection(portal=portal, name="Bench PBX")
-        issued.connection.recording_hosts = ["127.0.0.1"]
-        issued.connection.save(update_fields=["recording_hosts"])
-        recordings.add_connection(issued.connection.public_id, issued.secret)
-        # The simulated PBX's line, declared (PUT …/lines) and not yet in Bitrix24: the first call adds it.
-        PbxLine.objects.create(connection=issued.connection, number=PBX_LINE, name="Bench line")
-        extension_map.sync_extensions(portal.pk)  # warm: the map a running portal already has
-        connections.append((issued.connection.public_id, issued.secret))
+        connections.append(connection)
     return connections
 
 
-def _cpu_seconds(root_pids: list[int]) -> float:
-    """utime+stime of the given processes and all their descendants (Linux /proc)."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                fields = fh.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents[int(entry)] = int(fields[1])
-        cpu[int(entry)] = (int(fields[11]) + int(fields[12])) / ticks
-    wanted = set(root_pids)
-    changed = True
-    while changed:
-        changed = False
-        for pid, parent in parents.items():
-            if parent in wanted and pid not in wanted:
-                wanted.add(pid)
-                changed = True
-    return sum(cpu.get(pid, 0.0) for pid in wanted)
-
-
-def _pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+_pct = harness.pct
+_cpu_seconds = harness.cpu_seconds
 
 
 def _run(app_url: str, connections: list[tuple[str, str]], rate: float, args: argparse.Namespace,
@@ -283,9 +153,10 @@ def _run(app_url: str, connections: list[tuple[str, str]], rate: float, args: ar
 
 def main() -> None:
     args = _parse()
-    _require_production_stack()
-    sb, sandbox_server = _start_sandbox()
-    connection = _setup_django()
+    harness.require_production_stack()
+    sb, sandbox_server = harness.start_sandbox_server(
+        **harness.bench_environment(CELERY_BROKER_NAMESPACE=f"bench-{uuid.uuid4().hex[:8]}"))
+    connection = harness.create_bench_database(f"bench_calls_{os.getpid()}")
     procs: list[subprocess.Popen] = []
     import tempfile
 
@@ -295,11 +166,7 @@ def main() -> None:
 
         from pbxsim.server import SimServer
 
-        sb.register_app(settings.BITRIX24_CLIENT_ID, settings.BITRIX24_CLIENT_SECRET,
-                        scopes=list(settings.BITRIX24_APP_SCOPES), app_url=f"{APP}/bitrix24/app/",
-                        installer_url=f"{APP}/bitrix24/install/", install_event_url=f"{APP}/bitrix24/events/",
-                        redirect_uri=f"{APP}/bitrix24/oauth/callback/")
-        sb.event_transport = _DjangoTransport()
+        harness.register_app(sb)
         procs, app_url = _start_processes(args, logdir)
         recordings = SimServer().start()
         print(f"calls throughput — PostgreSQL + Redis, {args.workers} celery workers x {args.concurrency} processes, "
@@ -331,8 +198,9 @@ def main() -> None:
                       f"sandbox+PBX simulators {here / r['calls']:.3f}", flush=True)
         recordings.stop()
     finally:
-        _stop(procs)
-        connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
+        if procs:
+            _stop(procs)
+        harness.drop_bench_database(connection)
         sandbox_server.stop()
         print(f"logs: {logdir}")
 

@@ -5,6 +5,10 @@
 * The process tree from Linux ``/proc``: ``child_pids`` (a worker's pool processes), ``cpu_seconds``.
 * The Bitrix24 sandbox as an HTTP server wired to this app: ``start_sandbox_server``,
   ``register_app``, ``DjangoTransport`` (the sandbox's POSTs into our views in-process).
+* What the throughput benchmarks share: their common arguments (``add_stack_arguments``), the
+  production-stack check, a database of their own (``create_bench_database``), the PBX API under gunicorn
+  with the shipped configuration (``start_web``, ``stop_web``), a sandbox portal installed with a PBX
+  connection (``install_bench_portal``) and percentiles (``pct``).
 
 Standard library only at import time; Django and the sandbox are imported by the helpers that need them,
 so a benchmark can set the environment before Django reads its settings.
@@ -12,6 +16,7 @@ so a benchmark can set the environment before Django reads its settings.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import signal
@@ -198,12 +203,13 @@ def cpu_seconds(root_pids: list[int]) -> float:
 APP = "https://app.test"
 
 
-def start_sandbox_server(**extra_env: str) -> tuple[Any, Any]:
-    """The sandbox (RealClock, request limits off) as an HTTP server on 127.0.0.1; the environment is set
-    so that Django, once set up, talks to it. Returns ``(sandbox, server)``."""
+def start_sandbox_server(*, limits: bool = False, **extra_env: str) -> tuple[Any, Any]:
+    """The sandbox (RealClock; request limits off unless ``limits``, then every new portal gets its plan's)
+    as an HTTP server on 127.0.0.1; the environment is set so that Django, once set up, talks to it.
+    Returns ``(sandbox, server)``."""
     from b24sandbox import Sandbox
 
-    sb = Sandbox(allow_http=True, limits=False)
+    sb = Sandbox(allow_http=True, limits=limits)
     server = sb.serve(host="127.0.0.1", port=0)
     os.environ.update(
         BITRIX24_ALLOW_HTTP="1",
@@ -239,3 +245,133 @@ class DjangoTransport:
         return self.client.generic("POST", parts.path + (f"?{parts.query}" if parts.query else ""), data=body,
                                    content_type=headers.get("Content-Type", "application/x-www-form-urlencoded"),
                                    secure=True, headers={"host": parts.netloc})
+
+
+# ------------------------------------------------------------------------------------ the throughput benchmarks
+
+
+def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
+    """The processes of a benchmark's stack: Celery workers and the PBX API's gunicorn."""
+    parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
+    parser.add_argument("--concurrency", type=int, default=4, help="pool processes per worker")
+    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers for the PBX API")
+
+
+def require_production_stack() -> None:
+    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")) or \
+            not os.environ.get("REDIS_URL", "").startswith("redis://"):
+        raise SystemExit("This benchmark runs on the production stack: set DATABASE_URL (PostgreSQL) and REDIS_URL.")
+
+
+def bench_environment(**extra_env: str) -> dict[str, str]:
+    """What every benchmark's Django sees besides the sandbox's addresses: recordings from loopback, quiet
+    logs, DEBUG off as in production unless DEBUG is set."""
+    return {
+        "RECORDINGS_ALLOW_PRIVATE_HOSTS": "1", "RECORDINGS_ALLOW_HTTP": "1", "LOG_LEVEL": "WARNING",
+        "DEBUG": os.environ.get("DEBUG", "0"), "DJANGO_SETTINGS_MODULE": "telephony_app.settings", **extra_env,
+    }
+
+
+def create_bench_database(name: str) -> Any:
+    """Set Django up on a fresh database ``name`` (on the server of DATABASE_URL), migrated, and point
+    DATABASE_URL at it so that the processes started next use it. Returns Django's connection
+    (``drop_bench_database`` removes it)."""
+    import django
+    from django.conf import settings
+
+    django.setup()
+    from django.db import connection
+
+    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = name
+    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
+    s = connection.settings_dict
+    auth = s.get("USER") or "postgres"
+    if s.get("PASSWORD"):
+        auth += f":{s['PASSWORD']}"
+    os.environ["DATABASE_URL"] = f"postgres://{auth}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+    return connection
+
+
+def drop_bench_database(connection: Any) -> None:
+    connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
+
+
+# The web server as shipped (Dockerfile, docker-compose.yml): its settings and hooks are ops/gunicorn.py.
+GUNICORN_CONFIG = "python:ops.gunicorn"
+
+
+def web_command(port: int, workers: int) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "telephony_app.wsgi:application", "-c", GUNICORN_CONFIG,
+            "-b", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "60", "--log-level", "warning"]
+
+
+def start_web(log_path: Path, env: Mapping[str, str], *, workers: int, ready_timeout: float = 60.0,
+              ) -> tuple[subprocess.Popen, str]:
+    """gunicorn serving the app on a free loopback port, in its own session; waits until the PBX API answers.
+    Returns ``(process, base URL)``."""
+    import requests
+
+    port = free_port()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(web_command(port, workers), cwd=ROOT, env=dict(env), stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + ready_timeout
+    while True:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(f"{url}/api/pbx/v1/", timeout=1).status_code < 500:
+                return process, url
+        if time.monotonic() > deadline or process.poll() is not None:
+            stop_web(process)
+            raise SystemExit(f"gunicorn did not start:\n{log_path.read_text(errors='replace')[-4000:]}")
+        time.sleep(0.2)
+
+
+def stop_web(process: subprocess.Popen) -> None:
+    """gunicorn stops its workers itself on SIGTERM (graceful); what is left after 30 s is killed."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+
+
+def install_bench_portal(sb: Any, domain: str, *, plan: str, recordings: Any) -> tuple[Any, Any, tuple[str, str]]:
+    """A sandbox portal with an admin and four agents (extensions 100-104), the app installed through its
+    installer, and a PBX connection whose recordings the simulator ``recordings`` serves; the PBX's line is
+    declared (PUT …/lines) and not yet in Bitrix24, so the first call adds it; the extension map is warm, as
+    on a running portal. Returns ``(sandbox portal, Portal, (connection id, secret))``."""
+    from b24sandbox.state import User
+    from calls.connections.services import create_connection
+    from calls.extensions import extension_map
+    from calls.models import PbxLine
+    from pbxsim.scenarios import PBX_LINE
+    from portals.models import Portal
+
+    users = [User(1, "Anna", "Admin", "a@example.com", is_admin=True, uf_phone_inner="100"),
+             *[User(i, f"Agent{i}", "Bench", f"u{i}@example.com", uf_phone_inner=str(99 + i)) for i in range(2, 6)]]
+    b24 = sb.create_portal(domain, plan=plan, users=users)
+    response = sb.install_ui(b24)
+    if response.status_code != 200:
+        raise SystemExit(f"install failed: {response.status_code} {response.content[:300]!r}")
+    sb.install_finish(b24)
+    portal = Portal.objects.get(member_id=b24.member_id)
+    issued = create_connection(portal=portal, name="Bench PBX")
+    issued.connection.recording_hosts = ["127.0.0.1"]
+    issued.connection.save(update_fields=["recording_hosts"])
+    recordings.add_connection(issued.connection.public_id, issued.secret)
+    PbxLine.objects.create(connection=issued.connection, number=PBX_LINE, name="Bench line")
+    extension_map.sync_extensions(portal.pk)
+    return b24, portal, (issued.connection.public_id, issued.secret)
+
+
+def pct(values: list[float], p: float) -> float:
+    """The p-th percentile (nearest rank); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]

@@ -3,8 +3,9 @@ enterprise portal, how soon the call card pops up, what one busy portal does to 
 the connector spends per call.
 
 Everything real except Bitrix24 and the PBX: the PBX API under gunicorn, the call state machine in real
-Celery workers on Redis and PostgreSQL, Bitrix24 the sandbox over loopback HTTP **with its limits on**
-(docs/bitrix24-contract.md §3.1: a standard portal drains 2 requests/s with a burst of 50, an enterprise
+Celery workers on Redis and PostgreSQL, both as shipped (gunicorn with ops/gunicorn.py, the workers at
+the lower CPU priority they take themselves, ``CELERY_WORKER_NICE``: set it to 0 to compare), Bitrix24
+the sandbox over loopback HTTP **with its limits on** (docs/bitrix24-contract.md §3.1: a standard portal drains 2 requests/s with a burst of 50, an enterprise
 one 5/s with 250; §3.2: the per-method operating time), the PBXs simulators sending signed scripted calls
 (pbxsim.run_load). The sandbox counts what is printed (b24sandbox.observe.Traffic): requests as Bitrix24
 bills them (a batch is one), the commands inside batches, 503s and 429s, and when each call's register,
@@ -28,7 +29,9 @@ Runs, each on a fresh portal (an empty bucket) after the connector's own plan li
   workers (utime+stime from /proc over the run).
 * isolation: a second standard portal with a light paced load (``--probe-rate`` calls/s), alone and then
   while a first portal has ``--isolation`` calls queued; its card pop p99 under load / idle.
-* intake: new calls at ``--intake-rate``/s on an enterprise portal; the PBX's POST → 202, p50/p95.
+* intake: new calls at ``--intake-rate``/s on an enterprise portal; the PBX's POST → 202, p50/p95, and the
+  PBX API's CPU per POST; then the same while the workers process a burst of ``--intake-during-burst``
+  calls on another portal.
 
 A run whose backlog does not drain within ``--drain-timeout`` is reported with what it reached; its
 portal and broker messages are then dropped and the processes restarted, so the next run starts clean.
@@ -40,7 +43,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -84,12 +86,10 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--probe-duration", type=float, default=20.0, help="seconds of the second portal's load")
     parser.add_argument("--intake-rate", type=float, default=20.0, help="new calls/s in the intake run (0: skip)")
     parser.add_argument("--intake-duration", type=float, default=15.0)
+    parser.add_argument("--intake-during-burst", type=int, default=300,
+                        help="the intake run again while the workers process a burst of this many calls (0: skip)")
     parser.add_argument("--drain-timeout", type=float, default=600.0, help="max seconds a burst may take")
-    parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
-    parser.add_argument("--concurrency", type=int, default=4, help="pool processes per worker")
-    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers for the PBX API")
-    parser.add_argument("--worker-nice", type=int, default=0,
-                        help="run the Celery workers at this lower CPU priority (nice), the PBX API first")
+    harness.add_stack_arguments(parser)
     args = parser.parse_args()
     if args.quick:
         args.bursts, args.isolation, args.intake_duration = "100", min(args.isolation, 300), 5.0
@@ -116,42 +116,20 @@ class Stack:
         self.generation += 1
         namespace = f"bench-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "CELERY_BROKER_NAMESPACE": namespace}
-        port = harness.free_port()
-        self.web = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "telephony_app.wsgi", "-b", f"127.0.0.1:{port}",
-             "-w", str(self.args.web_workers), "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=(self.logdir / f"web{self.generation}.log").open("wb"),
-            stderr=subprocess.STDOUT, start_new_session=True)
+        self.web, self.url = harness.start_web(self.logdir / f"web{self.generation}.log", env,
+                                               workers=self.args.web_workers)
         self.workers = [
             harness.start_celery_worker(self.logdir / f"worker{self.generation}-{n}.log", env,
                                         name=f"bench{n}-{uuid.uuid4().hex[:6]}@%h", concurrency=self.args.concurrency,
-                                        ready_timeout=90, nice=self.args.worker_nice)
+                                        ready_timeout=90)
             for n in range(self.args.workers)]
-        self.url = f"http://127.0.0.1:{port}"
-        import requests
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{self.url}/api/pbx/v1/", timeout=1).status_code < 500:
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline or self.web.poll() is not None:
-                raise SystemExit("gunicorn did not start")
-            time.sleep(0.2)
 
     def stop(self) -> None:
         for worker in self.workers:
             harness.stop_process_group(worker)
         self.workers = []
-        if self.web is not None and self.web.poll() is None:
-            os.killpg(self.web.pid, signal.SIGTERM)
-            try:
-                self.web.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.web.pid, signal.SIGKILL)
-                self.web.wait(timeout=10)
+        if self.web is not None:
+            harness.stop_web(self.web)
         self.web = None
 
     def cpu(self) -> tuple[float, float]:
@@ -161,32 +139,9 @@ class Stack:
 
 
 def _setup_environment() -> tuple[Any, Any]:
-    if not os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")) or \
-            not os.environ.get("REDIS_URL", "").startswith("redis://"):
-        raise SystemExit("This benchmark runs on the production stack: set DATABASE_URL (PostgreSQL) and REDIS_URL.")
-    from b24sandbox import Sandbox
-
-    sb = Sandbox(allow_http=True, limits=True)  # RealClock; every new portal gets its plan's limits
-    server = sb.serve(host="127.0.0.1", port=0)
-    os.environ.update(
-        BITRIX24_ALLOW_HTTP="1", BITRIX24_OAUTH_SERVER=f"{server.base_url}/oauth",
-        BITRIX24_OAUTH_HOSTS="oauth.bitrix.info,127.0.0.1", APP_BASE_URL=harness.APP,
-        RECORDINGS_ALLOW_PRIVATE_HOSTS="1", RECORDINGS_ALLOW_HTTP="1", LOG_LEVEL="WARNING",
-        DEBUG=os.environ.get("DEBUG", "0"), DJANGO_SETTINGS_MODULE="telephony_app.settings",
-    )
-    import django
-    from django.conf import settings
-
-    django.setup()
-    from django.db import connection
-
-    settings.DATABASES["default"].setdefault("TEST", {})["NAME"] = f"bench_portals_{os.getpid()}"
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, keepdb=False)
-    s = connection.settings_dict
-    auth = s.get("USER") or "postgres"
-    if s.get("PASSWORD"):
-        auth += f":{s['PASSWORD']}"
-    os.environ["DATABASE_URL"] = f"postgres://{auth}@{s.get('HOST') or '127.0.0.1'}:{s.get('PORT') or 5432}/{s['NAME']}"
+    harness.require_production_stack()
+    sb, server = harness.start_sandbox_server(limits=True, **harness.bench_environment())
+    harness.create_bench_database(f"bench_portals_{os.getpid()}")
     return sb, server
 
 
@@ -198,42 +153,18 @@ class BenchPortal:
 
 
 def _portal(sb: Any, plan: str, recordings: Any, tag: str) -> BenchPortal:
-    from b24sandbox.state import User
-    from calls.connections.services import create_connection
-    from calls.extensions import extension_map
-    from calls.models import PbxLine
-    from pbxsim.scenarios import PBX_LINE
-    from portals.models import Portal
-
-    users = [User(1, "Anna", "Admin", "a@example.com", is_admin=True, uf_phone_inner="100"),
-             *[User(i, f"Agent{i}", "Bench", f"u{i}@example.com", uf_phone_inner=str(99 + i)) for i in range(2, 6)]]
-    b24 = sb.create_portal(f"{tag}.bitrix24.test", plan=plan, users=users)
-    response = sb.install_ui(b24)
-    if response.status_code != 200:
-        raise SystemExit(f"install failed: {response.status_code} {response.content[:300]!r}")
-    sb.install_finish(b24)
-    portal = Portal.objects.get(member_id=b24.member_id)
-    issued = create_connection(portal=portal, name="Bench PBX")
-    issued.connection.recording_hosts = ["127.0.0.1"]
-    issued.connection.save(update_fields=["recording_hosts"])
-    recordings.add_connection(issued.connection.public_id, issued.secret)
-    # The simulated PBX's line, declared (PUT …/lines) and not yet in Bitrix24: the first call adds it.
-    PbxLine.objects.create(connection=issued.connection, number=PBX_LINE, name="Bench line")
-    extension_map.sync_extensions(portal.pk)  # warm: the map a running portal already has
+    b24, portal, connection = harness.install_bench_portal(sb, f"{tag}.bitrix24.test", plan=plan,
+                                                           recordings=recordings)
     # A portal in use has had time to drain what installing it cost; the run starts from an empty bucket.
     b24.limits.level = 0.0
     sb.traffic.reset(b24.member_id)
-    return BenchPortal(b24, portal.pk, (issued.connection.public_id, issued.secret))
+    return BenchPortal(b24, portal.pk, connection)
 
 
 # ------------------------------------------------------------------------------------ one run
 
 
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))]
+_pct = harness.pct
 
 
 @dataclass
@@ -259,6 +190,7 @@ class Outcome:
     dead: int = 0
     intake: dict[str, float] = field(default_factory=dict)
     intake_errors: int = 0
+    posts: int = 0  # the PBX's requests
     cpu_web: float = 0.0
     cpu_workers: float = 0.0
     elapsed: float = 0.0
@@ -350,6 +282,7 @@ def _run(stack: Stack, sb: Any, recordings: Any, bp: BenchPortal, label: str, *,
     summary = report.summary()
     outcome.intake = summary["latency_ms"]
     outcome.intake_errors = summary["error_count"]
+    outcome.posts = summary["requests"]
     _measure(bp, sb, run_id, report.calls, outcome)
     return outcome
 
@@ -405,9 +338,20 @@ def _print_burst(o: Outcome) -> None:
           f"{_ms(o.reg_lat, 99)} ms; finish p50/p99 {_ms(o.fin_lat, 50)}/{_ms(o.fin_lat, 99)} ms")
     refused = f" ({', '.join(f'{k} x {n}' for k, n in o.refused.items())})" if o.refused else ""
     print(f"  {'':<22} 503 x {o.s503} (target 0), 429 x {o.s429}{refused}, dead letters {o.dead}, PBX POST errors "
-          f"{o.intake_errors}; CPU s/call: PBX API {o.cpu_web / o.calls:.4f} + workers {o.cpu_workers / o.calls:.4f} "
+          f"{o.intake_errors}; PBX API CPU s/POST {o.cpu_web / max(1, o.posts):.4f}; CPU s/call: PBX API "
+          f"{o.cpu_web / o.calls:.4f} + workers {o.cpu_workers / o.calls:.4f} "
           f"= {(o.cpu_web + o.cpu_workers) / o.calls:.4f} (target ≤ {TARGETS['cpu_per_call']:g}); "
           f"{o.elapsed:.0f} s", flush=True)
+
+
+def _print_intake(o: Outcome, args: argparse.Namespace, during: str) -> None:
+    # Only the PBX's answers are measured here: the backlog is left to the workers (CPU per call comes
+    # from the bursts, which drain).
+    print(f"  intake at {args.intake_rate:g} new calls/s for {args.intake_duration:g} s{during} ({o.calls} calls, "
+          f"{o.posts} POSTs, their events {args.speed:g}x real time): PBX POST → 202 p50 {o.intake['p50']:.1f} ms, "
+          f"p95 {o.intake['p95']:.1f} ms, max {o.intake['max']:.0f} ms (target p95 ≤ {TARGETS['intake_p95_ms']:g} "
+          f"ms), {o.intake_errors} errors; PBX API CPU s {o.cpu_web / max(1, o.posts):.4f} a POST, "
+          f"{o.cpu_web / max(1, o.calls):.4f} a call; {_load_note()}", flush=True)
 
 
 def _load_note() -> str:
@@ -444,7 +388,7 @@ def main() -> None:
     try:
         stack.start()
         print(f"portal throughput — PostgreSQL + Redis, {args.workers} celery workers x {args.concurrency} processes"
-              f"{f' (nice {args.worker_nice})' if args.worker_nice else ''}, "
+              f"{f' at nice {settings.CELERY_WORKER_NICE}' if settings.CELERY_WORKER_NICE else ''}, "
               f"gunicorn x {args.web_workers}, DEBUG={'on' if settings.DEBUG else 'off'}; Bitrix24 = sandbox over "
               f"HTTP with its limits on (standard 2 req/s burst 50, enterprise 5 req/s burst 250); calls' events "
               f"{args.speed:g}x faster than real time, mix: {', '.join(MIX)}; {_load_note()}", flush=True)
@@ -486,20 +430,30 @@ def main() -> None:
                   f"(target ≤ {TARGETS['isolation']:g}); {_load_note()}", flush=True)
             _drop(stack, busy, prober)
         if args.intake_rate:
-            # Only the PBX's answers are measured here: the backlog is left to the workers (CPU per call
-            # comes from the bursts, which drain).
-            o = _run(stack, sb, recordings, fresh("enterprise"), f"intake {args.intake_rate:g}/s",
-                     rate=args.intake_rate, duration=args.intake_duration, speed=args.speed, drain_timeout=0,
-                     wait=False)
-            print(f"  intake at {args.intake_rate:g} new calls/s for {args.intake_duration:g} s ({o.calls} calls, "
-                  f"their events {args.speed:g}x real time): PBX POST → 202 p50 {o.intake['p50']:.1f} ms, p95 "
-                  f"{o.intake['p95']:.1f} ms, max {o.intake['max']:.0f} ms (target p95 ≤ "
-                  f"{TARGETS['intake_p95_ms']:g} ms); CPU s/call PBX API {o.cpu_web / o.calls:.4f} + workers "
-                  f"{o.cpu_workers / o.calls:.4f} while sending (the backlog not awaited); {_load_note()}", flush=True)
+            _print_intake(_run(stack, sb, recordings, fresh("enterprise"), "intake", rate=args.intake_rate,
+                               duration=args.intake_duration, speed=args.speed, drain_timeout=0, wait=False),
+                          args, "")
+        if args.intake_rate and args.intake_during_burst:
+            busy = fresh("enterprise")
+            flooded: dict[str, Outcome] = {}
+
+            def burst() -> None:
+                flooded["o"] = _run(stack, sb, recordings, busy, "burst", rate=10_000.0,
+                                    duration=args.intake_during_burst / 10_000.0, speed=args.speed, drain_timeout=0,
+                                    wait=False)
+
+            bursting = threading.Thread(target=burst)
+            bursting.start()
+            time.sleep(3.0)  # the burst's call.started are in: the workers have its backlog
+            during = _run(stack, sb, recordings, fresh("enterprise"), "intake", rate=args.intake_rate,
+                          duration=args.intake_duration, speed=args.speed, drain_timeout=0, wait=False)
+            bursting.join()
+            _print_intake(during, args, f" while the workers process a burst of {args.intake_during_burst} calls")
+            _drop(stack, busy)
     finally:
         stack.stop()
         recordings.stop()
-        connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
+        harness.drop_bench_database(connection)
         sandbox_server.stop()
         print(f"logs: {logdir}")
 

@@ -117,13 +117,15 @@ MIDDLEWARE = [
     "ops.middleware.ProbeMiddleware",  # first: probes and scrapes skip host validation and the HTTPS redirect
     "ops.logs.middleware.LogContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.locale.LocaleMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
+    # telephony_app.web_only: the same middlewares, which the PBX's signed requests skip (no session, no
+    # cookie, no CSRF, no language: a signature and English JSON).
+    "telephony_app.web_only.WhiteNoiseMiddleware",
+    "telephony_app.web_only.SessionMiddleware",
+    "telephony_app.web_only.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",  # Content-Length, for the API too
+    "telephony_app.web_only.CsrfViewMiddleware",
+    "telephony_app.web_only.AuthenticationMiddleware",
+    "telephony_app.web_only.MessageMiddleware",
     # Nothing may be framed (X-Frame-Options: DENY) except the pages Bitrix24 frames, which answer
     # frame-ancestors <the portal> instead (portals.iframe).
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
@@ -349,6 +351,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery's Django fix-up closes the database connection around every task unless this is set; worker
 # connections are recycled like request connections instead (CONN_MAX_AGE, health checks: telephony_app.celery).
 CELERY_DB_REUSE_MAX = 1000
+# The worker lowers its own CPU priority by this much at start (telephony_app.celery): the PBX API first.
+CELERY_WORKER_NICE = env_int("CELERY_WORKER_NICE", 10)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

@@ -321,6 +321,8 @@ def child_env(**extra: str) -> dict[str, str]:
         ORIGINATE_ALLOW_HTTP="1" if settings.ORIGINATE_ALLOW_HTTP else "0",
         PYTHONUNBUFFERED="1",
         CELERY_BROKER_NAMESPACE=settings.CELERY_BROKER_NAMESPACE,
+        # The test's workers keep the test's priority: they compete with nothing the test waits for.
+        CELERY_WORKER_NICE="0",
     )
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p)
     env.update(extra)

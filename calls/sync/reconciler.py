@@ -764,7 +764,7 @@ def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool, drain: 
                     return _wait_for_bitrix24(call, token, run, commands, True, allow_slow)
                 if client is None:
                     client = _client_for(call)
-                busy = not sent and _send_inline(call, client)
+                busy = not sent and _send_inline(call, client, commands)
                 if sent or busy:
                     return _wait_for_bitrix24(call, token, run, commands, busy, allow_slow)
                 sent, commands = True, outbox_selectors.unapplied(call.pk)
@@ -818,10 +818,14 @@ def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool, drain: 
     return SyncResult("retry", delay=0.5, detail="step budget of one run used up")
 
 
-def _send_inline(call: Call, client: Any) -> bool:
+def _send_inline(call: Call, client: Any, commands: list[OutboxCommand]) -> bool:
     """Send the portal's due commands in this worker (no task hop for a quiet portal), until this call's
-    have their outcomes or the inline budget is spent; True when another worker is the portal's sender."""
-    report = outbox_sender.drain(call.portal_id, for_call=call.pk, client=client,
+    have their outcomes or the inline budget is spent; True when another worker is the portal's sender.
+
+    ``commands``: every command of the call not taken in yet (read, or just written after the earlier ones
+    were taken in), so the open ones among them are all the call waits for."""
+    awaiting = [c.pk for c in commands if c.status in _OPEN_COMMANDS]
+    report = outbox_sender.drain(call.portal_id, for_call=call.pk, client=client, awaiting=awaiting,
                                  max_requests=outbox_settings().inline_requests)
     return report.busy
 
