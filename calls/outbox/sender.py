@@ -105,14 +105,16 @@ def release_lease(portal_id: int, token: str) -> None:
 
 
 def drain(portal_id: int, *, for_call: int | None = None, max_requests: int | None = None,
-          client: Any = None, awaiting: Collection[int] | None = None) -> DrainReport:
+          client: Any = None, awaiting: Collection[int] | None = None,
+          bucket_wait: float | None = None) -> DrainReport:
     """Send the portal's due commands if no other worker is its sender.
 
     ``for_call``: a call's reconciler draining inline, which stops as soon as that call's commands have their
     outcomes (or after ``max_requests``), leaving the rest to the drain task (``signals.drained``'s
     ``next_due``). Listeners hear which calls got outcomes (but ``for_call``, which reads them itself).
     ``awaiting``: that call's open commands, when its reconciler knows them all: it stops once these have their
-    outcomes, without asking the database after each request.
+    outcomes, without asking the database after each request. ``bucket_wait``: the longest it sleeps for room
+    in the request bucket (default: none for a call's reconciler, ``bucket_wait_seconds`` for the drain task).
     """
     report = DrainReport()
     while True:
@@ -124,7 +126,7 @@ def drain(portal_id: int, *, for_call: int | None = None, max_requests: int | No
             if client is None:
                 client = _client(portal_id, report)
             stopped = client is None or _send_due(portal_id, token, client, report, for_call, max_requests,
-                                                  awaiting)
+                                                  awaiting, bucket_wait)
         finally:
             release_lease(portal_id, token)
         # Looked at after letting go: a writer that found us busy committed its commands before it tried.
@@ -152,10 +154,11 @@ def _client(portal_id: int, report: DrainReport) -> Any:
 
 
 def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_call: int | None,
-              max_requests: int | None, awaiting: Collection[int] | None) -> bool:
+              max_requests: int | None, awaiting: Collection[int] | None, bucket_wait: float | None) -> bool:
     """Requests until nothing is due; True when it stopped early (the caller must not go round again)."""
     sent = 0
-    longest = 0.0 if for_call is not None else outbox_settings().bucket_wait_seconds
+    longest = bucket_wait if bucket_wait is not None else (
+        0.0 if for_call is not None else outbox_settings().bucket_wait_seconds)
     while True:
         if max_requests is not None and sent >= max_requests:
             return True

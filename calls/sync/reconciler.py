@@ -164,6 +164,13 @@ def apply_and_reconcile(pbx_event_pk: int) -> tuple[int | None, SyncResult | Non
     return call_pk, reconcile(call_pk, claimed=token)
 
 
+def claim_event(pbx_event_pk: int) -> tuple[int | None, str | None]:
+    """``apply_pbx_event``, also claiming the call for its sync in the same UPDATE when nobody holds it: the
+    call's pk (None for an unusable event) and the lease token (None when another run holds the call, or
+    the event was applied already)."""
+    return _apply(pbx_event_pk, claim=True)
+
+
 def _apply(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | None]:
     """``apply_pbx_event``; with ``claim``, also the lease token if the call was free to take."""
     with logcontext.bound():  # the event's ids label the lines logged while applying it, and only them
@@ -637,15 +644,19 @@ def note_follow_up_queued(result: SyncResult) -> None:
 # --- syncing ---------------------------------------------------------------------------------------------
 
 
-def reconcile(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None) -> SyncResult:
-    """Bring Bitrix24 in line with the call's facts (``_reconcile``); listeners hear how the run ended."""
+def reconcile(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None, drain: bool = True) -> SyncResult:
+    """Bring Bitrix24 in line with the call's facts (``_reconcile``); listeners hear how the run ended.
+
+    ``drain=False``: the caller sends the portal's outbox itself once it has brought several calls in line
+    (the portal's pump, ``calls.sync.pump``): the run writes the call's commands and ends ``waiting``.
+    """
     with logcontext.bound():  # the call's ids label this run's log lines, and only them
-        result = _reconcile(call_pk, allow_slow=allow_slow, claimed=claimed)
+        result = _reconcile(call_pk, allow_slow=allow_slow, claimed=claimed, drain=drain)
     signals.sync_ran.send(sender=SyncResult, outcome=result.outcome)
     return result
 
 
-def _reconcile(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None) -> SyncResult:
+def _reconcile(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None, drain: bool = True) -> SyncResult:
     """Bring Bitrix24 in line with the call's facts, step by step. Never raises for Bitrix24 failures.
 
     When another worker holds the call, its holder does the work we came for: a holder checks for new
@@ -667,7 +678,7 @@ def _reconcile(call_pk: int, *, allow_slow: bool = False, claimed: str | None = 
                               _follow_up_key(call_uuid, allow_slow))
         run.newer_facts = None
         try:
-            result = _sync_loop(call_pk, token, run, allow_slow=allow_slow)
+            result = _sync_loop(call_pk, token, run, allow_slow=allow_slow, drain=drain)
         except _LeaseLost:
             logger.warning("call %s: lease lost mid-sync; the new holder carries on", call_pk)
             return SyncResult("idle", detail="lease lost")
@@ -729,7 +740,7 @@ _STATUS_BY_PHASE = {
 }
 
 
-def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> SyncResult:
+def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool, drain: bool = True) -> SyncResult:
     client = None
     call: Call | None = None
     sent = False  # this run already tried to send the call's open commands itself
@@ -749,6 +760,8 @@ def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> Sync
             if commands is None:  # the run's first round: the call's read told whether there are any
                 commands = outbox_selectors.unapplied(call.pk) if call.has_unapplied else []
             if any(c.status in _OPEN_COMMANDS for c in commands):
+                if not drain:  # the caller sends the portal's outbox, as another sender would
+                    return _wait_for_bitrix24(call, token, run, commands, True, allow_slow)
                 if client is None:
                     client = _client_for(call)
                 busy = not sent and _send_inline(call, client, commands)
@@ -775,7 +788,8 @@ def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> Sync
                 return _settle(call, token, run, desired, version)
             step = steps[0]
             if step.kind is sm.StepKind.ATTACH_RECORDING and not allow_slow:
-                _save(call, token, status=Call.Status.PENDING, synced_version=version)
+                # The bulk queue's message does it now (the sweeper's net: the call left untouched).
+                _save(call, token, status=Call.Status.PENDING, synced_version=version, next_attempt_at=None)
                 return SyncResult("slow_step", detail="recording")
             if client is None:
                 client = _client_for(call)
@@ -1159,17 +1173,25 @@ _RECORDING_YIELD_COMMANDS_PER_S = 50.0
 _RECORDING_YIELD_MAX_S = 120.0
 
 
-def _yield_to_outbox(call: Call) -> None:
+def _yield_to_outbox(call: Call, client: Any) -> None:
     due = outbox_selectors.due_count(call.portal_id, timezone.now())
     if due:
         wait = min(_RECORDING_YIELD_MAX_S, max(2.0, due / _RECORDING_YIELD_COMMANDS_PER_S))
         raise _Retry(f"recording waits for {due} due Bitrix24 commands of the portal",
                      delay=wait + random.uniform(0, wait / 2), counts=False)
+    # With the bucket spent (the batches just sent took it), the attachRecord could not go: the recording would
+    # be downloaded (and converted) for nothing, and again on every retry, which is what a burst's workers spent
+    # most of their CPU on. It comes back when there is room, as a rate limit does (no failure counted).
+    room_in = client.request_wait()
+    if room_in > 0:
+        wait = max(2.0, room_in)
+        raise _Retry("recording waits for room in the portal's request bucket",
+                     delay=wait + random.uniform(0, wait / 2), counts=False)
 
 
 def _attach_recording(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
     assert desired.recording is not None
-    _yield_to_outbox(call)
+    _yield_to_outbox(call, client)
 
     # Download, conversion and upload can take many minutes: hold the call that long, no longer.
     _save(call, token, lease_until=timezone.now() + timedelta(seconds=sync_settings().recording_lease_seconds))
