@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('calls', '0010_outbox'),
+        ('calls', '0011_portal_pump'),
     ]
 
     operations = [
