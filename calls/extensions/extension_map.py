@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -131,6 +131,7 @@ def sync_extensions(portal_id: int, *, raise_retryable: bool = False, behind_oth
 
 
 def _page_command(start: int) -> outbox_services.NewCommand:
+    # Dismissed users too: the employee page shows them (with their overrides); the map skips them.
     return outbox_services.NewCommand(f"{_PAGE_KEY}{start}", OutboxCommand.Kind.HOUSEKEEPING, USER_GET,
                                       {"start": start}, packing.PRIORITY_HOUSEKEEPING)
 
@@ -199,7 +200,7 @@ def _take_in(portal_id: int, directory: ExtensionDirectory,
     return None, False
 
 
-def _waiting(page: OutboxCommand, now: Any) -> b24errors.RateLimited:
+def _waiting(page: OutboxCommand, now: datetime) -> b24errors.RateLimited:
     """A page not answered yet: no failure (what holds it back, if anything, says why), due again when it is."""
     held = page.error if isinstance(page.error, dict) else {}
     wait = max(_LOOK_AGAIN_SECONDS, (page.due_at - now).total_seconds())
