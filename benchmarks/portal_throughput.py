@@ -388,7 +388,7 @@ def main() -> None:
     try:
         stack.start()
         print(f"portal throughput — PostgreSQL + Redis, {args.workers} celery workers x {args.concurrency} processes"
-              f"{f' at nice {settings.CELERY_WORKER_NICE}' if settings.CELERY_WORKER_NICE else ''}, "
+              f"{f' at nice {nice}' if (nice := getattr(settings, 'CELERY_WORKER_NICE', 0)) else ''}, "
               f"gunicorn x {args.web_workers}, DEBUG={'on' if settings.DEBUG else 'off'}; Bitrix24 = sandbox over "
               f"HTTP with its limits on (standard 2 req/s burst 50, enterprise 5 req/s burst 250); calls' events "
               f"{args.speed:g}x faster than real time, mix: {', '.join(MIX)}; {_load_note()}", flush=True)
