@@ -293,6 +293,11 @@ def create_bench_database(name: str) -> Any:
 
 
 def drop_bench_database(connection: Any) -> None:
+    # Another thread of the benchmark (the sandbox's server, posting into our views) may still hold a
+    # session on it, or a stopped process's connection may not be gone yet: DROP DATABASE would refuse.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     connection.creation.destroy_test_db(connection.settings_dict["NAME"], verbosity=0)
 
 
