@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 @dataclass
 class FollowUps:
-    process_events: list[int] = field(default_factory=list)  # PbxEvent ids
+    process_events: list[int] = field(default_factory=list)  # PbxEvent ids, each processed alone
+    pump_portals: list[int] = field(default_factory=list)  # Portal ids whose pump should run (``calls.sync.pump``)
     sync_calls: list[int] = field(default_factory=list)  # Call ids
     send_commands: list[int] = field(default_factory=list)  # OriginateCommand ids
     sync_lines: list[int] = field(default_factory=list)  # PbxConnection ids
@@ -20,6 +21,7 @@ class FollowUps:
 
     def add(self, other: FollowUps) -> FollowUps:
         self.process_events += other.process_events
+        self.pump_portals += other.pump_portals
         self.sync_calls += other.sync_calls
         self.send_commands += other.send_commands
         self.sync_lines += other.sync_lines
@@ -27,5 +29,5 @@ class FollowUps:
         return self
 
     def __bool__(self) -> bool:
-        return bool(self.process_events or self.sync_calls or self.send_commands or self.sync_lines
+        return bool(self.process_events or self.pump_portals or self.sync_calls or self.send_commands or self.sync_lines
                     or self.sync_extensions)

@@ -9,6 +9,7 @@ for overdue rows, send it later.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -17,14 +18,23 @@ logger = logging.getLogger(__name__)
 
 
 def send_after_commit(task: Any, *args: Any, countdown: float | None = None) -> None:
-    def send() -> None:
+    def send(*args: Any) -> None:
+        if countdown:
+            task.apply_async(args, countdown=countdown)
+        else:
+            task.delay(*args)
+
+    call_after_commit(task.name, send, *args)
+
+
+def call_after_commit(name: str, send: Callable[..., Any], *args: Any) -> None:
+    """``send(*args)`` once the transaction commits (a function that queues a message, like a pump's kick);
+    a broker that is away is logged, not raised."""
+    def run() -> None:
         try:
-            if countdown:
-                task.apply_async(args, countdown=countdown)
-            else:
-                task.delay(*args)
+            send(*args)
         except Exception as exc:  # the broker (Redis) is away; the row waits for the sweeper
-            logger.warning("could not queue %s%r (%s: %s); the sweeper will dispatch it", task.name, args,
+            logger.warning("could not queue %s%r (%s: %s); the sweeper will dispatch it", name, args,
                            type(exc).__name__, exc)
 
-    transaction.on_commit(send)
+    transaction.on_commit(run)

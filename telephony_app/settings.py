@@ -407,6 +407,17 @@ CALLS_OUTBOX_CLAIM_WINDOW = env_int("CALLS_OUTBOX_CLAIM_WINDOW", 500)
 CALLS_OUTBOX_REKICK_GRACE_SECONDS = float(env_str("CALLS_OUTBOX_REKICK_GRACE_SECONDS", "5"))
 CALLS_OUTBOX_REKICK_INTERVAL_SECONDS = float(env_str("CALLS_OUTBOX_REKICK_INTERVAL_SECONDS", "10"))
 CALLS_OUTBOX_RETENTION_SECONDS = float(env_str("CALLS_OUTBOX_RETENTION_SECONDS", str(3 * 24 * 3600)))
+# The portal's pump (calls.sync.pump): one runner per portal holds a lease of PUMP_LEASE (renewed each round;
+# a dead runner's portal is taken over after it); a run applies up to ROUND_EVENTS pending PBX events a round
+# and sends the round's commands in at most DRAIN_REQUESTS requests, then goes to the back of the queue after
+# SLICE_SECONDS or SLICE_EVENTS, so other portals' pumps go in between; a kick leaves a mark for KICK_TTL
+# so that one pump message at most waits per portal.
+CALLS_PUMP_LEASE_SECONDS = float(env_str("CALLS_PUMP_LEASE_SECONDS", "30"))
+CALLS_PUMP_SLICE_SECONDS = float(env_str("CALLS_PUMP_SLICE_SECONDS", "0.4"))
+CALLS_PUMP_SLICE_EVENTS = env_int("CALLS_PUMP_SLICE_EVENTS", 400)
+CALLS_PUMP_ROUND_EVENTS = env_int("CALLS_PUMP_ROUND_EVENTS", 100)
+CALLS_PUMP_DRAIN_REQUESTS = env_int("CALLS_PUMP_DRAIN_REQUESTS", 5)
+CALLS_PUMP_KICK_TTL_SECONDS = float(env_str("CALLS_PUMP_KICK_TTL_SECONDS", "30"))
 # Celery's autodiscovery looks only at ``<app>.tasks``; calls keeps its tasks next to their scenario.
 CELERY_IMPORTS = ("calls.sync.tasks", "calls.lines.tasks", "calls.outbox.tasks")
 CELERY_BEAT_SCHEDULE["calls-sweep-overdue"] = {

@@ -5,6 +5,7 @@ from .connections import ConnectionSecret, ExtensionOverride, PbxConnection, Pbx
 from .inbox import PbxEvent, PbxWebhookReceipt
 from .originate import OriginateCommand
 from .outbox import OutboxCommand, OutboxSender
+from .pump import PortalPump
 from .routing import RouteDecision
 from .settings import LineSettings, PortalCallSettings, UserCallSettings
 
@@ -23,6 +24,7 @@ __all__ = [
     "PbxLine",
     "PbxWebhookReceipt",
     "PortalCallSettings",
+    "PortalPump",
     "RouteDecision",
     "SeenLineNumber",
     "UserCallSettings",

@@ -9,6 +9,7 @@ outcome on its row; the reconciler then takes the outcome in (``applied_at``).
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 
@@ -58,6 +59,9 @@ class OutboxCommand(models.Model):
             # The sender's claim: a portal's pending commands that are due.
             models.Index(fields=["portal", "status", "due_at"], name="calls_outbox_claim"),
             models.Index(fields=["call", "applied_at"], name="calls_outbox_call_unapplied"),
+            # The portal's pump: calls whose commands have an outcome their reconciler has not taken in.
+            models.Index(fields=["portal", "call"], name="calls_outbox_outcome_unapplied",
+                         condition=Q(applied_at__isnull=True, status__in=["done", "failed"])),
         ]
 
     def __str__(self) -> str:

@@ -25,10 +25,11 @@ Exactly once, for a command inside a batch as for one alone:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,6 +59,7 @@ class DrainReport:
     batched_commands: int = 0
     busy: bool = False  # another worker is the portal's sender
     settled_calls: set[int] = field(default_factory=set)  # calls whose commands got an outcome
+    settled_commands: set[int] = field(default_factory=set)  # the commands that got one
     next_due: datetime | None = None
     bucket_until: datetime | None = None  # stopped for the request bucket: no request may go before this
 
@@ -103,12 +105,16 @@ def release_lease(portal_id: int, token: str) -> None:
 
 
 def drain(portal_id: int, *, for_call: int | None = None, max_requests: int | None = None,
-          client: Any = None) -> DrainReport:
+          client: Any = None, awaiting: Collection[int] | None = None,
+          bucket_wait: float | None = None) -> DrainReport:
     """Send the portal's due commands if no other worker is its sender.
 
     ``for_call``: a call's reconciler draining inline, which stops as soon as that call's commands have their
     outcomes (or after ``max_requests``), leaving the rest to the drain task (``signals.drained``'s
     ``next_due``). Listeners hear which calls got outcomes (but ``for_call``, which reads them itself).
+    ``awaiting``: that call's open commands, when its reconciler knows them all: it stops once these have their
+    outcomes, without asking the database after each request. ``bucket_wait``: the longest it sleeps for room
+    in the request bucket (default: none for a call's reconciler, ``bucket_wait_seconds`` for the drain task).
     """
     report = DrainReport()
     while True:
@@ -119,7 +125,8 @@ def drain(portal_id: int, *, for_call: int | None = None, max_requests: int | No
         try:
             if client is None:
                 client = _client(portal_id, report)
-            stopped = client is None or _send_due(portal_id, token, client, report, for_call, max_requests)
+            stopped = client is None or _send_due(portal_id, token, client, report, for_call, max_requests,
+                                                  awaiting, bucket_wait)
         finally:
             release_lease(portal_id, token)
         # Looked at after letting go: a writer that found us busy committed its commands before it tried.
@@ -147,10 +154,11 @@ def _client(portal_id: int, report: DrainReport) -> Any:
 
 
 def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_call: int | None,
-              max_requests: int | None) -> bool:
+              max_requests: int | None, awaiting: Collection[int] | None, bucket_wait: float | None) -> bool:
     """Requests until nothing is due; True when it stopped early (the caller must not go round again)."""
     sent = 0
-    longest = 0.0 if for_call is not None else outbox_settings().bucket_wait_seconds
+    longest = bucket_wait if bucket_wait is not None else (
+        0.0 if for_call is not None else outbox_settings().bucket_wait_seconds)
     while True:
         if max_requests is not None and sent >= max_requests:
             return True
@@ -175,8 +183,14 @@ def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_
             report.batched_commands += len(planned)
         if rate_limited:
             return True
-        if for_call is not None and not selectors.call_has_open_commands(for_call):
+        if for_call is not None and _call_settled(for_call, awaiting, report):
             return True
+
+
+def _call_settled(call_id: int, awaiting: Collection[int] | None, report: DrainReport) -> bool:
+    if awaiting is not None:
+        return report.settled_commands.issuperset(awaiting)
+    return not selectors.call_has_open_commands(call_id)
 
 
 def _room_for_a_request(portal_id: int, client: Any, longest: float, report: DrainReport) -> bool:
@@ -227,6 +241,7 @@ def _claim(portal_id: int, token: str, client: Any, report: DrainReport) -> list
             OutboxCommand.objects.filter(pk__in=packed.blocked).update(
                 status=Status.FAILED, error=outbox_errors.dependency_failed(), completed_at=now, updated_at=now)
             report.settled_calls.update(call_ids[pk] for pk in packed.blocked if call_ids[pk])
+            report.settled_commands.update(packed.blocked)
         for command_id, dep_id in packed.waiting.items():
             # Due when what it waits for is (not before: the drain would find it due and go round again).
             dep_due = dependencies[dep_id].due_at if dep_id in dependencies else 0.0
@@ -314,21 +329,26 @@ def _store(token: str, claimed: Sequence[_Claimed], outcomes: dict[int, _Outcome
     whose lease ran out and was taken over writes nothing)."""
     now = timezone.now()
     mine = OutboxCommand.objects.filter(sender_token=token, status=Status.SENDING)
+    later: list[tuple[int, _Outcome]] = []
     settled: list[tuple[int, str, Any, Any]] = []
-    with transaction.atomic():
-        for c in claimed:
-            outcome = outcomes[c.planned.command_id]
-            if outcome.status == "later":
-                # Never reached Bitrix24's method: not an attempt, not a failure.
-                mine.filter(pk=c.planned.command_id).update(
-                    status=Status.PENDING, due_at=now + timedelta(seconds=outcome.wait),
-                    attempts=F("attempts") - 1, error=outcome.error, updated_at=now)
-                continue
-            settled.append((c.planned.command_id, Status.DONE if outcome.status == "done" else Status.FAILED,
-                            _jsonable(outcome.result), outcome.error))
-            if c.call_id is not None:
-                report.settled_calls.add(c.call_id)
+    for c in claimed:
+        outcome = outcomes[c.planned.command_id]
+        if outcome.status == "later":
+            later.append((c.planned.command_id, outcome))
+            continue
+        settled.append((c.planned.command_id, Status.DONE if outcome.status == "done" else Status.FAILED,
+                        _jsonable(outcome.result), outcome.error))
+    # A lone command's outcome is one UPDATE, atomic by itself: no transaction around it.
+    with transaction.atomic() if len(later) + len(settled) > 1 else contextlib.nullcontext():
+        for pk, outcome in later:
+            # Never reached Bitrix24's method: not an attempt, not a failure.
+            mine.filter(pk=pk).update(
+                status=Status.PENDING, due_at=now + timedelta(seconds=outcome.wait),
+                attempts=F("attempts") - 1, error=outcome.error, updated_at=now)
         row_writes.store_outcomes(token, now, settled)
+    report.settled_calls.update(c.call_id for c in claimed
+                                if c.call_id is not None and outcomes[c.planned.command_id].status != "later")
+    report.settled_commands.update(pk for pk, _status, _result, _error in settled)
 
 
 def _jsonable(value: Any) -> Any:

@@ -83,6 +83,11 @@ def store_events(connection: PbxConnection, payloads: list[dict], *, webhook_id:
     return StoreResult(len(new_ids), len(payloads) - len(new_ids), new_ids)
 
 
+def _pump_if(result: StoreResult, connection: PbxConnection) -> FollowUps:
+    """New events are the portal pump's to apply (``calls.sync.pump``); duplicates ask for nothing."""
+    return FollowUps(pump_portals=[connection.portal_id] if result.new_ids else [])
+
+
 def receive_events(connection: PbxConnection, webhook_id: str, body: bytes) -> PbxAnswer:
     """``POST …/events``: the raw, already verified body → 202 / 400 (or a replayed answer)."""
 
@@ -97,7 +102,7 @@ def receive_events(connection: PbxConnection, webhook_id: str, body: bytes) -> P
             return PbxAnswer(400, error_body("invalid_event" if fields else "invalid_body", detail, fields))
         result = store_events(connection, payloads, webhook_id=webhook_id)
         return PbxAnswer(202, {"accepted": result.accepted, "duplicates": result.duplicates},
-                         FollowUps(process_events=result.new_ids))
+                         _pump_if(result, connection))
 
     # Events are rows by unique key: a concurrent copy of this request waits on them and stores nothing,
     # so the receipt is written once, with the answer (receipts.answer_once).
@@ -285,7 +290,7 @@ def receive_recording(
         return PbxAnswer(202, {
             "accepted": result.accepted, "duplicates": result.duplicates,
             "size_bytes": audio.size, "sha256": audio.sha256,
-        }, FollowUps(process_events=result.new_ids))
+        }, _pump_if(result, connection))
 
     try:
         answer, _ = answer_once(connection, webhook_id, handle)

@@ -40,3 +40,26 @@ def sync_settings() -> SyncSettings:
         line_cache_seconds=int(settings.CALLS_LINE_CACHE_SECONDS),
         extension_max_digits=int(settings.CALLS_EXTENSION_MAX_DIGITS),
     )
+
+
+@dataclass(frozen=True)
+class PumpSettings:
+    """The portal pump's policy (``calls.sync.pump``): how much one run does before other portals' turn."""
+
+    lease_seconds: float  # one runner per portal; a dead one's lease ends by itself after this
+    slice_seconds: float  # a run goes to the back of the queue after this long ...
+    slice_events: int  # ... or this many PBX events applied
+    round_events: int  # PBX events one round applies before it brings their calls in line
+    drain_requests: int  # requests one round's drain sends at most (the rest: the portal's drain task)
+    kick_ttl_seconds: float  # a kick's mark (one pump message waiting per portal) lasts this long at most
+
+
+def pump_settings() -> PumpSettings:
+    return PumpSettings(
+        lease_seconds=float(settings.CALLS_PUMP_LEASE_SECONDS),
+        slice_seconds=float(settings.CALLS_PUMP_SLICE_SECONDS),
+        slice_events=int(settings.CALLS_PUMP_SLICE_EVENTS),
+        round_events=int(settings.CALLS_PUMP_ROUND_EVENTS),
+        drain_requests=int(settings.CALLS_PUMP_DRAIN_REQUESTS),
+        kick_ttl_seconds=float(settings.CALLS_PUMP_KICK_TTL_SECONDS),
+    )

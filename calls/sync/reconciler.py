@@ -164,6 +164,13 @@ def apply_and_reconcile(pbx_event_pk: int) -> tuple[int | None, SyncResult | Non
     return call_pk, reconcile(call_pk, claimed=token)
 
 
+def claim_event(pbx_event_pk: int) -> tuple[int | None, str | None]:
+    """``apply_pbx_event``, also claiming the call for its sync in the same UPDATE when nobody holds it: the
+    call's pk (None for an unusable event) and the lease token (None when another run holds the call, or
+    the event was applied already)."""
+    return _apply(pbx_event_pk, claim=True)
+
+
 def _apply(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | None]:
     """``apply_pbx_event``; with ``claim``, also the lease token if the call was free to take."""
     with logcontext.bound():  # the event's ids label the lines logged while applying it, and only them
@@ -637,15 +644,19 @@ def note_follow_up_queued(result: SyncResult) -> None:
 # --- syncing ---------------------------------------------------------------------------------------------
 
 
-def reconcile(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None) -> SyncResult:
-    """Bring Bitrix24 in line with the call's facts (``_reconcile``); listeners hear how the run ended."""
+def reconcile(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None, drain: bool = True) -> SyncResult:
+    """Bring Bitrix24 in line with the call's facts (``_reconcile``); listeners hear how the run ended.
+
+    ``drain=False``: the caller sends the portal's outbox itself once it has brought several calls in line
+    (the portal's pump, ``calls.sync.pump``): the run writes the call's commands and ends ``waiting``.
+    """
     with logcontext.bound():  # the call's ids label this run's log lines, and only them
-        result = _reconcile(call_pk, allow_slow=allow_slow, claimed=claimed)
+        result = _reconcile(call_pk, allow_slow=allow_slow, claimed=claimed, drain=drain)
     signals.sync_ran.send(sender=SyncResult, outcome=result.outcome)
     return result
 
 
-def _reconcile(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None) -> SyncResult:
+def _reconcile(call_pk: int, *, allow_slow: bool = False, claimed: str | None = None, drain: bool = True) -> SyncResult:
     """Bring Bitrix24 in line with the call's facts, step by step. Never raises for Bitrix24 failures.
 
     When another worker holds the call, its holder does the work we came for: a holder checks for new
@@ -667,7 +678,7 @@ def _reconcile(call_pk: int, *, allow_slow: bool = False, claimed: str | None = 
                               _follow_up_key(call_uuid, allow_slow))
         run.newer_facts = None
         try:
-            result = _sync_loop(call_pk, token, run, allow_slow=allow_slow)
+            result = _sync_loop(call_pk, token, run, allow_slow=allow_slow, drain=drain)
         except _LeaseLost:
             logger.warning("call %s: lease lost mid-sync; the new holder carries on", call_pk)
             return SyncResult("idle", detail="lease lost")
@@ -729,7 +740,7 @@ _STATUS_BY_PHASE = {
 }
 
 
-def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> SyncResult:
+def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool, drain: bool = True) -> SyncResult:
     client = None
     call: Call | None = None
     sent = False  # this run already tried to send the call's open commands itself
@@ -749,9 +760,11 @@ def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> Sync
             if commands is None:  # the run's first round: the call's read told whether there are any
                 commands = outbox_selectors.unapplied(call.pk) if call.has_unapplied else []
             if any(c.status in _OPEN_COMMANDS for c in commands):
+                if not drain:  # the caller sends the portal's outbox, as another sender would
+                    return _wait_for_bitrix24(call, token, run, commands, True, allow_slow)
                 if client is None:
                     client = _client_for(call)
-                busy = not sent and _send_inline(call, client)
+                busy = not sent and _send_inline(call, client, commands)
                 if sent or busy:
                     return _wait_for_bitrix24(call, token, run, commands, busy, allow_slow)
                 sent, commands = True, outbox_selectors.unapplied(call.pk)
@@ -775,7 +788,8 @@ def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> Sync
                 return _settle(call, token, run, desired, version)
             step = steps[0]
             if step.kind is sm.StepKind.ATTACH_RECORDING and not allow_slow:
-                _save(call, token, status=Call.Status.PENDING, synced_version=version)
+                # The bulk queue's message does it now (the sweeper's net: the call left untouched).
+                _save(call, token, status=Call.Status.PENDING, synced_version=version, next_attempt_at=None)
                 return SyncResult("slow_step", detail="recording")
             if client is None:
                 client = _client_for(call)
@@ -804,10 +818,14 @@ def _sync_loop(call_pk: int, token: str, run: _Run, *, allow_slow: bool) -> Sync
     return SyncResult("retry", delay=0.5, detail="step budget of one run used up")
 
 
-def _send_inline(call: Call, client: Any) -> bool:
+def _send_inline(call: Call, client: Any, commands: list[OutboxCommand]) -> bool:
     """Send the portal's due commands in this worker (no task hop for a quiet portal), until this call's
-    have their outcomes or the inline budget is spent; True when another worker is the portal's sender."""
-    report = outbox_sender.drain(call.portal_id, for_call=call.pk, client=client,
+    have their outcomes or the inline budget is spent; True when another worker is the portal's sender.
+
+    ``commands``: every command of the call not taken in yet (read, or just written after the earlier ones
+    were taken in), so the open ones among them are all the call waits for."""
+    awaiting = [c.pk for c in commands if c.status in _OPEN_COMMANDS]
+    report = outbox_sender.drain(call.portal_id, for_call=call.pk, client=client, awaiting=awaiting,
                                  max_requests=outbox_settings().inline_requests)
     return report.busy
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from b24client import phparray
-from calls.models import Call, PbxEvent
+from calls.models import Call, OutboxCommand, PbxEvent
 from portals.models import RestCallLog
 
 SWEEP_BATCH = 500
@@ -20,6 +20,56 @@ def stuck_pbx_events(now: datetime, grace: timedelta) -> list[int]:
     """Inbox events accepted (202) but still unprocessed after ``grace``: their message was lost."""
     return list(PbxEvent.objects.filter(status=PbxEvent.Status.PENDING, received_at__lt=now - grace)
                 .order_by("received_at").values_list("pk", flat=True)[:SWEEP_BATCH])
+
+
+def portals_with_stuck_events(now: datetime, grace: timedelta) -> list[int]:
+    """Portals with inbox events accepted (202) but still unprocessed after ``grace``: their pump's kick was
+    lost (or its runner died): the sweeper kicks their pumps."""
+    return sorted(set(PbxEvent.objects.filter(status=PbxEvent.Status.PENDING, received_at__lt=now - grace)
+                      .values_list("connection__portal_id", flat=True).distinct()))
+
+
+def portal_of_event(pbx_event_pk: int) -> int | None:
+    return PbxEvent.objects.filter(pk=pbx_event_pk).values_list("connection__portal_id", flat=True).first()
+
+
+# --- the portal's pump (``calls.sync.pump``) -----------------------------------------------------------------
+
+_OPEN_COMMANDS = (OutboxCommand.Status.PENDING, OutboxCommand.Status.SENDING)
+_SETTLED_COMMANDS = (OutboxCommand.Status.DONE, OutboxCommand.Status.FAILED)
+# Candidates looked at per call returned: some are held by another worker or wait for commands still open.
+_CANDIDATES_PER_CALL = 5
+
+
+def pending_events(portal_id: int, limit: int) -> list[int]:
+    """The portal's inbox events not applied yet, oldest first: the pump's durable queue."""
+    return list(PbxEvent.objects.filter(connection__portal_id=portal_id, status=PbxEvent.Status.PENDING)
+                .order_by("received_at", "pk").values_list("pk", flat=True)[:limit])
+
+
+def calls_due(portal_id: int, now: datetime, limit: int) -> list[int]:
+    """The portal's calls the pump brings in line besides those of new events: every command of theirs has its
+    outcome and some outcome is not taken in yet, or their retry (a finish waiting for late events, a backoff)
+    is due. A call another worker holds is left to it; one with commands still open waits for their outcomes
+    (its reconciler takes a call's outcomes in together)."""
+    # Two narrow reads (the outbox's index of outcomes not taken in; calls by status and retry time) rather than
+    # one OR over all the portal's calls.
+    answered = (OutboxCommand.objects.filter(portal_id=portal_id, applied_at=None, status__in=_SETTLED_COMMANDS)
+                .exclude(call_id=None).exclude(call__status=Call.Status.DEAD)
+                .values_list("call_id", flat=True).distinct()[:limit * _CANDIDATES_PER_CALL])
+    retry_due = (Call.objects.filter(status=Call.Status.PENDING, next_attempt_at__lte=now, portal_id=portal_id)
+                 .values_list("pk", flat=True)[:limit * _CANDIDATES_PER_CALL])
+    candidates = set(answered) | set(retry_due)
+    if not candidates:
+        return []
+    unleased = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
+    has_open = Exists(OutboxCommand.objects.filter(call_id=OuterRef("pk"), status__in=_OPEN_COMMANDS))
+    due = Call.objects.filter(pk__in=candidates).exclude(status=Call.Status.DEAD).filter(unleased).filter(~has_open)
+    return list(due.order_by("pk").values_list("pk", flat=True)[:limit])
+
+
+def has_pump_work(portal_id: int, now: datetime) -> bool:
+    return bool(pending_events(portal_id, 1) or calls_due(portal_id, now, 1))
 
 
 def overdue_calls(now: datetime, grace: timedelta) -> list[int]:

@@ -23,7 +23,9 @@ def sweep(now: datetime | None = None) -> tuple[FollowUps, dict[str, int]]:
     grace = timedelta(seconds=conf.sweep_grace_seconds)
     wait = timedelta(seconds=conf.start_wait_seconds)
     follow_ups = FollowUps()
-    follow_ups.process_events = list(selectors.stuck_pbx_events(now, grace))
+    # Events wait in the inbox for their portal's pump: a lost kick (or a runner that died) is a kick again.
+    stuck = selectors.stuck_pbx_events(now, grace)
+    follow_ups.pump_portals = selectors.portals_with_stuck_events(now, grace) if stuck else []
     calls = set(selectors.overdue_calls(now, grace)) | set(selectors.calls_waiting_too_long(now, wait))
     follow_ups.sync_calls = sorted(calls)
     max_age = timedelta(seconds=conf.max_call_seconds)
@@ -32,9 +34,10 @@ def sweep(now: datetime | None = None) -> tuple[FollowUps, dict[str, int]]:
         # Finish rather than leave agents' cards open forever; a late call.ended cannot change it.
         follow_ups.add(reconciler.finish_call_as_failed(pk, "OTHER", f"no call.ended from the PBX within {max_age}"))
     follow_ups.sync_lines = connections_with_unsynced_lines()
-    if follow_ups.process_events or calls or stale:
-        logger.info("sweeper re-dispatched %d events and %d calls; ended %d stale calls",
-                    len(follow_ups.process_events), len(calls), len(stale))
-    counts = {"events": len(follow_ups.process_events), "calls": len(calls), "stale_calls": len(stale),
+    if stuck or calls or stale:
+        logger.info("sweeper kicked %d portals' pumps for %d events, re-dispatched %d calls; ended %d stale calls",
+                    len(follow_ups.pump_portals), len(stuck), len(calls), len(stale))
+    counts = {"events": len(stuck), "pumps": len(follow_ups.pump_portals), "calls": len(calls),
+              "stale_calls": len(stale),
               "line_connections": len(follow_ups.sync_lines)}
     return follow_ups, counts

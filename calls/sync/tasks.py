@@ -1,5 +1,5 @@
-"""Celery tasks of the call state machine: thin wrappers taking ids; the logic lives in ``calls.sync.reconciler``
-and ``calls.sync.sweeper``.
+"""Celery tasks of the call state machine: thin wrappers taking ids; the logic lives in ``calls.sync.pump``,
+``calls.sync.reconciler`` and ``calls.sync.sweeper``.
 
 Every task is idempotent and runs with ``acks_late`` + ``reject_on_worker_lost``: a worker killed
 mid-task gets the message redelivered, and the beat-driven ``sweep_overdue`` re-dispatches anything a
@@ -14,7 +14,7 @@ import logging
 from celery import shared_task
 
 from calls.lines.tasks import sync_pbx_lines
-from calls.sync import reconciler, sweeper
+from calls.sync import pump, reconciler, sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -26,10 +26,42 @@ _RELIABLE = {"acks_late": True, "reject_on_worker_lost": True, "ignore_result": 
     name="calls.tasks.process_pbx_event", queue="realtime", soft_time_limit=120, time_limit=150, **_RELIABLE
 )
 def process_pbx_event(pbx_event_pk: int) -> None:
-    """Apply one inbox event to its call, then sync the call right away (lowest latency)."""
+    """Apply one inbox event to its call, then sync the call right away: an event replayed by hand (the admin,
+    a dead letter), and messages queued before the portal's pump took new events over."""
     call_pk, result = reconciler.apply_and_reconcile(pbx_event_pk)
     if call_pk is not None and result is not None:
         _follow_up(call_pk, result, allow_slow=False)
+
+
+@shared_task(name="calls.tasks.run_pump", queue="realtime", soft_time_limit=120, time_limit=150, **_RELIABLE)
+def run_pump(portal_id: int) -> None:
+    """A slice of the portal's work (``calls.sync.pump``), then its follow-ups: the pump again at the back of the
+    queue while work is left, at the earliest retry a call asked for, and what is followed up call by call."""
+    report = pump.run(portal_id)
+    if report.busy_for is not None:
+        # Another runner has the portal and looks again before it stops; should it have died, this comes
+        # back once its lease has run out.
+        run_pump.apply_async((portal_id,), countdown=report.busy_for + 0.5)
+        return
+    for call_pk, result in report.follow_ups:
+        _follow_up(call_pk, result, allow_slow=False)
+    if report.retry_at is not None:
+        delay = pump.timer_delay(portal_id, report.retry_at)
+        if delay is not None:
+            run_pump.apply_async((portal_id,), countdown=delay)
+    if report.again:
+        kick_pump(portal_id)
+
+
+def kick_pump(portal_id: int) -> None:
+    """Queue the portal's pump, unless a message of it waits (or runs) already."""
+    if not pump.mark_kick(portal_id):
+        return
+    try:
+        run_pump.delay(portal_id)
+    except Exception:
+        pump.drop_kick(portal_id)  # nothing was queued: the next kick must queue
+        raise
 
 
 @shared_task(name="calls.tasks.sync_call", queue="realtime", soft_time_limit=120, time_limit=150, **_RELIABLE)
@@ -67,8 +99,8 @@ def _follow_up(call_pk: int, result: reconciler.SyncResult, *, allow_slow: bool)
 def sweep_overdue() -> dict[str, int]:
     """Re-dispatch what a lost broker message, a dead worker or a restart left undone."""
     follow_ups, counts = sweeper.sweep()
-    for pk in follow_ups.process_events:
-        process_pbx_event.delay(pk)
+    for portal_id in follow_ups.pump_portals:
+        kick_pump(portal_id)
     for pk in follow_ups.sync_calls:
         sync_call.delay(pk)
     for connection_id in follow_ups.sync_lines:

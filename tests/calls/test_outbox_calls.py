@@ -11,14 +11,15 @@ from call_scenario_fixtures import AGENTS, drive
 
 from calls.models import Call, OutboxCommand, PbxEvent
 from calls.outbox import sender
-from calls.sync import reconciler, tasks
+from calls.sync import pump, reconciler, tasks
 
 
 @pytest.fixture
 def queued(monkeypatch) -> list[tuple[str, Any]]:
-    """sync_call messages the sender's word queues (captured instead of published)."""
+    """sync_call and pump messages the sender's word queues (captured instead of published)."""
     sent: list[tuple[str, Any]] = []
     monkeypatch.setattr(tasks.sync_call, "delay", lambda *args: sent.append(("sync_call", args)))
+    monkeypatch.setattr(tasks.run_pump, "delay", lambda *args: sent.append(("run_pump", args)))
     return sent
 
 
@@ -75,10 +76,10 @@ def test_calls_waiting_for_a_busy_sender_are_served_by_its_batches_and_hear_from
     with django_capture_on_commit_callbacks(execute=True):
         report = sender.drain(phone.portal.pk)  # what the other worker does after letting go
     assert report.requests == 1 and report.batched_commands == 24  # 12 registers and their cards: one request
-    assert sorted(pk for _name, (pk,) in queued) == [c.pk for c in calls]  # each call's sync is queued
-    for call in calls:
-        assert reconciler.reconcile(call.pk).outcome == "idle"
-    assert all(c.b24_call_id for c in Call.objects.all())
+    assert queued == [("run_pump", (phone.portal.pk,))]  # one message: the portal's pump takes them all in
+    pumped = pump.run(phone.portal.pk)
+    assert pumped.runs == 12 and pumped.requests == 0
+    assert all(c.b24_call_id and c.status == Call.Status.LIVE for c in Call.objects.all())
     assert len(phone.b24_calls()) == 12
 
 

@@ -204,21 +204,27 @@ def test_body_over_the_size_limit_is_413_and_nothing_is_stored(tenant):
     assert PbxEvent.objects.count() == 0
 
 
-def test_new_events_are_enqueued_after_commit_and_duplicates_are_not(tenant, monkeypatch,
-                                                                       django_capture_on_commit_callbacks):
-    from calls.sync.tasks import process_pbx_event
+def test_new_events_kick_their_portals_pump_after_commit_and_duplicates_do_not(tenant, monkeypatch,
+                                                                              django_capture_on_commit_callbacks):
+    from calls.sync import pump
+    from calls.sync.tasks import run_pump
 
     enqueued: list[int] = []
-    monkeypatch.setattr(process_pbx_event, "delay", enqueued.append)  # the broker's side of the queue
-    with django_capture_on_commit_callbacks(execute=True):
-        tenant.sim.send_events(event(1))
-    enqueued.clear()
+    monkeypatch.setattr(run_pump, "delay", enqueued.append)  # the broker's side of the queue
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         tenant.sim.send_events([event(1), event(2)])
     assert enqueued == []  # nothing is queued before the commit
     for callback in callbacks:
         callback()
-    assert enqueued == [PbxEvent.objects.get(event_id="evt-2").pk]
+    portal_id = tenant.connection.portal_id
+    assert enqueued == [portal_id]  # one message for the portal, not one per event
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant.sim.send_events(event(3))
+    assert enqueued == [portal_id]  # its pump has not run yet: that message will apply this event too
+    pump.drop_kick(portal_id)  # the pump ran and let go
+    with django_capture_on_commit_callbacks(execute=True):
+        tenant.sim.send_events([event(1), event(2)])
+    assert enqueued == [portal_id]  # duplicates only: nothing new to apply
 
 
 def test_event_json_with_unicode_is_stored_as_sent(tenant):

@@ -8,6 +8,7 @@ import pytest
 QUEUED_NAMES = {
     "calls.tasks.process_pbx_event": "calls.sync.tasks",
     "calls.tasks.sync_call": "calls.sync.tasks",
+    "calls.tasks.run_pump": "calls.sync.tasks",
     "calls.tasks.attach_recording": "calls.sync.tasks",
     "calls.tasks.sync_pbx_lines": "calls.lines.tasks",
     "calls.tasks.sweep_overdue": "calls.sync.tasks",

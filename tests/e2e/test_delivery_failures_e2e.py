@@ -36,28 +36,32 @@ def carried(entry: dict) -> set[str]:
     return methods
 
 
+@pytest.mark.parametrize("calls", [1, 6], ids=["one call", "a pump's batch of six calls"])
 def test_worker_killed_mid_register_still_delivers_the_call_exactly_once(phone, sandbox_server, transactional_db,
-                                                                       tmp_path):
-    # One pool process, so the process killed is the one in the middle of the register.
+                                                                       tmp_path, calls):
+    # One pool process, so the process killed is the one in the middle of the register: the portal's pump,
+    # which sends the registers of every call whose events it applied in one batch.
     with own_worker(tmp_path / "worker.log", concurrency=1) as worker:
-        _kill_mid_register(phone, worker, sandbox_server)
+        _kill_mid_register(phone, worker, sandbox_server, calls)
 
 
-def _kill_mid_register(phone, worker, sandbox_server) -> None:
+def _kill_mid_register(phone, worker, sandbox_server, calls: int) -> None:
     sandbox_server.faults.add("slow", portal=phone.b24, method=REGISTER, delay=4.0, times=1)
-    scenario = phone.scenario("missed_call")
-    phone.play(scenario)
+    scenarios = [phone.scenario("missed_call", seed=n) for n in range(calls)]
+    sent = phone.sim.send_events([e for s in scenarios for e in s.events])  # one POST: one pump run takes them
+    assert sent.response.status == 202, sent.response.body
     wait_until(lambda: in_flight(phone, REGISTER), timeout=30, what="register in flight\n" + worker.log()[-3000:])
 
     killed = kill_pool_children(worker)  # SIGKILL the processes running tasks, mid-request
     assert killed
 
-    b24 = phone.wait_finished(scenario.call_id, worker=worker)
+    for scenario in scenarios:
+        b24 = phone.wait_finished(scenario.call_id, worker=worker)
+        assert b24["registrations"] == 2  # the request killed, and its re-send
+        assert b24["status_code"] == "304"
     snapshot = phone.telephony()
-    assert len(snapshot["calls"]) == 1  # the retried register got the same CALL_ID back
-    assert b24["registrations"] == 2
-    assert len(snapshot["statistics"]) == 1
-    assert b24["status_code"] == "304"
+    assert len(snapshot["calls"]) == calls  # each retried register got the same CALL_ID back
+    assert len(snapshot["statistics"]) == calls  # each finished once
     assert "SIGKILL" in worker.log() or "signal 9" in worker.log()
 
 

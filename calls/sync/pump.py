@@ -1,0 +1,242 @@
+"""The portal's pump: one loop per portal that takes the portal's PBX events in, brings their calls in line with
+Bitrix24 and sends the portal's outbox, many calls at a time.
+
+Without it every accepted event was a message of its own (apply, reconcile, drain inline) and every call whose
+commands got answered another, all portals in one queue: a portal with a burst queued thousands of messages
+ahead of a quiet portal's one, and each paid a task's overhead to do one call's work. A pump run does rounds of:
+
+1. the portal's pending inbox events, oldest first (at most ``round_events``), applied (``reconciler.claim_event``);
+2. each call they touched brought in line once, and each call whose outbox commands all have their outcome or
+   whose retry is due (``selectors.calls_due``), writing the calls' commands without sending them
+   (``reconcile(drain=False)``);
+3. the portal's outbox drained once (a batch carries the round's commands), never sleeping for the bucket;
+4. the outcomes taken in by the calls concerned, whose next commands go with the next round;
+
+until nothing is left or the slice (``slice_seconds`` / ``slice_events``) is spent; the task then queues the pump
+again, at the back of the queue, so other portals' pumps go in between. A quiet portal's event is applied,
+written and sent in the one run its kick queued.
+
+One runner per portal at a time: a lease (``PortalPump``) taken with a compare-and-set UPDATE, any worker taking
+over one that expired; no global lock. The per-call lease, the outbox's attempted marks and its sender lease
+stay as they were, so exactly once is the reconciler's and the sender's, unchanged.
+
+Nothing is lost with a kick: the pending inbox events, the outcomes not taken in and the calls' retry times are
+the durable queue, a kick only says "now". A kick leaves a mark (``mark_kick``) so that one pump message at most
+waits per portal; the runner drops it as it lets go, *before* its last look for work, so a kick it absorbed is covered by that
+look and a later one queues a message. A runner that dies: its message is delivered again and comes back once
+the lease has run out; the sweeper kicks the pumps of portals whose events wait past its grace.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from calls.models import Call, PortalPump
+from calls.outbox import sender as outbox_sender
+from calls.sync import reconciler, selectors
+from calls.sync.conf import PumpSettings, pump_settings
+
+logger = logging.getLogger(__name__)
+
+# A run's outcomes that leave the call as it is until something new happens to it (a fact, an outcome, its
+# retry time): a call the run has seen end so is not brought in line again in the same run.
+_SETTLED_OUTCOMES = frozenset({"idle", "dead", "slow_step", "busy", "retry"})
+_TIMER_SLACK_S = 0.25  # how much later than wanted a queued message may come and still stand in for ours
+_TIMER_MARGIN_S = 1.0
+
+
+@dataclass
+class PumpReport:
+    busy_for: float | None = None  # another runner holds the portal: seconds left on its lease
+    rounds: int = 0
+    events: int = 0
+    runs: int = 0  # calls brought in line
+    requests: int = 0
+    commands: int = 0
+    again: bool = False  # work is left: the pump is queued again, at the back of the queue
+    retry_at: datetime | None = None  # the earliest retry a call asked for: the pump comes back then
+    # Results the task follows up call by call, as before the pump: a call another worker holds, a recording.
+    follow_ups: list[tuple[int, reconciler.SyncResult]] = field(default_factory=list)
+    settled: set[int] = field(default_factory=set)  # calls left as they are until something new happens
+
+
+# --- the lease -----------------------------------------------------------------------------------------------
+
+
+def take_lease(portal_id: int, conf: PumpSettings) -> str | None:
+    now = timezone.now()
+    token = secrets.token_hex(8)
+    until = now + timedelta(seconds=conf.lease_seconds)
+    free = Q(until__isnull=True) | Q(until__lt=now)
+    if PortalPump.objects.filter(portal_id=portal_id).filter(free).update(token=token, until=until):
+        return token
+    if PortalPump.objects.filter(portal_id=portal_id).exists():
+        return None
+    try:
+        with transaction.atomic():
+            PortalPump.objects.create(portal_id=portal_id, token=token, until=until)
+    except IntegrityError:
+        return None  # another worker became the runner a moment ago
+    return token
+
+
+def renew_lease(portal_id: int, token: str, conf: PumpSettings) -> bool:
+    until = timezone.now() + timedelta(seconds=conf.lease_seconds)
+    return bool(PortalPump.objects.filter(portal_id=portal_id, token=token).update(until=until))
+
+
+def release_lease(portal_id: int, token: str) -> None:
+    """Let go of the portal, and drop the kick's mark with it: from now on a kick queues a message."""
+    PortalPump.objects.filter(portal_id=portal_id, token=token).update(token="", until=None, kicked_at=None)
+
+
+def _lease_left(portal_id: int) -> float:
+    until = PortalPump.objects.filter(portal_id=portal_id).values_list("until", flat=True).first()
+    return max(0.0, (until - timezone.now()).total_seconds()) if until else 0.0
+
+
+# --- kicks ---------------------------------------------------------------------------------------------------
+
+
+def mark_kick(portal_id: int) -> bool:
+    """True when the caller should queue the portal's pump: no message of it waits (or runs) already.
+
+    The mark is a column of the lease row, written in the caller's transaction: a kick whose transaction rolls
+    back leaves none, and one left by a message that was lost ends after ``kick_ttl_seconds``."""
+    now = timezone.now()
+    unmarked = Q(kicked_at__isnull=True) | Q(kicked_at__lt=now - timedelta(seconds=pump_settings().kick_ttl_seconds))
+    if PortalPump.objects.filter(portal_id=portal_id).filter(unmarked).update(kicked_at=now):
+        return True
+    if PortalPump.objects.filter(portal_id=portal_id).exists():
+        return False
+    try:
+        with transaction.atomic():
+            PortalPump.objects.create(portal_id=portal_id, kicked_at=now)
+    except IntegrityError:
+        return False  # another kick a moment ago
+    return True
+
+
+def drop_kick(portal_id: int) -> None:
+    PortalPump.objects.filter(portal_id=portal_id).update(kicked_at=None)
+
+
+def timer_delay(portal_id: int, due: datetime) -> float | None:
+    """Seconds until the pump should come back for a call's retry, or None when a message already queued for
+    no later than that stands in for it (recorded in the cache; a lost record costs one redundant message)."""
+    due_ts = due.timestamp()
+    now = time.time()
+    key = f"calls:pump-timer:{portal_id}"
+    try:
+        queued = cache.get(key)
+        # Only a message due a while from now is trusted to come: one due about now may be this very run.
+        if isinstance(queued, (int, float)) and now + _TIMER_MARGIN_S < queued <= due_ts + _TIMER_SLACK_S:
+            return None
+        cache.set(key, max(due_ts, now), timeout=int(max(0.0, due_ts - now)) + 5)
+    except Exception:
+        logger.warning("pump timer cache unavailable", exc_info=True)
+    return max(0.0, due_ts - now)
+
+
+# --- running -------------------------------------------------------------------------------------------------
+
+
+def run(portal_id: int) -> PumpReport:
+    """Rounds of the portal's work until none is left or the slice is spent (nothing when another runner has
+    the portal: ``busy_for``)."""
+    conf = pump_settings()
+    report = PumpReport()
+    token = take_lease(portal_id, conf)
+    if token is None:
+        report.busy_for = _lease_left(portal_id)
+        return report
+    started = time.monotonic()
+    try:
+        while _round(portal_id, report, conf):
+            if report.events >= conf.slice_events or time.monotonic() - started >= conf.slice_seconds:
+                report.again = True  # the others' turn: queued again, behind them
+                break
+            if not renew_lease(portal_id, token, conf):
+                break  # taken over: our lease had run out
+    finally:
+        release_lease(portal_id, token)  # and the kick's mark
+    # After the mark is gone: what was written before a kick this run absorbed is seen here.
+    report.again = report.again or _has_work(portal_id, report)
+    if report.events or report.runs:
+        logger.info("pump of portal %s: %d events, %d calls, %d requests (%d commands) in %d rounds",
+                    portal_id, report.events, report.runs, report.requests, report.commands, report.rounds)
+    return report
+
+
+def _has_work(portal_id: int, report: PumpReport) -> bool:
+    now = timezone.now()
+    if selectors.pending_events(portal_id, 1):
+        return True
+    limit = len(report.settled) + 1
+    return bool(set(selectors.calls_due(portal_id, now, limit)) - report.settled)
+
+
+def _round(portal_id: int, report: PumpReport, conf: PumpSettings) -> bool:
+    """One round; False when it found nothing to do."""
+    report.rounds += 1
+    events = selectors.pending_events(portal_id, conf.round_events)
+    claimed: dict[int, str | None] = {}  # the calls the events touched, with our lease on them if we got it
+    try:
+        for pk in events:
+            call_pk, token = reconciler.claim_event(pk)
+            if call_pk is not None and claimed.get(call_pk) is None:
+                claimed[call_pk] = token
+        report.events += len(events)
+        due = [pk for pk in selectors.calls_due(portal_id, timezone.now(), conf.round_events + len(report.settled))
+               if pk not in claimed and pk not in report.settled][:conf.round_events]
+        retries = [_bring_in_line(pk, claimed.pop(pk, None), report) for pk in [*list(claimed), *due]]
+    finally:
+        _let_go(claimed)  # calls claimed and not brought in line (a failure on the way): free at once
+    drained = outbox_sender.drain(portal_id, max_requests=conf.drain_requests, bucket_wait=0.0)
+    report.requests += drained.requests
+    report.commands += drained.commands
+    # The outcomes are taken in while the calls are at hand; what that writes goes with the next round.
+    retries += [_bring_in_line(pk, None, report) for pk in sorted(drained.settled_calls)]
+    _plan_retries([r for r in retries if r is not None], report)
+    return bool(events or due or drained.requests)
+
+
+def _bring_in_line(call_pk: int, token: str | None,
+                   report: PumpReport) -> tuple[int, reconciler.SyncResult] | None:
+    """Reconcile one call without sending; returns the call and its result when it asked to come back later."""
+    result = reconciler.reconcile(call_pk, claimed=token, drain=False)
+    report.runs += 1
+    if result.outcome in _SETTLED_OUTCOMES:
+        report.settled.add(call_pk)
+    if result.outcome in ("busy", "slow_step"):
+        report.follow_ups.append((call_pk, result))
+    return (call_pk, result) if result.outcome == "retry" else None
+
+
+def _plan_retries(retries: list[tuple[int, reconciler.SyncResult]], report: PumpReport) -> None:
+    """A retry the call's row holds (pending, with its time) is the pump's to come back for; any other (facts
+    that kept arriving, a run's step budget) is followed up call by call, as before the pump."""
+    if not retries:
+        return
+    timed = dict(Call.objects.filter(pk__in=[pk for pk, _ in retries], status=Call.Status.PENDING,
+                                     next_attempt_at__isnull=False).values_list("pk", "next_attempt_at"))
+    for pk, result in retries:
+        if pk in timed:
+            report.retry_at = timed[pk] if report.retry_at is None else min(report.retry_at, timed[pk])
+        else:
+            report.follow_ups.append((pk, result))
+
+
+def _let_go(claimed: dict[int, str | None]) -> None:
+    for call_pk, token in claimed.items():
+        if token is not None:
+            Call.objects.filter(pk=call_pk, lease_token=token).update(lease_token="", lease_until=None)
