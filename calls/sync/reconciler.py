@@ -1171,6 +1171,7 @@ def _line_cache_key(portal: Portal, number: str) -> str:
 # upload waits (no failure) while the portal's outbox has commands due, about as long as they take to drain.
 _RECORDING_YIELD_COMMANDS_PER_S = 50.0
 _RECORDING_YIELD_MAX_S = 120.0
+_RECORDING_ROOM_MIN_WAIT_S = 5.0
 
 
 def _yield_to_outbox(call: Call, client: Any) -> None:
@@ -1181,10 +1182,11 @@ def _yield_to_outbox(call: Call, client: Any) -> None:
                      delay=wait + random.uniform(0, wait / 2), counts=False)
     # With the bucket spent (the batches just sent took it), the attachRecord could not go: the recording would
     # be downloaded (and converted) for nothing, and again on every retry, which is what a burst's workers spent
-    # most of their CPU on. It comes back when there is room, as a rate limit does (no failure counted).
+    # most of their CPU on. It comes back when there is room, as a rate limit does (no failure counted); not
+    # sooner than a few seconds: in a burst the bucket stays spent, and each look costs the call a sync run.
     room_in = client.request_wait()
     if room_in > 0:
-        wait = max(2.0, room_in)
+        wait = max(_RECORDING_ROOM_MIN_WAIT_S, room_in)
         raise _Retry("recording waits for room in the portal's request bucket",
                      delay=wait + random.uniform(0, wait / 2), counts=False)
 

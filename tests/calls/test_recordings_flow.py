@@ -141,6 +141,6 @@ def test_a_recording_waits_without_a_download_while_the_portals_request_bucket_i
     waited = reconciler.reconcile(call.pk, allow_slow=True)
 
     call.refresh_from_db()
-    assert waited.outcome == "retry" and waited.delay >= 2
+    assert waited.outcome == "retry" and waited.delay >= 5
     assert call.recording_attached_at is None and call.attempts == 0 and not call.recording_error
     assert installed_portal.b24.request_log[log_before:] == []  # no attachRecord tried
