@@ -195,9 +195,12 @@ def _call_settled(call_id: int, awaiting: Collection[int] | None, report: DrainR
 
 def _room_for_a_request(portal_id: int, client: Any, longest: float, report: DrainReport) -> bool:
     """Take the next request from the bucket (waiting up to ``longest``) before claiming; False: not within
-    ``longest`` (``report.bucket_until`` says when). Nothing due: nothing taken (the claim finds nothing, or a
-    dead sender's commands, whose send then takes its request as any other)."""
-    if not selectors.has_due(portal_id):
+    ``longest`` (``report.bucket_until`` says when). A sender that would wait for room first looks whether
+    anything is due: nothing due, nothing taken or slept for (the claim finds nothing, or a dead sender's
+    commands, whose send then takes its request as any other). One that may not wait (a call's reconciler,
+    which just wrote its commands) takes the request straight away: the claim gives it back if it finds
+    nothing, and the statement saved is on every event's path."""
+    if longest > 0 and not selectors.has_due(portal_id):
         return True
     wait = client.reserve_request(longest)
     if wait <= 0:
