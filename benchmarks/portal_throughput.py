@@ -29,8 +29,9 @@ Runs, each on a fresh portal (an empty bucket) after the connector's own plan li
   workers (utime+stime from /proc over the run).
 * isolation: a second standard portal with a light paced load (``--probe-rate`` calls/s), alone and then
   while a first portal has ``--isolation`` calls queued; its card pop p99 under load / idle.
-* intake: new calls at ``--intake-rate``/s on an enterprise portal; the PBX's POST → 202, p50/p95, and the
-  PBX API's CPU per POST; then the same while the workers process a burst of ``--intake-during-burst``
+* intake: new calls at ``--intake-rate``/s on an enterprise portal; the PBX's POST → 202, p50/p95 as the
+  simulated PBXs see it (their threads share this process with the sandbox: on a loaded machine that
+  adds its own queueing) and as gunicorn's access log times it, and the PBX API's CPU per POST; then the same while the workers process a burst of ``--intake-during-burst``
   calls on another portal.
 
 A run whose backlog does not drain within ``--drain-timeout`` is reported with what it reached; its
@@ -111,13 +112,15 @@ class Stack:
         self.workers: list[subprocess.Popen] = []
         self.url = ""
         self.generation = 0
+        self.access_log = logdir / "access0.log"
 
     def start(self) -> None:
         self.generation += 1
         namespace = f"bench-{uuid.uuid4().hex[:8]}"
         env = {**os.environ, "PYTHONPATH": str(ROOT), "CELERY_BROKER_NAMESPACE": namespace}
+        self.access_log = self.logdir / f"access{self.generation}.log"
         self.web, self.url = harness.start_web(self.logdir / f"web{self.generation}.log", env,
-                                               workers=self.args.web_workers)
+                                               workers=self.args.web_workers, access_log=self.access_log)
         self.workers = [
             harness.start_celery_worker(self.logdir / f"worker{self.generation}-{n}.log", env,
                                         name=f"bench{n}-{uuid.uuid4().hex[:6]}@%h", concurrency=self.args.concurrency,
@@ -191,6 +194,7 @@ class Outcome:
     intake: dict[str, float] = field(default_factory=dict)
     intake_errors: int = 0
     posts: int = 0  # the PBX's requests
+    served: list[float] = field(default_factory=list)  # ms gunicorn spent on each events POST
     cpu_web: float = 0.0
     cpu_workers: float = 0.0
     elapsed: float = 0.0
@@ -266,6 +270,7 @@ def _run(stack: Stack, sb: Any, recordings: Any, bp: BenchPortal, label: str, *,
          settle: float = 0.0) -> Outcome:
     run_id = f"r{uuid.uuid4().hex[:8]}"
     cpu_before = stack.cpu()
+    log_offset = stack.access_log.stat().st_size if stack.access_log.exists() else 0
     started = time.monotonic()
     report = _load(stack, bp, recordings, run_id, rate=rate, duration=duration, speed=speed, mix=mix)
     outcome = Outcome(label, bp.b24.plan, report.calls)
@@ -283,6 +288,7 @@ def _run(stack: Stack, sb: Any, recordings: Any, bp: BenchPortal, label: str, *,
     outcome.intake = summary["latency_ms"]
     outcome.intake_errors = summary["error_count"]
     outcome.posts = summary["requests"]
+    outcome.served = harness.server_times_ms(stack.access_log, log_offset, "/events")
     _measure(bp, sb, run_id, report.calls, outcome)
     return outcome
 
@@ -350,7 +356,9 @@ def _print_intake(o: Outcome, args: argparse.Namespace, during: str) -> None:
     print(f"  intake at {args.intake_rate:g} new calls/s for {args.intake_duration:g} s{during} ({o.calls} calls, "
           f"{o.posts} POSTs, their events {args.speed:g}x real time): PBX POST → 202 p50 {o.intake['p50']:.1f} ms, "
           f"p95 {o.intake['p95']:.1f} ms, max {o.intake['max']:.0f} ms (target p95 ≤ {TARGETS['intake_p95_ms']:g} "
-          f"ms), {o.intake_errors} errors; PBX API CPU s {o.cpu_web / max(1, o.posts):.4f} a POST, "
+          f"ms), {o.intake_errors} errors; in gunicorn (read → sent, from its access log) p50 "
+          f"{_pct(o.served, 50):.1f} ms, p95 {_pct(o.served, 95):.1f} ms over {len(o.served)} events POSTs "
+          f"(of the same window: other runs' calls may add some); PBX API CPU s {o.cpu_web / max(1, o.posts):.4f} a POST, "
           f"{o.cpu_web / max(1, o.calls):.4f} a call; {_load_note()}", flush=True)
 
 
@@ -388,7 +396,7 @@ def main() -> None:
     try:
         stack.start()
         print(f"portal throughput — PostgreSQL + Redis, {args.workers} celery workers x {args.concurrency} processes"
-              f"{f' at nice {settings.CELERY_WORKER_NICE}' if settings.CELERY_WORKER_NICE else ''}, "
+              f"{f' at nice {nice}' if (nice := getattr(settings, 'CELERY_WORKER_NICE', 0)) else ''}, "
               f"gunicorn x {args.web_workers}, DEBUG={'on' if settings.DEBUG else 'off'}; Bitrix24 = sandbox over "
               f"HTTP with its limits on (standard 2 req/s burst 50, enterprise 5 req/s burst 250); calls' events "
               f"{args.speed:g}x faster than real time, mix: {', '.join(MIX)}; {_load_note()}", flush=True)

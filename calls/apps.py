@@ -12,6 +12,7 @@ class CallsConfig(AppConfig):
         from django.db.models.signals import post_delete, post_save
 
         from calls import bitrix24_events, receivers
+        from calls.extensions import signals as extension_signals
         from calls.models import ConnectionSecret, ExtensionOverride, LineSettings, PbxConnection, PbxLine
         from calls.outbox import signals as outbox_signals
         from portals import event_handlers
@@ -27,6 +28,7 @@ class CallsConfig(AppConfig):
             for signal in (post_save, post_delete):
                 signal.connect(receiver, sender=model, dispatch_uid=f"calls.{receiver.__name__}.{signal is post_save}")
         outbox_signals.drained.connect(receivers.outbox_drained, dispatch_uid="calls.outbox_drained")
+        extension_signals.reading.connect(receivers.users_being_read, dispatch_uid="calls.users_being_read")
         portal_changed.connect(receivers.portals_changed, dispatch_uid="calls.portals_changed")
         portal_data_purge_requested.connect(receivers.portal_purge_requested, dispatch_uid="calls.portal_purge")
         event_handlers.register("ONEXTERNALCALLSTART", bitrix24_events.handle_click_to_call)

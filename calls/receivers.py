@@ -11,6 +11,7 @@ from typing import Any
 
 from calls.auth_epoch import forget_auth_material
 from calls.dispatch import queue
+from calls.extensions.tasks import sync_extensions
 from calls.followups import FollowUps
 from calls.models import ConnectionSecret, ExtensionOverride, LineSettings, PbxConnection, PbxLine
 from calls.models.connections import BOOKKEEPING_FIELDS
@@ -74,3 +75,8 @@ def outbox_drained(sender: type, portal_id: int, call_ids: list[int], next_due: 
         delay = outbox_services.kick_delay(portal_id, next_due)
         if delay is not None:
             send_after_commit(drain_outbox, portal_id, countdown=delay)
+
+
+def users_being_read(sender: type, portal_id: int, look_again_in: float, **kwargs: Any) -> None:
+    """A read of the portal's users has pages waiting in its outbox: the sync task takes them in later."""
+    send_after_commit(sync_extensions, portal_id, countdown=look_again_in)

@@ -134,6 +134,8 @@ class ExtensionDirectory(models.Model):
     synced_at = models.DateTimeField(null=True, blank=True, help_text="Last successful sync")
     attempted_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
+    # A read of ``user.get`` pages in the portal's outbox whose answers are not all taken in yet: one per portal.
+    reading_since = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"extensions of portal {self.portal_id}"

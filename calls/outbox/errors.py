@@ -8,6 +8,8 @@ from b24client import errors as b24errors
 
 # A command that needed its register's CALL_ID when the register failed: tried again with it.
 DEPENDENCY_FAILED = "DEPENDENCY_FAILED"
+# Not sent: the portal cannot be called (uninstalled, tokens dead, unpaid); its own status says what next.
+PORTAL_UNAVAILABLE = "PORTAL_UNAVAILABLE"
 
 _TYPES: dict[str, type[b24errors.Bitrix24Error]] = {
     cls.__name__: cls for cls in (b24errors.TokenExpired, b24errors.TokenDead, b24errors.Transient,

@@ -148,7 +148,7 @@ def _client(portal_id: int, report: DrainReport) -> Any:
         due = OutboxCommand.objects.filter(portal_id=portal_id, status=Status.PENDING, due_at__lte=timezone.now())
         report.settled_calls.update(c for c in due.values_list("call_id", flat=True) if c is not None)
         due.update(status=Status.FAILED, completed_at=timezone.now(), error={
-            "type": "Transient", "code": "PORTAL_UNAVAILABLE", "description": f"portal is {exc.status}",
+            "type": "Transient", "code": outbox_errors.PORTAL_UNAVAILABLE, "description": f"portal is {exc.status}",
             "status": None})
         return None
 

@@ -104,7 +104,9 @@ def receive_events(connection: PbxConnection, webhook_id: str, body: bytes) -> P
         return PbxAnswer(202, {"accepted": result.accepted, "duplicates": result.duplicates},
                          _pump_if(result, connection))
 
-    answer, _ = answer_once(connection, webhook_id, handle)
+    # Events are rows by unique key: a concurrent copy of this request waits on them and stores nothing,
+    # so the receipt is written once, with the answer (receipts.answer_once).
+    answer, _ = answer_once(connection, webhook_id, handle, claim_first=False)
     return answer
 
 

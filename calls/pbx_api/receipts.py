@@ -81,12 +81,59 @@ def answer_once(
     handler: Callable[[], PbxAnswer],
     *,
     remember_body: Callable[[PbxAnswer], bool] = lambda answer: True,
+    claim_first: bool = True,
 ) -> tuple[PbxAnswer, bool]:
     """Run ``handler`` in one transaction unless ``webhook_id`` was answered already.
 
     Returns (answer, replayed). A replayed answer whose body was not remembered has body None:
     the caller rebuilds it (e.g. the current list of lines).
+
+    ``claim_first`` (the default) claims the id with a placeholder receipt before the handler runs, so
+    that a concurrent copy of the request waits and the handler runs once. Without it the receipt is
+    written once, with the answer, after the handler: one statement fewer, for a handler whose work a
+    concurrent copy may repeat and see rolled back (it stores rows by unique key: the copy waits on
+    them, stores nothing, then finds the receipt and answers as the first request did).
     """
+    if claim_first:
+        return _claim_then_answer(connection, webhook_id, handler, remember_body)
+    with transaction.atomic():
+        refused = refusal(connection)
+        if refused is not None:
+            earlier = _live_receipt(connection, webhook_id)  # a repeat of an answered message is answered
+            transaction.set_rollback(True)
+            return (PbxAnswer(earlier.status_code, earlier.response_body), True) if earlier else (refused, False)
+        answer = handler()
+        now = timezone.now()
+        receipt = PbxWebhookReceipt(connection=connection, webhook_id=webhook_id, status_code=answer.status,
+                                    response_body=_remembered(answer, remember_body), created_at=now)
+        if inserts.insert_new([receipt], key=("connection", "webhook_id")):
+            return answer, False
+        earlier = PbxWebhookReceipt.objects.select_for_update().get(connection=connection, webhook_id=webhook_id)
+        if earlier.created_at >= now - REPLAY_WINDOW:
+            transaction.set_rollback(True)
+            return PbxAnswer(earlier.status_code, earlier.response_body), True
+        # Older than the window: the id is new again, and this request's answer is the one remembered.
+        earlier.status_code, earlier.response_body, earlier.created_at = receipt.status_code, receipt.response_body, now
+        earlier.save(update_fields=["status_code", "response_body", "created_at"])
+        return answer, False
+
+
+def _remembered(answer: PbxAnswer, remember_body: Callable[[PbxAnswer], bool]) -> Any:
+    return inputguard.make_safe(answer.body) if remember_body(answer) else None
+
+
+def _live_receipt(connection: PbxConnection, webhook_id: str) -> PbxWebhookReceipt | None:
+    return (PbxWebhookReceipt.objects.filter(connection=connection, webhook_id=webhook_id,
+                                             created_at__gte=timezone.now() - REPLAY_WINDOW)
+            .exclude(status_code=_PENDING).first())
+
+
+def _claim_then_answer(
+    connection: PbxConnection,
+    webhook_id: str,
+    handler: Callable[[], PbxAnswer],
+    remember_body: Callable[[PbxAnswer], bool],
+) -> tuple[PbxAnswer, bool]:
     with transaction.atomic():
         receipt = _claim(connection, webhook_id)
         if receipt is not None:
@@ -97,7 +144,7 @@ def answer_once(
             return refused, False
         answer = handler()
         PbxWebhookReceipt.objects.filter(connection=connection, webhook_id=webhook_id).update(
-            status_code=answer.status, response_body=inputguard.make_safe(answer.body) if remember_body(answer) else None
+            status_code=answer.status, response_body=_remembered(answer, remember_body)
         )
         return answer, False
 

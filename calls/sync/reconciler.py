@@ -1171,19 +1171,29 @@ def _line_cache_key(portal: Portal, number: str) -> str:
 # upload waits (no failure) while the portal's outbox has commands due, about as long as they take to drain.
 _RECORDING_YIELD_COMMANDS_PER_S = 50.0
 _RECORDING_YIELD_MAX_S = 120.0
+_RECORDING_ROOM_MIN_WAIT_S = 5.0
 
 
-def _yield_to_outbox(call: Call) -> None:
+def _yield_to_outbox(call: Call, client: Any) -> None:
     due = outbox_selectors.due_count(call.portal_id, timezone.now())
     if due:
         wait = min(_RECORDING_YIELD_MAX_S, max(2.0, due / _RECORDING_YIELD_COMMANDS_PER_S))
         raise _Retry(f"recording waits for {due} due Bitrix24 commands of the portal",
                      delay=wait + random.uniform(0, wait / 2), counts=False)
+    # With the bucket spent (the batches just sent took it), the attachRecord could not go: the recording would
+    # be downloaded (and converted) for nothing, and again on every retry, which is what a burst's workers spent
+    # most of their CPU on. It comes back when there is room, as a rate limit does (no failure counted); not
+    # sooner than a few seconds: in a burst the bucket stays spent, and each look costs the call a sync run.
+    room_in = client.request_wait()
+    if room_in > 0:
+        wait = max(_RECORDING_ROOM_MIN_WAIT_S, room_in)
+        raise _Retry("recording waits for room in the portal's request bucket",
+                     delay=wait + random.uniform(0, wait / 2), counts=False)
 
 
 def _attach_recording(call: Call, desired: sm.Desired, client: Any, token: str) -> None:
     assert desired.recording is not None
-    _yield_to_outbox(call)
+    _yield_to_outbox(call, client)
 
     # Download, conversion and upload can take many minutes: hold the call that long, no longer.
     _save(call, token, lease_until=timezone.now() + timedelta(seconds=sync_settings().recording_lease_seconds))

@@ -46,6 +46,9 @@ def rebind_events(portal: Portal) -> RepairResult:
 
 def resync_users(portal: Portal) -> RepairResult:
     directory = sync_extensions(portal.pk)
+    if directory.reading_since is not None:  # the pages wait behind the portal's calls in its outbox
+        return RepairResult(True, _("Employees are being read from Bitrix24, after the calls it is busy with; "
+                                    "look again in a minute."))
     if directory.last_error:
         return RepairResult(False, _("Employees could not be read: %(error)s") % {"error": directory.last_error[:300]})
     count = directory.user_count

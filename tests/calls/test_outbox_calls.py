@@ -9,9 +9,16 @@ import pytest
 from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
 from call_scenario_fixtures import AGENTS, drive
 
+from calls.extensions import extension_map
 from calls.models import Call, OutboxCommand, PbxEvent
 from calls.outbox import sender
 from calls.sync import pump, reconciler, tasks
+
+
+@pytest.fixture(autouse=True)
+def _users_read(phone):
+    """The map of a running portal (with none, a call first waits for its users to be read)."""
+    extension_map.sync_extensions(phone.portal.pk)
 
 
 @pytest.fixture

@@ -111,3 +111,36 @@ def test_a_recording_upload_waits_while_the_portals_outbox_has_commands_due(inst
     call.refresh_from_db()
     assert call.recording_attached_at is not None
     assert installed_portal.b24.telephony.recordings.get(call.b24_call_id) is not None
+
+
+def test_a_recording_waits_without_a_download_while_the_portals_request_bucket_is_spent(installed_portal, client):
+    """The batches of a burst take the portal's requests: the attachRecord could not go, so the recording is not
+    fetched (and fetched again on every try) meanwhile; the wait is no failure."""
+    from portals.services import bitrix24_client_for
+
+    issued = create_connection(portal=installed_portal.portal, name="PBX")
+    sim = PbxSimulator("http://testserver", issued.connection.public_id, issued.secret,
+                       transport=DjangoClientTransport(client))
+    sim.send_events([
+        {"event_id": "e1", "type": "call.started", "call_id": "c1", "occurred_at": at(0), "direction": "inbound",
+         "client_number": "+7 495 123-45-67", "line_number": "+74950000000", "extension": "101"},
+        {"event_id": "e2", "type": "call.answered", "call_id": "c1", "occurred_at": at(5), "extension": "101"},
+        {"event_id": "e3", "type": "call.ended", "call_id": "c1", "occurred_at": at(65),
+         "disposition": "answered", "talk_seconds": 60},
+    ])
+    assert sim.upload_recording("c1", wav_bytes(1), content_type="audio/wav").response.status == 202
+    for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).order_by("pk").values_list("pk", flat=True):
+        reconciler.apply_pbx_event(pk)
+    call = Call.objects.get(pbx_call_id="c1")
+    assert reconciler.reconcile(call.pk).outcome == "slow_step"
+    other_requests = bitrix24_client_for(installed_portal.portal.pk)
+    while other_requests.request_wait() == 0:
+        other_requests.take_request_slot("the portal's other requests")
+    log_before = len(installed_portal.b24.request_log)
+
+    waited = reconciler.reconcile(call.pk, allow_slow=True)
+
+    call.refresh_from_db()
+    assert waited.outcome == "retry" and waited.delay >= 5
+    assert call.recording_attached_at is None and call.attempts == 0 and not call.recording_error
+    assert installed_portal.b24.request_log[log_before:] == []  # no attachRecord tried

@@ -9,6 +9,7 @@ from call_e2e_fixtures import *  # noqa: F403  (fixtures)
 from call_e2e_fixtures import kill_pool_children, own_worker
 from conftest import wait_until
 
+from calls.extensions import extension_map
 from calls.models import Call, OutboxCommand
 from calls.outbox import sender
 from calls.outbox import tasks as outbox_tasks
@@ -25,6 +26,7 @@ def test_sender_killed_mid_batch_loses_and_duplicates_nothing(phone, sandbox_ser
 
 
 def _kill_the_sender_mid_batch(phone, worker, sandbox_server) -> None:
+    extension_map.sync_extensions(phone.portal.pk)  # a running portal's map (with none, calls wait for it)
     # Another sender holds the portal while the calls come in: their commands pile up in the outbox.
     token = sender.take_lease(phone.portal.pk)
     assert token is not None
