@@ -63,7 +63,7 @@ class PumpReport:
     requests: int = 0
     commands: int = 0
     again: bool = False  # work is left: the pump is queued again, at the back of the queue
-    retry_at: datetime | None = None  # the earliest retry a call asked for: the pump comes back then
+    retry_at: datetime | None = None  # the portal's earliest call retry still to come: the pump comes back then
     # Results the task follows up call by call, as before the pump: a call another worker holds, a recording.
     follow_ups: list[tuple[int, reconciler.SyncResult]] = field(default_factory=list)
     settled: set[int] = field(default_factory=set)  # calls left as they are until something new happens
@@ -171,6 +171,9 @@ def run(portal_id: int) -> PumpReport:
         release_lease(portal_id, token)  # and the kick's mark
     # After the mark is gone: what was written before a kick this run absorbed is seen here.
     report.again = report.again or _has_work(portal_id, report)
+    # Every run sets the timer for the portal's earliest retry, from the calls' rows: a message queued for an
+    # earlier one stands in for a later one only because its run sets the timer again.
+    report.retry_at = selectors.next_retry(portal_id, timezone.now())
     if report.events or report.runs:
         logger.info("pump of portal %s: %d events, %d calls, %d requests (%d commands) in %d rounds",
                     portal_id, report.events, report.runs, report.requests, report.commands, report.rounds)
@@ -223,17 +226,13 @@ def _bring_in_line(call_pk: int, token: str | None,
 
 
 def _plan_retries(retries: list[tuple[int, reconciler.SyncResult]], report: PumpReport) -> None:
-    """A retry the call's row holds (pending, with its time) is the pump's to come back for; any other (facts
-    that kept arriving, a run's step budget) is followed up call by call, as before the pump."""
+    """A retry the call's row holds (pending, with its time) is the pump's to come back for (``next_retry``);
+    any other (facts that kept arriving, a run's step budget) is followed up call by call, as before the pump."""
     if not retries:
         return
-    timed = dict(Call.objects.filter(pk__in=[pk for pk, _ in retries], status=Call.Status.PENDING,
-                                     next_attempt_at__isnull=False).values_list("pk", "next_attempt_at"))
-    for pk, result in retries:
-        if pk in timed:
-            report.retry_at = timed[pk] if report.retry_at is None else min(report.retry_at, timed[pk])
-        else:
-            report.follow_ups.append((pk, result))
+    timed = set(Call.objects.filter(pk__in=[pk for pk, _ in retries], status=Call.Status.PENDING,
+                                    next_attempt_at__isnull=False).values_list("pk", flat=True))
+    report.follow_ups += [(pk, result) for pk, result in retries if pk not in timed]
 
 
 def _let_go(claimed: dict[int, str | None]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 
 from b24client import phparray
 from calls.models import Call, OutboxCommand, PbxEvent
@@ -66,6 +66,12 @@ def calls_due(portal_id: int, now: datetime, limit: int) -> list[int]:
     has_open = Exists(OutboxCommand.objects.filter(call_id=OuterRef("pk"), status__in=_OPEN_COMMANDS))
     due = Call.objects.filter(pk__in=candidates).exclude(status=Call.Status.DEAD).filter(unleased).filter(~has_open)
     return list(due.order_by("pk").values_list("pk", flat=True)[:limit])
+
+
+def next_retry(portal_id: int, now: datetime) -> datetime | None:
+    """When the portal's earliest call retry still to come is due (a finish waiting for late events, a backoff)."""
+    return (Call.objects.filter(portal_id=portal_id, status=Call.Status.PENDING, next_attempt_at__gt=now)
+            .aggregate(due=Min("next_attempt_at"))["due"])
 
 
 def has_pump_work(portal_id: int, now: datetime) -> bool:

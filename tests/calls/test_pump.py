@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
 from call_scenario_fixtures import AGENTS
+from django.core.cache import cache
 from django.utils import timezone
 
 from calls.models import Call, OutboxCommand, PbxEvent, PortalPump
@@ -146,3 +147,25 @@ def test_a_finish_waiting_for_late_events_brings_the_pump_back_not_a_message_per
     Call.objects.update(next_attempt_at=timezone.now())
     tasks.run_pump.run(portal)
     assert all(c.finished_at for c in Call.objects.all()) and len(phone.b24_calls()) == 3
+
+
+def test_a_timer_run_sets_the_timer_again_for_a_later_retry_it_did_not_bring_in_line(phone, queued, settings):
+    settings.CALLS_FINISH_SETTLE_SECONDS = 3
+    first, second = (phone.scenario("busy_outgoing", seed=n) for n in range(2))
+    phone.send(*first.events, *second.events)
+    portal = phone.portal.pk
+    tasks.run_pump.run(portal)
+    assert [name for name, _args, _countdown in queued] == ["run_pump"]  # one timer for both finishes
+    # That timer's run comes: the first call's finish is due, the second's is still 10 s away.
+    settings.CALLS_FINISH_SETTLE_SECONDS = 0
+    one, two = Call.objects.order_by("pk")
+    Call.objects.filter(pk=one.pk).update(next_attempt_at=timezone.now())
+    Call.objects.filter(pk=two.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=10))
+    cache.delete(f"calls:pump-timer:{portal}")  # what it recorded was that very message
+    queued.clear()
+
+    tasks.run_pump.run(portal)
+
+    assert Call.objects.get(pk=one.pk).finished_at and Call.objects.get(pk=two.pk).finished_at is None
+    [(name, args, countdown)] = queued
+    assert (name, args) == ("run_pump", (portal,)) and 9 < countdown <= 10  # back for the second call
