@@ -30,9 +30,11 @@ Runs, each on a fresh portal (an empty bucket) after the connector's own plan li
 * isolation: a second standard portal with a light paced load (``--probe-rate`` calls/s), alone and then
   while a first portal has ``--isolation`` calls queued; its card pop p99 under load / idle.
 * intake: new calls at ``--intake-rate``/s on an enterprise portal; the PBX's POST → 202, p50/p95 as the
-  simulated PBXs see it (their threads share this process with the sandbox: on a loaded machine that
-  adds its own queueing) and as gunicorn's access log times it, and the PBX API's CPU per POST; then the same while the workers process a burst of ``--intake-during-burst``
-  calls on another portal.
+  PBX sees it (its simulator, ``python -m pbxsim load``, runs in a process of its own, so what it times
+  is the connector and the machine's load, not this process's GIL, which the sandbox and the burst's
+  PBX threads hold) and as gunicorn's access log times it, and the PBX API's CPU per POST; then the same
+  while the workers process a burst of ``--intake-during-burst`` calls on another portal (that burst's
+  PBX stays in this process, as do the other runs' PBXs).
 
 A run whose backlog does not drain within ``--drain-timeout`` is reported with what it reached; its
 portal and broker messages are then dropped and the processes restarted, so the next run starts clean.
@@ -43,6 +45,7 @@ namespaces; nothing else is touched.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -62,6 +65,7 @@ from benchmarks import harness  # noqa: E402  (after the path is set)
 
 MIX = ("ring_group_second_answers", "missed_call", "busy_outgoing", "blind_transfer", "late_recording")
 RINGING_MIX = ("ring_group_second_answers", "missed_call", "blind_transfer", "late_recording")
+PBX_THREADS = 64  # each simulated PBX's sending threads
 BATCH_MAX = 50  # commands in one batch request (docs/bitrix24-contract.md §2.6)
 TARGETS = {
     "standard": 20.0,  # finished calls/s
@@ -262,17 +266,50 @@ def _load(stack: Stack, bp: BenchPortal, recordings: Any, run_id: str, *, rate: 
     from pbxsim.load import run_load
 
     return run_load(stack.url, [bp.connection], calls_per_second=rate, duration_s=duration, speed=speed, mix=mix,
-                    run_id=run_id, workers=64, recording_base_url=recordings.recording_base_url)
+                    run_id=run_id, workers=PBX_THREADS, recording_base_url=recordings.recording_base_url)
+
+
+@dataclass
+class SeparateLoad:
+    """What ``python -m pbxsim load`` printed (LoadReport.summary()), in the shape ``_run`` reads."""
+
+    calls: int
+    printed: dict[str, Any]
+
+    def summary(self) -> dict[str, Any]:
+        return self.printed
+
+
+def _load_in_own_process(stack: Stack, bp: BenchPortal, recordings: Any, run_id: str, *, rate: float,
+                         duration: float, speed: float, mix: tuple[str, ...] = MIX) -> SeparateLoad:
+    """The same load from ``python -m pbxsim load`` in a process of its own: the PBX whose POST → 202 is
+    timed then does not wait for this process's GIL, held by the sandbox and the other PBXs' threads."""
+    connection_id, secret = bp.connection
+    with tempfile.NamedTemporaryFile("w", suffix=".json", prefix="pbx-connection-") as fh:
+        json.dump([{"connection_id": connection_id, "secret": secret}], fh)
+        fh.flush()
+        done = subprocess.run(
+            [sys.executable, "-m", "pbxsim", "load", "--app", stack.url, "--connections-file", fh.name,
+             "--rate", str(rate), "--duration", str(duration), "--speed", str(speed), "--mix", ",".join(mix),
+             "--workers", str(PBX_THREADS), "--run-id", run_id, "--recording-base", recordings.recording_base_url],
+            cwd=ROOT, capture_output=True, text=True, check=False)
+    try:
+        summary = json.loads(done.stdout)
+    except ValueError:  # it failed before it could report: say why instead of a JSON error
+        raise SystemExit(f"pbxsim load exited {done.returncode}:\n{done.stderr[-4000:]}") from None
+    return SeparateLoad(summary["calls"], summary)
 
 
 def _run(stack: Stack, sb: Any, recordings: Any, bp: BenchPortal, label: str, *, rate: float, duration: float,
          speed: float, drain_timeout: float, mix: tuple[str, ...] = MIX, wait: bool = True,
-         settle: float = 0.0) -> Outcome:
+         settle: float = 0.0, own_process: bool = False) -> Outcome:
+    """``own_process``: the PBX runs in a process of its own (``_load_in_own_process``)."""
     run_id = f"r{uuid.uuid4().hex[:8]}"
     cpu_before = stack.cpu()
     log_offset = stack.access_log.stat().st_size if stack.access_log.exists() else 0
     started = time.monotonic()
-    report = _load(stack, bp, recordings, run_id, rate=rate, duration=duration, speed=speed, mix=mix)
+    load = _load_in_own_process if own_process else _load
+    report = load(stack, bp, recordings, run_id, rate=rate, duration=duration, speed=speed, mix=mix)
     outcome = Outcome(label, bp.b24.plan, report.calls)
     deadline = started + drain_timeout
     while wait and not _drained(run_id, report.calls):
@@ -354,7 +391,8 @@ def _print_intake(o: Outcome, args: argparse.Namespace, during: str) -> None:
     # Only the PBX's answers are measured here: the backlog is left to the workers (CPU per call comes
     # from the bursts, which drain).
     print(f"  intake at {args.intake_rate:g} new calls/s for {args.intake_duration:g} s{during} ({o.calls} calls, "
-          f"{o.posts} POSTs, their events {args.speed:g}x real time): PBX POST → 202 p50 {o.intake['p50']:.1f} ms, "
+          f"{o.posts} POSTs, their events {args.speed:g}x real time): PBX POST → 202 as the PBX sees it (client "
+          f"side, its simulator in a process of its own) p50 {o.intake['p50']:.1f} ms, "
           f"p95 {o.intake['p95']:.1f} ms, max {o.intake['max']:.0f} ms (target p95 ≤ {TARGETS['intake_p95_ms']:g} "
           f"ms), {o.intake_errors} errors; in gunicorn (read → sent, from its access log) p50 "
           f"{_pct(o.served, 50):.1f} ms, p95 {_pct(o.served, 95):.1f} ms over {len(o.served)} events POSTs "
@@ -439,7 +477,8 @@ def main() -> None:
             _drop(stack, busy, prober)
         if args.intake_rate:
             _print_intake(_run(stack, sb, recordings, fresh("enterprise"), "intake", rate=args.intake_rate,
-                               duration=args.intake_duration, speed=args.speed, drain_timeout=0, wait=False),
+                               duration=args.intake_duration, speed=args.speed, drain_timeout=0, wait=False,
+                               own_process=True),
                           args, "")
         if args.intake_rate and args.intake_during_burst:
             busy = fresh("enterprise")
@@ -454,7 +493,8 @@ def main() -> None:
             bursting.start()
             time.sleep(3.0)  # the burst's call.started are in: the workers have its backlog
             during = _run(stack, sb, recordings, fresh("enterprise"), "intake", rate=args.intake_rate,
-                          duration=args.intake_duration, speed=args.speed, drain_timeout=0, wait=False)
+                          duration=args.intake_duration, speed=args.speed, drain_timeout=0, wait=False,
+                          own_process=True)
             bursting.join()
             _print_intake(during, args, f" while the workers process a burst of {args.intake_during_burst} calls")
             _drop(stack, busy)

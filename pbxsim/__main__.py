@@ -117,6 +117,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     report = run_load(
         args.app, connections, calls_per_second=args.rate, duration_s=args.duration, speed=args.speed,
         mix=tuple(args.mix.split(",")) if args.mix else DEFAULT_MIX, seed=args.seed, workers=args.workers,
+        run_id=args.run_id, recording_base_url=args.recording_base,
     )
     _print(report.summary())
     return 0 if not report.errors else 1
@@ -189,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mix", help="comma-separated scenario names")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=32)
+    p.add_argument("--run-id", help="prefix of call ids (default: unique per run)")
+    p.add_argument("--recording-base", default="https://pbx.example.test",
+                   help="base URL of recordings (e.g. a `pbxsim serve` URL)")
     p.set_defaults(func=cmd_load)
 
     args = parser.parse_args(argv)

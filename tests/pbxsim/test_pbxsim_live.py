@@ -105,3 +105,23 @@ def test_load_generator_spreads_calls_over_connections(live_server, transactiona
     per_connection = Counter(PbxEvent.objects.values_list("connection__public_id", flat=True))
     assert set(per_connection) == {i.connection.public_id for i in issued}
     assert sum(per_connection.values()) == report.events
+
+
+def test_load_command_names_its_calls_by_the_run_id_and_prints_the_summary(live_server, transactional_db, tmp_path,
+                                                                          capsys):
+    # The throughput benchmark runs its intake PBX through this command, in a process of its own, and finds
+    # the calls it sent by their run id.
+    import json
+
+    from pbxsim.__main__ import main
+
+    issued = make_connection(recording_hosts=["rec.example.test"])  # not the default recording host
+    connections = tmp_path / "connections.json"
+    connections.write_text(json.dumps([{"connection_id": issued.connection.public_id, "secret": issued.secret}]))
+    exit_code = main(["load", "--app", live_server.url, "--connections-file", str(connections), "--rate", "10",
+                      "--duration", "0.3", "--speed", "0", "--workers", "2", "--run-id", "intake7",
+                      "--recording-base", "https://rec.example.test"])
+    summary = json.loads(capsys.readouterr().out)
+    assert (exit_code, summary["calls"], summary["errors"]) == (0, 3, [])
+    call_ids = set(PbxEvent.objects.values_list("call_id", flat=True))
+    assert len(call_ids) == 3 and all(c.startswith("intake7") for c in call_ids)
