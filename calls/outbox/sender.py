@@ -162,7 +162,9 @@ def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_
     while True:
         if max_requests is not None and sent >= max_requests:
             return True
-        if not _room_for_a_request(portal_id, client, longest, report):
+        # A call's reconciler sending inline has just written what it awaits: due, no need to ask.
+        known_due = not sent and for_call is not None and bool(awaiting)
+        if not _room_for_a_request(portal_id, client, longest, report, known_due=known_due):
             return True
         if sent and not renew_lease(portal_id, token):
             client.release_request()
@@ -193,14 +195,14 @@ def _call_settled(call_id: int, awaiting: Collection[int] | None, report: DrainR
     return not selectors.call_has_open_commands(call_id)
 
 
-def _room_for_a_request(portal_id: int, client: Any, longest: float, report: DrainReport) -> bool:
+def _room_for_a_request(portal_id: int, client: Any, longest: float, report: DrainReport, *,
+                        known_due: bool = False) -> bool:
     """Take the next request from the bucket (waiting up to ``longest``) before claiming; False: not within
-    ``longest`` (``report.bucket_until`` says when). A sender that would wait for room first looks whether
-    anything is due: nothing due, nothing taken or slept for (the claim finds nothing, or a dead sender's
-    commands, whose send then takes its request as any other). One that may not wait (a call's reconciler,
-    which just wrote its commands) takes the request straight away: the claim gives it back if it finds
-    nothing, and the statement saved is on every event's path."""
-    if longest > 0 and not selectors.has_due(portal_id):
+    ``longest`` (``report.bucket_until`` says when). Nothing due: nothing taken or slept for (the claim finds
+    nothing, or a dead sender's commands, whose send then takes its request as any other). ``known_due``
+    (the caller just wrote commands that are due) skips that look, on every event's path: should the claim
+    find nothing after all, it gives the request back."""
+    if not known_due and not selectors.has_due(portal_id):
         return True
     wait = client.reserve_request(longest)
     if wait <= 0:
