@@ -6,11 +6,13 @@ commands got answered another, all portals in one queue: a portal with a burst q
 ahead of a quiet portal's one, and each paid a task's overhead to do one call's work. A pump run does rounds of:
 
 1. the portal's pending inbox events, oldest first (at most ``round_events``), applied (``reconciler.claim_event``);
-2. each call they touched brought in line once, and each call whose outbox commands all have their outcome or
+2. the calls they touched that still wait for their card brought in line first (``reconcile(drain=False)``) and
+   the outbox drained at once, so that a card is not held up by the rest of the round;
+3. each other call they touched brought in line once, and each call whose outbox commands all have their outcome or
    whose retry is due (``selectors.calls_due``), writing the calls' commands without sending them
    (``reconcile(drain=False)``);
-3. the portal's outbox drained once (a batch carries the round's commands), never sleeping for the bucket;
-4. the outcomes taken in by the calls concerned, whose next commands go with the next round;
+4. the portal's outbox drained (a batch carries the round's commands), never sleeping for the bucket;
+5. the outcomes taken in by the calls concerned, whose next commands go with the next round;
 
 until nothing is left or the slice (``slice_seconds`` / ``slice_events``) is spent; the task then queues the pump
 again, at the back of the queue, so other portals' pumps go in between. A quiet portal's event is applied,
@@ -199,18 +201,30 @@ def _round(portal_id: int, report: PumpReport, conf: PumpSettings) -> bool:
             if call_pk is not None and claimed.get(call_pk) is None:
                 claimed[call_pk] = token
         report.events += len(events)
+        # Card first: the calls still waiting for their card are brought in line and their commands sent before
+        # the round's other work (finishes, hides, retries, outcomes), which would otherwise delay every card.
+        first = selectors.calls_awaiting_card(list(claimed))
+        retries = [_bring_in_line(pk, claimed.pop(pk), report) for pk in first]
+        settled = _drain(portal_id, report, conf) if first else set()
         due = [pk for pk in selectors.calls_due(portal_id, timezone.now(), conf.round_events + len(report.settled))
                if pk not in claimed and pk not in report.settled][:conf.round_events]
-        retries = [_bring_in_line(pk, claimed.pop(pk, None), report) for pk in [*list(claimed), *due]]
+        retries += [_bring_in_line(pk, claimed.pop(pk, None), report) for pk in [*list(claimed), *due]]
     finally:
         _let_go(claimed)  # calls claimed and not brought in line (a failure on the way): free at once
+    requests = report.requests
+    settled |= _drain(portal_id, report, conf)
+    # The outcomes are taken in while the calls are at hand; what that writes goes with the next round.
+    retries += [_bring_in_line(pk, None, report) for pk in sorted(settled)]
+    _plan_retries([r for r in retries if r is not None], report)
+    return bool(events or due or report.requests > requests)
+
+
+def _drain(portal_id: int, report: PumpReport, conf: PumpSettings) -> set[int]:
+    """The portal's outbox drained once, never sleeping for the bucket; the calls whose commands got outcomes."""
     drained = outbox_sender.drain(portal_id, max_requests=conf.drain_requests, bucket_wait=0.0)
     report.requests += drained.requests
     report.commands += drained.commands
-    # The outcomes are taken in while the calls are at hand; what that writes goes with the next round.
-    retries += [_bring_in_line(pk, None, report) for pk in sorted(drained.settled_calls)]
-    _plan_retries([r for r in retries if r is not None], report)
-    return bool(events or due or drained.requests)
+    return set(drained.settled_calls)
 
 
 def _bring_in_line(call_pk: int, token: str | None,

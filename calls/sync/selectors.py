@@ -8,6 +8,7 @@ from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 
 from b24client import phparray
 from calls.models import Call, OutboxCommand, PbxEvent
+from calls.sync import state_machine as sm
 from portals.models import RestCallLog
 
 SWEEP_BATCH = 500
@@ -45,6 +46,19 @@ def pending_events(portal_id: int, limit: int) -> list[int]:
     """The portal's inbox events not applied yet, oldest first: the pump's durable queue."""
     return list(PbxEvent.objects.filter(connection__portal_id=portal_id, status=PbxEvent.Status.PENDING)
                 .order_by("received_at", "pk").values_list("pk", flat=True)[:limit])
+
+
+def calls_awaiting_card(call_pks: list[int]) -> list[int]:
+    """Of these calls, those whose card no user has seen yet and that have not ended (an applied call.ended is
+    on the row only after the call's next run, hence the look at its events): the card pop waits on their
+    commands (the register, the show), so the pump sends those before the rest of its round."""
+    if not call_pks:
+        return []
+    ended = PbxEvent.objects.filter(connection_id=OuterRef("connection_id"), call_id=OuterRef("pbx_call_id"),
+                                    type=sm.ENDED)
+    return list(Call.objects.filter(pk__in=call_pks, ended_at__isnull=True, finish_attempted_at__isnull=True,
+                                    cards_shown=[]).exclude(status=Call.Status.DEAD).filter(~Exists(ended))
+                .order_by("pk").values_list("pk", flat=True))
 
 
 def calls_due(portal_id: int, now: datetime, limit: int) -> list[int]:

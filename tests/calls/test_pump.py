@@ -169,3 +169,23 @@ def test_a_timer_run_sets_the_timer_again_for_a_later_retry_it_did_not_bring_in_
     assert Call.objects.get(pk=one.pk).finished_at and Call.objects.get(pk=two.pk).finished_at is None
     [(name, args, countdown)] = queued
     assert (name, args) == ("run_pump", (portal,)) and 9 < countdown <= 10  # back for the second call
+
+
+def test_a_rounds_new_cards_are_sent_before_its_finishes(phone, queued, settings):
+    settings.CALLS_FINISH_SETTLE_SECONDS = 0
+    earlier, later = (phone.scenario("missed_call", seed=n) for n in range(2))
+    phone.send(*earlier.events[:2])  # the first call rings: its card is up
+    pump.run(phone.portal.pk)
+    phone.b24.request_log.clear()
+    # One POST: the first call ends, then a second call rings.
+    phone.send(earlier.events[2], *later.events[:2])
+
+    pump.run(phone.portal.pk)
+
+    second = phone.call(later.events[0]["call_id"])
+    commands = [str(e.get("params", {}).get("cmd", {})) for e in phone.b24.request_log if e["method"] == "batch"]
+    card = next(i for i, cmd in enumerate(commands) if str(second.uuid) in cmd)
+    finish = next(i for i, cmd in enumerate(commands) if "externalcall.finish" in cmd)
+    assert card < finish  # the second call's card went out in a request of its own, before the first's finish
+    assert phone.b24.cards_visible(second.b24_call_id) == {AGENTS["101"], AGENTS["102"]}
+    assert phone.call(earlier.events[0]["call_id"]).finished_at
