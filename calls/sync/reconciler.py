@@ -25,6 +25,7 @@ returns a ``SyncResult`` telling the task what to schedule.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import secrets
@@ -1012,7 +1013,8 @@ def _write_commands(call: Call, desired: sm.Desired, steps: list[sm.Step], token
                 if users:
                     commands.append(NewCommand(
                         _command_key(call, f"cards:{_card_key_part()}:{kind}"), kind, method,
-                        {"CALL_ID": call.b24_call_id, "USER_ID": sorted(users)}, priority, depends_on=register_key))
+                        {"CALL_ID": call.b24_call_id, "USER_ID": sorted(users)}, priority, depends_on=register_key,
+                        unseen=True))
         elif step.kind is sm.StepKind.FINISH:
             assert desired.finish is not None
             params = {**desired.finish, "CALL_ID": call.b24_call_id}
@@ -1022,7 +1024,8 @@ def _write_commands(call: Call, desired: sm.Desired, steps: list[sm.Step], token
             commands.append(NewCommand(_command_key(call, "finish"), OutboxCommand.Kind.FINISH, FINISH, params,
                                        packing.PRIORITY_FINISH, depends_on=register_key,
                                        fresh=call.finish_attempted_at is None))
-    with transaction.atomic():
+    # A lone write (a card change) is atomic by itself: no transaction around it.
+    with transaction.atomic() if len(commands) + bool(fields) > 1 else contextlib.nullcontext():
         if fields:
             _save(call, token, **fields)
         rows = outbox_services.enqueue(call.portal_id, call.pk, commands)
