@@ -30,6 +30,8 @@ class NewCommand:
     depends_on: str | None = None  # the key of a command written before it (same call, or a line add)
     # Written again, it counts as never sent before (the call's own mark says it never was).
     fresh: bool = False
+    # The key was made new for this command (a card change): no row can hold it, so none is looked for.
+    unseen: bool = False
 
 
 def enqueue(portal_id: int, call_id: int | None, commands: Sequence[NewCommand]) -> dict[str, OutboxCommand]:
@@ -45,8 +47,8 @@ def enqueue(portal_id: int, call_id: int | None, commands: Sequence[NewCommand])
     if not commands:
         return rows
     now = timezone.now()
-    keys = [c.key for c in commands] + [c.depends_on for c in commands if c.depends_on]
-    existing = {r.key: r for r in OutboxCommand.objects.filter(portal_id=portal_id, key__in=keys)}
+    keys = [c.key for c in commands if not c.unseen] + [c.depends_on for c in commands if c.depends_on]
+    existing = {r.key: r for r in OutboxCommand.objects.filter(portal_id=portal_id, key__in=keys)} if keys else {}
     for command in commands:
         depends_on = (rows.get(command.depends_on) or existing.get(command.depends_on)) if command.depends_on else None
         row = existing.get(command.key)

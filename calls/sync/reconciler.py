@@ -25,6 +25,7 @@ returns a ``SyncResult`` telling the task what to schedule.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import secrets
@@ -74,7 +75,7 @@ from calls.recordings import RecordingError
 from calls.recordings.services import deliver_recording, retry_delay
 from calls.routing.lookup import cached_candidates, forget_number, search_crm, store_candidates
 from calls.settings import selectors as settings_selectors
-from calls.sync import dead_letters, signals
+from calls.sync import dead_letters, event_writes, signals
 from calls.sync import state_machine as sm
 from calls.sync.conf import sync_settings
 from portals.errors import PortalUnavailable
@@ -179,33 +180,21 @@ def _apply(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | None]:
 
 def _apply_event(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | None]:
     with transaction.atomic():
-        event = (PbxEvent.objects.select_for_update().select_related("connection")
-                 .filter(pk=pbx_event_pk).first())
+        now = timezone.now()
+        event = event_writes.take_pending(pbx_event_pk, now)  # processed from here on, if it was pending
         if event is None:
-            return None, None
-        connection = event.connection
-        logcontext.bind(portal_id=connection.portal_id, pbx_call_id=event.call_id)
-        if event.status == PbxEvent.Status.PROCESSED:
-            call = _find_call(connection, event.call_id)
-            return (call.pk if call else None), None
-        if event.status == PbxEvent.Status.FAILED:
-            return None, None
+            return _apply_taken_already(pbx_event_pk)
+        logcontext.bind(pbx_call_id=event.call_id)
         problem = _fact_problem(event)
         if problem:
+            event = PbxEvent.objects.select_related("connection").get(pk=pbx_event_pk)
             event.status = PbxEvent.Status.FAILED
             event.error = problem
-            event.attempts += 1
-            event.processed_at = timezone.now()
-            event.save(update_fields=["status", "error", "attempts", "processed_at"])
+            event.save(update_fields=["status", "error"])  # the take counted the attempt
             dead_letters.record_event(event, "PBX event cannot be used", problem)
             return None, None
-        call = _call_for_event(event, connection)
-        now = timezone.now()
-        event.status = PbxEvent.Status.PROCESSED
-        event.attempts += 1
-        event.processed_at = now
-        event.error = ""
-        event.save(update_fields=["status", "attempts", "processed_at", "error"])
+        call = _call_for_event(event)
+        logcontext.bind(portal_id=call.portal_id)
         updates: dict[str, Any] = {"facts_version": call.facts_version + 1, "updated_at": now}
         if call.first_fact_at is None:
             updates["first_fact_at"] = now
@@ -224,6 +213,16 @@ def _apply_event(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | N
         return call.pk, token
 
 
+def _apply_taken_already(pbx_event_pk: int) -> tuple[int | None, str | None]:
+    """A redelivered event (or one gone): a processed one still names its call, so the sync goes on."""
+    event = PbxEvent.objects.select_related("connection").filter(pk=pbx_event_pk).first()
+    if event is None or event.status != PbxEvent.Status.PROCESSED:
+        return None, None
+    logcontext.bind(portal_id=event.connection.portal_id, pbx_call_id=event.call_id)
+    call = _find_call(event.connection, event.call_id)
+    return (call.pk if call else None), None
+
+
 def _fact_problem(event: PbxEvent) -> str:
     if event.type not in sm.EVENT_TYPES:
         return f"unknown event type {event.type!r}"
@@ -238,16 +237,19 @@ def _find_call(connection: PbxConnection, pbx_call_id: str) -> Call | None:
     return Call.objects.filter(connection=connection, pbx_call_id=pbx_call_id).first()
 
 
-def _call_for_event(event: PbxEvent, connection: PbxConnection) -> Call:
+def _call_for_event(event: PbxEvent) -> Call:
     """The call this event belongs to, locked; created if new. Runs inside the caller's transaction."""
     request_id = event.payload.get("origin_request_id") if event.type == sm.STARTED else None
     if request_id:
-        joined = _join_origin_call(event, connection, str(request_id))
+        joined = _join_origin_call(event, _connection_of(event), str(request_id))
         if joined is not None:
             return joined
-    call = Call.objects.select_for_update().filter(connection=connection, pbx_call_id=event.call_id).first()
+    call = Call.objects.select_for_update().filter(connection_id=event.connection_id,
+                                                   pbx_call_id=event.call_id).first()
     if call is not None:
         return call
+    # A new call: the connection's portal is read only now (the events of a known call need not).
+    connection = _connection_of(event)
     try:
         with transaction.atomic():
             return Call.objects.create(portal_id=connection.portal_id, connection=connection,
@@ -255,6 +257,12 @@ def _call_for_event(event: PbxEvent, connection: PbxConnection) -> Call:
     except IntegrityError:
         # Another worker created it first: wait for its lock and use its row.
         return Call.objects.select_for_update().get(connection=connection, pbx_call_id=event.call_id)
+
+
+def _connection_of(event: PbxEvent) -> PbxConnection:
+    connection = PbxConnection.objects.only("pk", "portal_id").get(pk=event.connection_id)
+    logcontext.bind(portal_id=connection.portal_id)
+    return connection
 
 
 def _join_origin_call(event: PbxEvent, connection: PbxConnection, request_id: str) -> Call | None:
@@ -1005,7 +1013,8 @@ def _write_commands(call: Call, desired: sm.Desired, steps: list[sm.Step], token
                 if users:
                     commands.append(NewCommand(
                         _command_key(call, f"cards:{_card_key_part()}:{kind}"), kind, method,
-                        {"CALL_ID": call.b24_call_id, "USER_ID": sorted(users)}, priority, depends_on=register_key))
+                        {"CALL_ID": call.b24_call_id, "USER_ID": sorted(users)}, priority, depends_on=register_key,
+                        unseen=True))
         elif step.kind is sm.StepKind.FINISH:
             assert desired.finish is not None
             params = {**desired.finish, "CALL_ID": call.b24_call_id}
@@ -1015,7 +1024,8 @@ def _write_commands(call: Call, desired: sm.Desired, steps: list[sm.Step], token
             commands.append(NewCommand(_command_key(call, "finish"), OutboxCommand.Kind.FINISH, FINISH, params,
                                        packing.PRIORITY_FINISH, depends_on=register_key,
                                        fresh=call.finish_attempted_at is None))
-    with transaction.atomic():
+    # A lone write (a card change) is atomic by itself: no transaction around it.
+    with transaction.atomic() if len(commands) + bool(fields) > 1 else contextlib.nullcontext():
         if fields:
             _save(call, token, **fields)
         rows = outbox_services.enqueue(call.portal_id, call.pk, commands)
