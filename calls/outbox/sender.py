@@ -27,18 +27,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import secrets
 import time
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from b24client import errors as b24errors
+from calls import leases
 from calls.models import OutboxCommand, OutboxSender
 from calls.outbox import errors as outbox_errors
 from calls.outbox import packing, row_writes, selectors, signals
@@ -77,28 +77,15 @@ class _Outcome:
 
 def take_lease(portal_id: int) -> str | None:
     """Become the portal's sender, unless a live one is (or was until its lease ran out)."""
-    now = timezone.now()
-    token = secrets.token_hex(8)
-    until = now + timedelta(seconds=outbox_settings().sender_lease_seconds)
-    free = Q(until__isnull=True) | Q(until__lt=now)
-    if not OutboxSender.objects.filter(portal_id=portal_id).filter(free).update(token=token, until=until):
-        if OutboxSender.objects.filter(portal_id=portal_id).exists():
-            return None
-        try:
-            with transaction.atomic():
-                OutboxSender.objects.create(portal_id=portal_id, token=token, until=until)
-        except IntegrityError:
-            return None  # another worker became the sender a moment ago
-    return token
+    return leases.take(OutboxSender, portal_id, outbox_settings().sender_lease_seconds)
 
 
 def renew_lease(portal_id: int, token: str) -> bool:
-    until = timezone.now() + timedelta(seconds=outbox_settings().sender_lease_seconds)
-    return bool(OutboxSender.objects.filter(portal_id=portal_id, token=token).update(until=until))
+    return leases.renew(OutboxSender, portal_id, token, outbox_settings().sender_lease_seconds)
 
 
 def release_lease(portal_id: int, token: str) -> None:
-    OutboxSender.objects.filter(portal_id=portal_id, token=token).update(token="", until=None)
+    leases.release(OutboxSender, portal_id, token)
 
 
 # --- draining --------------------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ the lease has run out; the sweeper kicks the pumps of portals whose events wait 
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -42,6 +41,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from calls import leases
 from calls.models import Call, PortalPump
 from calls.outbox import sender as outbox_sender
 from calls.sync import reconciler, selectors
@@ -75,30 +75,16 @@ class PumpReport:
 
 
 def take_lease(portal_id: int, conf: PumpSettings) -> str | None:
-    now = timezone.now()
-    token = secrets.token_hex(8)
-    until = now + timedelta(seconds=conf.lease_seconds)
-    free = Q(until__isnull=True) | Q(until__lt=now)
-    if PortalPump.objects.filter(portal_id=portal_id).filter(free).update(token=token, until=until):
-        return token
-    if PortalPump.objects.filter(portal_id=portal_id).exists():
-        return None
-    try:
-        with transaction.atomic():
-            PortalPump.objects.create(portal_id=portal_id, token=token, until=until)
-    except IntegrityError:
-        return None  # another worker became the runner a moment ago
-    return token
+    return leases.take(PortalPump, portal_id, conf.lease_seconds)
 
 
 def renew_lease(portal_id: int, token: str, conf: PumpSettings) -> bool:
-    until = timezone.now() + timedelta(seconds=conf.lease_seconds)
-    return bool(PortalPump.objects.filter(portal_id=portal_id, token=token).update(until=until))
+    return leases.renew(PortalPump, portal_id, token, conf.lease_seconds)
 
 
 def release_lease(portal_id: int, token: str) -> None:
     """Let go of the portal, and drop the kick's mark with it: from now on a kick queues a message."""
-    PortalPump.objects.filter(portal_id=portal_id, token=token).update(token="", until=None, kicked_at=None)
+    leases.release(PortalPump, portal_id, token, kicked_at=None)
 
 
 def _lease_left(portal_id: int) -> float:
