@@ -74,8 +74,8 @@ def test_uploaded_recording_waits_for_the_finish_and_then_lands_byte_for_byte(in
     assert ops.index("record") > max(i for i, op in enumerate(ops) if op.startswith("finish"))
 
 
-def test_a_recording_upload_waits_while_the_portals_outbox_has_commands_due(installed_portal, client):
-    """Uploads are two unbatched requests of the portal's few a second: cards, registers and finishes go first."""
+def _answered_call_with_its_recording_stored(installed_portal, client) -> Call:
+    """An answered call's events applied and its recording uploaded by the PBX: what is left is the recording."""
     issued = create_connection(portal=installed_portal.portal, name="PBX")
     sim = PbxSimulator("http://testserver", issued.connection.public_id, issued.secret,
                        transport=DjangoClientTransport(client))
@@ -89,7 +89,12 @@ def test_a_recording_upload_waits_while_the_portals_outbox_has_commands_due(inst
     assert sim.upload_recording("c1", wav_bytes(1), content_type="audio/wav").response.status == 202
     for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).order_by("pk").values_list("pk", flat=True):
         reconciler.apply_pbx_event(pk)
-    call = Call.objects.get(pbx_call_id="c1")
+    return Call.objects.get(pbx_call_id="c1")
+
+
+def test_a_recording_upload_waits_while_the_portals_outbox_has_commands_due(installed_portal, client):
+    """Uploads are two unbatched requests of the portal's few a second: cards, registers and finishes go first."""
+    call = _answered_call_with_its_recording_stored(installed_portal, client)
     assert reconciler.reconcile(call.pk).outcome == "slow_step"  # finished; the recording is the bulk task's
     call.refresh_from_db()
     assert call.finished_at is not None and call.recording_attached_at is None
@@ -118,20 +123,7 @@ def test_a_recording_waits_without_a_download_while_the_portals_request_bucket_i
     fetched (and fetched again on every try) meanwhile; the wait is no failure."""
     from portals.services import bitrix24_client_for
 
-    issued = create_connection(portal=installed_portal.portal, name="PBX")
-    sim = PbxSimulator("http://testserver", issued.connection.public_id, issued.secret,
-                       transport=DjangoClientTransport(client))
-    sim.send_events([
-        {"event_id": "e1", "type": "call.started", "call_id": "c1", "occurred_at": at(0), "direction": "inbound",
-         "client_number": "+7 495 123-45-67", "line_number": "+74950000000", "extension": "101"},
-        {"event_id": "e2", "type": "call.answered", "call_id": "c1", "occurred_at": at(5), "extension": "101"},
-        {"event_id": "e3", "type": "call.ended", "call_id": "c1", "occurred_at": at(65),
-         "disposition": "answered", "talk_seconds": 60},
-    ])
-    assert sim.upload_recording("c1", wav_bytes(1), content_type="audio/wav").response.status == 202
-    for pk in PbxEvent.objects.filter(status=PbxEvent.Status.PENDING).order_by("pk").values_list("pk", flat=True):
-        reconciler.apply_pbx_event(pk)
-    call = Call.objects.get(pbx_call_id="c1")
+    call = _answered_call_with_its_recording_stored(installed_portal, client)
     assert reconciler.reconcile(call.pk).outcome == "slow_step"
     other_requests = bitrix24_client_for(installed_portal.portal.pk)
     while other_requests.request_wait() == 0:
