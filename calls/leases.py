@@ -1,0 +1,41 @@
+"""A per-portal lease row (``portal_id``, ``token``, ``until``): one holder at a time, taken with a compare-and-set
+UPDATE, any worker taking over one that ran out; no global lock. The outbox's sender (``OutboxSender``) and the
+portal's pump (``PortalPump``) each hold one; the model is passed in, so this module imports none."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+
+def take(model: Any, portal_id: int, seconds: float) -> str | None:
+    """The new holder's token, or None while a live holder has the portal (or another worker just took it)."""
+    now = timezone.now()
+    token = secrets.token_hex(8)
+    until = now + timedelta(seconds=seconds)
+    free = Q(until__isnull=True) | Q(until__lt=now)
+    if model.objects.filter(portal_id=portal_id).filter(free).update(token=token, until=until):
+        return token
+    if model.objects.filter(portal_id=portal_id).exists():
+        return None
+    try:
+        with transaction.atomic():
+            model.objects.create(portal_id=portal_id, token=token, until=until)
+    except IntegrityError:
+        return None  # another worker became the holder a moment ago
+    return token
+
+
+def renew(model: Any, portal_id: int, token: str, seconds: float) -> bool:
+    until = timezone.now() + timedelta(seconds=seconds)
+    return bool(model.objects.filter(portal_id=portal_id, token=token).update(until=until))
+
+
+def release(model: Any, portal_id: int, token: str, **also: Any) -> None:
+    """Let go; ``also``: other columns of the row reset in the same UPDATE."""
+    model.objects.filter(portal_id=portal_id, token=token).update(token="", until=None, **also)
