@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from calls.lines.services import sync_lines_to_bitrix24
+from calls.lines.bitrix24_sync import sync_lines_to_bitrix24
 
 
 # The name it was queued under before calls/ was laid out by scenario: queued messages must still run.

@@ -5,8 +5,9 @@ The policy, in one place:
 * A lone command goes alone (``call``): a quiet portal gets no added latency and no batch envelope.
   Otherwise up to ``max_commands`` (Bitrix24's 50, docs/bitrix24-contract.md §2.6) go in one ``batch``,
   which counts as one request for the portal's rate limit (§3.1).
-* Priority: the card show/hide of live calls first, then line adds and registers, then finishes (and
-  the hides that go with them), then housekeeping (``PRIORITY_*``; the reconciler picks the number).
+* Priority: the card show/hide of live calls first, then registers and the line adds they wait for, then
+  finishes (and the hides that go with them), then housekeeping: the lines sync's externalLine commands and
+  the user sync's pages (``PRIORITY_*``; the writer picks the number).
 * Fair across calls: within a priority, round-robin over the calls, oldest first; no call gets a
   second command in before every other call got its first.
 * A command goes after its ``depends_on`` (a line add before the register on that line, a register before

@@ -51,6 +51,13 @@ def enqueue(portal_id: int, call_id: int | None, commands: Sequence[NewCommand])
     existing = {r.key: r for r in OutboxCommand.objects.filter(portal_id=portal_id, key__in=keys)} if keys else {}
     for command in commands:
         depends_on = (rows.get(command.depends_on) or existing.get(command.depends_on)) if command.depends_on else None
+        if (depends_on is not None and depends_on.kind == OutboxCommand.Kind.LINE
+                and depends_on.status == OutboxCommand.Status.PENDING and depends_on.priority > command.priority):
+            # The lines sync's add (housekeeping) of a line a call is registered on now goes with the register:
+            # claimed by priority, it would otherwise wait behind the portal's every other command.
+            OutboxCommand.objects.filter(pk=depends_on.pk, priority__gt=command.priority).update(
+                priority=command.priority, updated_at=now)
+            depends_on.priority = command.priority
         row = existing.get(command.key)
         if row is None:
             fields = {"portal_id": portal_id, "call_id": call_id, "key": command.key, "kind": command.kind,

@@ -45,14 +45,9 @@ from b24client import errors as b24errors
 from calls import phones
 from calls.extensions import extension_map
 from calls.followups import FollowUps
+from calls.lines.bitrix24_sync import LINE_ADD, line_add_params, line_already_exists, line_command_key
 from calls.lines.selectors import company_lines
-from calls.lines.services import (
-    LINE_ADD,
-    line_add_params,
-    line_already_exists,
-    line_command_key,
-    record_seen_line,
-)
+from calls.lines.services import record_seen_line
 from calls.models import (
     Call,
     ExtensionOverride,

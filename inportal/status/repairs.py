@@ -11,12 +11,11 @@ from django.utils.translation import ngettext
 
 from b24client import errors as b24errors
 from calls.extensions.extension_map import sync_extensions
-from calls.lines.services import sync_lines_to_bitrix24
-from calls.models import PbxConnection, PbxLine
+from calls.lines.bitrix24_sync import sync_lines_to_bitrix24
+from calls.models import PbxConnection
 from portals.errors import PortalUnavailable
 from portals.install import setup_portal
 from portals.models import Portal
-from portals.services import bitrix24_client_for
 
 logger = logging.getLogger(__name__)
 
@@ -57,24 +56,9 @@ def resync_users(portal: Portal) -> RepairResult:
                         {"users": directory.user_count, "extensions": len(directory.users_by_extension)})
 
 
-def _numbers_in_bitrix24(portal: Portal) -> set[str] | None:
-    try:
-        items = bitrix24_client_for(portal.pk).call("telephony.externalLine.get", {}).result or []
-    except (PortalUnavailable, b24errors.Bitrix24Error):
-        return None
-    return {"".join(ch for ch in str(i.get("NUMBER") or "") if ch.isdigit()) for i in items if isinstance(i, dict)}
-
-
 def readd_lines(portal: Portal) -> RepairResult:
-    """Lines we believe registered but Bitrix24 no longer lists (deleted by hand) are added again too."""
-    remote = _numbers_in_bitrix24(portal)
-    if remote is not None:
-        gone = [
-            line.pk for line in PbxLine.objects.filter(connection__portal=portal, removed_at__isnull=True,
-                                                       bitrix_line_registered=True)
-            if "".join(ch for ch in line.number if ch.isdigit()) not in remote
-        ]
-        PbxLine.objects.filter(pk__in=gone).update(bitrix_line_registered=False)
+    """Each connection's lines synced again: lines Bitrix24 no longer lists (deleted by hand) are added again
+    too (the sync's get finds them missing)."""
     added: list[str] = []
     errors: list[str] = []
     for connection_id in PbxConnection.objects.filter(portal=portal).values_list("pk", flat=True):

@@ -11,7 +11,7 @@ from click_to_call_fixtures import connect_pbx
 
 from b24sandbox import telephony
 from b24sandbox.phparray import parse_query
-from calls.lines.services import sync_lines_to_bitrix24
+from calls.lines.bitrix24_sync import sync_lines_to_bitrix24
 from calls.models import Call, PbxEvent, PbxLine, SeenLineNumber
 from calls.outbox import sender
 from calls.sync import reconciler

@@ -43,9 +43,10 @@ ENDPOINTS = ["events", "recording", "lines"]
 @pytest.fixture(autouse=True)
 def no_bitrix24_sync(monkeypatch):
     # PUT /lines syncs to Bitrix24; these tests are about the gate in front of it.
-    from calls.lines import services
+    from calls.lines import tasks
+    from calls.lines.bitrix24_sync import LineSyncResult
 
-    monkeypatch.setattr(services, "sync_lines_to_bitrix24", lambda connection_id: services.LineSyncResult())
+    monkeypatch.setattr(tasks, "sync_lines_to_bitrix24", lambda connection_id: LineSyncResult())
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from pbx_api_fixtures import make_tenant
 
-from calls.lines.services import connections_with_unsynced_lines, sync_lines_to_bitrix24
+from calls.lines.bitrix24_sync import sync_lines_to_bitrix24
+from calls.lines.services import connections_with_unsynced_lines
 from calls.models import PbxLine
 
 

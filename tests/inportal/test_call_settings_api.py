@@ -7,7 +7,8 @@ import pytest
 from inportal_fixtures import *  # noqa: F403  (fixtures)
 from inportal_fixtures import LINE, FrameApi, open_page
 
-from calls.lines.services import store_lines, sync_lines_to_bitrix24
+from calls.lines.bitrix24_sync import sync_lines_to_bitrix24
+from calls.lines.services import store_lines
 from calls.models import ExtensionOverride, PbxLine
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,8 @@ from inportal_fixtures import FrameApi, open_page
 
 from b24sandbox.methods import voximplant_lines
 from calls.connections.services import create_connection
-from calls.lines.services import store_lines, sync_lines_to_bitrix24
+from calls.lines.bitrix24_sync import sync_lines_to_bitrix24
+from calls.lines.services import store_lines
 from calls.models import PbxConnection, PbxLine
 
 pytestmark = pytest.mark.django_db
