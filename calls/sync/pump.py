@@ -120,18 +120,19 @@ def mark_kicks(portal_id: int, wanted: list[int]) -> list[int]:
     back leaves none, and one left by a message that was lost ends after ``kick_ttl_seconds``. One statement
     whatever the number of shards (an intake POST kicks every shard its events fall in): an upsert that creates
     a shard's row marked, or marks an existing one unless it is marked already, and returns the shards it
-    marked."""
+    marked (PostgreSQL, and SQLite since 3.35). Every events POST kicks: the ORM's UPDATE, then EXISTS (then
+    INSERT), compiled anew each time, were a third of that POST's CPU."""
     wanted = sorted(set(wanted))  # a row named twice in one upsert is an error on PostgreSQL
     if not wanted:
         return []
     now = timezone.now()
     stale = now - timedelta(seconds=pump_settings().kick_ttl_seconds)
-    adapt = connection.ops.adapt_datetimefield_value
+    prep = PortalPump._meta.get_field("kicked_at").get_db_prep_save
     params: list[object] = []
     for shard in wanted:
-        params += [portal_id, shard, adapt(now)]
+        params += [portal_id, shard, prep(now, connection)]
     with connection.cursor() as cursor:
-        cursor.execute(_mark_sql(connection.vendor, len(wanted)), [*params, adapt(stale)])
+        cursor.execute(_mark_sql(connection.vendor, len(wanted)), [*params, prep(stale, connection)])
         return sorted(row[0] for row in cursor.fetchall())
 
 
