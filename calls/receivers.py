@@ -19,7 +19,6 @@ from calls.outbox import services as outbox_services
 from calls.outbox.tasks import drain_outbox
 from calls.purge import purge_portal
 from calls.routing.lookup import forget_portal
-from calls.sync import selectors as sync_selectors
 from telephony_app.dispatch import send_after_commit
 
 
@@ -71,7 +70,7 @@ def outbox_drained(sender: type, portal_id: int, call_ids: list[int], next_due: 
     """A sender let go: the calls whose commands got an outcome read them (their shard of the portal's pump brings
     them in line, ``calls.sync.pump``), and the portal's pending commands get a drain when the earliest is due."""
     if call_ids:
-        queue(FollowUps(pump_shards=sync_selectors.pump_shards_of_calls(call_ids)))
+        queue(FollowUps(pump_calls=list(call_ids)))
     if next_due is not None:
         delay = outbox_services.kick_delay(portal_id, next_due)
         if delay is not None:

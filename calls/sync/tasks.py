@@ -14,7 +14,7 @@ import logging
 from celery import shared_task
 
 from calls.lines.tasks import sync_pbx_lines
-from calls.sync import pump, reconciler, sweeper
+from calls.sync import pump, reconciler, selectors, sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +65,15 @@ def run_pump(portal_id: int, shard: int | None = None) -> None:
 def kick_pump(portal_id: int, shard: int = 0) -> None:
     """Queue the shard of the portal's pump, unless a message of it waits (or runs) already."""
     kick_pumps(portal_id, [shard])
+
+
+def kick_pumps_of_calls(call_pks: list[int]) -> None:
+    """Queue the pump shards these calls belong to (their outcomes are theirs to take in)."""
+    shards: dict[int, list[int]] = {}
+    for portal_id, shard in selectors.pump_shards_of_calls(call_pks):
+        shards.setdefault(portal_id, []).append(shard)
+    for portal_id, wanted in shards.items():
+        kick_pumps(portal_id, wanted)
 
 
 def kick_pumps(portal_id: int, shards: list[int]) -> None:
