@@ -56,7 +56,8 @@ BURST_CALLS = 120
 
 
 def test_a_burst_on_one_portal_is_spread_over_several_pool_processes_each_call_delivered_once(
-        phone, transactional_db, tmp_path):
+        phone, transactional_db, tmp_path, monkeypatch):
+    monkeypatch.setenv("CALLS_PUMP_SHARDS", "2")  # the worker's, whatever the default
     burst = [phone.scenario("busy_outgoing", seed=n) for n in range(BURST_CALLS)]
     events = [e for s in burst for e in s.events]
 
