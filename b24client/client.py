@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -227,13 +227,25 @@ class Bitrix24Client:
         its others come back with ``LOCAL_OPERATING_PACE``. Only this method of this portal waits; other
         methods and portals are not affected. Asking reserves nothing.
         """
-        _check_method(method)
-        admission = self._assess(self._read_budget(method))
-        if admission.wait > 0:
-            return admission.wait
-        if admission.pace > 0:
-            return self._coordination("method pacing", lambda: self.limiter.slot_wait(self._block_key(method)))
-        return 0.0
+        return self.method_waits([method])[method]
+
+    def method_waits(self, methods: Iterable[str]) -> dict[str, float]:
+        """``method_wait`` of each of ``methods``, their states read from the shared backend together."""
+        names = list(dict.fromkeys(methods))
+        for method in names:
+            _check_method(method)
+        budgets = self._read_budgets(names)
+        waits: dict[str, float] = {}
+        for method in names:
+            admission = self._assess(budgets[method])
+            if admission.wait > 0:
+                waits[method] = admission.wait
+            elif admission.pace > 0:
+                key = self._block_key(method)
+                waits[method] = self._coordination("method pacing", lambda key=key: self.limiter.slot_wait(key))
+            else:
+                waits[method] = 0.0
+        return waits
 
     def batch(self, commands: Commands, halt: bool = False) -> BatchResult:
         """Up to 50 commands in one HTTP request. ``commands`` is ``{key: (method, params)}`` or a list of
@@ -286,7 +298,8 @@ class Bitrix24Client:
         methods = {key: m for key, m, _ in items}
         local_errors: dict[Any, errors.Bitrix24Error] = {}
         cmd: dict[str, str] = {}
-        packing: dict[str, _Budget] = {}
+        # Every method's state in one read: what the policy needs of each before any command is admitted.
+        packing = {m.lower(): budget for m, budget in self._read_budgets(set(methods.values())).items()}
         not_sent: dict[str, errors.MethodBlocked] = {}
         for key, method, params in items:
             # A command that refers to one left out would run with an empty value ($result[...] of a command
@@ -487,11 +500,16 @@ class Bitrix24Client:
             self._sleep(wait)
 
     def _read_budget(self, method: str) -> _Budget:
-        key = self._block_key(method)
-        until = self._coordination("method blocks", lambda: self.limiter.blocked_until(key))
-        if until is not None:
-            return _Budget(until, None)
-        return _Budget(None, self._coordination("method operating time", lambda: self.limiter.operating(key)))
+        return self._read_budgets([method])[method]
+
+    def _read_budgets(self, methods: Iterable[str]) -> dict[str, _Budget]:
+        keys = {method: self._block_key(method) for method in methods}
+        states = self._coordination("method budgets", lambda: self.limiter.method_states(sorted(set(keys.values()))))
+        budgets: dict[str, _Budget] = {}
+        for method, key in keys.items():
+            until, seen = states[key]
+            budgets[method] = _Budget(until, None) if until is not None else _Budget(None, seen)
+        return budgets
 
     def _assess(self, budget: _Budget) -> _Admission:
         """The operating-time policy (§3.2) for one more call of a method in the state ``budget``."""

@@ -35,10 +35,10 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 logger = logging.getLogger(__name__)
@@ -70,6 +70,10 @@ class Coordination(Protocol):
     def blocked_until(self, key: str) -> float | None: ...
     def note_operating(self, key: str, used: float, reset_at: float, cost: float) -> None: ...
     def operating(self, key: str) -> Operating | None: ...
+    def method_states(self, keys: Sequence[str]) -> dict[str, MethodState]:
+        """``(blocked_until, operating)`` of each key, read together (one round trip to Redis)."""
+        ...
+
     def reserve_slot(self, key: str, interval: float) -> float:
         """0.0 and the next slot moves ``interval`` seconds on; or the seconds until the next slot (nothing
         recorded)."""
@@ -87,6 +91,10 @@ class Operating:
     used: float  # time.operating: seconds used in the current 10-minute window
     reset_at: float  # time.operating_reset_at: when the oldest part of that usage is released
     cost: float  # seconds one call of the method took (its time.duration), to project the next calls
+
+
+# What the method-time policy reads of a method: its recorded block (``blocked_until``) and ``operating``.
+MethodState = tuple[float | None, Operating | None]
 
 
 def newer_operating(old: Operating | None, new: Operating) -> Operating:
@@ -197,6 +205,9 @@ class MemoryBackend:
     def operating(self, key: str) -> Operating | None:
         with self._guard:
             return self._operating.get(key)
+
+    def method_states(self, keys: Sequence[str]) -> dict[str, MethodState]:
+        return {key: (self.blocked_until(key), self.operating(key)) for key in keys}
 
     def reserve_slot(self, key: str, interval: float) -> float:
         with self._guard:
@@ -346,6 +357,9 @@ class FileBackend:
             return None
         with self._flocked(path, None) as fd:
             return _operating_from(self._read(fd))
+
+    def method_states(self, keys: Sequence[str]) -> dict[str, MethodState]:
+        return {key: (self.blocked_until(key), self.operating(key)) for key in keys}
 
     def reserve_slot(self, key: str, interval: float) -> float:
         with self._flocked(self._path("slot", key), None) as fd:
@@ -548,16 +562,33 @@ class RedisBackend:
                                    repr(max(float(reset_at), time.time()) + _OPERATING_KEEP_S)])
 
     def operating(self, key: str) -> Operating | None:
-        raw = self.redis.hmget(f"{self.prefix}op:{key}", ["used", "reset_at", "cost"])
-        if any(v is None for v in raw):
-            return None
-        return Operating(float(raw[0]), float(raw[1]), float(raw[2]))
+        return _operating_of(self.redis.hmget(f"{self.prefix}op:{key}", ["used", "reset_at", "cost"]))
+
+    def method_states(self, keys: Sequence[str]) -> dict[str, MethodState]:
+        # Asked before every request for each method in it: one round trip for all of them.
+        pipe = self.redis.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(f"{self.prefix}blk:{key}")
+            pipe.hmget(f"{self.prefix}op:{key}", ["used", "reset_at", "cost"])
+        raw = pipe.execute()
+        now = time.time()
+        states: dict[str, MethodState] = {}
+        for n, key in enumerate(keys):
+            until = float(raw[2 * n]) if raw[2 * n] is not None else None
+            states[key] = (until if until is not None and until > now else None, _operating_of(raw[2 * n + 1]))
+        return states
 
     def reserve_slot(self, key: str, interval: float) -> float:
         return int(self._reserve_slot(keys=[f"{self.prefix}slot:{key}"], args=[repr(max(0.0, float(interval)))])) / 1e6
 
     def slot_wait(self, key: str) -> float:
         return int(self._slot_wait(keys=[f"{self.prefix}slot:{key}"])) / 1e6
+
+
+def _operating_of(raw: Sequence[Any]) -> Operating | None:
+    if any(v is None for v in raw):
+        return None
+    return Operating(float(raw[0]), float(raw[1]), float(raw[2]))
 
 
 # -------------------------------------------------------------------------------------------- factory

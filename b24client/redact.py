@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -38,13 +39,22 @@ _JSON_PAIR = re.compile(r"(?P<q>[\"'])(?P<key>[A-Za-z0-9_\-]+)(?P=q)(?P<sep>\s*:
 _WEBHOOK_PATH = re.compile(r"(/rest/\d+/)([^/\s?#]+)(?=/)")
 # Connection URLs carry a password in their userinfo: postgres://user:PASSWORD@host, redis://:PASSWORD@host.
 _URL_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@]*:)(?P<password>[^\s/@]+)(?=@)")
+# Each pattern above needs one of these: ``=`` (a query pair), a quote (a JSON pair), ``/`` (a URL); most
+# values of an answer (ids, names, numbers as text) have none and are returned as they are.
+_MAY_HOLD_SECRET = re.compile(r"[=\"'/]")
 
 
 def is_secret_key(key: object) -> bool:
     """True for a secret field name, including PHP-style flat keys such as ``auth[access_token]``."""
     if not isinstance(key, str):
         return False
+    return _is_secret_name(key)
 
+
+# Every logged request and answer asks this of each of its keys, a few hundred a batch, nearly all of them the
+# same few dozen names; bounded, since the keys of a stored event or a user's input are anybody's.
+@lru_cache(maxsize=4096)
+def _is_secret_name(key: str) -> bool:
     # For a flat key the innermost named part decides: auth[access_token] is secret, auth[member_id]
     # is not (the whole ``auth`` only when it is a scalar, i.e. the REST token itself).
     parts = [p for p in _BRACKET_PART.findall(unquote(key)) if not p.isdigit()] or [key]
@@ -90,7 +100,7 @@ def redact_url(url: str) -> str:
 
 def redact_text(text: str) -> str:
     """Best-effort masking inside free text: query strings, JSON fragments, webhook URLs, URL passwords."""
-    if not text:
+    if not text or not _MAY_HOLD_SECRET.search(text):
         return text
 
     def _query(m: re.Match[str]) -> str:

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from b24client import Bitrix24Client, Credentials, OAuthApp, coordination
 
+from . import rest_log
 from .errors import PortalUnavailable
 from .models import Portal, PortalCredential, RestCallLog
 from .selectors import oauth_base_from_server_endpoint
@@ -98,18 +99,7 @@ def oauth_app(server_endpoint: str | None = None, portal_id: int | None = None) 
 
 def rest_call_recorder(portal_id: int | None):
     def record(entry: dict[str, Any]) -> None:
-        error = entry.get("error") or ""
-        RestCallLog.objects.create(
-            portal_id=portal_id,
-            member_id=str(entry.get("member_id") or "")[:64],
-            method=str(entry.get("method") or "")[:200],
-            url=str(entry.get("url") or ""),
-            request=entry.get("request") if entry.get("request") is not None else {},
-            response=entry.get("response"),
-            status=entry.get("status"),
-            error=str(error)[:255],
-            duration_ms=int(entry.get("duration_ms") or 0),
-        )
+        rest_log.record(portal_id, entry)
 
     return record
 

@@ -22,7 +22,7 @@ The policy, in one place:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,8 @@ class Pending:
     priority: int
     depends_on: int | None = None
     order: float = 0.0  # FIFO among equals: when it was written
+    # Whether its CALL_ID is null, when ``params`` were not read (``pack``'s ``params_of`` gives them for what goes).
+    call_id_null: bool | None = None
 
     @property
     def after_dependency_done(self) -> bool:
@@ -59,7 +61,11 @@ class Pending:
 
     @property
     def needs_call_id(self) -> bool:
-        return self.depends_on is not None and "CALL_ID" in self.params and self.params["CALL_ID"] is None
+        if self.depends_on is None:
+            return False
+        if self.call_id_null is not None:
+            return self.call_id_null
+        return "CALL_ID" in self.params and self.params["CALL_ID"] is None
 
 
 @dataclass(frozen=True)
@@ -99,8 +105,12 @@ def reference(command_id: int, field_name: str = "CALL_ID") -> str:
 
 
 def pack(pending: Sequence[Pending], dependencies: Mapping[int, Dependency] | None = None, *,
-         max_commands: int = MAX_COMMANDS) -> Packing:
-    """The next request from ``pending`` (the due commands), given where their other dependencies stand."""
+         max_commands: int = MAX_COMMANDS,
+         params_of: Callable[[Pending], Mapping[str, Any]] | None = None) -> Packing:
+    """The next request from ``pending`` (the due commands), given where their other dependencies stand.
+
+    ``params_of``: a chosen command's parameters, when ``pending`` was read without them (the sender looks at
+    hundreds of due commands to pick at most 50, and decodes only theirs)."""
     dependencies = dependencies or {}
     candidates = {c.id: c for c in pending}
     blocked = _blocked(candidates, dependencies)
@@ -111,7 +121,9 @@ def pack(pending: Sequence[Pending], dependencies: Mapping[int, Dependency] | No
         candidates.pop(command_id)
     chosen = _choose(candidates, max_commands)
     in_request = {c.id for c in chosen}
-    planned = tuple(Planned(c.id, batch_key(c.id), c.method, _params(c, in_request, dependencies)) for c in chosen)
+    planned = tuple(Planned(c.id, batch_key(c.id), c.method,
+                            _params(c, params_of(c) if params_of else c.params, in_request, dependencies))
+                    for c in chosen)
     return Packing(commands=planned, blocked=tuple(sorted(blocked)), waiting=waiting)
 
 
@@ -207,8 +219,9 @@ def _group(command: Pending) -> tuple[str, int]:
     return ("call", command.call_id) if command.call_id is not None else ("command", command.id)
 
 
-def _params(command: Pending, in_request: set[int], dependencies: Mapping[int, Dependency]) -> dict[str, Any]:
-    params = dict(command.params)
+def _params(command: Pending, given: Mapping[str, Any], in_request: set[int],
+            dependencies: Mapping[int, Dependency]) -> dict[str, Any]:
+    params = dict(given)
     if command.needs_call_id:
         assert command.depends_on is not None
         if command.depends_on in in_request:

@@ -26,6 +26,7 @@ Exactly once, for a command inside a batch as for one alone:
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Collection, Sequence
@@ -34,7 +35,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from b24client import errors as b24errors
@@ -156,7 +158,8 @@ def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_
         if sent and not renew_lease(portal_id, token):
             client.release_request()
             return True  # taken over: our lease had run out
-        claimed = _claim(portal_id, token, client, report)
+        claim = _claim(portal_id, token, client, report)
+        claimed = claim.commands
         if not claimed:
             # Due commands that may not go yet (a held method, a register still to come): the request taken
             # for them goes back to the portal's budget instead of being spent on nothing.
@@ -174,6 +177,8 @@ def _send_due(portal_id: int, token: str, client: Any, report: DrainReport, for_
             return True
         if for_call is not None and _call_settled(for_call, awaiting, report):
             return True
+        if not claim.more:
+            return False
 
 
 def _call_settled(call_id: int, awaiting: Collection[int] | None, report: DrainReport) -> bool:
@@ -204,9 +209,19 @@ class _Claimed:
     call_id: int | None
 
 
-def _claim(portal_id: int, token: str, client: Any, report: DrainReport) -> list[_Claimed]:
+@dataclass(frozen=True)
+class _Claim:
+    commands: list[_Claimed]
+    # Due commands the claim saw and left for a later request (past the window, or not packed in this one):
+    # False lets the sender stop without claiming again to find nothing (what is written meanwhile is found
+    # by the look after letting go).
+    more: bool = False
+
+
+def _claim(portal_id: int, token: str, client: Any, report: DrainReport) -> _Claim:
     """Pick the next request's commands and mark them sending, committed before anything is sent."""
     now = timezone.now()
+    window = outbox_settings().claim_window
     with transaction.atomic():
         # A live sender writes every outcome before it lets go: ``sending`` rows of another token are a dead
         # sender's (killed mid-request), and are sent again.
@@ -216,10 +231,14 @@ def _claim(portal_id: int, token: str, client: Any, report: DrainReport) -> list
                .order_by("priority", "due_at", "pk"))
         if connection.features.has_select_for_update_skip_locked:
             due = due.select_for_update(skip_locked=True)
-        rows = list(due.values("pk", "call_id", "method", "params", "priority", "depends_on_id",
-                               "created_at")[:outbox_settings().claim_window])
+        # The parameters as text, decoded only for the commands that go (at most 50 of a window of hundreds);
+        # whether a CALL_ID is still to come is all the packing needs of the others.
+        rows = list(due.values("pk", "call_id", "method", "priority", "depends_on_id", "created_at",
+                               params_text=Cast("params", TextField()),
+                               call_id_null=ExpressionWrapper(Q(params__CALL_ID=None), BooleanField()))[:window])
         if not rows:
-            return []
+            return _Claim([])
+        read = len(rows)
         rows = _hold_back_waiting_methods(client, rows, now)
         dep_ids = {r["depends_on_id"] for r in rows if r["depends_on_id"]} - {r["pk"] for r in rows}
         dependencies = {
@@ -227,27 +246,33 @@ def _claim(portal_id: int, token: str, client: Any, report: DrainReport) -> list
             for pk, status, due_at, result in OutboxCommand.objects.filter(pk__in=dep_ids)
             .values_list("pk", "status", "due_at", "result")
         } if dep_ids else {}
-        packed = packing.pack([_pending(r) for r in rows], dependencies)
+        texts = {r["pk"]: r["params_text"] for r in rows}
+        packed = packing.pack([_pending(r) for r in rows], dependencies,
+                              params_of=lambda c: json.loads(texts[c.id] or "null") or {})
         call_ids = {r["pk"]: r["call_id"] for r in rows}
         if packed.blocked:
             OutboxCommand.objects.filter(pk__in=packed.blocked).update(
                 status=Status.FAILED, error=outbox_errors.dependency_failed(), completed_at=now, updated_at=now)
             report.settled_calls.update(call_ids[pk] for pk in packed.blocked if call_ids[pk])
             report.settled_commands.update(packed.blocked)
+        pushed: dict[datetime, list[int]] = {}
         for command_id, dep_id in packed.waiting.items():
             # Due when what it waits for is (not before: the drain would find it due and go round again).
             dep_due = dependencies[dep_id].due_at if dep_id in dependencies else 0.0
-            due_at = max(now + timedelta(seconds=1), datetime.fromtimestamp(dep_due, tz=UTC))
-            OutboxCommand.objects.filter(pk=command_id).update(due_at=due_at, updated_at=now)
+            pushed.setdefault(max(now + timedelta(seconds=1), datetime.fromtimestamp(dep_due, tz=UTC)),
+                              []).append(command_id)
+        for due_at, command_ids in pushed.items():
+            OutboxCommand.objects.filter(pk__in=command_ids).update(due_at=due_at, updated_at=now)
+        more = read >= window or len(packed.commands) + len(packed.blocked) + len(packed.waiting) < len(rows)
         if not packed.commands:
-            return []
+            return _Claim([], more)
         row_writes.mark_sending(token, now, [(p.command_id, p.params) for p in packed.commands])
-    return [_Claimed(p, call_ids[p.command_id]) for p in packed.commands]
+    return _Claim([_Claimed(p, call_ids[p.command_id]) for p in packed.commands], more)
 
 
 def _hold_back_waiting_methods(client: Any, rows: list[dict], now: datetime) -> list[dict]:
     """Leave out (and push back) the commands of methods that may not be sent yet; the others go."""
-    waits = {m: client.method_wait(m) for m in {r["method"] for r in rows}}
+    waits = client.method_waits(r["method"] for r in rows)
     held = {m: w for m, w in waits.items() if w > 0}
     for method, wait in held.items():
         reason = {"type": "MethodBlocked", "code": HELD_FOR_BUDGET, "status": None,
@@ -267,9 +292,9 @@ def _dependency_status(status: str) -> str:
 
 
 def _pending(row: dict) -> packing.Pending:
-    return packing.Pending(id=row["pk"], call_id=row["call_id"], method=row["method"], params=row["params"] or {},
+    return packing.Pending(id=row["pk"], call_id=row["call_id"], method=row["method"], params={},
                            priority=row["priority"], depends_on=row["depends_on_id"],
-                           order=row["created_at"].timestamp())
+                           order=row["created_at"].timestamp(), call_id_null=bool(row["call_id_null"]))
 
 
 def _send(client: Any, planned: Sequence[packing.Planned]) -> tuple[dict[int, _Outcome], bool]:

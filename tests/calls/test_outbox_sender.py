@@ -139,7 +139,8 @@ def test_a_sender_that_died_mid_request_is_taken_over_once_its_lease_ran_out_and
     # The first sender claims the register, Bitrix24 registers the call, and the sender dies before it
     # stores the answer.
     token = sender.take_lease(phone.portal.pk)
-    claimed = sender._claim(phone.portal.pk, token, sender.bitrix24_client_for(phone.portal.pk), sender.DrainReport())
+    claimed = sender._claim(phone.portal.pk, token, sender.bitrix24_client_for(phone.portal.pk),
+                            sender.DrainReport()).commands
     first_answer = sender.bitrix24_client_for(phone.portal.pk).call(REGISTER, claimed[0].planned.params).result
     assert OutboxCommand.objects.get().status == Status.SENDING
     assert sender.drain(phone.portal.pk).busy  # its lease is still running
