@@ -39,4 +39,4 @@ RUN APP_ENV=development python manage.py collectstatic --no-input \
 
 USER telephony
 EXPOSE 8000
-CMD ["gunicorn", "telephony_app.wsgi:application", "-c", "python:ops.gunicorn", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "60", "--access-logfile", "-"]
+CMD ["gunicorn", "telephony_app.wsgi:application", "-c", "python:ops.gunicorn", "--bind", "0.0.0.0:8000", "--timeout", "60", "--access-logfile", "-"]

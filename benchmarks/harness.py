@@ -254,7 +254,14 @@ def add_stack_arguments(parser: argparse.ArgumentParser) -> None:
     """The processes of a benchmark's stack: Celery workers and the PBX API's gunicorn."""
     parser.add_argument("--workers", type=int, default=2, help="celery worker processes")
     parser.add_argument("--concurrency", type=int, default=4, help="pool processes per worker")
-    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn workers for the PBX API")
+    parser.add_argument("--web-workers", type=int, default=shipped_web_workers(),
+                        help="gunicorn workers for the PBX API (default: as shipped, ops/gunicorn.py)")
+
+
+def shipped_web_workers() -> int:
+    from ops import gunicorn
+
+    return gunicorn.workers
 
 
 def require_production_stack() -> None:

@@ -67,10 +67,10 @@ def extension_override_changed(sender: type, instance: ExtensionOverride, **kwar
 
 def outbox_drained(sender: type, portal_id: int, call_ids: list[int], next_due: datetime | None,
                    **kwargs: Any) -> None:
-    """A sender let go: the calls whose commands got an outcome read them (the portal's pump brings them in
-    line, ``calls.sync.pump``), and the portal's pending commands get a drain when the earliest is due."""
+    """A sender let go: the calls whose commands got an outcome read them (their shard of the portal's pump brings
+    them in line, ``calls.sync.pump``), and the portal's pending commands get a drain when the earliest is due."""
     if call_ids:
-        queue(FollowUps(pump_portals=[portal_id]))
+        queue(FollowUps(pump_calls=list(call_ids)))
     if next_due is not None:
         delay = outbox_services.kick_delay(portal_id, next_due)
         if delay is not None:

@@ -94,6 +94,8 @@ class Call(models.Model):
     last_error = models.TextField(blank=True)
     lease_token = models.CharField(max_length=32, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
+    # Its events' slot (``calls.sync.shards``): which shard of the portal's pump brings it in line.
+    slot = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 

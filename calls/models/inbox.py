@@ -4,6 +4,7 @@ replay rule."""
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from .connections import PbxConnection
@@ -32,6 +33,8 @@ class PbxEvent(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     processed_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True)
+    # The call's slot (``calls.sync.shards``): which shard of the portal's pump applies it. Set by the intake.
+    slot = models.PositiveSmallIntegerField(default=0)
 
     class Meta:
         ordering = ["received_at", "id"]
@@ -41,6 +44,9 @@ class PbxEvent(models.Model):
         indexes = [
             models.Index(fields=["status", "received_at"]),
             models.Index(fields=["connection", "call_id", "occurred_at"]),
+            # A pump shard's pending events, oldest first (``calls.sync.selectors.pending_events``).
+            models.Index(fields=["connection", "slot", "received_at"], condition=Q(status="pending"),
+                         name="calls_pbx_event_pending_slot"),
         ]
 
     def __str__(self) -> str:

@@ -39,6 +39,8 @@ from calls.pbx_api.events import CALL_RECORDING_READY, MAX_ID_LENGTH, validate_e
 from calls.pbx_api.receipts import answer_once
 from calls.pbx_api.responses import PbxAnswer, PbxApiError, error_body
 from calls.settings.selectors import recordings_on
+from calls.sync import shards
+from calls.sync.conf import pump_settings
 from telephony_app import inserts
 
 logger = logging.getLogger(__name__)
@@ -65,6 +67,7 @@ class StoreResult:
     duplicates: int
     new_ids: list[int]
     new_types: list[str]
+    new_slots: list[int]  # the slots of the new events' calls (``calls.sync.shards``)
 
 
 def store_events(connection: PbxConnection, payloads: list[dict], *, webhook_id: str) -> StoreResult:
@@ -72,17 +75,18 @@ def store_events(connection: PbxConnection, payloads: list[dict], *, webhook_id:
 
     One ``INSERT … ON CONFLICT DO NOTHING`` for the whole request (``telephony_app.inserts``): a
     duplicate, even one committed by a concurrent request a moment ago, is counted instead of failing
-    the batch.
+    the batch. Each event carries its call's slot, so the pump shard it belongs to is known from the row.
     """
     now = timezone.now()
     events = [
         PbxEvent(connection=connection, event_id=payload["event_id"], webhook_id=webhook_id, type=payload["type"],
                  call_id=payload["call_id"], occurred_at=datetime.fromisoformat(payload["occurred_at"]),
-                 payload=payload, received_at=now)
+                 payload=payload, received_at=now, slot=shards.slot_of(connection.pk, payload["call_id"]))
         for payload in payloads
     ]
     new = inserts.insert_new(events, key=("connection", "event_id"))
-    return StoreResult(len(new), len(payloads) - len(new), [event.pk for event in new], [event.type for event in new])
+    return StoreResult(len(new), len(payloads) - len(new), [event.pk for event in new], [event.type for event in new],
+                       sorted({event.slot for event in new}))
 
 
 def _announce(connection: PbxConnection, stored: list[StoreResult], replayed: bool) -> None:
@@ -94,8 +98,10 @@ def _announce(connection: PbxConnection, stored: list[StoreResult], replayed: bo
 
 
 def _pump_if(result: StoreResult, connection: PbxConnection) -> FollowUps:
-    """New events are the portal pump's to apply (``calls.sync.pump``); duplicates ask for nothing."""
-    return FollowUps(pump_portals=[connection.portal_id] if result.new_ids else [])
+    """New events are their shards' of the portal's pump to apply (``calls.sync.pump``): those shards are kicked;
+    duplicates ask for nothing."""
+    count = pump_settings().shards
+    return FollowUps(pump_shards=[(connection.portal_id, shard) for shard in shards.shards_of(result.new_slots, count)])
 
 
 def receive_events(connection: PbxConnection, webhook_id: str, body: bytes) -> PbxAnswer:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
+from calls.sync.shards import SLOTS
+
 
 @dataclass(frozen=True)
 class SyncSettings:
@@ -46,12 +48,13 @@ def sync_settings() -> SyncSettings:
 class PumpSettings:
     """The portal pump's policy (``calls.sync.pump``): how much one run does before other portals' turn."""
 
-    lease_seconds: float  # one runner per portal; a dead one's lease ends by itself after this
+    lease_seconds: float  # one runner per shard of a portal; a dead one's lease ends by itself after this
     slice_seconds: float  # a run goes to the back of the queue after this long ...
     slice_events: int  # ... or this many PBX events applied
     round_events: int  # PBX events one round applies before it brings their calls in line
     drain_requests: int  # requests one round's drain sends at most (the rest: the portal's drain task)
-    kick_ttl_seconds: float  # a kick's mark (one pump message waiting per portal) lasts this long at most
+    kick_ttl_seconds: float  # a kick's mark (one pump message waiting per shard) lasts this long at most
+    shards: int  # runners of one portal's pump at once, each over its share of the calls (``calls.sync.shards``)
 
 
 def pump_settings() -> PumpSettings:
@@ -62,4 +65,5 @@ def pump_settings() -> PumpSettings:
         round_events=int(settings.CALLS_PUMP_ROUND_EVENTS),
         drain_requests=int(settings.CALLS_PUMP_DRAIN_REQUESTS),
         kick_ttl_seconds=float(settings.CALLS_PUMP_KICK_TTL_SECONDS),
+        shards=min(max(1, int(settings.CALLS_PUMP_SHARDS)), SLOTS),
     )

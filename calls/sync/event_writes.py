@@ -18,7 +18,7 @@ from django.db import connection
 
 from calls.models import PbxEvent
 
-_RETURNED = ("connection_id", "event_id", "type", "call_id", "payload", "attempts")
+_RETURNED = ("connection_id", "event_id", "type", "call_id", "payload", "attempts", "slot")
 
 
 def _field(name: str) -> Any:

@@ -253,7 +253,7 @@ def _call_for_event(event: PbxEvent) -> Call:
     try:
         with transaction.atomic():
             return Call.objects.create(portal_id=connection.portal_id, connection=connection,
-                                       pbx_call_id=event.call_id, origin=Call.Origin.PBX)
+                                       pbx_call_id=event.call_id, origin=Call.Origin.PBX, slot=event.slot)
     except IntegrityError:
         # Another worker created it first: wait for its lock and use its row.
         return Call.objects.select_for_update().get(connection=connection, pbx_call_id=event.call_id)
@@ -287,7 +287,7 @@ def _join_origin_call(event: PbxEvent, connection: PbxConnection, request_id: st
             first_fact_at = placeholder.first_fact_at or first_fact_at
             placeholder.delete()
         Call.objects.filter(pk=origin_call.pk).update(
-            connection=connection, pbx_call_id=event.call_id, first_fact_at=first_fact_at,
+            connection=connection, pbx_call_id=event.call_id, first_fact_at=first_fact_at, slot=event.slot,
         )
         origin_call.refresh_from_db()
     return origin_call

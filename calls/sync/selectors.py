@@ -8,7 +8,9 @@ from django.db.models import Exists, Min, OuterRef, Q, QuerySet
 
 from b24client import phparray
 from calls.models import Call, OutboxCommand, PbxEvent
+from calls.sync import shards
 from calls.sync import state_machine as sm
+from calls.sync.conf import pump_settings
 from portals.models import RestCallLog
 
 SWEEP_BATCH = 500
@@ -23,11 +25,20 @@ def stuck_pbx_events(now: datetime, grace: timedelta) -> list[int]:
                 .order_by("received_at").values_list("pk", flat=True)[:SWEEP_BATCH])
 
 
-def portals_with_stuck_events(now: datetime, grace: timedelta) -> list[int]:
-    """Portals with inbox events accepted (202) but still unprocessed after ``grace``: their pump's kick was
-    lost (or its runner died): the sweeper kicks their pumps."""
-    return sorted(set(PbxEvent.objects.filter(status=PbxEvent.Status.PENDING, received_at__lt=now - grace)
-                      .values_list("connection__portal_id", flat=True).distinct()))
+def pump_shards_with_stuck_events(now: datetime, grace: timedelta) -> list[tuple[int, int]]:
+    """(portal, shard) of the inbox events accepted (202) but still unprocessed after ``grace``: the kick of that
+    shard of the portal's pump was lost (or its runner died): the sweeper kicks those shards, and only those."""
+    count = pump_settings().shards
+    rows = (PbxEvent.objects.filter(status=PbxEvent.Status.PENDING, received_at__lt=now - grace)
+            .values_list("connection__portal_id", "slot").distinct())
+    return sorted({(portal_id, shards.shard_of(slot, count)) for portal_id, slot in rows})
+
+
+def pump_shards_of_calls(call_pks: list[int]) -> list[tuple[int, int]]:
+    """(portal, shard) of the pump shards these calls belong to."""
+    count = pump_settings().shards
+    rows = Call.objects.filter(pk__in=call_pks).values_list("portal_id", "slot").distinct()
+    return sorted({(portal_id, shards.shard_of(slot, count)) for portal_id, slot in rows})
 
 
 def portal_of_event(pbx_event_pk: int) -> int | None:
@@ -42,10 +53,19 @@ _SETTLED_COMMANDS = (OutboxCommand.Status.DONE, OutboxCommand.Status.FAILED)
 _CANDIDATES_PER_CALL = 5
 
 
-def pending_events(portal_id: int, limit: int) -> list[int]:
-    """The portal's inbox events not applied yet, oldest first: the pump's durable queue."""
-    return list(PbxEvent.objects.filter(connection__portal_id=portal_id, status=PbxEvent.Status.PENDING)
-                .order_by("received_at", "pk").values_list("pk", flat=True)[:limit])
+def _in_slots(rows: QuerySet, slots: list[int] | None, field: str = "slot") -> QuerySet:
+    """Rows of one shard of the pump (``slots``: the slots it takes; None: a pump of one shard takes all)."""
+    return rows if slots is None else rows.filter(**{f"{field}__in": slots})
+
+
+def pending_events(portal_id: int, limit: int, slots: list[int] | None = None) -> list[int]:
+    """The portal's inbox events not applied yet (of the shard's slots), oldest first: the pump's durable queue."""
+    rows = PbxEvent.objects.filter(connection__portal_id=portal_id, status=PbxEvent.Status.PENDING)
+    return list(_in_slots(rows, slots).order_by("received_at", "pk").values_list("pk", flat=True)[:limit])
+
+
+def calls_in_slots(call_pks: list[int], slots: list[int]) -> list[int]:
+    return list(Call.objects.filter(pk__in=call_pks, slot__in=slots).values_list("pk", flat=True))
 
 
 def calls_awaiting_card(call_pks: list[int]) -> list[int]:
@@ -61,18 +81,20 @@ def calls_awaiting_card(call_pks: list[int]) -> list[int]:
                 .order_by("pk").values_list("pk", flat=True))
 
 
-def calls_due(portal_id: int, now: datetime, limit: int) -> list[int]:
-    """The portal's calls the pump brings in line besides those of new events: every command of theirs has its
+def calls_due(portal_id: int, now: datetime, limit: int, slots: list[int] | None = None) -> list[int]:
+    """The portal's calls (of the shard's slots) the pump brings in line besides those of new events: every command of theirs has its
     outcome and some outcome is not taken in yet, or their retry (a finish waiting for late events, a backoff)
     is due. A call another worker holds is left to it; one with commands still open waits for their outcomes
     (its reconciler takes a call's outcomes in together)."""
     # Two narrow reads (the outbox's index of outcomes not taken in; calls by status and retry time) rather than
     # one OR over all the portal's calls.
-    answered = (OutboxCommand.objects.filter(portal_id=portal_id, applied_at=None, status__in=_SETTLED_COMMANDS)
-                .exclude(call_id=None).exclude(call__status=Call.Status.DEAD)
+    answered = _in_slots(OutboxCommand.objects.filter(portal_id=portal_id, applied_at=None,
+                                                      status__in=_SETTLED_COMMANDS), slots, "call__slot")
+    answered = (answered.exclude(call_id=None).exclude(call__status=Call.Status.DEAD)
                 .values_list("call_id", flat=True).distinct()[:limit * _CANDIDATES_PER_CALL])
-    retry_due = (Call.objects.filter(status=Call.Status.PENDING, next_attempt_at__lte=now, portal_id=portal_id)
-                 .values_list("pk", flat=True)[:limit * _CANDIDATES_PER_CALL])
+    retry_due = _in_slots(Call.objects.filter(status=Call.Status.PENDING, next_attempt_at__lte=now,
+                                              portal_id=portal_id), slots)
+    retry_due = retry_due.values_list("pk", flat=True)[:limit * _CANDIDATES_PER_CALL]
     candidates = set(answered) | set(retry_due)
     if not candidates:
         return []
@@ -82,14 +104,15 @@ def calls_due(portal_id: int, now: datetime, limit: int) -> list[int]:
     return list(due.order_by("pk").values_list("pk", flat=True)[:limit])
 
 
-def next_retry(portal_id: int, now: datetime) -> datetime | None:
-    """When the portal's earliest call retry still to come is due (a finish waiting for late events, a backoff)."""
-    return (Call.objects.filter(portal_id=portal_id, status=Call.Status.PENDING, next_attempt_at__gt=now)
-            .aggregate(due=Min("next_attempt_at"))["due"])
+def next_retry(portal_id: int, now: datetime, slots: list[int] | None = None) -> datetime | None:
+    """When the portal's (the shard's) earliest call retry still to come is due (a finish waiting for late events,
+    a backoff)."""
+    rows = Call.objects.filter(portal_id=portal_id, status=Call.Status.PENDING, next_attempt_at__gt=now)
+    return _in_slots(rows, slots).aggregate(due=Min("next_attempt_at"))["due"]
 
 
-def has_pump_work(portal_id: int, now: datetime) -> bool:
-    return bool(pending_events(portal_id, 1) or calls_due(portal_id, now, 1))
+def has_pump_work(portal_id: int, now: datetime, slots: list[int] | None = None) -> bool:
+    return bool(pending_events(portal_id, 1, slots) or calls_due(portal_id, now, 1, slots))
 
 
 def overdue_calls(now: datetime, grace: timedelta) -> list[int]:

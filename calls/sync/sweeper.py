@@ -23,9 +23,10 @@ def sweep(now: datetime | None = None) -> tuple[FollowUps, dict[str, int]]:
     grace = timedelta(seconds=conf.sweep_grace_seconds)
     wait = timedelta(seconds=conf.start_wait_seconds)
     follow_ups = FollowUps()
-    # Events wait in the inbox for their portal's pump: a lost kick (or a runner that died) is a kick again.
+    # Events wait in the inbox for their shard of the portal's pump: a lost kick (or a runner that died) is a kick
+    # again, of that shard.
     stuck = selectors.stuck_pbx_events(now, grace)
-    follow_ups.pump_portals = selectors.portals_with_stuck_events(now, grace) if stuck else []
+    follow_ups.pump_shards = selectors.pump_shards_with_stuck_events(now, grace) if stuck else []
     calls = set(selectors.overdue_calls(now, grace)) | set(selectors.calls_waiting_too_long(now, wait))
     follow_ups.sync_calls = sorted(calls)
     max_age = timedelta(seconds=conf.max_call_seconds)
@@ -35,9 +36,9 @@ def sweep(now: datetime | None = None) -> tuple[FollowUps, dict[str, int]]:
         follow_ups.add(reconciler.finish_call_as_failed(pk, "OTHER", f"no call.ended from the PBX within {max_age}"))
     follow_ups.sync_lines = connections_with_unsynced_lines()
     if stuck or calls or stale:
-        logger.info("sweeper kicked %d portals' pumps for %d events, re-dispatched %d calls; ended %d stale calls",
-                    len(follow_ups.pump_portals), len(stuck), len(calls), len(stale))
-    counts = {"events": len(stuck), "pumps": len(follow_ups.pump_portals), "calls": len(calls),
+        logger.info("sweeper kicked %d pump shards for %d events, re-dispatched %d calls; ended %d stale calls",
+                    len(follow_ups.pump_shards), len(stuck), len(calls), len(stale))
+    counts = {"events": len(stuck), "pumps": len(follow_ups.pump_shards), "calls": len(calls),
               "stale_calls": len(stale),
               "line_connections": len(follow_ups.sync_lines)}
     return follow_ups, counts

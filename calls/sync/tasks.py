@@ -14,7 +14,7 @@ import logging
 from celery import shared_task
 
 from calls.lines.tasks import sync_pbx_lines
-from calls.sync import pump, reconciler, sweeper
+from calls.sync import pump, reconciler, selectors, sweeper
 
 logger = logging.getLogger(__name__)
 
@@ -34,34 +34,58 @@ def process_pbx_event(pbx_event_pk: int) -> None:
 
 
 @shared_task(name="calls.tasks.run_pump", queue="realtime", soft_time_limit=120, time_limit=150, **_RELIABLE)
-def run_pump(portal_id: int) -> None:
-    """A slice of the portal's work (``calls.sync.pump``), then its follow-ups: the pump again at the back of the
-    queue while work is left, at the earliest retry a call asked for, and what is followed up call by call."""
-    report = pump.run(portal_id)
+def run_pump(portal_id: int, shard: int | None = None) -> None:
+    """A slice of one shard of the portal's work (``calls.sync.pump``), then its follow-ups: the shard again at the
+    back of the queue while work is left, at the earliest retry a call asked for, and what is followed up call by
+    call. A message without a shard (queued before the pump had shards) stands for shard 0, whose mark it holds,
+    and kicks the others."""
+    count = pump.pump_settings().shards
+    if shard is None:
+        kick_pumps(portal_id, list(range(1, count)))
+        shard = 0
+    elif shard >= count:  # queued before the count went down: its slots are another shard's now
+        kick_pump(portal_id, shard % count)
+        return
+    report = pump.run(portal_id, shard)
     if report.busy_for is not None:
-        # Another runner has the portal and looks again before it stops; should it have died, this comes
+        # Another runner has the shard and looks again before it stops; should it have died, this comes
         # back once its lease has run out.
-        run_pump.apply_async((portal_id,), countdown=report.busy_for + 0.5)
+        run_pump.apply_async((portal_id, shard), countdown=report.busy_for + 0.5)
         return
     for call_pk, result in report.follow_ups:
         _follow_up(call_pk, result, allow_slow=False)
     if report.retry_at is not None:
-        delay = pump.timer_delay(portal_id, report.retry_at)
+        delay = pump.timer_delay(portal_id, report.retry_at, shard)
         if delay is not None:
-            run_pump.apply_async((portal_id,), countdown=delay)
+            run_pump.apply_async((portal_id, shard), countdown=delay)
     if report.again:
-        kick_pump(portal_id)
+        kick_pump(portal_id, shard)
 
 
-def kick_pump(portal_id: int) -> None:
-    """Queue the portal's pump, unless a message of it waits (or runs) already."""
-    if not pump.mark_kick(portal_id):
-        return
-    try:
-        run_pump.delay(portal_id)
-    except Exception:
-        pump.drop_kick(portal_id)  # nothing was queued: the next kick must queue
-        raise
+def kick_pump(portal_id: int, shard: int = 0) -> None:
+    """Queue the shard of the portal's pump, unless a message of it waits (or runs) already."""
+    kick_pumps(portal_id, [shard])
+
+
+def kick_pumps_of_calls(call_pks: list[int]) -> None:
+    """Queue the pump shards these calls belong to (their outcomes are theirs to take in)."""
+    shards: dict[int, list[int]] = {}
+    for portal_id, shard in selectors.pump_shards_of_calls(call_pks):
+        shards.setdefault(portal_id, []).append(shard)
+    for portal_id, wanted in shards.items():
+        kick_pumps(portal_id, wanted)
+
+
+def kick_pumps(portal_id: int, shards: list[int]) -> None:
+    """Queue these shards of the portal's pump, each unless a message of it waits (or runs) already."""
+    marked = pump.mark_kicks(portal_id, shards)
+    for n, shard in enumerate(marked):
+        try:
+            run_pump.delay(portal_id, shard)
+        except Exception:
+            for unsent in marked[n:]:
+                pump.drop_kick(portal_id, unsent)  # nothing was queued for these: their next kick must queue
+            raise
 
 
 @shared_task(name="calls.tasks.sync_call", queue="realtime", soft_time_limit=120, time_limit=150, **_RELIABLE)
@@ -99,8 +123,8 @@ def _follow_up(call_pk: int, result: reconciler.SyncResult, *, allow_slow: bool)
 def sweep_overdue() -> dict[str, int]:
     """Re-dispatch what a lost broker message, a dead worker or a restart left undone."""
     follow_ups, counts = sweeper.sweep()
-    for portal_id in follow_ups.pump_portals:
-        kick_pump(portal_id)
+    for portal_id, shards in follow_ups.pump_shards_by_portal().items():
+        kick_pumps(portal_id, shards)
     for pk in follow_ups.sync_calls:
         sync_call.delay(pk)
     for connection_id in follow_ups.sync_lines:

@@ -206,25 +206,26 @@ def test_body_over_the_size_limit_is_413_and_nothing_is_stored(tenant):
 
 def test_new_events_kick_their_portals_pump_after_commit_and_duplicates_do_not(tenant, monkeypatch,
                                                                               django_capture_on_commit_callbacks):
-    from calls.sync import pump
+    from calls.sync import pump, shards
     from calls.sync.tasks import run_pump
 
-    enqueued: list[int] = []
-    monkeypatch.setattr(run_pump, "delay", enqueued.append)  # the broker's side of the queue
+    enqueued: list[tuple[int, int]] = []
+    monkeypatch.setattr(run_pump, "delay", lambda *args: enqueued.append(args))  # the broker's side of the queue
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         tenant.sim.send_events([event(1), event(2)])
     assert enqueued == []  # nothing is queued before the commit
     for callback in callbacks:
         callback()
     portal_id = tenant.connection.portal_id
-    assert enqueued == [portal_id]  # one message for the portal, not one per event
+    shard = shards.shard_of(shards.slot_of(tenant.connection.pk, "call-1"), pump.pump_settings().shards)
+    assert enqueued == [(portal_id, shard)]  # one message for the call's shard of the pump, not one per event
     with django_capture_on_commit_callbacks(execute=True):
         tenant.sim.send_events(event(3))
-    assert enqueued == [portal_id]  # its pump has not run yet: that message will apply this event too
-    pump.drop_kick(portal_id)  # the pump ran and let go
+    assert enqueued == [(portal_id, shard)]  # its pump has not run yet: that message will apply this event too
+    pump.drop_kick(portal_id, shard)  # the pump ran and let go
     with django_capture_on_commit_callbacks(execute=True):
         tenant.sim.send_events([event(1), event(2)])
-    assert enqueued == [portal_id]  # duplicates only: nothing new to apply
+    assert enqueued == [(portal_id, shard)]  # duplicates only: nothing new to apply
 
 
 def test_event_json_with_unicode_is_stored_as_sent(tenant):

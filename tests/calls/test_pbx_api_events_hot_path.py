@@ -21,9 +21,9 @@ def _statements(captured) -> list[str]:
 @pytest.mark.usefixtures("transactional_db")
 def test_a_batch_with_a_duplicate_is_two_statements_and_no_savepoint(tenant, django_assert_max_num_queries):
     assert tenant.sim.send_events(event(1, call_id="c1")).response.status == 202
-    # BEGIN and COMMIT where the backend logs them; after the commit, the kick of the portal's pump: its mark,
-    # left by the first POST's kick (no pump has run), is found in place by one upsert and no second message is
-    # queued.
+    # BEGIN and COMMIT where the backend logs them; after the commit, the kick of the shards of the portal's pump
+    # its events fall in: one upsert, whatever the shards; a mark left by the first POST's kick (no pump has run)
+    # is found in place and no second message is queued for that shard.
     with django_assert_max_num_queries(5) as captured:
         sent = tenant.sim.send_events([event(1, call_id="c1"), event(2, call_id="c1"), event(3, call_id="c2")])
     assert (sent.response.status, sent.response.json()) == (202, {"accepted": 2, "duplicates": 1})

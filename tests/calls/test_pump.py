@@ -10,12 +10,30 @@ from typing import Any
 
 import pytest
 from call_scenario_fixtures import *  # noqa: F403  (fixtures: phone, recordings)
-from call_scenario_fixtures import AGENTS
+from call_scenario_fixtures import AGENTS, make_phone_portal
 from django.core.cache import cache
 from django.utils import timezone
 
+from calls.extensions import extension_map
 from calls.models import Call, OutboxCommand, PbxEvent, PortalPump
-from calls.sync import pump, sweeper, tasks
+from calls.outbox import sender as outbox_sender
+from calls.sync import pump, shards, sweeper, tasks
+
+
+@pytest.fixture(autouse=True)
+def _no_timer_left():
+    """A run records the timer message it queued in the cache, which outlives the test's database: the next
+    test's portal (the same id) would take it for its own."""
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _one_shard(settings):
+    """The pump as one runner per portal (``CALLS_PUMP_SHARDS=1``): what a run does; the shard tests below set
+    their own count. A run's slice is counted in events only: on a loaded machine a run of a few calls can
+    outlast the default slice and queue itself again."""
+    settings.CALLS_PUMP_SHARDS = 1
+    settings.CALLS_PUMP_SLICE_SECONDS = 3600
 
 
 @pytest.fixture
@@ -78,7 +96,7 @@ def test_one_pump_per_portal_another_run_leaves_and_comes_back_after_the_lease(p
 
     assert pending_events() == 1 and requests_of(phone) == []  # it did none of the holder's work
     [(name, args, countdown)] = queued
-    assert (name, args) == ("run_pump", (phone.portal.pk,))  # back once the holder's lease has run out ...
+    assert (name, args) == ("run_pump", (phone.portal.pk, 0))  # back once the holder's lease has run out ...
     assert pump.pump_settings().lease_seconds - 1 < countdown <= pump.pump_settings().lease_seconds + 1
 
     # ... the holder died: its lease runs out and the next run takes the portal over.
@@ -97,7 +115,7 @@ def test_a_run_yields_to_other_portals_after_its_slice_and_queues_itself_again(p
     tasks.run_pump.run(portal)
 
     assert pending_events() == 6  # the oldest four applied, the rest left for the next turn
-    assert queued == [("run_pump", (portal,), None)]  # queued again, at the back of the queue
+    assert queued == [("run_pump", (portal, 0), None)]  # queued again, at the back of the queue
     assert not pump.mark_kick(portal)  # that message holds the mark: kicks meanwhile queue no other
 
 
@@ -105,7 +123,7 @@ def test_kicks_queue_one_message_per_portal_until_its_run_lets_go(phone, queued)
     portal = phone.portal.pk
     for _ in range(5):
         tasks.kick_pump(portal)
-    assert queued == [("run_pump", (portal,), None)]
+    assert queued == [("run_pump", (portal, 0), None)]
     tasks.run_pump.run(portal)  # nothing to do; it lets go of the mark
     tasks.kick_pump(portal)
     assert len(queued) == 2
@@ -117,7 +135,7 @@ def test_the_sweeper_kicks_a_portal_whose_events_wait_with_no_pump_message(phone
     assert pump.mark_kick(portal)  # the intake's kick, whose message was lost (a broker restart)
     later = timezone.now() + timedelta(seconds=settings.CALLS_SWEEP_GRACE_SECONDS + 1)
     follow_ups, counts = sweeper.sweep(now=later)
-    assert follow_ups.pump_portals == [portal] and counts["events"] == 1
+    assert follow_ups.pump_shards == [(portal, 0)] and counts["events"] == 1
 
     settings.CALLS_SWEEP_GRACE_SECONDS = 0  # the event is past the grace now
     tasks.sweep_overdue.run()  # what beat does
@@ -125,7 +143,7 @@ def test_the_sweeper_kicks_a_portal_whose_events_wait_with_no_pump_message(phone
     PortalPump.objects.filter(portal_id=portal).update(
         kicked_at=timezone.now() - timedelta(seconds=settings.CALLS_PUMP_KICK_TTL_SECONDS + 1))
     tasks.sweep_overdue.run()  # ... until it runs out (the sweeper's grace is longer than a mark lasts)
-    assert queued == [("run_pump", (portal,), None)]
+    assert queued == [("run_pump", (portal, 0), None)]
     tasks.run_pump.run(portal)
     assert pending_events() == 0 and Call.objects.get().b24_call_id
 
@@ -139,7 +157,7 @@ def test_a_finish_waiting_for_late_events_brings_the_pump_back_not_a_message_per
     tasks.run_pump.run(portal)
 
     assert all(c.b24_call_id and c.finished_at is None for c in Call.objects.all())  # the finishes wait
-    assert [(name, args) for name, args, _ in queued] == [("run_pump", (portal,))]  # one timer for the three
+    assert [(name, args) for name, args, _ in queued] == [("run_pump", (portal, 0))]  # one timer for the three
     countdown = queued[0][2]
     assert 2 < countdown <= 3.5
     # The window has passed when the timer's run comes: it finishes all three.
@@ -161,14 +179,14 @@ def test_a_timer_run_sets_the_timer_again_for_a_later_retry_it_did_not_bring_in_
     one, two = Call.objects.order_by("pk")
     Call.objects.filter(pk=one.pk).update(next_attempt_at=timezone.now())
     Call.objects.filter(pk=two.pk).update(next_attempt_at=timezone.now() + timedelta(seconds=10))
-    cache.delete(f"calls:pump-timer:{portal}")  # what it recorded was that very message
+    cache.delete(f"calls:pump-timer:{portal}:0")  # what it recorded was that very message
     queued.clear()
 
     tasks.run_pump.run(portal)
 
     assert Call.objects.get(pk=one.pk).finished_at and Call.objects.get(pk=two.pk).finished_at is None
     [(name, args, countdown)] = queued
-    assert (name, args) == ("run_pump", (portal,)) and 9 < countdown <= 10  # back for the second call
+    assert (name, args) == ("run_pump", (portal, 0)) and 9 < countdown <= 10  # back for the second call
 
 
 def test_a_rounds_new_cards_are_sent_before_its_finishes(phone, queued, settings):
@@ -189,3 +207,192 @@ def test_a_rounds_new_cards_are_sent_before_its_finishes(phone, queued, settings
     assert card < finish  # the second call's card went out in a request of its own, before the first's finish
     assert phone.b24.cards_visible(second.b24_call_id) == {AGENTS["101"], AGENTS["102"]}
     assert phone.call(earlier.events[0]["call_id"]).finished_at
+
+
+# --- shards: a portal's pump runs as several runners at once, each over its share of the calls ------------------
+
+SHARDS = 4
+
+
+def shard_of_call(phone, call_id: str) -> int:
+    return shards.shard_of(shards.slot_of(phone.connection.pk, call_id), SHARDS)
+
+
+def calls_by_shard(phone, per_shard: int = 1, scenario: str = "busy_outgoing") -> dict[int, list[Any]]:
+    """Scenarios of calls, ``per_shard`` of them falling in each shard of the portal's pump."""
+    found: dict[int, list[Any]] = {shard: [] for shard in range(SHARDS)}
+    seed = 0
+    while any(len(found[shard]) < per_shard for shard in found):
+        call = phone.scenario(scenario, seed=seed)
+        seed += 1
+        if len(found[shard_of_call(phone, call.call_id)]) < per_shard:
+            found[shard_of_call(phone, call.call_id)].append(call)
+    return found
+
+
+def pending_of(phone, scenarios) -> int:
+    return PbxEvent.objects.filter(connection=phone.connection, call_id__in=[s.call_id for s in scenarios],
+                                   status=PbxEvent.Status.PENDING).count()
+
+
+def test_every_event_of_a_call_and_the_call_itself_fall_in_one_shard(phone, queued, settings):
+    settings.CALLS_PUMP_SHARDS = SHARDS
+    scenarios = [phone.scenario("ring_group_second_answers", seed=n) for n in range(12)]
+    for step in range(max(len(s.events) for s in scenarios)):  # POSTs of several calls' events, step by step
+        phone.send(*[s.events[step] for s in scenarios if step < len(s.events)])
+    for shard in range(SHARDS):
+        pump.run(phone.portal.pk, shard)
+
+    slots = {}
+    for call in Call.objects.all():
+        event_slots = set(PbxEvent.objects.filter(call_id=call.pbx_call_id).values_list("slot", flat=True))
+        assert event_slots == {call.slot}, (call.pbx_call_id, event_slots, call.slot)
+        slots[call.pbx_call_id] = call.slot
+    assert len(slots) == 12 and len({slot % SHARDS for slot in slots.values()}) > 1  # the calls spread
+    assert all(c.finished_at for c in Call.objects.all()) and len(phone.b24_calls()) == 12
+
+
+def test_two_shards_run_at_once_each_applying_only_its_own_calls_events(phone, queued, settings):
+    settings.CALLS_PUMP_SHARDS = SHARDS
+    by_shard = calls_by_shard(phone, per_shard=2)
+    phone.send(*[s.events[0] for calls in by_shard.values() for s in calls])
+    portal = phone.portal.pk
+    conf = pump.pump_settings()
+    holder = pump.take_lease(portal, conf, 1)  # shard 1's runner is in the middle of its run
+    assert holder is not None
+
+    report = pump.run(portal, 2)  # shard 2's runner is not held up by it
+
+    assert report.busy_for is None and report.events == 2
+    assert pending_of(phone, by_shard[2]) == 0 and all(phone.call(s.call_id).b24_call_id for s in by_shard[2])
+    assert pending_of(phone, by_shard[1] + by_shard[0] + by_shard[3]) == 6  # nobody else's events
+    assert not Call.objects.filter(pbx_call_id__in=[s.call_id for s in by_shard[1]]).exists()
+    assert pump.run(portal, 1).busy_for > 0  # shard 1 still has its one runner
+    pump.release_lease(portal, holder, 1)
+    assert pump.run(portal, 1).events == 2 and pending_of(phone, by_shard[1]) == 0
+
+
+def test_a_dead_shard_runners_lease_is_taken_over_and_its_events_are_applied(phone, queued, settings):
+    settings.CALLS_PUMP_SHARDS = SHARDS
+    by_shard = calls_by_shard(phone)
+    phone.send(*[calls[0].events[0] for calls in by_shard.values()])
+    portal = phone.portal.pk
+    assert pump.take_lease(portal, pump.pump_settings(), 3)  # shard 3's runner, which then dies
+
+    tasks.run_pump.run(portal, 3)
+    assert pending_of(phone, by_shard[3]) == 1
+    [(name, args, countdown)] = queued
+    assert (name, args) == ("run_pump", (portal, 3)) and countdown > 1  # back once the dead runner's lease ends
+    PortalPump.objects.filter(portal_id=portal, shard=3).update(until=timezone.now() - timedelta(seconds=1))
+
+    tasks.run_pump.run(portal, 3)
+
+    assert pending_of(phone, by_shard[3]) == 0 and phone.call(by_shard[3][0].call_id).b24_call_id
+    assert pending_of(phone, by_shard[0] + by_shard[1] + by_shard[2]) == 3  # the other shards' runners' work
+
+
+def test_kicks_queue_one_message_per_shard_until_its_run_lets_go(phone, queued, settings):
+    settings.CALLS_PUMP_SHARDS = SHARDS
+    portal = phone.portal.pk
+    for _ in range(3):
+        tasks.kick_pumps(portal, [0, 2])
+        tasks.kick_pump(portal, 2)
+    assert queued == [("run_pump", (portal, 0), None), ("run_pump", (portal, 2), None)]
+    tasks.run_pump.run(portal, 0)  # nothing to do; it lets go of shard 0's mark, not of shard 2's
+    tasks.kick_pumps(portal, [0, 2])
+    assert queued[2:] == [("run_pump", (portal, 0), None)]
+
+
+def test_an_intake_post_kicks_the_shards_its_events_fall_in(phone, queued, settings,
+                                                            django_capture_on_commit_callbacks):
+    settings.CALLS_PUMP_SHARDS = SHARDS
+    by_shard = calls_by_shard(phone)
+    with django_capture_on_commit_callbacks(execute=True):
+        phone.send(by_shard[1][0].events[0], by_shard[3][0].events[0])
+    assert queued == [("run_pump", (phone.portal.pk, 1), None), ("run_pump", (phone.portal.pk, 3), None)]
+
+
+def test_the_sweeper_kicks_only_the_shards_whose_events_wait(phone, queued, settings):
+    settings.CALLS_PUMP_SHARDS = SHARDS
+    by_shard = calls_by_shard(phone)
+    phone.send(by_shard[2][0].events[0])
+    portal = phone.portal.pk
+    queued.clear()  # the intake's kick, whose message was lost (a broker restart) ...
+    PortalPump.objects.filter(portal_id=portal).update(kicked_at=None)  # ... and whose mark has run out
+    settings.CALLS_SWEEP_GRACE_SECONDS = 0
+
+    tasks.sweep_overdue.run()  # what beat does
+
+    assert queued == [("run_pump", (portal, 2), None)]
+    tasks.run_pump.run(portal, 2)
+    assert pending_events() == 0 and phone.call(by_shard[2][0].call_id).b24_call_id
+
+
+def test_commands_a_shard_writes_while_another_holds_the_sender_are_sent_and_taken_in(
+        phone, queued, settings, django_capture_on_commit_callbacks):
+    settings.CALLS_PUMP_SHARDS = SHARDS
+    by_shard = calls_by_shard(phone)
+    phone.send(*[calls[0].events[0] for calls in by_shard.values()])
+    portal = phone.portal.pk
+    extension_map.sync_extensions(portal)  # a running portal has its extension map
+    phone.b24.request_log.clear()
+    queued.clear()
+    sending = outbox_sender.take_lease(portal)  # shard 0's runner is sending (its round's drain)
+
+    pump.run(portal, 1)  # shard 1 writes its call's commands and finds the sender busy: it goes on
+
+    one = phone.call(by_shard[1][0].call_id)
+    assert OutboxCommand.objects.filter(call=one, status=OutboxCommand.Status.PENDING).exists()
+    assert requests_of(phone) == []
+    outbox_sender.release_lease(portal, sending)
+    with django_capture_on_commit_callbacks(execute=True):
+        pump.run(portal, 0)  # shard 0's runner, its drain done, goes on: its next drain sends shard 1's commands
+
+    commands = OutboxCommand.objects.filter(call=one)
+    assert commands.exists() and not commands.exclude(status=OutboxCommand.Status.DONE).exists()  # all sent
+    assert ("run_pump", (portal, 1), None) in queued  # their outcomes are shard 1's to take in: it is kicked
+    pump.run(portal, 1)
+    one.refresh_from_db()
+    assert one.status == Call.Status.LIVE and phone.b24.cards_visible(one.b24_call_id)
+    assert not commands.filter(applied_at=None).exists()
+    # Shards 0 and 1 applied their own calls' events; shards 2 and 3's wait for their runners.
+    assert len(phone.b24_calls()) == 2 and pending_of(phone, by_shard[2] + by_shard[3]) == 2
+
+
+def test_a_portals_shard_runner_never_touches_another_portals_events(phone, sandbox, client, recordings, queued,
+                                                                     settings):
+    settings.CALLS_PUMP_SHARDS = SHARDS
+    other = make_phone_portal(sandbox, client, recordings, domain="other.bitrix24.test")
+    mine = [phone.scenario("busy_outgoing", seed=n) for n in range(8)]
+    theirs = [other.scenario("busy_outgoing", seed=n) for n in range(8)]
+    phone.send(*[s.events[0] for s in mine])
+    other.send(*[s.events[0] for s in theirs])
+    def shards_of(portal_phone) -> set[int]:
+        return {e.slot % SHARDS for e in PbxEvent.objects.filter(connection=portal_phone.connection)}
+
+    assert shards_of(phone) & shards_of(other)  # the same shards of two portals: runners told apart by portal
+
+    for shard in range(SHARDS):
+        pump.run(phone.portal.pk, shard)
+
+    assert pending_of(phone, mine) == 0 and pending_of(other, theirs) == 8
+    assert not Call.objects.filter(connection=other.connection).exists()
+    assert other.b24_calls() == [] and len(phone.b24_calls()) == 8
+
+
+def test_a_message_queued_before_the_shards_runs_shard_0_and_kicks_the_others(phone, queued, settings):
+    settings.CALLS_PUMP_SHARDS = SHARDS
+    by_shard = calls_by_shard(phone)
+    phone.send(*[calls[0].events[0] for calls in by_shard.values()])
+    portal = phone.portal.pk
+    PortalPump.objects.filter(portal_id=portal).delete()  # the rows of the version before: one per portal ...
+    PortalPump.objects.create(portal_id=portal, kicked_at=timezone.now())  # ... marked by its kick (shard 0)
+    queued.clear()
+
+    tasks.run_pump.run(portal)  # that kick's message: run_pump with the portal only
+
+    assert pending_of(phone, by_shard[0]) == 0
+    assert queued == [("run_pump", (portal, shard), None) for shard in (1, 2, 3)]
+    for shard in (1, 2, 3):
+        tasks.run_pump.run(portal, shard)
+    assert pending_events() == 0 and len(phone.b24_calls()) == SHARDS

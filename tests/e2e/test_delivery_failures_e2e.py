@@ -12,7 +12,8 @@ from call_e2e_fixtures import kill_pool_children, kill_whole_worker, own_worker,
 from conftest import wait_until
 
 from calls.models import Call, PbxEvent
-from calls.sync import tasks
+from calls.sync import shards, tasks
+from calls.sync.conf import pump_settings
 from pbxsim import PbxSimulator
 
 pytestmark = pytest.mark.e2e
@@ -36,18 +37,29 @@ def carried(entry: dict) -> set[str]:
     return methods
 
 
-@pytest.mark.parametrize("calls", [1, 6], ids=["one call", "a pump's batch of six calls"])
+@pytest.mark.parametrize("calls", [1, 6], ids=["one call", "a pump shard's batch of six calls"])
 def test_worker_killed_mid_register_still_delivers_the_call_exactly_once(phone, sandbox_server, transactional_db,
                                                                        tmp_path, calls):
-    # One pool process, so the process killed is the one in the middle of the register: the portal's pump,
-    # which sends the registers of every call whose events it applied in one batch.
+    # One pool process, so the process killed is the one in the middle of the register: a shard of the portal's
+    # pump, which sends the registers of every call whose events it applied in one batch.
     with own_worker(tmp_path / "worker.log", concurrency=1) as worker:
         _kill_mid_register(phone, worker, sandbox_server, calls)
 
 
+def calls_of_one_shard(phone, calls: int) -> list:
+    """Scenarios of ``calls`` calls that fall in one shard of the portal's pump (one runner applies them all)."""
+    found, seed = [], 0
+    while len(found) < calls:
+        scenario = phone.scenario("missed_call", seed=seed)
+        seed += 1
+        if shards.shard_of(shards.slot_of(phone.connection.pk, scenario.call_id), pump_settings().shards) == 0:
+            found.append(scenario)
+    return found
+
+
 def _kill_mid_register(phone, worker, sandbox_server, calls: int) -> None:
     sandbox_server.faults.add("slow", portal=phone.b24, method=REGISTER, delay=4.0, times=1)
-    scenarios = [phone.scenario("missed_call", seed=n) for n in range(calls)]
+    scenarios = calls_of_one_shard(phone, calls)
     sent = phone.sim.send_events([e for s in scenarios for e in s.events])  # one POST: one pump run takes them
     assert sent.response.status == 202, sent.response.body
     wait_until(lambda: in_flight(phone, REGISTER), timeout=30, what="register in flight\n" + worker.log()[-3000:])
