@@ -325,8 +325,7 @@ class Bitrix24Client:
                 name, used = methods[key].lower(), _float(sub_time.get("operating"))
                 if name not in latest or used >= _float(latest[name][1].get("operating")):
                     latest[name] = (methods[key], sub_time)
-        for method, sub_time in latest.values():
-            self._note_operating(method, sub_time)
+        self._note_operating(*latest.values())
         for key, exc in list(result.errors.items()):
             if isinstance(exc, errors.MethodBlocked):
                 result.errors[key] = self._block_method(methods[key], exc.payload, exc.status)
@@ -375,7 +374,7 @@ class Bitrix24Client:
                     logger.info("portal %s moved to %s", self.member_id, moved.endpoint)
                     self.store.endpoint_changed(moved.endpoint)
                 if isinstance(payload.get("time"), Mapping):
-                    self._note_operating(method, payload["time"])
+                    self._note_operating((method, payload["time"]))
                 return payload
 
             exc = self._error(method, status, payload)
@@ -556,19 +555,22 @@ class Bitrix24Client:
             budget.packed += max(budget.seen.cost, MIN_CALL_COST)
         return None
 
-    def _note_operating(self, method: str, time_block: Mapping[str, Any]) -> None:
-        """Record what Bitrix24 reported for ``method`` (a call's ``time`` or a batch command's
+    def _note_operating(self, *reports: tuple[str, Mapping[str, Any]]) -> None:
+        """Record what Bitrix24 reported for each ``(method, time)`` (a call's ``time`` or a batch command's
         ``result_time`` entry) in the shared backend; answers without ``operating`` (on-premise) add nothing."""
-        reported = RestResult(None, time=dict(time_block))
-        used = reported.operating
-        if used is None or not 0 <= used < float("inf"):
-            return
-        reset_at = reported.operating_reset_at
-        if not reset_at or reset_at <= 0:
-            reset_at = self._clock() + self.operating_window
-        duration = _float(time_block.get("duration"))
-        self._coordination("method operating time", lambda: self.limiter.note_operating(
-            self._block_key(method), used, reset_at, max(duration, 0.0)))
+        noted: list[tuple[str, float, float, float]] = []
+        for method, time_block in reports:
+            reported = RestResult(None, time=dict(time_block))
+            used = reported.operating
+            if used is None or not 0 <= used < float("inf"):
+                continue
+            reset_at = reported.operating_reset_at
+            if not reset_at or reset_at <= 0:
+                reset_at = self._clock() + self.operating_window
+            duration = _float(time_block.get("duration"))
+            noted.append((self._block_key(method), used, reset_at, max(duration, 0.0)))
+        if noted:
+            self._coordination("method operating time", lambda: self.limiter.note_operatings(noted))
 
     def _block_method(self, method: str, payload: Any, status: int | None) -> errors.MethodBlocked:
         now = self._clock()

@@ -69,6 +69,10 @@ class Coordination(Protocol):
     def block(self, key: str, until: float) -> None: ...
     def blocked_until(self, key: str) -> float | None: ...
     def note_operating(self, key: str, used: float, reset_at: float, cost: float) -> None: ...
+    def note_operatings(self, noted: Sequence[tuple[str, float, float, float]]) -> None:
+        """``note_operating`` of each ``(key, used, reset_at, cost)``, sent together (one round trip to Redis)."""
+        ...
+
     def operating(self, key: str) -> Operating | None: ...
     def method_states(self, keys: Sequence[str]) -> dict[str, MethodState]:
         """``(blocked_until, operating)`` of each key, read together (one round trip to Redis)."""
@@ -110,6 +114,12 @@ def newer_operating(old: Operating | None, new: Operating) -> Operating:
 def _check_operating_args(used: float, reset_at: float, cost: float) -> None:
     if not all(math.isfinite(v) and v >= 0 for v in (used, reset_at, cost)):
         raise ValueError(f"operating values must be finite and >= 0; got {used!r}, {reset_at!r}, {cost!r}")
+
+
+def _check_noted(noted: Sequence[tuple[str, float, float, float]]) -> None:
+    """All of a list checked before any of it is noted."""
+    for _key, used, reset_at, cost in noted:
+        _check_operating_args(used, reset_at, cost)
 
 
 def _check_bucket_args(capacity: float, drain_per_s: float, cost: float) -> None:
@@ -201,6 +211,11 @@ class MemoryBackend:
         _check_operating_args(used, reset_at, cost)
         with self._guard:
             self._operating[key] = newer_operating(self._operating.get(key), Operating(used, reset_at, cost))
+
+    def note_operatings(self, noted: Sequence[tuple[str, float, float, float]]) -> None:
+        _check_noted(noted)
+        for key, used, reset_at, cost in noted:
+            self.note_operating(key, used, reset_at, cost)
 
     def operating(self, key: str) -> Operating | None:
         with self._guard:
@@ -350,6 +365,11 @@ class FileBackend:
         with self._flocked(self._path("operating", key), None) as fd:
             kept = newer_operating(_operating_from(self._read(fd)), Operating(used, reset_at, cost))
             self._write(fd, {"used": kept.used, "reset_at": kept.reset_at, "cost": kept.cost})
+
+    def note_operatings(self, noted: Sequence[tuple[str, float, float, float]]) -> None:
+        _check_noted(noted)
+        for key, used, reset_at, cost in noted:
+            self.note_operating(key, used, reset_at, cost)
 
     def operating(self, key: str) -> Operating | None:
         path = self._path("operating", key)
@@ -556,10 +576,17 @@ class RedisBackend:
         return until if until > time.time() else None
 
     def note_operating(self, key: str, used: float, reset_at: float, cost: float) -> None:
-        _check_operating_args(used, reset_at, cost)
-        self._note_operating(keys=[f"{self.prefix}op:{key}"],
-                             args=[repr(float(used)), repr(float(reset_at)), repr(float(cost)),
-                                   repr(max(float(reset_at), time.time()) + _OPERATING_KEEP_S)])
+        self.note_operatings([(key, used, reset_at, cost)])
+
+    def note_operatings(self, noted: Sequence[tuple[str, float, float, float]]) -> None:
+        # A batch reports the time of each of its methods: one round trip for all of them.
+        _check_noted(noted)
+        pipe = self.redis.pipeline(transaction=False)
+        for key, used, reset_at, cost in noted:
+            self._note_operating(keys=[f"{self.prefix}op:{key}"],
+                                 args=[repr(float(used)), repr(float(reset_at)), repr(float(cost)),
+                                       repr(max(float(reset_at), time.time()) + _OPERATING_KEEP_S)], client=pipe)
+        pipe.execute()
 
     def operating(self, key: str) -> Operating | None:
         return _operating_of(self.redis.hmget(f"{self.prefix}op:{key}", ["used", "reset_at", "cost"]))

@@ -355,8 +355,8 @@ def _store(token: str, claimed: Sequence[_Claimed], outcomes: dict[int, _Outcome
             continue
         settled.append((c.planned.command_id, Status.DONE if outcome.status == "done" else Status.FAILED,
                         _jsonable(outcome.result), outcome.error))
-    # A lone command's outcome is one UPDATE, atomic by itself: no transaction around it.
-    with transaction.atomic() if len(later) + len(settled) > 1 else contextlib.nullcontext():
+    # The settled outcomes are one UPDATE, atomic by itself: a transaction only when rows go back pending too.
+    with transaction.atomic() if later and (settled or len(later) > 1) else contextlib.nullcontext():
         for pk, outcome in later:
             # Never reached Bitrix24's method: not an attempt, not a failure.
             mine.filter(pk=pk).update(

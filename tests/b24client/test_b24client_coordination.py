@@ -159,6 +159,22 @@ def test_operating_record_keeps_the_newest_window_and_within_it_the_largest_usag
         backend.note_operating(key, float("nan"), reset_at, 0.2)
 
 
+def test_a_batchs_methods_are_noted_together_and_read_back_together_each_on_its_own_key(backend):
+    reset_at = time.time() + 300
+    backend.block("m:telephony.externalcall.hide", reset_at)
+    backend.note_operatings([("m:telephony.externalcall.register", 120.0, reset_at, 0.2),
+                             ("m:telephony.externalcall.show", 30.0, reset_at, 0.05)])
+    states = backend.method_states(["m:telephony.externalcall.register", "m:telephony.externalcall.show",
+                                    "m:telephony.externalcall.hide", "m:telephony.externalcall.finish"])
+    assert states == {"m:telephony.externalcall.register": (None, coordination.Operating(120.0, reset_at, 0.2)),
+                      "m:telephony.externalcall.show": (None, coordination.Operating(30.0, reset_at, 0.05)),
+                      "m:telephony.externalcall.hide": (reset_at, None),
+                      "m:telephony.externalcall.finish": (None, None)}
+    with pytest.raises(ValueError):
+        backend.note_operatings([("m:user.get", 1.0, reset_at, 0.1), ("m:user.get", float("nan"), reset_at, 0.1)])
+    assert backend.operating("m:user.get") is None  # nothing of a refused list is noted
+
+
 def test_operating_record_outlives_its_reset_time(backend):
     # Past the reset only part of the usage is released: the figure is still what the client paces by.
     backend.note_operating("m:user.get", 450.0, time.time() - 5, 0.1)

@@ -57,10 +57,10 @@ def test_a_drain_sending_one_batch_costs_the_same_few_statements_however_many_co
     write_calls(phone, calls)
     sender.release_lease(phone.portal.pk, sender.take_lease(phone.portal.pk))  # the portal has had a sender
     # Take the lease; the portal and its tokens; anything due; claim (read the due commands, mark the batch's
-    # sending: one statement for all of them, committed); the REST log row; every outcome (one statement, in
-    # a transaction); let go; the next due time. A claim that saw every due command go does not claim again
+    # sending: one statement for all of them, committed); the REST log row; every outcome (one statement,
+    # atomic by itself); let go; the next due time. A claim that saw every due command go does not claim again
     # to find nothing (what is written meanwhile is found by the look after letting go).
-    with django_assert_max_num_queries(13):
+    with django_assert_max_num_queries(11):
         report = sender.drain(phone.portal.pk)
     assert batch_commands(phone) == [2 * calls] and report.requests == 1
     assert set(OutboxCommand.objects.values_list("status", flat=True)) == {Status.DONE}
@@ -75,8 +75,8 @@ def test_a_batch_asks_the_shared_limiter_a_handful_of_times_whatever_methods_it_
     report = sender.drain(phone.portal.pk, client=client)
     assert report.requests == 1 and batch_commands(phone) == [10]
     # The request from the bucket; every method's state read together, once for the claim (held methods stay
-    # out) and once as the batch is built; what Bitrix24 reported of each method's time.
-    assert counting.calls == {"acquire": 1, "method_states": 2, "note_operating": 2}
+    # out) and once as the batch is built; what Bitrix24 reported of each method's time, noted together.
+    assert counting.calls == {"acquire": 1, "method_states": 2, "note_operatings": 1}
 
 
 def test_the_rest_log_keeps_what_diagnostics_show_and_never_the_token(phone):
