@@ -39,6 +39,7 @@ from calls.outbox import sender as outbox_sender
 from calls.outbox import services as outbox_services
 from calls.outbox.conf import outbox_settings
 from calls.phones import InvalidPhoneNumber, normalize_strict
+from calls.policy_epoch import forget_portal_facts
 from calls.settings.selectors import display_name
 from portals.errors import PortalUnavailable
 from portals.models import Portal
@@ -134,8 +135,9 @@ def store_lines(connection: PbxConnection, lines: list[tuple[str, str]]) -> None
             line.removed_at = None
             line.save(update_fields=["name", "removed_at", "bitrix_line_registered", "updated_at"])
     # Numbers the portal admin added on purpose stay until the admin removes them.
-    PbxLine.objects.filter(connection=connection, removed_at__isnull=True, added_by_admin=False).exclude(
-        number__in=wanted).update(removed_at=now, updated_at=now)
+    if PbxLine.objects.filter(connection=connection, removed_at__isnull=True, added_by_admin=False).exclude(
+            number__in=wanted).update(removed_at=now, updated_at=now):
+        forget_portal_facts([connection.portal_id])  # no signal announces an UPDATE: no longer company lines
 
 
 
