@@ -34,6 +34,7 @@ import inputguard
 from calls.connections import signing
 from calls.followups import FollowUps
 from calls.models import PbxConnection, PbxEvent
+from calls.pbx_api import signals
 from calls.pbx_api.events import CALL_RECORDING_READY, MAX_ID_LENGTH, validate_events
 from calls.pbx_api.receipts import answer_once
 from calls.pbx_api.responses import PbxAnswer, PbxApiError, error_body
@@ -63,6 +64,7 @@ class StoreResult:
     accepted: int
     duplicates: int
     new_ids: list[int]
+    new_types: list[str]
 
 
 def store_events(connection: PbxConnection, payloads: list[dict], *, webhook_id: str) -> StoreResult:
@@ -79,8 +81,16 @@ def store_events(connection: PbxConnection, payloads: list[dict], *, webhook_id:
                  payload=payload, received_at=now)
         for payload in payloads
     ]
-    new_ids = [event.pk for event in inserts.insert_new(events, key=("connection", "event_id"))]
-    return StoreResult(len(new_ids), len(payloads) - len(new_ids), new_ids)
+    new = inserts.insert_new(events, key=("connection", "event_id"))
+    return StoreResult(len(new), len(payloads) - len(new), [event.pk for event in new], [event.type for event in new])
+
+
+def _announce(connection: PbxConnection, stored: list[StoreResult], replayed: bool) -> None:
+    """``signals.events_accepted`` for what a request stored, once its transaction has ended with it: a
+    replayed request's handler may have stored events that were then rolled back."""
+    types = [] if replayed else [kind for result in stored for kind in result.new_types]
+    if types:
+        signals.events_accepted.send(sender=PbxEvent, portal_id=connection.portal_id, types=types)
 
 
 def _pump_if(result: StoreResult, connection: PbxConnection) -> FollowUps:
@@ -90,6 +100,7 @@ def _pump_if(result: StoreResult, connection: PbxConnection) -> FollowUps:
 
 def receive_events(connection: PbxConnection, webhook_id: str, body: bytes) -> PbxAnswer:
     """``POST …/events``: the raw, already verified body → 202 / 400 (or a replayed answer)."""
+    stored: list[StoreResult] = []
 
     def handle() -> PbxAnswer:
         try:
@@ -101,12 +112,14 @@ def receive_events(connection: PbxConnection, webhook_id: str, body: bytes) -> P
         if detail:
             return PbxAnswer(400, error_body("invalid_event" if fields else "invalid_body", detail, fields))
         result = store_events(connection, payloads, webhook_id=webhook_id)
+        stored.append(result)
         return PbxAnswer(202, {"accepted": result.accepted, "duplicates": result.duplicates},
                          _pump_if(result, connection))
 
     # Events are rows by unique key: a concurrent copy of this request waits on them and stores nothing,
     # so the receipt is written once, with the answer (receipts.answer_once).
-    answer, _ = answer_once(connection, webhook_id, handle, claim_first=False)
+    answer, replayed = answer_once(connection, webhook_id, handle, claim_first=False)
+    _announce(connection, stored, replayed)
     return answer
 
 
@@ -224,6 +237,7 @@ def receive_recording(
 ) -> PbxAnswer:
     """``POST …/calls/{call_id}/recording`` after the body was spooled and verified."""
     moved: list[Path] = []
+    stored: list[StoreResult] = []
 
     def handle() -> PbxAnswer:
         if not call_id or len(call_id) > MAX_ID_LENGTH:
@@ -284,6 +298,7 @@ def receive_recording(
             field, problem = poison
             return PbxAnswer(400, error_body("invalid_body", f"{field}: {problem}", {field: [problem]}))
         result = store_events(connection, [payload], webhook_id=webhook_id)
+        stored.append(result)
         if result.duplicates:
             final.unlink(missing_ok=True)
             moved.clear()
@@ -293,7 +308,8 @@ def receive_recording(
         }, _pump_if(result, connection))
 
     try:
-        answer, _ = answer_once(connection, webhook_id, handle)
+        answer, replayed = answer_once(connection, webhook_id, handle)
+        _announce(connection, stored, replayed)
     except PbxApiError as exc:
         answer = exc.answer()
     except BaseException:

@@ -31,14 +31,14 @@ the lease has run out; the sweeper kicks the pumps of portals whose events wait 
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db import connection
 from django.utils import timezone
 
 from calls import leases
@@ -95,23 +95,34 @@ def _lease_left(portal_id: int) -> float:
 # --- kicks ---------------------------------------------------------------------------------------------------
 
 
+@functools.cache
+def _mark_kick_sql(vendor: str) -> str:
+    q = connection.ops.quote_name
+    table, key, token, until, mark = (q(name) for name in (
+        PortalPump._meta.db_table, *(PortalPump._meta.get_field(f).column for f in ("portal", "token", "until",
+                                                                                  "kicked_at"))))
+    # Only quoted table and column names of the model go into the text; every value is a parameter.
+    return (f"INSERT INTO {table} ({key}, {token}, {until}, {mark}) VALUES (%s, '', NULL, %s) "  # noqa: S608
+            f"ON CONFLICT ({key}) DO UPDATE SET {mark} = excluded.{mark} "
+            f"WHERE {table}.{mark} IS NULL OR {table}.{mark} < %s RETURNING {key}")
+
+
 def mark_kick(portal_id: int) -> bool:
     """True when the caller should queue the portal's pump: no message of it waits (or runs) already.
 
     The mark is a column of the lease row, written in the caller's transaction: a kick whose transaction rolls
-    back leaves none, and one left by a message that was lost ends after ``kick_ttl_seconds``."""
+    back leaves none, and one left by a message that was lost ends after ``kick_ttl_seconds``.
+
+    One statement: the portal's row inserted, or its mark set unless a live one stands (an upsert whose update
+    has a condition; PostgreSQL, and SQLite since 3.35). Every events POST kicks, and the ORM's UPDATE, then
+    EXISTS (then INSERT), compiled anew each time, were a third of that POST's CPU."""
     now = timezone.now()
-    unmarked = Q(kicked_at__isnull=True) | Q(kicked_at__lt=now - timedelta(seconds=pump_settings().kick_ttl_seconds))
-    if PortalPump.objects.filter(portal_id=portal_id).filter(unmarked).update(kicked_at=now):
-        return True
-    if PortalPump.objects.filter(portal_id=portal_id).exists():
-        return False
-    try:
-        with transaction.atomic():
-            PortalPump.objects.create(portal_id=portal_id, kicked_at=now)
-    except IntegrityError:
-        return False  # another kick a moment ago
-    return True
+    prep = PortalPump._meta.get_field("kicked_at").get_db_prep_save
+    params = (portal_id, prep(now, connection),
+              prep(now - timedelta(seconds=pump_settings().kick_ttl_seconds), connection))
+    with connection.cursor() as cursor:
+        cursor.execute(_mark_kick_sql(connection.vendor), params)
+        return cursor.fetchone() is not None
 
 
 def drop_kick(portal_id: int) -> None:

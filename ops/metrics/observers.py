@@ -1,4 +1,4 @@
-"""What moves the counters: b24client's observer hook, model signals of the inbox and dead letters, and
+"""What moves the counters: b24client's observer hook, the PBX API's and the sync's signals, dead letters' model signal, and
 Celery's task signals. Connected once per process by ``OpsConfig.ready()``."""
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ def on_b24client(kind: str, fields: Mapping[str, Any]) -> None:
                    f" ({fields['error']})" if fields.get("error") else "")
 
 
-def on_pbx_event_saved(sender: Any, instance: Any, created: bool = False, **_: Any) -> None:
-    if created:
-        registry.PBX_EVENTS.labels(str(instance.type or "unknown")[:64]).inc()
+def on_pbx_events_accepted(sender: Any = None, types: Any = (), **_: Any) -> None:
+    for kind in types:
+        registry.PBX_EVENTS.labels(str(kind or "unknown")[:64]).inc()
 
 
 def on_dead_letter_saved(sender: Any, instance: Any, created: bool = False, **_: Any) -> None:
@@ -126,7 +126,8 @@ def connect() -> None:
     from celery import signals
     from django.db.models.signals import post_save
 
-    from calls.models import DeadLetter, PbxEvent
+    from calls.models import DeadLetter
+    from calls.pbx_api import signals as pbx_api_signals
     from calls.sync import signals as sync_signals
 
     sync_signals.step_done.connect(on_step_done, dispatch_uid="ops-metrics-step-done")
@@ -134,7 +135,7 @@ def connect() -> None:
     sync_signals.extensions_unmapped.connect(on_extensions_unmapped, dispatch_uid="ops-metrics-unmapped")
 
     observe.add_observer(on_b24client)
-    post_save.connect(on_pbx_event_saved, sender=PbxEvent, dispatch_uid="ops-metrics-pbx-event")
+    pbx_api_signals.events_accepted.connect(on_pbx_events_accepted, dispatch_uid="ops-metrics-pbx-events")
     post_save.connect(on_dead_letter_saved, sender=DeadLetter, dispatch_uid="ops-metrics-dead-letter")
     signals.task_prerun.connect(on_task_prerun, weak=False, dispatch_uid="ops-metrics-prerun")
     signals.task_postrun.connect(on_task_postrun, weak=False, dispatch_uid="ops-metrics-postrun")
