@@ -13,9 +13,19 @@ class CallsConfig(AppConfig):
 
         from calls import bitrix24_events, receivers
         from calls.extensions import signals as extension_signals
-        from calls.models import ConnectionSecret, ExtensionOverride, LineSettings, PbxConnection, PbxLine
+        from calls.models import (
+            ConnectionSecret,
+            ExtensionDirectory,
+            ExtensionOverride,
+            LineSettings,
+            PbxConnection,
+            PbxLine,
+            PortalCallSettings,
+            UserCallSettings,
+        )
         from calls.outbox import signals as outbox_signals
         from portals import event_handlers
+        from portals.models import PortalCredential
         from portals.signals import portal_changed, portal_data_purge_requested
 
         for model, receiver in (
@@ -27,6 +37,12 @@ class CallsConfig(AppConfig):
         ):
             for signal in (post_save, post_delete):
                 signal.connect(receiver, sender=model, dispatch_uid=f"calls.{receiver.__name__}.{signal is post_save}")
+        # What the calls' syncs keep in memory per portal (``calls.sync.portal_state``).
+        for model in (PortalCallSettings, UserCallSettings, LineSettings, ExtensionDirectory, ExtensionOverride,
+                      PbxLine, PortalCredential):
+            for signal in (post_save, post_delete):
+                signal.connect(receivers.policy_row_changed, sender=model,
+                               dispatch_uid=f"calls.policy_row_changed.{model.__name__}.{signal is post_save}")
         outbox_signals.drained.connect(receivers.outbox_drained, dispatch_uid="calls.outbox_drained")
         extension_signals.reading.connect(receivers.users_being_read, dispatch_uid="calls.users_being_read")
         portal_changed.connect(receivers.portals_changed, dispatch_uid="calls.portals_changed")

@@ -17,6 +17,7 @@ from calls.models import ConnectionSecret, ExtensionOverride, LineSettings, PbxC
 from calls.models.connections import BOOKKEEPING_FIELDS
 from calls.outbox import services as outbox_services
 from calls.outbox.tasks import drain_outbox
+from calls.policy_epoch import forget_portal_facts
 from calls.purge import purge_portal
 from calls.routing.lookup import forget_portal
 from telephony_app.dispatch import send_after_commit
@@ -38,6 +39,18 @@ def portals_changed(sender: type, portal_ids: list[int], **kwargs: Any) -> None:
     """Installed, uninstalled, tokens dead, disabled: the next PBX request of these portals, in every
     process, is answered from the new rows (409 once a portal is not callable)."""
     forget_auth_material(PbxConnection.objects.filter(portal_id__in=portal_ids).values_list("public_id", flat=True))
+    forget_portal_facts(portal_ids)
+
+
+def policy_row_changed(sender: type, instance: Any, **kwargs: Any) -> None:
+    """A row the calls' syncs keep in memory (``calls.sync.portal_state``) was saved or deleted: every process
+    reads its portal's again for its next call."""
+    portal_id = getattr(instance, "portal_id", None)
+    if portal_id is None and isinstance(instance, LineSettings):
+        portal_id = PbxLine.objects.filter(pk=instance.line_id).values_list("connection__portal_id", flat=True).first()
+    elif portal_id is None and getattr(instance, "connection_id", None) is not None:
+        portal_id = PbxConnection.objects.filter(pk=instance.connection_id).values_list("portal_id", flat=True).first()
+    forget_portal_facts([portal_id])
 
 
 def portal_purge_requested(sender: type, portal_id: int, **kwargs: Any) -> None:

@@ -395,6 +395,9 @@ CALLS_EXTENSIONS_TTL = env_int("CALLS_EXTENSIONS_TTL", 600)
 CALLS_EXTENSIONS_MISS_INTERVAL = env_int("CALLS_EXTENSIONS_MISS_INTERVAL", 60)
 CALLS_EXTENSION_MAX_DIGITS = env_int("CALLS_EXTENSION_MAX_DIGITS", 5)
 CALLS_LINE_CACHE_SECONDS = env_int("CALLS_LINE_CACHE_SECONDS", 3600)
+# What a portal's call syncs read about it (settings, extension map, lines, token pair) is kept in process
+# memory (calls.sync.portal_state) until a change moves the portal's epoch, and this long at most.
+CALLS_POLICY_MEMORY_SECONDS = float(env_str("CALLS_POLICY_MEMORY_SECONDS", "30"))
 # The outbox (calls.outbox): one sender per portal at a time holds a lease of SENDER_LEASE (longer than one
 # Bitrix24 request with its token refresh; a dead sender's commands are re-sent after it); a call's
 # reconciler sends up to INLINE_REQUESTS itself (a quiet portal's card with no task hop) and leaves the

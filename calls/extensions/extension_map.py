@@ -16,12 +16,15 @@ pages as the last one found users (usually one request for all), a page after a 
 answered, and takes the answers in once every page is answered; one read per portal at a time, however many
 calls want it. What is not answered at once is taken in later by the sync task (``signals.reading``). A
 lost answer costs nothing but the page read again.
+
+The calls' syncs keep the directory in process memory (``calls.sync.portal_state``): every write of it here
+is an UPDATE, which no signal announces, so each one moves the portal's epoch itself (``forget_portal_facts``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -38,6 +41,7 @@ from calls.outbox import selectors as outbox_selectors
 from calls.outbox import sender as outbox_sender
 from calls.outbox import services as outbox_services
 from calls.outbox.conf import outbox_settings
+from calls.policy_epoch import forget_portal_facts
 
 logger = logging.getLogger(__name__)
 
@@ -145,6 +149,7 @@ def _start_reading(portal_id: int, directory: ExtensionDirectory) -> None:
         # The directory's row is the read's lock: of two workers starting one, the second finds it started.
         if ExtensionDirectory.objects.filter(pk=directory.pk, reading_since=None).update(reading_since=now,
                                                                                         attempted_at=now):
+            forget_portal_facts([portal_id])
             outbox_services.enqueue(portal_id, None, [_page_command(n * PAGE) for n in range(pages)])
     directory.refresh_from_db()
 
@@ -163,6 +168,7 @@ def _take_in(portal_id: int, directory: ExtensionDirectory,
     if not pages:
         if directory.reading_since is not None:  # nothing left of it (pruned, a crash between writes)
             ExtensionDirectory.objects.filter(pk=directory.pk).update(reading_since=None)
+            forget_portal_facts([portal_id])
         return None, False
     now = timezone.now()
     users: list[Any] = []
@@ -194,6 +200,7 @@ def _take_in(portal_id: int, directory: ExtensionDirectory,
             users_by_extension=mapping, conflicts=conflicts, user_count=len(users), users=employee_list(users),
             synced_at=now, attempted_at=now, last_error="", reading_since=None,
         )
+        forget_portal_facts([portal_id])
         outbox_services.mark_applied(p.pk for p in pages.values())
     if conflicts:
         logger.warning("portal %s: extensions shared by several users: %s", portal_id, conflicts)
@@ -215,6 +222,7 @@ def _close(directory: ExtensionDirectory, pages: dict[int, OutboxCommand],
     with transaction.atomic():
         ExtensionDirectory.objects.filter(pk=directory.pk).update(
             attempted_at=timezone.now(), last_error=str(exc)[:2000], reading_since=None)
+        forget_portal_facts([directory.portal_id])
         outbox_services.mark_applied(p.pk for p in pages.values())
     logger.warning("extension sync for portal %s failed, keeping the map of %s: %s",
                    directory.portal_id, directory.synced_at, exc)
@@ -234,16 +242,17 @@ _LOAD: Any = object()
 
 def users_by_extension(portal_id: int, connection_id: int | None = None, *,
                        need: Iterable[str] = (), directory: ExtensionDirectory | None = _LOAD,
-                       has_overrides: bool = True) -> dict[str, int]:
+                       overrides: Mapping[str, int] | None = None) -> dict[str, int]:
     """The extension → user map for a call on ``connection_id``, refreshed if stale or missing ``need``.
 
-    ``directory``: the portal's row (or None: it has none yet) when the caller read it already;
-    ``has_overrides=False`` when the caller knows the connection has no ``ExtensionOverride``.
+    ``directory``: the portal's row (or None: it has none yet) and ``overrides``: the connection's
+    ``ExtensionOverride`` map, when the caller read them already.
     """
     now = timezone.now()
     if directory is _LOAD:
         directory = ExtensionDirectory.objects.filter(portal_id=portal_id).first()
-    overrides = _overrides(connection_id) if has_overrides else {}
+    if overrides is None:
+        overrides = _overrides(connection_id)
     wanted = {e for e in (_clean_extension(x) for x in need) if e} - set(overrides)
     if directory is None or directory.synced_at is None:
         directory = sync_extensions(portal_id, raise_retryable=True)
@@ -275,6 +284,17 @@ def _overrides(connection_id: int | None) -> dict[str, int]:
         return {}
     rows = ExtensionOverride.objects.filter(connection_id=connection_id).values_list("extension", "user_id")
     return {_clean_extension(ext): int(user_id) for ext, user_id in rows if _clean_extension(ext)}
+
+
+def overrides_of_portal(portal_id: int) -> dict[int, dict[str, int]]:
+    """Every connection's ``ExtensionOverride`` map of the portal: ``{connection id: {extension: user id}}``."""
+    found: dict[int, dict[str, int]] = {}
+    rows = ExtensionOverride.objects.filter(connection__portal_id=portal_id).values_list("connection_id", "extension",
+                                                                                        "user_id")
+    for connection_id, ext, user_id in rows:
+        if _clean_extension(ext):
+            found.setdefault(connection_id, {})[_clean_extension(ext)] = int(user_id)
+    return found
 
 
 def extension_of_user(portal_id: int, user_id: int, connection_id: int | None = None) -> str | None:

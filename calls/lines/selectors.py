@@ -21,3 +21,9 @@ def company_lines(portal_id: int, numbers: Iterable[str]) -> frozenset[str]:
         PbxLine.objects.filter(connection__portal_id=portal_id, number__in=wanted, removed_at__isnull=True)
         .values_list("number", flat=True)
     )
+
+
+def all_company_lines(portal_id: int) -> frozenset[str]:
+    """Every company line of the portal."""
+    return frozenset(PbxLine.objects.filter(connection__portal_id=portal_id, removed_at__isnull=True)
+                     .values_list("number", flat=True))

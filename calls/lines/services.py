@@ -17,6 +17,7 @@ from rest_framework import serializers
 import inputguard
 from calls.models import Call, PbxConnection, PbxLine, SeenLineNumber
 from calls.phones import InvalidPhoneNumber, normalize_strict
+from calls.policy_epoch import forget_portal_facts
 
 logger = logging.getLogger(__name__)
 
@@ -108,8 +109,9 @@ def store_lines(connection: PbxConnection, lines: list[tuple[str, str]]) -> None
             line.removed_at = None
             line.save(update_fields=["name", "removed_at", "bitrix_line_registered", "updated_at"])
     # Numbers the portal admin added on purpose stay until the admin removes them.
-    PbxLine.objects.filter(connection=connection, removed_at__isnull=True, added_by_admin=False).exclude(
-        number__in=wanted).update(removed_at=now, updated_at=now)
+    if PbxLine.objects.filter(connection=connection, removed_at__isnull=True, added_by_admin=False).exclude(
+            number__in=wanted).update(removed_at=now, updated_at=now):
+        forget_portal_facts([connection.portal_id])  # no signal announces an UPDATE: no longer company lines
 
 
 def record_seen_line(call: Call, number: str) -> None:

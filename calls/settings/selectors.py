@@ -59,6 +59,13 @@ def line_row(connection_id: int | None, number: str) -> LineSettings | None:
             .first())
 
 
+def line_rows(portal_id: int) -> dict[tuple[int, str], LineSettings]:
+    """The settings of the portal's lines that have any, by (connection id, E.164 number): ``line_row`` of
+    each of the portal's lines at once."""
+    rows = LineSettings.objects.filter(line__connection__portal_id=portal_id, line__removed_at__isnull=True)
+    return {(s.line.connection_id, s.line.number): s for s in rows.select_related("line")}
+
+
 def installer_user_id(portal_id: int) -> int | None:
     return PortalCredential.objects.filter(portal_id=portal_id).values_list("user_id", flat=True).first()
 

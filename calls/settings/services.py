@@ -3,7 +3,8 @@
 Each service validates everything it was given before it changes anything: bad input raises
 ``ValidationError`` naming every bad field, and nothing is written. Unknown keys are errors too, so a
 typo never passes silently. A setting applies to the next call: calls read their policy afresh at each
-sync, and what ``/route`` cached is dropped (``forget_portal``) with every change that can alter it.
+sync (from each worker's memory of the portal, which every saved row moves on: ``calls.policy_epoch``), and
+what ``/route`` cached is dropped (``forget_portal``) with every change that can alter it.
 Each returns ``Saved``: the new view of what changed (the selector's dict, for the page) and the work
 its caller queues after the commit (``calls.dispatch.queue``; services never import tasks).
 """

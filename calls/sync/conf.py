@@ -24,6 +24,7 @@ class SyncSettings:
     max_call_seconds: float  # live this long without call.ended: finished as OTHER
     line_cache_seconds: int  # a line known to be in Bitrix24
     extension_max_digits: int  # longer numbers are external numbers, not extensions
+    policy_memory_seconds: float  # a portal's rows kept in process memory at most this long (``portal_state``)
 
 
 def sync_settings() -> SyncSettings:
@@ -41,6 +42,7 @@ def sync_settings() -> SyncSettings:
         max_call_seconds=float(settings.CALLS_MAX_CALL_SECONDS),
         line_cache_seconds=int(settings.CALLS_LINE_CACHE_SECONDS),
         extension_max_digits=int(settings.CALLS_EXTENSION_MAX_DIGITS),
+        policy_memory_seconds=float(settings.CALLS_POLICY_MEMORY_SECONDS),
     )
 
 

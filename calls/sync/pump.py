@@ -249,6 +249,7 @@ def _round(part: _Part, report: PumpReport, conf: PumpSettings) -> bool:
     finally:
         _let_go(claimed)  # calls claimed and not brought in line (a failure on the way): free at once
     requests = report.requests
+    settled -= set(due)  # the first drain's outcomes these took in just now
     settled |= _drain(part, report, conf)
     # The outcomes are taken in while the calls are at hand; what that writes goes with the next round.
     retries += [_bring_in_line(pk, None, report) for pk in sorted(settled)]

@@ -46,18 +46,14 @@ from calls import phones
 from calls.extensions import extension_map
 from calls.followups import FollowUps
 from calls.lines.bitrix24_sync import LINE_ADD, line_add_params, line_already_exists, line_command_key
-from calls.lines.selectors import company_lines
 from calls.lines.services import record_seen_line
 from calls.models import (
     Call,
-    ExtensionOverride,
-    LineSettings,
     OutboxCommand,
     PbxConnection,
     PbxEvent,
     PbxLine,
     RouteDecision,
-    UserCallSettings,
 )
 from calls.outbox import errors as outbox_errors
 from calls.outbox import packing
@@ -70,11 +66,11 @@ from calls.recordings import RecordingError
 from calls.recordings.services import deliver_recording, retry_delay
 from calls.routing.lookup import cached_candidates, forget_number, search_crm, store_candidates
 from calls.settings import selectors as settings_selectors
-from calls.sync import dead_letters, event_writes, signals
+from calls.sync import dead_letters, event_writes, portal_state, signals
 from calls.sync import state_machine as sm
 from calls.sync.conf import sync_settings
 from portals.errors import PortalUnavailable
-from portals.models import Portal, PortalCredential
+from portals.models import Portal
 from portals.services import bitrix24_client_for
 
 logger = logging.getLogger(__name__)
@@ -188,8 +184,23 @@ def _apply_event(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | N
             event.save(update_fields=["status", "error"])  # the take counted the attempt
             dead_letters.record_event(event, "PBX event cannot be used", problem)
             return None, None
-        call = _call_for_event(event)
+        lease_until = now + timedelta(seconds=sync_settings().sync_lease_seconds)
+        token = secrets.token_hex(8) if claim else None
+        if event.type != sm.STARTED:
+            # The usual event: its call is known and alive; the fact is counted (and the call claimed) in one
+            # UPDATE. A new call (a call.started, mostly), a dead one or one to join is read and locked first.
+            recorded = event_writes.record_fact(event.connection_id, event.call_id, now, token=token,
+                                                lease_until=lease_until)
+            if recorded is not None:
+                logcontext.bind(portal_id=recorded.portal_id)
+                return recorded.call_pk, token if recorded.claimed else None
+        first_fact = {"facts_version": 1, "updated_at": now, "first_fact_at": now, "status": Call.Status.PENDING}
+        if token is not None:
+            first_fact.update(lease_token=token, lease_until=lease_until)
+        call, created = _call_for_event(event, first_fact)
         logcontext.bind(portal_id=call.portal_id)
+        if created:
+            return call.pk, token
         updates: dict[str, Any] = {"facts_version": call.facts_version + 1, "updated_at": now}
         if call.first_fact_at is None:
             updates["first_fact_at"] = now
@@ -200,12 +211,16 @@ def _apply_event(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | N
         elif call.status != Call.Status.IGNORED or call.skip_reason:
             # Kept out by the settings, a call may still come in (an agent whose calls count joins it).
             updates["status"] = Call.Status.PENDING
-        token = None
-        if claim and (call.lease_until is None or call.lease_until < now):
-            token = secrets.token_hex(8)
-            updates.update(lease_token=token, lease_until=now + timedelta(seconds=sync_settings().sync_lease_seconds))
+        if token is not None and (call.lease_until is None or call.lease_until < now):
+            updates.update(lease_token=token, lease_until=lease_until)
+        else:
+            token = None
         Call.objects.filter(pk=call.pk).update(**updates)
         return call.pk, token
+
+
+def _may_join_origin_call(event: PbxEvent) -> bool:
+    return event.type == sm.STARTED and bool(event.payload.get("origin_request_id"))
 
 
 def _apply_taken_already(pbx_event_pk: int) -> tuple[int | None, str | None]:
@@ -232,26 +247,27 @@ def _find_call(connection: PbxConnection, pbx_call_id: str) -> Call | None:
     return Call.objects.filter(connection=connection, pbx_call_id=pbx_call_id).first()
 
 
-def _call_for_event(event: PbxEvent) -> Call:
-    """The call this event belongs to, locked; created if new. Runs inside the caller's transaction."""
-    request_id = event.payload.get("origin_request_id") if event.type == sm.STARTED else None
-    if request_id:
-        joined = _join_origin_call(event, _connection_of(event), str(request_id))
+def _call_for_event(event: PbxEvent, first_fact: dict[str, Any]) -> tuple[Call, bool]:
+    """The call this event belongs to, locked, and whether it is new (created with ``first_fact``, the fields
+    its first fact sets). Runs inside the caller's transaction."""
+    if _may_join_origin_call(event):
+        joined = _join_origin_call(event, _connection_of(event), str(event.payload["origin_request_id"]))
         if joined is not None:
-            return joined
+            return joined, False
     call = Call.objects.select_for_update().filter(connection_id=event.connection_id,
                                                    pbx_call_id=event.call_id).first()
     if call is not None:
-        return call
+        return call, False
     # A new call: the connection's portal is read only now (the events of a known call need not).
     connection = _connection_of(event)
     try:
         with transaction.atomic():
             return Call.objects.create(portal_id=connection.portal_id, connection=connection,
-                                       pbx_call_id=event.call_id, origin=Call.Origin.PBX, slot=event.slot)
+                                       pbx_call_id=event.call_id, origin=Call.Origin.PBX, slot=event.slot,
+                                       **first_fact), True
     except IntegrityError:
         # Another worker created it first: wait for its lock and use its row.
-        return Call.objects.select_for_update().get(connection=connection, pbx_call_id=event.call_id)
+        return Call.objects.select_for_update().get(connection=connection, pbx_call_id=event.call_id), False
 
 
 def _connection_of(event: PbxEvent) -> PbxConnection:
@@ -390,36 +406,29 @@ def _mentioned_extensions(facts: tuple[sm.Fact, ...]) -> set[str]:
     return found
 
 
-def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSET,
-               has_overrides: bool = True, has_user_settings: bool = True,
-               has_line_settings: bool = True) -> sm.Policy:
+def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, state: portal_state.PortalState | None = None
+               ) -> sm.Policy:
     """The policy for this call: what the portal, its users and the call's line have set (``calls.settings``).
 
-    ``directory``: the portal's ``ExtensionDirectory`` (None: none yet); ``has_overrides``,
-    ``has_user_settings``, ``has_line_settings``: whether the connection has extension overrides, the
-    portal per-user settings, the connection line settings, when the caller read that already (no
-    query for what does not exist). The portal's own settings come with the portal when it was loaded
-    with ``select_related("call_settings")``.
+    ``state``: what the portal's syncs read about it (``portal_state.of``), when the caller has it.
     """
+    if state is None:
+        state = portal_state.of(call.portal_id)
     portal = call.portal
-    row = settings_selectors.portal_row(portal)
+    row = settings_selectors.portal_row(state.portal)
     country = portal.default_country or "RU"
     need = _mentioned_extensions(facts)
-    if directory is _UNSET:
-        users = extension_map.users_by_extension(portal.pk, call.connection_id, need=need,
-                                                 has_overrides=has_overrides)
-    else:
-        users = extension_map.users_by_extension(portal.pk, call.connection_id, need=need, directory=directory,
-                                                 has_overrides=has_overrides)
+    users = extension_map.users_by_extension(portal.pk, call.connection_id, need=need, directory=state.directory,
+                                             overrides=state.overrides.get(call.connection_id, {}))
     line_raw = sm.line_raw_of(facts, call.line_number or None)
     line_number = phones.normalize_lenient(line_raw, country) if line_raw else ""
-    people = settings_selectors.user_rows(portal.pk) if has_user_settings else []
-    line = settings_selectors.line_row(call.connection_id, line_number) if has_line_settings else None
+    people = state.user_rows
+    line = state.line_settings.get((call.connection_id, line_number)) if call.connection_id else None
     policy = sm.Policy(
         default_country=country,
         users_by_extension=users,
         default_user=row.default_user_id,
-        installer_user=_installer_user_id(portal),
+        installer_user=state.installer_user_id,
         crm_create=row.crm_create,
         add_to_chat=row.add_to_chat,
         recordings=row.recordings,
@@ -436,7 +445,8 @@ def policy_for(call: Call, facts: tuple[sm.Fact, ...], *, directory: Any = _UNSE
     # Only a call not yet in Bitrix24 needs to know whether its line is a company line.
     if call.b24_call_id or not line_raw:
         return policy
-    return replace(policy, company_lines=company_lines(portal.pk, [sm.line_number_of(line_raw, policy)]))
+    number = sm.line_number_of(line_raw, policy)
+    return replace(policy, company_lines=frozenset({number}) & state.company_lines)
 
 
 def client_responsible(call: Call, facts: tuple[sm.Fact, ...]) -> int | None:
@@ -479,14 +489,6 @@ def _created_by_call(call: Call) -> set[tuple[str, int]]:
     return created
 
 
-def _installer_user_id(portal: Portal) -> int | None:
-    if Portal.credential.is_cached(portal):  # read with the call (``_Run``)
-        credential = getattr(portal, "credential", None)
-        return credential.user_id if credential is not None else None
-    # Read alone: the credential row's encrypted tokens are not needed here.
-    return PortalCredential.objects.filter(portal_id=portal.pk).values_list("user_id", flat=True).first()
-
-
 def _int_or_none(value: Any) -> int | None:
     try:
         return int(value) if value not in (None, "") else None
@@ -521,16 +523,14 @@ class _Run:
     The facts, the policy (extension map, portal settings) and the ``/route`` decision are re-read
     only when ``facts_version`` (or the call's PBX identity) changed: applying an event marks it
     processed and bumps the version in one transaction, so an unchanged version means unchanged facts.
+    What the run reads about the portal comes from the process's memory of it (``portal_state``).
     """
 
     def __init__(self) -> None:
+        self.state: portal_state.PortalState | None = None
         self.portal: Portal | None = None
         # Set by ``end``: None while the run holds the call; then whether newer facts came meanwhile.
         self.newer_facts: bool | None = None
-        self._directory: Any = _UNSET
-        self._has_overrides = True
-        self._has_user_settings = True
-        self._has_line_settings = True
         self._responsible: Any = _UNSET  # the client's responsible manager, once looked up
         self._facts_key: tuple[Any, ...] | None = None
         self._facts: tuple[sm.Fact, ...] = ()
@@ -538,42 +538,19 @@ class _Run:
         self._routed: dict[bool, int | None] = {}
 
     def load_call(self, call_pk: int) -> Call:
-        if self.portal is None:
-            # The first read brings along what the run needs besides the row: the portal, its extension
-            # map, its credential (the installing admin's user id; the token pair for the client), and
-            # whether the connection overrides any extension (most have none: no query for them).
-            call = (Call.objects.select_related("portal", "portal__credential", "portal__extension_directory",
-                                                "portal__call_settings")
-                    .defer("portal__application_token")
-                    .annotate(has_overrides=Exists(ExtensionOverride.objects.filter(
-                                  connection_id=OuterRef("connection_id"))),
-                              has_user_settings=Exists(UserCallSettings.objects.filter(
-                                  portal_id=OuterRef("portal_id"))),
-                              has_line_settings=Exists(LineSettings.objects.filter(
-                                  line__connection_id=OuterRef("connection_id"))),
-                              has_unapplied=_HAS_UNAPPLIED)
-                    .get(pk=call_pk))
-            self.portal = call.portal
-            self._directory = getattr(self.portal, "extension_directory", None)
-            self._has_overrides = call.has_overrides
-            self._has_user_settings = call.has_user_settings
-            self._has_line_settings = call.has_line_settings
+        call = Call.objects.annotate(has_unapplied=_HAS_UNAPPLIED).get(pk=call_pk)
+        if self.state is None:
+            self.state = portal_state.of(call.portal_id)
+            self.portal = self.state.portal_copy()
             logcontext.bind(portal_id=call.portal_id, call_id=str(call.uuid), pbx_call_id=call.pbx_call_id)
-        else:
-            call = Call.objects.annotate(has_unapplied=_HAS_UNAPPLIED).get(pk=call_pk)
-            call.portal = self.portal
+        call.portal = self.portal
         return call
 
     def derive(self, call: Call) -> tuple[tuple[sm.Fact, ...], sm.Desired]:
         key = (call.facts_version, call.connection_id, call.pbx_call_id)
         if key != self._facts_key:
             self._facts = facts_of(call)
-            # What the first read brought serves the first policy; a later one (new facts) reads again.
-            directory, self._directory = self._directory, _UNSET
-            has_overrides, self._has_overrides = self._has_overrides, True
-            self._policy = policy_for(call, self._facts, directory=directory, has_overrides=has_overrides,
-                                      has_user_settings=self._has_user_settings,
-                                      has_line_settings=self._has_line_settings)
+            self._policy = policy_for(call, self._facts, state=self.state)
             self._routed = {}
             self._facts_key = key
         assert self._policy is not None

@@ -18,13 +18,14 @@ from django.test.utils import CaptureQueriesContext
 
 from calls.extensions import extension_map
 from calls.models import Call, PbxEvent
-from calls.sync import reconciler, tasks
+from calls.sync import portal_state, reconciler, tasks
 from portals.services import bitrix24_client_for
 
 
 @pytest.fixture(autouse=True)
 def _extension_map_synced(phone):
-    extension_map.sync_extensions(phone.portal.pk)  # a running portal already has its extension map
+    extension_map.sync_extensions(phone.portal.pk)  # a running portal already has its extension map ...
+    portal_state.of(phone.portal.pk)  # ... and its workers remember what they read about it
 
 
 @pytest.fixture
@@ -71,7 +72,7 @@ def test_each_event_of_a_ring_group_call_is_processed_within_its_query_ceiling(p
     # the inline sender, which never waits for the bucket, takes its request without first asking whether
     # anything is due (its own commands were just written); a card change, one new command, is written
     # without a transaction and without looking for an earlier row of its key (none can have it).
-    ceilings = [(started, 40), (ringing, 23), (answered, 23), (ended, 27)]
+    ceilings = [(started, 38), (ringing, 22), (answered, 22), (ended, 26)]
     for event, ceiling in ceilings:
         pk = inbox_pk(phone, event)
         with django_assert_max_num_queries(ceiling):
@@ -103,8 +104,9 @@ def test_one_sync_reads_the_facts_and_the_extension_map_once_however_many_steps_
     assert [c["registrations"] for c in telephony.snapshot(phone.b24)["calls"]] == [1]
     assert telephony.snapshot(phone.b24)["lines"]  # two steps were taken: the line, then the call
     assert reads_of(captured, "calls_pbxevent") == 1
-    assert reads_of(captured, "calls_extensiondirectory") == 1
-    assert reads_of(captured, "portals_portalcredential") == 1  # with the call: installer's user id, token pair
+    # The portal's rows (the extension map; the installer's user id and the token pair) are the process's memory.
+    assert reads_of(captured, "calls_extensiondirectory") == 0
+    assert reads_of(captured, "portals_portalcredential") == 0
 
 
 # --- follow-up messages ---------------------------------------------------------------------------------
@@ -248,3 +250,20 @@ def test_an_unusable_event_fails_once_with_a_dead_letter_and_makes_no_call(phone
     assert (event.status, event.attempts, event.error) == (PbxEvent.Status.FAILED, 1, "payload is not an object")
     assert DeadLetter.objects.get(pbx_event=event).reason == "PBX event cannot be used"
     assert not Call.objects.exists()
+
+
+# --- the portal's pump ------------------------------------------------------------------------------------
+
+
+def test_a_pump_round_brings_each_call_in_line_once_for_its_facts_and_once_for_its_outcomes(phone, queued,
+                                                                                           monkeypatch):
+    from calls.sync import pump
+
+    monkeypatch.setattr(tasks.run_pump, "delay", lambda *args: None)
+    scenarios = [phone.scenario("busy_outgoing", seed=n) for n in range(6)]
+    phone.send(*[s.events[0] for s in scenarios])  # six call.started in one POST: six cards to pop
+    report = pump.run(phone.portal.pk)
+    assert report.events == 6 and all(c.b24_call_id for c in Call.objects.all())
+    # Each call: written (register and card, sent at once), then the outcomes taken in; no third run of a call
+    # whose outcomes were taken in already.
+    assert report.runs == 12

@@ -172,6 +172,7 @@ def test_a_timer_run_sets_the_timer_again_for_a_later_retry_it_did_not_bring_in_
     first, second = (phone.scenario("busy_outgoing", seed=n) for n in range(2))
     phone.send(*first.events, *second.events)
     portal = phone.portal.pk
+    cache.delete(f"calls:pump-timer:{portal}")  # an earlier test's portal of the same id (SQLite) set one
     tasks.run_pump.run(portal)
     assert [name for name, _args, _countdown in queued] == ["run_pump"]  # one timer for both finishes
     # That timer's run comes: the first call's finish is due, the second's is still 10 s away.
