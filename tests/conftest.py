@@ -41,6 +41,19 @@ APP_PATH = "/bitrix24/app/"
 EVENTS_PATH = "/bitrix24/events/"
 
 
+# ------------------------------------------------------------------------------------ the shared cache
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _empty_cache_at_start() -> None:
+    """The shared cache (Redis, or files under var/) outlives a test run, while the test database and its ids
+    start afresh: a key of an earlier run's portal 1 (a pump's timer, an epoch) would belong to this run's
+    portal 1. Every run starts with an empty cache, as CI's fresh machine does."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 # ------------------------------------------------------------------------------------ catalogues
 
 

@@ -190,6 +190,9 @@ def pool_children(worker: WorkerProcess) -> list[int]:
 
 
 def kill_pool_children(worker: WorkerProcess) -> list[int]:
+    """SIGKILL every pool process. With more than one, give the worker ``concurrency=1``: on the filesystem
+    broker an idle pool process holds the pool's shared job-queue lock while it waits, and killed with it the
+    pool never gets a job again."""
     killed = pool_children(worker)
     for pid in killed:
         os.kill(pid, signal.SIGKILL)
