@@ -9,14 +9,9 @@ queryset, of portals through ``portals.signals.portal_changed``).
 
 from __future__ import annotations
 
-import logging
-import secrets
 from collections.abc import Iterable
 
-from django.core.cache import cache
-from django.db import transaction
-
-logger = logging.getLogger(__name__)
+from calls import epochs
 
 
 def auth_epoch_key(public_id: str) -> str:
@@ -24,22 +19,5 @@ def auth_epoch_key(public_id: str) -> str:
 
 
 def forget_auth_material(public_ids: Iterable[str]) -> None:
-    """Every process reloads these connections (row, portal, keys) on its next PBX request.
-
-    Called inside the changing transaction, the epochs move again once the change is committed: a
-    request in between could otherwise reload the old rows under the new epoch.
-    """
-    ids = [public_id for public_id in public_ids if public_id]
-    if not ids:
-        return
-    _new_epochs(ids)
-    if transaction.get_connection().in_atomic_block:
-        transaction.on_commit(lambda: _new_epochs(ids))
-
-
-def _new_epochs(public_ids: list[str]) -> None:
-    try:
-        cache.set_many({auth_epoch_key(public_id): secrets.token_hex(8) for public_id in public_ids}, None)
-    except Exception:
-        # The cache is down: requests cannot read the epoch either, and then do not use the memory.
-        logger.warning("could not move the PBX authentication epoch", exc_info=True)
+    """Every process reloads these connections (row, portal, keys) on its next PBX request (``calls.epochs``)."""
+    epochs.move([auth_epoch_key(public_id) for public_id in public_ids if public_id], "PBX authentication")
