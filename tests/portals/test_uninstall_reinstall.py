@@ -25,8 +25,8 @@ def test_uninstall_purges_tokens_at_once_and_stops_all_calls(sandbox, installed_
         _uninstall(sandbox, b24, clean=False)
 
     # Before any worker has run: the tokens and the application_token are already gone. One message waits for
-    # the commit (and the calls' memory of the portal moves on with it: calls.policy_epoch).
-    assert len([callback for callback in queued if callback.__module__ != "calls.policy_epoch"]) == 1
+    # the commit (and the calls' memory of the portal moves on with it: calls.epochs).
+    assert len([callback for callback in queued if callback.__module__ != "calls.epochs"]) == 1
     portal.refresh_from_db()
     assert portal.status == Portal.Status.UNINSTALLED
     assert portal.application_token == ""
