@@ -342,8 +342,9 @@ def _failure(exc: Exception) -> _Outcome:
 
 
 def _store(token: str, claimed: Sequence[_Claimed], outcomes: dict[int, _Outcome], report: DrainReport) -> None:
-    """Each command's outcome on its row, in one transaction; only rows this sender still holds (a sender
-    whose lease ran out and was taken over writes nothing)."""
+    """Each command's outcome on its row, all or none (one UPDATE, or a transaction when some rows go back to
+    pending); only rows this sender still holds (a sender whose lease ran out and was taken over writes
+    nothing)."""
     now = timezone.now()
     mine = OutboxCommand.objects.filter(sender_token=token, status=Status.SENDING)
     later: list[tuple[int, _Outcome]] = []
