@@ -201,16 +201,18 @@ def _apply_event(pbx_event_pk: int, *, claim: bool) -> tuple[int | None, str | N
         logcontext.bind(portal_id=call.portal_id)
         if created:
             return call.pk, token
+        if call.status != Call.Status.DEAD:
+            # Known and alive after all (a second call.started, a joined origin call): the fact is counted by the
+            # same UPDATE as the usual event's, which finds the row we hold locked.
+            recorded = event_writes.record_fact(event.connection_id, event.call_id, now, token=token,
+                                                lease_until=lease_until)
+            return call.pk, token if recorded is not None and recorded.claimed else None
         updates: dict[str, Any] = {"facts_version": call.facts_version + 1, "updated_at": now}
         if call.first_fact_at is None:
             updates["first_fact_at"] = now
-        if call.status == Call.Status.DEAD:
-            # A late call.started is what a call dead-lettered for want of it was waiting for.
-            if event.type == sm.STARTED and dead_letters.resolve_waiting_for_start(call):
-                updates.update(status=Call.Status.PENDING, attempts=0, failing_since=None, next_attempt_at=None)
-        elif call.status != Call.Status.IGNORED or call.skip_reason:
-            # Kept out by the settings, a call may still come in (an agent whose calls count joins it).
-            updates["status"] = Call.Status.PENDING
+        # A late call.started is what a call dead-lettered for want of it was waiting for.
+        if event.type == sm.STARTED and dead_letters.resolve_waiting_for_start(call):
+            updates.update(status=Call.Status.PENDING, attempts=0, failing_since=None, next_attempt_at=None)
         if token is not None and (call.lease_until is None or call.lease_until < now):
             updates.update(lease_token=token, lease_until=lease_until)
         else:
